@@ -1,0 +1,132 @@
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ClientError;
+use crate::oauth::{GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl};
+
+/// The client's registered metadata: Frappe's OAuth Client fields, named as in RFC 7591 §2.
+///
+/// Each field is already parsed; [`ClientMetadata::check`] adds the rules that relate fields to
+/// one another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    pub name: String,
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Used when an authorization request omits `redirect_uri` (Frappe's "default redirect URI").
+    #[serde(default)]
+    pub default_redirect_uri: Option<RedirectUri>,
+    pub scopes: Scopes,
+    pub grant_types: BTreeSet<GrantType>,
+    pub response_types: BTreeSet<ResponseType>,
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// A "trusted client": people are not asked for consent.
+    #[serde(default)]
+    pub skip_authorization: bool,
+    /// Require PKCE even though the client is confidential (public clients always need it).
+    #[serde(default)]
+    pub require_pkce: bool,
+    /// When non-empty, only users holding one of these roles may authorize the client.
+    #[serde(default)]
+    pub allowed_roles: BTreeSet<String>,
+    #[serde(default)]
+    pub client_uri: Option<WebUrl>,
+    #[serde(default)]
+    pub logo_uri: Option<WebUrl>,
+    #[serde(default)]
+    pub tos_uri: Option<WebUrl>,
+    #[serde(default)]
+    pub policy_uri: Option<WebUrl>,
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    #[serde(default)]
+    pub software_id: Option<String>,
+    #[serde(default)]
+    pub software_version: Option<String>,
+}
+
+/// How the client came to exist: the audit trail distinguishes operator-made clients from
+/// self-registered ones (RFC 7591).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationSource {
+    Admin,
+    Dynamic,
+}
+
+const NAME_MAX_CHARS: usize = 200;
+
+impl ClientMetadata {
+    /// The cross-field rules of RFC 7591 §2 and RFC 6749.
+    pub fn check(&self) -> Result<(), ClientError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > NAME_MAX_CHARS {
+            return Err(ClientError::invalid(
+                "client_name",
+                format!("must be 1 to {NAME_MAX_CHARS} characters"),
+            ));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(ClientError::invalid(
+                "client_name",
+                "must not contain control characters",
+            ));
+        }
+        if self.grant_types.is_empty() {
+            return Err(ClientError::invalid("grant_types", "must not be empty"));
+        }
+        if self.scopes.is_empty() {
+            return Err(ClientError::invalid("scope", "must not be empty"));
+        }
+
+        let grants = |g| self.grant_types.contains(&g);
+        let responses = |r| self.response_types.contains(&r);
+        // RFC 7591 §2.1: each response type needs its grant type, and the other way round.
+        for (grant, response) in [
+            (GrantType::AuthorizationCode, ResponseType::Code),
+            (GrantType::Implicit, ResponseType::Token),
+        ] {
+            if grants(grant) != responses(response) {
+                return Err(ClientError::invalid(
+                    "response_types",
+                    format!("response type `{response}` goes with grant type `{grant}`, and only with it"),
+                ));
+            }
+        }
+        if grants(GrantType::RefreshToken) && !grants(GrantType::AuthorizationCode) {
+            return Err(ClientError::invalid(
+                "grant_types",
+                "`refresh_token` is only issued through `authorization_code`",
+            ));
+        }
+        if self.token_endpoint_auth_method.is_public() && grants(GrantType::ClientCredentials) {
+            return Err(ClientError::invalid(
+                "grant_types",
+                "a public client cannot use `client_credentials` (RFC 6749 §4.4)",
+            ));
+        }
+
+        let redirects = grants(GrantType::AuthorizationCode) || grants(GrantType::Implicit);
+        if redirects && self.redirect_uris.is_empty() {
+            return Err(ClientError::invalid(
+                "redirect_uris",
+                "required for the authorization_code and implicit grants",
+            ));
+        }
+        if let Some(default) = &self.default_redirect_uri {
+            if !self.redirect_uris.contains(default) {
+                return Err(ClientError::invalid(
+                    "default_redirect_uri",
+                    "must be one of redirect_uris",
+                ));
+            }
+        }
+        if let Some(contact) = self.contacts.iter().find(|c| c.trim().is_empty()) {
+            return Err(ClientError::invalid(
+                "contacts",
+                format!("`{contact}` is empty"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! # authledger-domain
+//!
+//! The decisions of the authorization server, with no I/O: every rule here is a pure function
+//! of an aggregate's past events and a command. Time, password hashing and anything else that
+//! touches the outside world come in through [`services::DomainServices`], so the rules are
+//! tested with cqrs-es' given/when/then `TestFramework` and a fixed clock.
+//!
+//! # Layout
+//! - [`client`]: the `Client` aggregate (RFC 6749 §2 client registration, RFC 7591 metadata).
+//! - [`user`]: the `User` aggregate; its id is the normalised username, so the event store's
+//!   primary key is what keeps usernames unique.
+//! - [`oauth`]: parsed protocol values (redirect URIs, scopes, grant and response types):
+//!   once parsed, nothing re-checks them.
+//! - [`secret`]: hashes of secrets (what events carry) and redacted raw secrets (what they never
+//!   carry).
+//! - [`metadata`]: who did what, from where and when; attached to every event.
+//! - [`services`]: the trait through which the outside world is injected.
+
+pub mod client;
+pub mod metadata;
+pub mod oauth;
+pub mod secret;
+pub mod services;
+pub mod user;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,27 @@
+use std::collections::BTreeSet;
+
+use super::profile::{Role, UserProfile, Username};
+use crate::secret::Password;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    /// The raw password comes in so the aggregate can hash it through its services; only the
+    /// hash goes into the event. `Password`'s `Debug` is redacted.
+    Register {
+        username: Username,
+        password: Password,
+        profile: UserProfile,
+        roles: BTreeSet<Role>,
+    },
+    UpdateProfile {
+        profile: UserProfile,
+    },
+    ChangePassword {
+        password: Password,
+    },
+    SetRoles {
+        roles: BTreeSet<Role>,
+    },
+    Disable,
+    Enable,
+}

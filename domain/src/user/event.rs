@@ -1,0 +1,46 @@
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::profile::{Role, UserProfile, Username};
+use crate::secret::PasswordHash;
+
+/// What happened to a user. Passwords appear only as argon2id hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    UserRegistered {
+        username: Username,
+        password_hash: PasswordHash,
+        profile: UserProfile,
+        roles: BTreeSet<Role>,
+    },
+    ProfileUpdated {
+        profile: UserProfile,
+    },
+    PasswordChanged {
+        password_hash: PasswordHash,
+    },
+    RolesSet {
+        roles: BTreeSet<Role>,
+    },
+    UserDisabled {},
+    UserEnabled {},
+}
+
+impl cqrs_es::DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            UserEvent::UserRegistered { .. } => "UserRegistered",
+            UserEvent::ProfileUpdated { .. } => "ProfileUpdated",
+            UserEvent::PasswordChanged { .. } => "PasswordChanged",
+            UserEvent::RolesSet { .. } => "RolesSet",
+            UserEvent::UserDisabled {} => "UserDisabled",
+            UserEvent::UserEnabled {} => "UserEnabled",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

@@ -1,0 +1,184 @@
+//! Given/when/then: one test per rule of the `User` aggregate.
+
+use std::collections::BTreeSet;
+
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::secret::Password;
+use crate::testing::{fake_hash, services};
+
+type UserTest = TestFramework<User>;
+
+fn alice() -> Username {
+    Username::parse("alice").unwrap()
+}
+
+fn profile() -> UserProfile {
+    UserProfile {
+        email: Some(Email::parse("alice@example.com").unwrap()),
+        name: Some("Alice Liddell".into()),
+        ..UserProfile::default()
+    }
+}
+
+fn roles(names: &[&str]) -> BTreeSet<Role> {
+    names.iter().map(|r| Role::parse(r).unwrap()).collect()
+}
+
+fn registered() -> UserEvent {
+    UserEvent::UserRegistered {
+        username: alice(),
+        password_hash: fake_hash("wonderland"),
+        profile: profile(),
+        roles: roles(&["reader"]),
+    }
+}
+
+fn register() -> UserCommand {
+    UserCommand::Register {
+        username: alice(),
+        password: Password::parse("wonderland").unwrap(),
+        profile: profile(),
+        roles: roles(&["reader"]),
+    }
+}
+
+#[test]
+fn registration_records_the_password_hash_never_the_password() {
+    UserTest::with(services())
+        .given_no_previous_events()
+        .when(register())
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn a_username_is_registered_only_once() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(register())
+        .then_expect_error(UserError::UsernameTaken);
+}
+
+#[test]
+fn usernames_are_normalised_so_case_variants_are_the_same_user() {
+    assert_eq!(Username::parse("  Alice ").unwrap(), alice());
+    assert!(Username::parse("al ice").is_err());
+    assert!(Username::parse("").is_err());
+    assert!(Username::parse("аlice").is_err(), "Cyrillic а is refused");
+}
+
+#[test]
+fn the_profile_can_be_updated() {
+    let new_profile = UserProfile {
+        given_name: Some("Alice".into()),
+        ..profile()
+    };
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::UpdateProfile {
+            profile: new_profile.clone(),
+        })
+        .then_expect_events(vec![UserEvent::ProfileUpdated {
+            profile: new_profile,
+        }]);
+}
+
+#[test]
+fn an_unchanged_profile_records_nothing() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::UpdateProfile { profile: profile() })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_password_change_records_the_new_hash() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::ChangePassword {
+            password: Password::parse("looking-glass").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::PasswordChanged {
+            password_hash: fake_hash("looking-glass"),
+        }]);
+}
+
+#[test]
+fn roles_are_replaced_as_a_set() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::SetRoles {
+            roles: roles(&["admin", "reader"]),
+        })
+        .then_expect_events(vec![UserEvent::RolesSet {
+            roles: roles(&["admin", "reader"]),
+        }]);
+}
+
+#[test]
+fn setting_the_same_roles_records_nothing() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::SetRoles {
+            roles: roles(&["reader"]),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_user_can_be_disabled_and_enabled() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::Disable)
+        .then_expect_events(vec![UserEvent::UserDisabled {}]);
+    UserTest::with(services())
+        .given(vec![registered(), UserEvent::UserDisabled {}])
+        .when(UserCommand::Enable)
+        .then_expect_events(vec![UserEvent::UserEnabled {}]);
+}
+
+#[test]
+fn a_disabled_user_cannot_be_disabled_again() {
+    UserTest::with(services())
+        .given(vec![registered(), UserEvent::UserDisabled {}])
+        .when(UserCommand::Disable)
+        .then_expect_error(UserError::AlreadyDisabled);
+}
+
+#[test]
+fn an_enabled_user_cannot_be_enabled() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::Enable)
+        .then_expect_error(UserError::AlreadyEnabled);
+}
+
+#[test]
+fn commands_for_an_unknown_user_are_refused() {
+    for command in [
+        UserCommand::UpdateProfile { profile: profile() },
+        UserCommand::ChangePassword {
+            password: Password::parse("whatever-1").unwrap(),
+        },
+        UserCommand::SetRoles { roles: roles(&[]) },
+        UserCommand::Disable,
+        UserCommand::Enable,
+    ] {
+        UserTest::with(services())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(UserError::NotRegistered);
+    }
+}
+
+#[test]
+fn profile_text_claims_are_bounded() {
+    let long = UserProfile {
+        name: Some("x".repeat(201)),
+        ..UserProfile::default()
+    };
+    assert_eq!(long.check(), Err(ProfileRejected::Text("name")));
+    assert!(Email::parse("not-an-email").is_err());
+    assert!(Email::parse("a@b@c").is_err());
+}
