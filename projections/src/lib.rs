@@ -1,0 +1,37 @@
+//! # authledger-projections
+//!
+//! Read models, built from the event log alone and therefore always rebuildable.
+//!
+//! # Layout
+//! - [`db`]: the database handle the read side uses, the same code for SQLite and Postgres
+//!   (both accept `$n` placeholders and `ON CONFLICT` upserts; the few dialect differences are
+//!   spelled out where they occur).
+//! - [`event_log`]: the global, commit-ordered event log: [`event_log::Position`] and the query
+//!   that reads "everything after my checkpoint" without ever skipping a late commit.
+//! - [`runner`]: the projection runner. Each projection's checkpoint is written in the same
+//!   transaction as its view rows, so a crash between an event's commit and its view update is
+//!   repaired by the next catch-up.
+//! - [`clients`], [`users`]: the views behind `client list|show` and `user list|show`.
+
+pub mod clients;
+pub mod db;
+pub mod event_log;
+pub mod runner;
+pub mod users;
+
+use std::sync::Arc;
+
+pub use db::{Db, DbTx, StoreKind};
+pub use event_log::{Position, StoredEvent};
+pub use runner::{Projection, ProjectionError, ProjectionRunner};
+
+/// Every projection the server maintains, in the order the runner feeds them.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(clients::ClientsView), Arc::new(users::UsersView)]
+}
+
+/// Times in views are RFC 3339 UTC strings of fixed width, so that they sort as text the same
+/// way on both stores.
+pub fn view_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,1 +1,11 @@
+//! Black-box tests: the real server and CLI against a real store, on SQLite and Postgres.
+//! One test binary, because linking dominates build time on two cores.
 
+#[macro_use]
+mod helpers;
+
+mod cli;
+mod event_log;
+mod health;
+mod projections;
+mod store_commands;

@@ -66,14 +66,18 @@ pub enum ClientCommand {
         registered_via: RegistrationSource,
     },
     /// Replace the client's metadata.
-    Update { metadata: ClientMetadata },
+    Update {
+        metadata: ClientMetadata,
+    },
     /// Replace the secret; with `revoke_tokens`, everything issued to the client dies too
     /// (the answer to a leaked secret).
     RotateSecret {
         secret_hash: SecretHash,
         revoke_tokens: bool,
     },
-    Disable { reason: Option<String> },
+    Disable {
+        reason: Option<String>,
+    },
     Enable,
     Delete,
 }

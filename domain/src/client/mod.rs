@@ -142,10 +142,7 @@ fn check_secret_matches_auth_method(
     metadata: &ClientMetadata,
     secret_hash: Option<&SecretHash>,
 ) -> Result<(), ClientError> {
-    match (
-        metadata.token_endpoint_auth_method.is_public(),
-        secret_hash,
-    ) {
+    match (metadata.token_endpoint_auth_method.is_public(), secret_hash) {
         (true, Some(_)) => Err(ClientError::PublicClientHasNoSecret),
         (false, None) => Err(ClientError::SecretRequired),
         _ => Ok(()),

@@ -65,7 +65,11 @@ fn invalid(field: &str) -> impl Fn(ClientError) -> bool + '_ {
     move |error| matches!(error, ClientError::InvalidMetadata { field: f, .. } if f == field)
 }
 
-fn expect_refusal(given: Vec<ClientEvent>, command: ClientCommand, check: impl Fn(ClientError) -> bool) {
+fn expect_refusal(
+    given: Vec<ClientEvent>,
+    command: ClientCommand,
+    check: impl Fn(ClientError) -> bool,
+) {
     let result = ClientTest::with(services())
         .given(given)
         .when(command)
@@ -135,7 +139,11 @@ fn the_code_grant_needs_a_redirect_uri() {
         redirect_uris: vec![],
         ..web_app()
     };
-    expect_refusal(vec![], register(metadata, Some(hash('a'))), invalid("redirect_uris"));
+    expect_refusal(
+        vec![],
+        register(metadata, Some(hash('a'))),
+        invalid("redirect_uris"),
+    );
 }
 
 #[test]
@@ -157,7 +165,11 @@ fn response_types_must_match_grant_types() {
         response_types: BTreeSet::from([ResponseType::Code, ResponseType::Token]),
         ..web_app()
     };
-    expect_refusal(vec![], register(metadata, Some(hash('a'))), invalid("response_types"));
+    expect_refusal(
+        vec![],
+        register(metadata, Some(hash('a'))),
+        invalid("response_types"),
+    );
 }
 
 #[test]
@@ -175,7 +187,11 @@ fn a_client_needs_a_name() {
         name: "  ".into(),
         ..web_app()
     };
-    expect_refusal(vec![], register(metadata, Some(hash('a'))), invalid("client_name"));
+    expect_refusal(
+        vec![],
+        register(metadata, Some(hash('a'))),
+        invalid("client_name"),
+    );
 }
 
 #[test]
@@ -196,7 +212,9 @@ fn metadata_can_be_updated() {
 fn an_update_that_changes_nothing_records_nothing() {
     ClientTest::with(services())
         .given(vec![registered()])
-        .when(ClientCommand::Update { metadata: web_app() })
+        .when(ClientCommand::Update {
+            metadata: web_app(),
+        })
         .then_expect_events(vec![]);
 }
 
@@ -215,7 +233,9 @@ fn an_update_cannot_turn_a_confidential_client_public() {
 fn a_deleted_client_cannot_be_updated() {
     ClientTest::with(services())
         .given(vec![registered(), ClientEvent::ClientDeleted {}])
-        .when(ClientCommand::Update { metadata: web_app() })
+        .when(ClientCommand::Update {
+            metadata: web_app(),
+        })
         .then_expect_error(ClientError::Deleted);
 }
 
@@ -223,7 +243,9 @@ fn a_deleted_client_cannot_be_updated() {
 fn an_unknown_client_cannot_be_updated() {
     ClientTest::with(services())
         .given_no_previous_events()
-        .when(ClientCommand::Update { metadata: web_app() })
+        .when(ClientCommand::Update {
+            metadata: web_app(),
+        })
         .then_expect_error(ClientError::NotRegistered);
 }
 
@@ -268,7 +290,10 @@ fn a_client_can_be_disabled_and_enabled_again() {
             reason: Some("leak".into()),
         }]);
     ClientTest::with(services())
-        .given(vec![registered(), ClientEvent::ClientDisabled { reason: None }])
+        .given(vec![
+            registered(),
+            ClientEvent::ClientDisabled { reason: None },
+        ])
         .when(ClientCommand::Enable)
         .then_expect_events(vec![ClientEvent::ClientEnabled {}]);
 }
@@ -276,7 +301,10 @@ fn a_client_can_be_disabled_and_enabled_again() {
 #[test]
 fn a_disabled_client_cannot_be_disabled_again() {
     ClientTest::with(services())
-        .given(vec![registered(), ClientEvent::ClientDisabled { reason: None }])
+        .given(vec![
+            registered(),
+            ClientEvent::ClientDisabled { reason: None },
+        ])
         .when(ClientCommand::Disable { reason: None })
         .then_expect_error(ClientError::AlreadyDisabled);
 }
@@ -305,7 +333,10 @@ fn a_deleted_client_cannot_be_enabled_or_deleted_again() {
 #[test]
 fn a_disabled_client_can_be_deleted() {
     ClientTest::with(services())
-        .given(vec![registered(), ClientEvent::ClientDisabled { reason: None }])
+        .given(vec![
+            registered(),
+            ClientEvent::ClientDisabled { reason: None },
+        ])
         .when(ClientCommand::Delete)
         .then_expect_events(vec![ClientEvent::ClientDeleted {}]);
 }

@@ -30,9 +30,9 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, ProfileRejected> {
         let normalised = raw.trim().to_ascii_lowercase();
         let ok = (1..=64).contains(&normalised.len())
-            && normalised.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@+".contains(&b)
-            });
+            && normalised
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@+".contains(&b));
         if ok {
             Ok(Username(normalised))
         } else {

@@ -1,0 +1,142 @@
+//! One handle for both stores.
+//!
+//! The read side's SQL is written once: SQLite and Postgres both take `$n` placeholders,
+//! `ON CONFLICT ... DO UPDATE` and keyset `LIMIT` queries. [`on_db!`] and [`on_tx!`] run one
+//! expression against whichever pool or transaction is behind the handle; the expression is
+//! type-checked for each store.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+pub enum DbTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool behind a [`Db`].
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the connection of the transaction behind a [`DbTx`].
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::db::DbTx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::DbTx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// How long a SQLite writer waits for another writer (the server and a CLI command may share
+/// the file) before giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Db {
+    /// Connects to the store named by `url`: `sqlite://PATH` (created if missing) or
+    /// `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Db, ConnectError> {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err(ConnectError::BadUrl("sqlite:// needs a file path".into()));
+            }
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| ConnectError::BadUrl(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL, not the NORMAL that sqlite-es defaults to: an acknowledged revocation
+                // must survive a power cut, not only a process crash.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(ConnectError::Unreachable)?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|e| ConnectError::BadUrl(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(ConnectError::Unreachable)?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(ConnectError::BadUrl(
+                "expected sqlite://PATH or postgres://...".into(),
+            ))
+        }
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Db::Sqlite(_) => StoreKind::Sqlite,
+            Db::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => DbTx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => DbTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
+
+impl DbTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            DbTx::Sqlite(tx) => tx.commit().await,
+            DbTx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("AUTHLEDGER_DATABASE_URL is not usable: {0}")]
+    BadUrl(String),
+    #[error("cannot open the database: {0}")]
+    Unreachable(#[source] sqlx::Error),
+}

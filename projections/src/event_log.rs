@@ -1,0 +1,194 @@
+//! The global event log, in commit order.
+//!
+//! Every event row has a global position. A reader that remembers "I have read up to P" must
+//! never later find an event *before* P that it has not seen, or it skips that event forever.
+//!
+//! - **SQLite** serialises writers, and a trigger numbers each event from a counter inside the
+//!   writing transaction, so position order is commit order.
+//! - **Postgres** allocates `bigserial` values before commit: transaction A can take 10, B take
+//!   11 and commit first, and a reader that sees 11 and moves on misses 10 when A commits. So
+//!   each row also records its writer's transaction id (`pg_current_xact_id()`), the log is
+//!   ordered by `(transaction_id, global_position)`, and a reader only reads rows whose
+//!   transaction id is below `pg_snapshot_xmin(pg_current_snapshot())`: every transaction
+//!   below that horizon has finished, so no row can later appear behind what was read.
+//!   Writers are never serialised; a reader only lags while an older transaction is open.
+
+use std::collections::HashMap;
+
+use authledger_domain::metadata::EventMetadata;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::db::{Db, DbTx};
+use crate::on_db;
+use crate::runner::ProjectionError;
+
+/// A point in the commit-ordered log. Ordered by `transaction` first (always 0 on SQLite),
+/// then `global`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Position {
+    /// The writer's transaction id (Postgres); 0 on SQLite.
+    pub transaction: i64,
+    /// The event's global position: unique, and the number people quote.
+    pub global: i64,
+}
+
+/// One event as read from the log, with its metadata parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub position: Position,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    #[serde(skip)]
+    pub metadata: EventMetadata,
+    /// The raw map as stored, for display.
+    #[serde(rename = "metadata")]
+    pub raw_metadata: HashMap<String, String>,
+}
+
+impl StoredEvent {
+    /// Deserialises the payload as the aggregate's event type.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, ProjectionError> {
+        serde_json::from_value(self.payload.clone()).map_err(|e| {
+            ProjectionError::Decode(format!(
+                "event {} ({} {}): {e}",
+                self.position.global, self.aggregate_type, self.event_type
+            ))
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    transaction_id: i64,
+    global_position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
+}
+
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = ProjectionError;
+
+    fn try_from(row: EventRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            ProjectionError::Decode(format!("event {}: {what}: {e}", row.global_position))
+        };
+        let raw_metadata: HashMap<String, String> =
+            serde_json::from_str(&row.metadata).map_err(|e| corrupt("metadata", &e))?;
+        Ok(StoredEvent {
+            position: Position {
+                transaction: row.transaction_id,
+                global: row.global_position,
+            },
+            metadata: EventMetadata::from_map(&raw_metadata)
+                .map_err(|e| corrupt("metadata", &e))?,
+            raw_metadata,
+            payload: serde_json::from_str(&row.payload).map_err(|e| corrupt("payload", &e))?,
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            sequence: row.sequence,
+            event_type: row.event_type,
+            event_version: row.event_version,
+        })
+    }
+}
+
+const SQLITE_COLUMNS: &str = "0 AS transaction_id, global_position, aggregate_type, aggregate_id, \
+     sequence, event_type, event_version, payload, metadata";
+const POSTGRES_COLUMNS: &str = "transaction_id::text::bigint AS transaction_id, global_position, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload, \
+     metadata::text AS metadata";
+
+/// Up to `limit` events after `after`, in commit order, that can no longer be overtaken by a
+/// late commit (see the module comment).
+pub async fn read_after(
+    tx: &mut DbTx,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let rows: Vec<EventRow> = match tx {
+        DbTx::Sqlite(tx) => {
+            sqlx::query_as(&format!(
+                "SELECT {SQLITE_COLUMNS} FROM events WHERE global_position > $1 \
+                 ORDER BY global_position LIMIT $2"
+            ))
+            .bind(after.global)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        DbTx::Postgres(tx) => {
+            sqlx::query_as(&format!(
+                "SELECT {POSTGRES_COLUMNS} FROM events \
+                 WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY transaction_id, global_position LIMIT $3"
+            ))
+            .bind(after.transaction.to_string())
+            .bind(after.global)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    };
+    rows.into_iter().map(StoredEvent::try_from).collect()
+}
+
+/// The events of one aggregate, oldest first (its own history, for `events --aggregate`,
+/// `history` and `state --as-of`).
+pub async fn read_aggregate(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let columns = match db {
+        Db::Sqlite(_) => SQLITE_COLUMNS,
+        Db::Postgres(_) => POSTGRES_COLUMNS,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+         ORDER BY sequence"
+    );
+    let rows: Vec<EventRow> = on_db!(db, pool => sqlx::query_as(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(pool)
+        .await?);
+    rows.into_iter().map(StoredEvent::try_from).collect()
+}
+
+/// Where one committed event sits in the log.
+pub async fn position_of(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> Result<Option<Position>, ProjectionError> {
+    let transaction = match db {
+        Db::Sqlite(_) => "0",
+        Db::Postgres(_) => "transaction_id::text::bigint",
+    };
+    let sql = format!(
+        "SELECT {transaction} AS transaction_id, global_position FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
+    );
+    let row: Option<(i64, i64)> = on_db!(db, pool => sqlx::query_as(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(pool)
+        .await?);
+    Ok(row.map(|(transaction, global)| Position {
+        transaction,
+        global,
+    }))
+}

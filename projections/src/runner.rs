@@ -1,0 +1,237 @@
+//! The projection runner: feeds each projection the log in commit order, checkpointed.
+//!
+//! One catch-up step is one transaction: lock the projection's checkpoint row, read the next
+//! batch after it, apply the batch to the view, move the checkpoint, commit. The view and its
+//! checkpoint therefore always agree, whatever crashes when. The same step serves the
+//! read-your-writes update right after a command ([`ProjectionRunner::wait_for`]) and the
+//! start-up / background catch-up ([`ProjectionRunner::catch_up`]): there is only one way a
+//! view changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use crate::db::{Db, DbTx};
+use crate::event_log::{self, Position, StoredEvent};
+use crate::on_tx;
+
+/// A read model fed from the event log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name: the checkpoint row's key and the argument of `projections rebuild NAME`.
+    fn name(&self) -> &'static str;
+    /// The tables this projection owns; a rebuild empties them.
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies one event inside the runner's transaction. Events of aggregates the projection
+    /// does not follow are ignored.
+    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("undecodable event: {0}")]
+    Decode(String),
+    #[error("no projection is named `{0}`")]
+    UnknownProjection(String),
+    #[error("projections did not reach position {0} within {1:?}")]
+    Lagging(i64, Duration),
+}
+
+const BATCH: i64 = 500;
+/// How long a command waits for its own events to reach the views. On Postgres the wait is
+/// only as long as the oldest transaction still open when the command committed.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct ProjectionRunner {
+    db: Db,
+    projections: Vec<Arc<dyn Projection>>,
+    /// One catch-up at a time in this process; the lowest checkpoint it reached, so callers
+    /// waiting for a position that is already projected return without a query.
+    reached: Mutex<Position>,
+}
+
+impl ProjectionRunner {
+    /// Registers each projection's checkpoint row (at 0 if new).
+    pub async fn new(
+        db: Db,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Self, ProjectionError> {
+        for projection in &projections {
+            let sql =
+                "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
+                       VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
+            crate::on_db!(&db, pool => sqlx::query(sql).bind(projection.name()).execute(pool).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(ProjectionRunner {
+            db,
+            projections,
+            reached: Mutex::new(Position::default()),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// Brings every projection up to the end of the readable log; returns the lowest
+    /// checkpoint reached.
+    pub async fn catch_up(&self) -> Result<Position, ProjectionError> {
+        let mut reached = self.reached.lock().await;
+        *reached = self.catch_up_locked().await?;
+        Ok(*reached)
+    }
+
+    async fn catch_up_locked(&self) -> Result<Position, ProjectionError> {
+        let mut lowest: Option<Position> = None;
+        for projection in &self.projections {
+            let position = catch_up_one(&self.db, projection.as_ref()).await?;
+            lowest = Some(lowest.map_or(position, |l| l.min(position)));
+        }
+        Ok(lowest.unwrap_or_default())
+    }
+
+    /// Returns once every projection has applied the event at `position` (read-your-writes
+    /// after a command).
+    pub async fn wait_for(&self, position: Position) -> Result<(), ProjectionError> {
+        let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            {
+                let mut reached = self.reached.lock().await;
+                if *reached >= position {
+                    return Ok(());
+                }
+                *reached = self.catch_up_locked().await?;
+                if *reached >= position {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProjectionError::Lagging(
+                    position.global,
+                    READ_YOUR_WRITES_TIMEOUT,
+                ));
+            }
+            // An older transaction is still open on Postgres: our event is committed but not
+            // yet below the safe horizon.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Empties the named projection's tables (or every projection's) and replays the whole log
+    /// into them. The emptying and the checkpoint reset commit together, so readers see either
+    /// the old view or a view being refilled from position 0, never a mix.
+    pub async fn rebuild(&self, name: Option<&str>) -> Result<u64, ProjectionError> {
+        let selected: Vec<&Arc<dyn Projection>> = match name {
+            None => self.projections.iter().collect(),
+            Some(name) => {
+                let found: Vec<_> = self
+                    .projections
+                    .iter()
+                    .filter(|p| p.name() == name)
+                    .collect();
+                if found.is_empty() {
+                    return Err(ProjectionError::UnknownProjection(name.to_owned()));
+                }
+                found
+            }
+        };
+        let mut reached = self.reached.lock().await;
+        let mut tx = self.db.begin().await?;
+        for projection in &selected {
+            lock_checkpoint(&mut tx, projection.name()).await?;
+            for table in projection.tables() {
+                let sql = format!("DELETE FROM {table}");
+                on_tx!(&mut tx, conn => sqlx::query(&sql).execute(conn).await.map(|r| r.rows_affected()))?;
+            }
+            save_checkpoint(&mut tx, projection.name(), Position::default()).await?;
+        }
+        tx.commit().await?;
+        *reached = Position::default();
+        let mut applied = 0;
+        for projection in selected {
+            applied += replay_count(&self.db, projection.as_ref()).await?;
+        }
+        *reached = self.catch_up_locked().await?;
+        Ok(applied)
+    }
+}
+
+/// Runs catch-up steps for one projection until the readable log is exhausted.
+async fn catch_up_one(db: &Db, projection: &dyn Projection) -> Result<Position, ProjectionError> {
+    loop {
+        let (position, applied) = step(db, projection).await?;
+        if applied < BATCH as usize {
+            return Ok(position);
+        }
+    }
+}
+
+async fn replay_count(db: &Db, projection: &dyn Projection) -> Result<u64, ProjectionError> {
+    let mut total = 0;
+    loop {
+        let (_, applied) = step(db, projection).await?;
+        total += applied as u64;
+        if applied < BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// One transaction: lock checkpoint, read a batch after it, apply, advance, commit.
+async fn step(db: &Db, projection: &dyn Projection) -> Result<(Position, usize), ProjectionError> {
+    let mut tx = db.begin().await?;
+    let checkpoint = lock_checkpoint(&mut tx, projection.name()).await?;
+    let events = event_log::read_after(&mut tx, checkpoint, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        // Nothing new; dropping the transaction rolls it back and releases the lock.
+        return Ok((checkpoint, 0));
+    };
+    for event in &events {
+        projection.apply(&mut tx, event).await?;
+    }
+    save_checkpoint(&mut tx, projection.name(), last).await?;
+    tx.commit().await?;
+    Ok((last, events.len()))
+}
+
+/// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
+/// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
+/// apply the same batch twice.
+async fn lock_checkpoint(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError> {
+    let touch = "UPDATE projection_checkpoints SET projection = projection WHERE projection = $1";
+    on_tx!(tx, conn => sqlx::query(touch).bind(name).execute(conn).await.map(|r| r.rows_affected()))?;
+    let select = "SELECT transaction_id, global_position FROM projection_checkpoints \
+                  WHERE projection = $1";
+    let (transaction, global): (i64, i64) =
+        on_tx!(tx, conn => sqlx::query_as(select).bind(name).fetch_one(conn).await)?;
+    Ok(Position {
+        transaction,
+        global,
+    })
+}
+
+async fn save_checkpoint(
+    tx: &mut DbTx,
+    name: &str,
+    position: Position,
+) -> Result<(), ProjectionError> {
+    let sql = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 \
+               WHERE projection = $3";
+    on_tx!(tx, conn => sqlx::query(sql)
+        .bind(position.transaction)
+        .bind(position.global)
+        .bind(name)
+        .execute(conn)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `user_view`: one row per user, for `user list|show` and the admin API. No password hash.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use authledger_domain::user::{Role, UserEvent, UserProfile};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::db::{Db, DbTx};
+use crate::event_log::StoredEvent;
+use crate::runner::{Projection, ProjectionError};
+use crate::{on_db, on_tx, view_time};
+
+pub struct UsersView;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserSummary {
+    pub username: String,
+    pub status: String,
+    pub profile: UserProfile,
+    pub roles: BTreeSet<Role>,
+    pub registered_at: String,
+    pub registered_by: String,
+    pub updated_at: String,
+    pub password_changed_at: Option<String>,
+    pub version: i64,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    username: String,
+    status: String,
+    profile: String,
+    roles: String,
+    registered_at: String,
+    registered_by: String,
+    updated_at: String,
+    password_changed_at: Option<String>,
+    version: i64,
+}
+
+impl TryFrom<UserRow> for UserSummary {
+    type Error = ProjectionError;
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        let corrupt = |e: serde_json::Error| {
+            ProjectionError::Decode(format!("user_view {}: {e}", row.username))
+        };
+        Ok(UserSummary {
+            profile: serde_json::from_str(&row.profile).map_err(corrupt)?,
+            roles: serde_json::from_str(&row.roles).map_err(corrupt)?,
+            username: row.username,
+            status: row.status,
+            registered_at: row.registered_at,
+            registered_by: row.registered_by,
+            updated_at: row.updated_at,
+            password_changed_at: row.password_changed_at,
+            version: row.version,
+        })
+    }
+}
+
+const COLUMNS: &str = "username, status, profile, roles, registered_at, registered_by, \
+                       updated_at, password_changed_at, version";
+
+impl UsersView {
+    pub async fn get(db: &Db, username: &str) -> Result<Option<UserSummary>, ProjectionError> {
+        let sql = format!("SELECT {COLUMNS} FROM user_view WHERE username = $1");
+        let row: Option<UserRow> =
+            on_db!(db, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
+        row.map(UserSummary::try_from).transpose()
+    }
+
+    /// Keyset page of users ordered by username, starting after `after`.
+    pub async fn list(
+        db: &Db,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserSummary>, ProjectionError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM user_view WHERE username > $1 ORDER BY username LIMIT $2"
+        );
+        let rows: Vec<UserRow> = on_db!(db, pool => sqlx::query_as(&sql)
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(UserSummary::try_from).collect()
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("view fields serialise")
+}
+
+#[async_trait]
+impl Projection for UsersView {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["user_view"]
+    }
+
+    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type != "User" {
+            return Ok(());
+        }
+        let at = view_time(event.metadata.at);
+        let id = event.aggregate_id.as_str();
+        let version = event.sequence;
+        // Each arm is one statement; `$1` is always the time, `$2` the version, `$3` the id.
+        let (sql, value): (&str, Option<String>) = match event.decode::<UserEvent>()? {
+            UserEvent::UserRegistered { profile, roles, .. } => {
+                let sql = "INSERT INTO user_view (username, status, profile, roles, \
+                           registered_at, registered_by, updated_at, version) \
+                           VALUES ($3, 'active', $4, $5, $1, $6, $1, $2)";
+                on_tx!(tx, conn => sqlx::query(sql)
+                    .bind(&at)
+                    .bind(version)
+                    .bind(id)
+                    .bind(json(&profile))
+                    .bind(json(&roles))
+                    .bind(event.metadata.actor.to_string())
+                    .execute(conn)
+                    .await.map(|r| r.rows_affected()))?;
+                return Ok(());
+            }
+            UserEvent::ProfileUpdated { profile } => (
+                "UPDATE user_view SET profile = $4, updated_at = $1, version = $2 WHERE username = $3",
+                Some(json(&profile)),
+            ),
+            UserEvent::PasswordChanged { .. } => (
+                "UPDATE user_view SET password_changed_at = $1, updated_at = $1, version = $2 \
+                 WHERE username = $3",
+                None,
+            ),
+            UserEvent::RolesSet { roles } => (
+                "UPDATE user_view SET roles = $4, updated_at = $1, version = $2 WHERE username = $3",
+                Some(json(&roles)),
+            ),
+            UserEvent::UserDisabled {} => (
+                "UPDATE user_view SET status = 'disabled', updated_at = $1, version = $2 \
+                 WHERE username = $3",
+                None,
+            ),
+            UserEvent::UserEnabled {} => (
+                "UPDATE user_view SET status = 'active', updated_at = $1, version = $2 \
+                 WHERE username = $3",
+                None,
+            ),
+        };
+        on_tx!(tx, conn => {
+            let mut query = sqlx::query(sql).bind(&at).bind(version).bind(id);
+            if let Some(value) = &value {
+                query = query.bind(value);
+            }
+            query.execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}

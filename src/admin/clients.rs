@@ -1,0 +1,250 @@
+use std::collections::BTreeSet;
+
+use authledger_domain::client::{ClientCommand, ClientId, ClientMetadata, RegistrationSource};
+use authledger_domain::metadata::EventMetadata;
+use authledger_domain::oauth::{
+    GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl,
+};
+use authledger_projections::clients::{ClientSummary, ClientsView};
+
+use crate::error::{client_error, AppError};
+use crate::secrets::{self, MintedSecret, CLIENT_SECRET_PREFIX};
+use crate::store::Store;
+
+/// Scopes a client gets when registered without `--scope`.
+pub const DEFAULT_SCOPES: &str = "openid profile email";
+
+/// A client registration as an operator writes it (CLI flags, admin API JSON).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInput {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub default_redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    /// Empty means `authorization_code` + `refresh_token`.
+    pub grant_types: Vec<String>,
+    /// Overrides the method implied by `public`.
+    pub token_endpoint_auth_method: Option<String>,
+    pub public: bool,
+    pub skip_authorization: bool,
+    pub require_pkce: bool,
+    pub allowed_roles: Vec<String>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub contacts: Vec<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+}
+
+impl ClientInput {
+    /// Parses every field; the first problem found is reported with the field's name.
+    pub fn parse(self) -> Result<ClientMetadata, AppError> {
+        let redirect = |field: &str, raw: &str| {
+            RedirectUri::parse(raw).map_err(|e| AppError::invalid(format!("{field} `{raw}`: {e}")))
+        };
+        let redirect_uris = self
+            .redirect_uris
+            .iter()
+            .map(|raw| redirect("redirect_uri", raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_redirect_uri = self
+            .default_redirect_uri
+            .as_deref()
+            .map(|raw| redirect("default_redirect_uri", raw))
+            .transpose()?;
+        let scopes = Scopes::parse(self.scope.as_deref().unwrap_or(DEFAULT_SCOPES))
+            .map_err(|e| AppError::invalid(format!("scope: {e}")))?;
+        let grant_types: BTreeSet<GrantType> = if self.grant_types.is_empty() {
+            BTreeSet::from([GrantType::AuthorizationCode, GrantType::RefreshToken])
+        } else {
+            self.grant_types
+                .iter()
+                .map(|g| {
+                    g.parse()
+                        .map_err(|e| AppError::invalid(format!("grant_type: {e}")))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        // Response types follow from grant types (RFC 7591 §2.1), so operators need not
+        // spell both.
+        let response_types = grant_types
+            .iter()
+            .filter_map(|g| match g {
+                GrantType::AuthorizationCode => Some(ResponseType::Code),
+                GrantType::Implicit => Some(ResponseType::Token),
+                _ => None,
+            })
+            .collect();
+        let token_endpoint_auth_method = match (&self.token_endpoint_auth_method, self.public) {
+            (Some(method), _) => method
+                .parse::<TokenEndpointAuthMethod>()
+                .map_err(|e| AppError::invalid(format!("token_endpoint_auth_method: {e}")))?,
+            (None, true) => TokenEndpointAuthMethod::None,
+            (None, false) => TokenEndpointAuthMethod::ClientSecretBasic,
+        };
+        if self.public && !token_endpoint_auth_method.is_public() {
+            return Err(AppError::invalid(
+                "token_endpoint_auth_method: a public client uses `none`",
+            ));
+        }
+        let web = |field: &str, raw: &Option<String>| {
+            raw.as_deref()
+                .map(|raw| {
+                    WebUrl::parse(raw)
+                        .map_err(|e| AppError::invalid(format!("{field} `{raw}`: {e}")))
+                })
+                .transpose()
+        };
+        Ok(ClientMetadata {
+            name: self.name.trim().to_owned(),
+            redirect_uris,
+            default_redirect_uri,
+            scopes,
+            grant_types,
+            response_types,
+            token_endpoint_auth_method,
+            skip_authorization: self.skip_authorization,
+            require_pkce: self.require_pkce,
+            allowed_roles: self.allowed_roles.into_iter().collect(),
+            client_uri: web("client_uri", &self.client_uri)?,
+            logo_uri: web("logo_uri", &self.logo_uri)?,
+            tos_uri: web("tos_uri", &self.tos_uri)?,
+            policy_uri: web("policy_uri", &self.policy_uri)?,
+            contacts: self.contacts,
+            software_id: self.software_id,
+            software_version: self.software_version,
+        })
+    }
+}
+
+/// A client just registered. Built from the command, not read back from a view: once the
+/// event is committed the secret must reach its owner even if the views lag.
+#[derive(Debug)]
+pub struct NewClient {
+    pub client_id: ClientId,
+    pub metadata: ClientMetadata,
+    /// `None` for a public client. Shown once, then gone.
+    pub client_secret: Option<MintedSecret>,
+}
+
+impl NewClient {
+    /// The registration as JSON, secret included: for the one answer that reveals it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = serde_json::json!({
+            "client_id": self.client_id.as_str(),
+            "client_secret": self.client_secret.as_ref().map(|s| s.reveal()),
+        });
+        if let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.metadata).expect("client metadata serialises")
+        {
+            json.as_object_mut().expect("an object").extend(fields);
+        }
+        json
+    }
+}
+
+/// Registers a client, minting its id and (for a confidential client) its secret.
+pub async fn register(
+    store: &Store,
+    input: ClientInput,
+    via: RegistrationSource,
+    metadata: &EventMetadata,
+) -> Result<NewClient, AppError> {
+    let client_metadata = input.parse()?;
+    let client_id =
+        ClientId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid client_id");
+    let secret = (!client_metadata.token_endpoint_auth_method.is_public())
+        .then(|| secrets::mint(CLIENT_SECRET_PREFIX));
+    let command = ClientCommand::Register {
+        client_id: client_id.clone(),
+        metadata: client_metadata.clone(),
+        secret_hash: secret.as_ref().map(|s| s.hash().clone()),
+        registered_via: via,
+    };
+    execute(store, client_id.as_str(), command, metadata).await?;
+    Ok(NewClient {
+        client_id,
+        metadata: client_metadata,
+        client_secret: secret,
+    })
+}
+
+/// Replaces the secret; the new one is returned to be shown once.
+pub async fn rotate_secret(
+    store: &Store,
+    client_id: &str,
+    revoke_tokens: bool,
+    metadata: &EventMetadata,
+) -> Result<MintedSecret, AppError> {
+    let secret = secrets::mint(CLIENT_SECRET_PREFIX);
+    let command = ClientCommand::RotateSecret {
+        secret_hash: secret.hash().clone(),
+        revoke_tokens,
+    };
+    execute(store, client_id, command, metadata).await?;
+    Ok(secret)
+}
+
+pub async fn disable(
+    store: &Store,
+    client_id: &str,
+    reason: Option<String>,
+    metadata: &EventMetadata,
+) -> Result<ClientSummary, AppError> {
+    execute(
+        store,
+        client_id,
+        ClientCommand::Disable { reason },
+        metadata,
+    )
+    .await?;
+    show(store, client_id).await
+}
+
+pub async fn enable(
+    store: &Store,
+    client_id: &str,
+    metadata: &EventMetadata,
+) -> Result<ClientSummary, AppError> {
+    execute(store, client_id, ClientCommand::Enable, metadata).await?;
+    show(store, client_id).await
+}
+
+pub async fn delete(
+    store: &Store,
+    client_id: &str,
+    metadata: &EventMetadata,
+) -> Result<ClientSummary, AppError> {
+    execute(store, client_id, ClientCommand::Delete, metadata).await?;
+    show(store, client_id).await
+}
+
+pub async fn show(store: &Store, client_id: &str) -> Result<ClientSummary, AppError> {
+    ClientsView::get(&store.db, client_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("client {client_id}: client is not registered")))
+}
+
+pub async fn list(
+    store: &Store,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ClientSummary>, AppError> {
+    Ok(ClientsView::list(&store.db, after, limit.clamp(1, super::MAX_PAGE)).await?)
+}
+
+async fn execute(
+    store: &Store,
+    client_id: &str,
+    command: ClientCommand,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    store
+        .clients
+        .execute(client_id, command, metadata)
+        .await
+        .map(drop)
+        .map_err(|e| client_error(client_id, e))
+}

@@ -1,0 +1,154 @@
+use std::collections::BTreeSet;
+
+use authledger_domain::metadata::EventMetadata;
+use authledger_domain::oauth::WebUrl;
+use authledger_domain::secret::Password;
+use authledger_domain::user::{Email, Role, UserCommand, UserProfile, Username};
+use authledger_projections::users::{UserSummary, UsersView};
+
+use crate::error::{user_error, AppError};
+use crate::store::Store;
+
+/// A new user as an operator writes it.
+#[derive(Default)]
+pub struct UserInput {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub picture: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl std::fmt::Debug for UserInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserInput")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn parse_username(raw: &str) -> Result<Username, AppError> {
+    Username::parse(raw).map_err(AppError::invalid)
+}
+
+pub fn parse_roles(raw: &[String]) -> Result<BTreeSet<Role>, AppError> {
+    raw.iter()
+        .map(|r| Role::parse(r).map_err(AppError::invalid))
+        .collect()
+}
+
+fn parse_password(raw: &str) -> Result<Password, AppError> {
+    Password::parse(raw).map_err(AppError::invalid)
+}
+
+pub async fn create(
+    store: &Store,
+    input: UserInput,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(&input.username)?;
+    let profile = UserProfile {
+        email: input
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(AppError::invalid)?,
+        name: input.name,
+        given_name: input.given_name,
+        family_name: input.family_name,
+        picture: input
+            .picture
+            .as_deref()
+            .map(|raw| WebUrl::parse(raw).map_err(|e| AppError::invalid(format!("picture: {e}"))))
+            .transpose()?,
+    };
+    profile.check().map_err(AppError::invalid)?;
+    let command = UserCommand::Register {
+        username: username.clone(),
+        password: parse_password(&input.password)?,
+        profile,
+        roles: parse_roles(&input.roles)?,
+    };
+    execute(store, &username, command, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+pub async fn set_roles(
+    store: &Store,
+    username: &str,
+    roles: &[String],
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    let command = UserCommand::SetRoles {
+        roles: parse_roles(roles)?,
+    };
+    execute(store, &username, command, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+pub async fn set_password(
+    store: &Store,
+    username: &str,
+    password: &str,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let username = parse_username(username)?;
+    let command = UserCommand::ChangePassword {
+        password: parse_password(password)?,
+    };
+    execute(store, &username, command, metadata).await
+}
+
+pub async fn disable(
+    store: &Store,
+    username: &str,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    execute(store, &username, UserCommand::Disable, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+pub async fn enable(
+    store: &Store,
+    username: &str,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    execute(store, &username, UserCommand::Enable, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+pub async fn show(store: &Store, username: &str) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    UsersView::get(&store.db, username.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("user {username}: user does not exist")))
+}
+
+pub async fn list(
+    store: &Store,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<UserSummary>, AppError> {
+    Ok(UsersView::list(&store.db, after, limit.clamp(1, super::MAX_PAGE)).await?)
+}
+
+async fn execute(
+    store: &Store,
+    username: &Username,
+    command: UserCommand,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    store
+        .users
+        .execute(username.as_str(), command, metadata)
+        .await
+        .map(drop)
+        .map_err(|e| user_error(username.as_str(), e))
+}

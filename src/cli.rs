@@ -1,0 +1,559 @@
+//! The `authledger` command line (DESIGN §4). Output meant for programs is JSON on stdout;
+//! messages for people go to stderr; every failure exits non-zero.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use authledger_domain::client::RegistrationSource;
+use authledger_domain::metadata::{Actor, EventMetadata, Source};
+use authledger_domain::user::Username;
+use authledger_projections::event_log::{self, StoredEvent};
+use authledger_projections::{Db, Position};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::admin::{self, clients::ClientInput, users::UserInput};
+use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use crate::error::AppError;
+use crate::http::{shutdown_signal, Application};
+use crate::services::SystemServices;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "authledger",
+    version,
+    about = "An event-sourced OAuth 2 / OpenID Connect authorization server"
+)]
+struct Cli {
+    /// Where events and views live: sqlite://PATH or postgres://...
+    #[arg(long, global = true, env = "AUTHLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server (runs `migrate` first).
+    Serve {
+        #[arg(long, env = "AUTHLEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// The issuer identifier; defaults to http:// + the listen address.
+        #[arg(long, env = "AUTHLEDGER_ISSUER")]
+        issuer: Option<String>,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Print the raw event history, with metadata.
+    Events {
+        /// Only this aggregate's events, e.g. client:ID or user:NAME.
+        #[arg(long, value_name = "TYPE:ID")]
+        aggregate: Option<String>,
+        /// Only events at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Register a user; prints it as JSON.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[arg(long)]
+        email: Option<String>,
+        /// Full name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        #[arg(long)]
+        picture: Option<String>,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    List,
+    Show {
+        username: String,
+    },
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+    SetRoles {
+        username: String,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct PasswordArg {
+    /// The password (visible to other local users in the process list; prefer --password-stdin).
+    #[arg(long)]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArg {
+    fn read(self) -> Result<String, AppError> {
+        match self.password {
+            Some(password) => Ok(password),
+            None => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| AppError::invalid(format!("password: cannot read stdin: {e}")))?;
+                Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints JSON with `client_id` and, if confidential, `client_secret`
+    /// (shown only this once).
+    Create(Box<ClientCreateArgs>),
+    List,
+    Show {
+        client_id: String,
+    },
+    Disable {
+        client_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Enable {
+        client_id: String,
+    },
+    Delete {
+        client_id: String,
+    },
+    /// Replace the client secret; prints the new one (shown only this once).
+    RotateSecret {
+        client_id: String,
+        /// Also revoke every token issued to the client.
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+}
+
+#[derive(Args)]
+struct ClientCreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    #[arg(long, value_name = "URI")]
+    default_redirect_uri: Option<String>,
+    /// Space-separated scopes [default: "openid profile email"].
+    #[arg(long)]
+    scope: Option<String>,
+    /// authorization_code | refresh_token | client_credentials | implicit
+    /// [default: authorization_code refresh_token].
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    grant_types: Vec<String>,
+    /// A public client (no secret; token_endpoint_auth_method `none`).
+    #[arg(long)]
+    public: bool,
+    /// client_secret_basic (default) | client_secret_post | none
+    #[arg(long)]
+    token_endpoint_auth_method: Option<String>,
+    /// A trusted client: people are not asked for consent.
+    #[arg(long)]
+    skip_authorization: bool,
+    /// Require PKCE although the client is confidential.
+    #[arg(long)]
+    require_pkce: bool,
+    #[arg(long = "allowed-role", value_name = "ROLE")]
+    allowed_roles: Vec<String>,
+    #[arg(long)]
+    client_uri: Option<String>,
+    #[arg(long)]
+    logo_uri: Option<String>,
+    #[arg(long)]
+    tos_uri: Option<String>,
+    #[arg(long)]
+    policy_uri: Option<String>,
+    #[arg(long = "contact", value_name = "CONTACT")]
+    contacts: Vec<String>,
+}
+
+impl From<ClientCreateArgs> for ClientInput {
+    fn from(args: ClientCreateArgs) -> Self {
+        ClientInput {
+            name: args.name,
+            redirect_uris: args.redirect_uris,
+            default_redirect_uri: args.default_redirect_uri,
+            scope: args.scope,
+            grant_types: args.grant_types,
+            token_endpoint_auth_method: args.token_endpoint_auth_method,
+            public: args.public,
+            skip_authorization: args.skip_authorization,
+            require_pkce: args.require_pkce,
+            allowed_roles: args.allowed_roles,
+            client_uri: args.client_uri,
+            logo_uri: args.logo_uri,
+            tos_uri: args.tos_uri,
+            policy_uri: args.policy_uri,
+            contacts: args.contacts,
+            software_id: None,
+            software_version: None,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_tracing(serving);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(serving: bool) {
+    // The server logs requests at info; one-shot commands stay quiet unless asked.
+    let default = if serving { "info,sqlx=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<(), AppError> {
+    let database_url = cli.database_url;
+    match cli.command {
+        Command::Serve { listen, issuer } => {
+            let config = Config {
+                database_url,
+                listen,
+                issuer,
+            };
+            let app = Application::build(config).await?;
+            app.run_until(shutdown_signal())
+                .await
+                .map_err(|e| AppError::Internal(e.into()))
+        }
+        Command::Migrate => {
+            let store = open(&database_url).await?;
+            store.runner.catch_up().await?;
+            eprintln!("schema is up to date");
+            Ok(())
+        }
+        Command::User(command) => user(&open(&database_url).await?, command).await,
+        Command::Client(command) => client(&open(&database_url).await?, command).await,
+        Command::Events {
+            aggregate,
+            since,
+            json,
+        } => {
+            let store = open(&database_url).await?;
+            events(&store.db, aggregate, since, json).await
+        }
+    }
+}
+
+async fn open(database_url: &str) -> Result<Store, AppError> {
+    Store::open(database_url, Arc::new(SystemServices))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// Metadata for everything one CLI invocation does: the OS user is the actor.
+fn cli_metadata() -> EventMetadata {
+    let os_user = whoami::username();
+    EventMetadata {
+        actor: Actor::Cli(os_user),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source: Source::Cli,
+        at: Utc::now(),
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), AppError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Internal(e.into()))?;
+    write_line(&mut std::io::stdout().lock(), &text).map(drop)
+}
+
+/// Writes one line of output. A reader that went away (`| head`) is not an error: returns
+/// `Ok(false)` so the caller stops producing.
+fn write_line(out: &mut impl Write, line: &str) -> Result<bool, AppError> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(AppError::Internal(e.into())),
+    }
+}
+
+async fn user(store: &Store, command: UserCommand) -> Result<(), AppError> {
+    let metadata = cli_metadata();
+    match command {
+        UserCommand::Create {
+            username,
+            password,
+            email,
+            name,
+            given_name,
+            family_name,
+            picture,
+            roles,
+        } => {
+            let input = UserInput {
+                username,
+                password: password.read()?,
+                email,
+                name,
+                given_name,
+                family_name,
+                picture,
+                roles,
+            };
+            print_json(&admin::users::create(store, input, &metadata).await?)
+        }
+        UserCommand::List => {
+            let users = all_pages(
+                |after| async move {
+                    admin::users::list(store, after.as_deref(), admin::MAX_PAGE).await
+                },
+                |u| u.username.clone(),
+            )
+            .await?;
+            print_json(&users)
+        }
+        UserCommand::Show { username } => print_json(&admin::users::show(store, &username).await?),
+        UserCommand::Disable { username } => {
+            admin::users::disable(store, &username, &metadata).await?;
+            eprintln!("user {username} disabled");
+            Ok(())
+        }
+        UserCommand::Enable { username } => {
+            admin::users::enable(store, &username, &metadata).await?;
+            eprintln!("user {username} enabled");
+            Ok(())
+        }
+        UserCommand::SetRoles { username, roles } => {
+            print_json(&admin::users::set_roles(store, &username, &roles, &metadata).await?)
+        }
+        UserCommand::SetPassword { username, password } => {
+            admin::users::set_password(store, &username, &password.read()?, &metadata).await?;
+            eprintln!("password of {username} changed");
+            Ok(())
+        }
+    }
+}
+
+async fn client(store: &Store, command: ClientCommand) -> Result<(), AppError> {
+    let metadata = cli_metadata();
+    match command {
+        ClientCommand::Create(args) => {
+            let input = ClientInput::from(*args);
+            let client =
+                admin::clients::register(store, input, RegistrationSource::Admin, &metadata)
+                    .await?;
+            print_json(&client.to_json())
+        }
+        ClientCommand::List => {
+            let clients = all_pages(
+                |after| async move {
+                    admin::clients::list(store, after.as_deref(), admin::MAX_PAGE).await
+                },
+                |c| c.client_id.clone(),
+            )
+            .await?;
+            print_json(&clients)
+        }
+        ClientCommand::Show { client_id } => {
+            print_json(&admin::clients::show(store, &client_id).await?)
+        }
+        ClientCommand::Disable { client_id, reason } => {
+            admin::clients::disable(store, &client_id, reason, &metadata).await?;
+            eprintln!("client {client_id} disabled");
+            Ok(())
+        }
+        ClientCommand::Enable { client_id } => {
+            admin::clients::enable(store, &client_id, &metadata).await?;
+            eprintln!("client {client_id} enabled");
+            Ok(())
+        }
+        ClientCommand::Delete { client_id } => {
+            admin::clients::delete(store, &client_id, &metadata).await?;
+            eprintln!("client {client_id} deleted");
+            Ok(())
+        }
+        ClientCommand::RotateSecret {
+            client_id,
+            revoke_tokens,
+        } => {
+            let secret =
+                admin::clients::rotate_secret(store, &client_id, revoke_tokens, &metadata).await?;
+            print_json(&serde_json::json!({
+                "client_id": client_id,
+                "client_secret": secret.reveal(),
+                "tokens_revoked": revoke_tokens,
+            }))
+        }
+    }
+}
+
+/// Follows keyset pages to the end.
+async fn all_pages<T, F, Fut>(mut page: F, key: impl Fn(&T) -> String) -> Result<Vec<T>, AppError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, AppError>>,
+{
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = page(after.take()).await?;
+        let full = batch.len() as i64 == admin::MAX_PAGE;
+        after = batch.last().map(&key);
+        all.extend(batch);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// `TYPE:ID` as typed by a person: the type is case-insensitive; user ids are normalised the
+/// way usernames are.
+fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
+    let (kind, id) = raw.split_once(':').ok_or_else(|| {
+        AppError::invalid("--aggregate: expected TYPE:ID, e.g. client:ID or user:NAME")
+    })?;
+    match kind.to_ascii_lowercase().as_str() {
+        "client" => Ok(("Client", id.to_owned())),
+        "user" => Ok((
+            "User",
+            Username::parse(id).map_err(AppError::invalid)?.to_string(),
+        )),
+        other => Err(AppError::invalid(format!(
+            "--aggregate: unknown type `{other}` (known: client, user)"
+        ))),
+    }
+}
+
+async fn events(
+    db: &Db,
+    aggregate: Option<String>,
+    since: Option<String>,
+    json: bool,
+) -> Result<(), AppError> {
+    let since: Option<DateTime<Utc>> = since
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(&raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| AppError::invalid(format!("--since `{raw}`: {e}")))
+        })
+        .transpose()?;
+    let keep = |event: &StoredEvent| since.is_none_or(|since| event.metadata.at >= since);
+    let mut out = std::io::stdout().lock();
+    // Returns whether to go on.
+    let mut print = |event: &StoredEvent| -> Result<bool, AppError> {
+        if !keep(event) {
+            return Ok(true);
+        }
+        let line = if json {
+            serde_json::to_string(event).map_err(|e| AppError::Internal(e.into()))?
+        } else {
+            describe(event)
+        };
+        write_line(&mut out, &line)
+    };
+    if let Some(aggregate) = aggregate {
+        let (kind, id) = parse_aggregate(&aggregate)?;
+        for event in event_log::read_aggregate(db, kind, &id).await? {
+            if !print(&event)? {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let mut after = Position::default();
+    loop {
+        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        let batch = event_log::read_after(&mut tx, after, 1000).await?;
+        drop(tx);
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.position;
+        for event in &batch {
+            if !print(event)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One event as a line for people: position, time, aggregate, type, who and from where, then
+/// the payload.
+fn describe(event: &StoredEvent) -> String {
+    let m = &event.raw_metadata;
+    let get = |key: &str| m.get(key).map(String::as_str).unwrap_or("-");
+    let mut line = format!(
+        "#{:<6} {}  {}:{} v{}  {}  actor={} source={}",
+        event.position.global,
+        get("time"),
+        event.aggregate_type,
+        event.aggregate_id,
+        event.sequence,
+        event.event_type,
+        get("actor"),
+        get("source"),
+    );
+    for key in ["ip", "user_agent"] {
+        if let Some(value) = m.get(key) {
+            line.push_str(&format!(" {key}={value:?}"));
+        }
+    }
+    line.push_str(&format!(
+        " request_id={}\n        {}",
+        get("request_id"),
+        event.payload
+    ));
+    line
+}

@@ -1,0 +1,15 @@
+//! Settings, from the environment (DESIGN §4).
+
+/// `AUTHLEDGER_DATABASE_URL` when unset: an SQLite file in the working directory, so the
+/// server starts with no database server.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://authledger.db";
+/// `AUTHLEDGER_LISTEN` when unset.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: String,
+    /// `AUTHLEDGER_ISSUER`; `None` means `http://` + the address actually bound.
+    pub issuer: Option<String>,
+}

@@ -1,0 +1,201 @@
+//! The `authledger` binary, black box: what an operator types and sees.
+
+use crate::helpers::*;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every byte the store holds, as text: the SQLite files, or every row of every table of the
+/// Postgres database.
+async fn everything_stored(db: &TestDb) -> String {
+    match db.kind {
+        Kind::Sqlite => db
+            .sqlite_files()
+            .iter()
+            .map(|path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned())
+            .collect(),
+        Kind::Postgres => {
+            let store = db.store().await;
+            let authledger_projections::Db::Postgres(pool) = &store.db else {
+                unreachable!()
+            };
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let mut all = String::new();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                all.extend(rows);
+            }
+            all
+        }
+    }
+}
+
+on_both_stores! {
+    async fn an_operator_creates_lists_disables_and_rotates_through_the_cli(kind: Kind) {
+        let db = TestDb::new(kind).await;
+
+        let user = cli_json(&db, &[
+            "user", "create", "--username", "Alice", "--password", "wonderland-1865",
+            "--email", "alice@example.com", "--name", "Alice Liddell", "--role", "admin",
+        ]);
+        assert_eq!(user["username"], "alice");
+        assert_eq!(user["roles"], serde_json::json!(["admin"]));
+        assert!(user.get("password_hash").is_none());
+
+        let client = cli_json(&db, &[
+            "client", "create", "--name", "Web App",
+            "--redirect-uri", "https://app.example/cb", "--redirect-uri", "http://127.0.0.1:7000/cb",
+            "--scope", "openid profile email",
+        ]);
+        let client_id = client["client_id"].as_str().unwrap().to_owned();
+        let first_secret = client["client_secret"].as_str().unwrap().to_owned();
+        assert!(first_secret.starts_with("alcs_"));
+        assert_eq!(client["redirect_uris"].as_array().unwrap().len(), 2);
+        assert_eq!(client["token_endpoint_auth_method"], "client_secret_basic");
+
+        let public = cli_json(&db, &[
+            "client", "create", "--name", "SPA", "--public", "--redirect-uri", "https://spa.example/cb",
+        ]);
+        assert_eq!(public["client_secret"], serde_json::Value::Null);
+        assert_eq!(public["token_endpoint_auth_method"], "none");
+
+        let listed = cli_json(&db, &["client", "list"]);
+        let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&client_id.as_str()));
+
+        let disabled = cli(&db, &["client", "disable", &client_id, "--reason", "suspected leak"]);
+        assert!(disabled.status.success(), "{}", stderr(&disabled));
+        assert_eq!(cli_json(&db, &["client", "show", &client_id])["status"], "disabled");
+
+        let again = cli(&db, &["client", "disable", &client_id]);
+        assert!(!again.status.success());
+        assert!(stderr(&again).contains("already disabled"), "{}", stderr(&again));
+
+        let rotated = cli_json(&db, &["client", "rotate-secret", &client_id, "--revoke-tokens"]);
+        let second_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+        assert_ne!(second_secret, first_secret);
+        assert_eq!(rotated["tokens_revoked"], true);
+
+        let enabled = cli(&db, &["client", "enable", &client_id]);
+        assert!(enabled.status.success(), "{}", stderr(&enabled));
+
+        // The history, as JSON lines, with metadata.
+        let events = cli(&db, &["events", "--json"]);
+        assert!(events.status.success(), "{}", stderr(&events));
+        let lines: Vec<serde_json::Value> = String::from_utf8(events.stdout).unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let types: Vec<&str> = lines.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+        assert_eq!(types, [
+            "UserRegistered", "ClientRegistered", "ClientRegistered",
+            "ClientDisabled", "ClientSecretRotated", "ClientEnabled",
+        ]);
+        let positions: Vec<i64> = lines.iter().map(|e| e["position"]["global"].as_i64().unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        for event in &lines {
+            assert!(event["metadata"]["actor"].as_str().unwrap().starts_with("cli:"));
+            assert_eq!(event["metadata"]["source"], "cli");
+            assert!(event["metadata"]["request_id"].as_str().is_some());
+            assert!(event["metadata"]["time"].as_str().is_some());
+        }
+
+        // One aggregate's history, in people's format.
+        let history = cli(&db, &["events", "--aggregate", &format!("client:{client_id}")]);
+        let text = String::from_utf8(history.stdout).unwrap();
+        assert!(text.contains("ClientDisabled") && text.contains("suspected leak"));
+        assert!(!text.contains("UserRegistered"));
+        let user_history = cli(&db, &["events", "--aggregate", "User:ALICE", "--json"]);
+        assert_eq!(String::from_utf8(user_history.stdout).unwrap().lines().count(), 1);
+
+        // Nothing raw was stored: no secret, no password, anywhere. Their hashes are there.
+        let stored = everything_stored(&db).await;
+        assert!(stored.contains(authledger::secrets::hash(&second_secret).as_hex()));
+        for raw in [first_secret.as_str(), second_secret.as_str(), "wonderland-1865"] {
+            assert!(!stored.contains(raw), "a raw secret reached the store");
+        }
+    }
+}
+
+on_both_stores! {
+    async fn a_password_can_come_from_stdin(kind: Kind) {
+        let db = TestDb::new(kind).await;
+        let output = cli_with_stdin(
+            &db,
+            &["user", "create", "--username", "bob", "--password-stdin"],
+            "builder-of-things\n",
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let changed = cli_with_stdin(&db, &["user", "set-password", "bob", "--password-stdin"], "another-secret-1\n");
+        assert!(changed.status.success(), "{}", stderr(&changed));
+        let stored = everything_stored(&db).await;
+        assert!(!stored.contains("builder-of-things") && !stored.contains("another-secret-1"));
+    }
+}
+
+on_both_stores! {
+    async fn bad_input_gets_a_clear_message_and_a_failing_exit_code(kind: Kind) {
+        let db = TestDb::new(kind).await;
+
+        let cases: &[(&[&str], &str)] = &[
+            (&["client", "create", "--redirect-uri", "https://a.example/cb"], "--name"),
+            (&["client", "create", "--name", "x", "--redirect-uri", "/relative"], "redirect_uri `/relative`: must be an absolute URI"),
+            (&["client", "create", "--name", "x", "--redirect-uri", "https://a.example/cb#f"], "fragment"),
+            (&["client", "create", "--name", "x", "--redirect-uri", "http://remote.example/cb"], "loopback"),
+            (&["client", "create", "--name", "x", "--grant-type", "password", "--redirect-uri", "https://a.example/cb"], "unknown grant type `password`"),
+            (&["client", "create", "--name", "x", "--public", "--grant-type", "client_credentials"], "public client cannot use `client_credentials`"),
+            (&["client", "show", "no-such-client"], "not registered"),
+            (&["client", "rotate-secret", "no-such-client"], "not registered"),
+            (&["user", "create", "--username", "x y", "--password", "long enough"], "username"),
+            (&["user", "create", "--username", "frank", "--password", "short"], "at least 8"),
+            (&["user", "create", "--username", "frank"], "--password"),
+            (&["user", "disable", "nobody"], "does not exist"),
+            (&["events", "--aggregate", "token:abc"], "unknown type `token`"),
+            (&["events", "--since", "yesterday"], "--since `yesterday`"),
+            (&["no-such-command"], "unrecognized subcommand"),
+        ];
+        for (args, expected) in cases {
+            let output = cli(&db, args);
+            assert!(!output.status.success(), "{args:?} succeeded");
+            let message = stderr(&output);
+            assert!(message.contains(expected), "{args:?}: expected {expected:?} in {message:?}");
+            assert!(!message.contains("panicked"), "{args:?} panicked: {message}");
+        }
+
+        let duplicate = ["user", "create", "--username", "grace", "--password", "long enough pw"];
+        assert!(cli(&db, &duplicate).status.success());
+        let again = cli(&db, &duplicate);
+        assert!(!again.status.success());
+        assert!(stderr(&again).contains("already taken"));
+    }
+}
+
+#[test]
+fn an_unusable_database_url_is_reported_without_a_panic() {
+    for url in [
+        "mysql://nope",
+        "sqlite://",
+        "postgres://nobody@127.0.0.1:1/none",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_authledger"))
+            .args(["client", "list"])
+            .env("AUTHLEDGER_DATABASE_URL", url)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{url}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.starts_with("error: "), "{url}: {message}");
+        assert!(!message.contains("panicked"), "{url}: {message}");
+    }
+}

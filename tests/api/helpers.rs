@@ -1,0 +1,257 @@
+//! Test stores, a running server, and the CLI binary.
+//!
+//! Each test gets its own store: a SQLite file in a temporary directory, or a fresh Postgres
+//! database created for it and dropped afterwards. Postgres is used for real: if it cannot be
+//! reached, the test fails with instructions (it never skips).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use authledger::config::Config;
+use authledger::http::Application;
+use authledger::services::SystemServices;
+use authledger::store::Store;
+use authledger_domain::metadata::{Actor, EventMetadata, Source};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the Postgres tests create their databases. `.ci/run` makes sure it is up.
+pub fn postgres_admin_url() -> String {
+    std::env::var("AUTHLEDGER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub struct TestDb {
+    pub kind: Kind,
+    pub url: String,
+    /// The SQLite file's directory (kept alive until the test ends).
+    pub dir: Option<tempfile::TempDir>,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(kind: Kind) -> TestDb {
+        match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("authledger.db").display());
+                TestDb {
+                    kind,
+                    url,
+                    dir: Some(dir),
+                    postgres_name: None,
+                }
+            }
+            Kind::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("authledger_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL is not reachable at {admin_url} ({e}). Start it with \
+                         `pg_ctlcluster --skip-systemctl-redirect 15 main start` (.ci/run does), \
+                         or point AUTHLEDGER_TEST_POSTGRES_URL at a server."
+                        )
+                    });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create the test database");
+                let mut url = url::Url::parse(&admin_url).expect("a Postgres URL");
+                url.set_path(&name);
+                TestDb {
+                    kind,
+                    url: url.to_string(),
+                    dir: None,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url, Arc::new(SystemServices))
+            .await
+            .expect("open the test store")
+    }
+
+    /// Every file of the SQLite store (database, WAL, shared memory).
+    pub fn sqlite_files(&self) -> Vec<PathBuf> {
+        let dir = self.dir.as_ref().expect("a SQLite store");
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
+        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+        let admin_url = postgres_admin_url();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The real server on port 0, against its own store.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(kind: Kind) -> TestApp {
+        TestApp::spawn_on(TestDb::new(kind).await).await
+    }
+
+    /// Starts a server on an existing store (a restart, when the store was used before).
+    pub async fn spawn_on(db: TestDb) -> TestApp {
+        let app = Application::build(Config {
+            database_url: db.url.clone(),
+            listen: "127.0.0.1:0".into(),
+            issuer: None,
+        })
+        .await
+        .expect("the application starts");
+        let address = format!("http://{}", app.local_addr());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stop.await;
+        }));
+        TestApp {
+            address,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Asks the server to stop and waits until it has; returns the store.
+    pub async fn stop(mut self) -> TestDb {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.server
+            .take()
+            .unwrap()
+            .await
+            .expect("the server task ends")
+            .expect("the server stops cleanly");
+        // Moves the store out; the emptied `self.db` then drops without dropping the database.
+        TestDb {
+            kind: self.db.kind,
+            url: self.db.url.clone(),
+            dir: self.db.dir.take(),
+            postgres_name: self.db.postgres_name.take(),
+        }
+    }
+}
+
+/// Runs the `authledger` binary against `db`.
+pub fn cli(db: &TestDb, args: &[&str]) -> Output {
+    cli_with_stdin(db, args, "")
+}
+
+pub fn cli_with_stdin(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authledger"))
+        .args(args)
+        .env("AUTHLEDGER_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the authledger binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the CLI, expects success, parses stdout as JSON.
+pub fn cli_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
+    let output = cli(db, args);
+    assert!(
+        output.status.success(),
+        "authledger {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "authledger {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+pub fn metadata(actor: Actor) -> EventMetadata {
+    EventMetadata {
+        actor,
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source: Source::Http {
+            ip: Some("203.0.113.7".into()),
+            user_agent: Some("integration-test".into()),
+        },
+        at: chrono::Utc::now(),
+    }
+}
+
+/// Declares one async test that runs once per store: `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_stores {
+    ($(#[$meta:meta])* async fn $name:ident($kind:ident: Kind) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            async fn run($kind: $crate::helpers::Kind) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::Kind::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run($crate::helpers::Kind::Postgres).await
+            }
+        }
+    };
+}
