@@ -15,9 +15,10 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::admin::{self, clients::ClientInput, users::UserInput};
-use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_MASTER_KEY_FILE};
 use crate::error::AppError;
 use crate::http::{shutdown_signal, Application};
+use crate::master_key::MasterKey;
 use crate::services::SystemServices;
 use crate::store::Store;
 
@@ -31,6 +32,17 @@ struct Cli {
     /// Where events and views live: sqlite://PATH or postgres://...
     #[arg(long, global = true, env = "AUTHLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
+    /// The master key (base64url, 32 bytes) sealing signing keys and HS256 client secrets.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHLEDGER_MASTER_KEY",
+        hide_env_values = true
+    )]
+    master_key: Option<String>,
+    /// Where the master key is kept when AUTHLEDGER_MASTER_KEY is unset (created if missing).
+    #[arg(long, global = true, env = "AUTHLEDGER_MASTER_KEY_FILE", default_value = DEFAULT_MASTER_KEY_FILE)]
+    master_key_file: std::path::PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +65,9 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Show or change the OAuth settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
     /// Print the raw event history, with metadata.
     Events {
         /// Only this aggregate's events, e.g. client:ID or user:NAME.
@@ -65,6 +80,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Print the settings in force as JSON.
+    Show,
+    /// Change one setting: consent_mode (force|auto), access_token_ttl, refresh_token_ttl,
+    /// code_ttl (seconds), allow_implicit (true|false).
+    Set { key: String, value: String },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +230,12 @@ struct ClientCreateArgs {
     policy_uri: Option<String>,
     #[arg(long = "contact", value_name = "CONTACT")]
     contacts: Vec<String>,
+    /// RS256 (default) | ES256 | EdDSA | HS256 (signed with the client secret, as Frappe does).
+    #[arg(long)]
+    id_token_signed_response_alg: Option<String>,
+    /// Put every profile claim under `openid`, as Frappe does.
+    #[arg(long)]
+    frappe_claims: bool,
 }
 
 impl From<ClientCreateArgs> for ClientInput {
@@ -228,6 +258,8 @@ impl From<ClientCreateArgs> for ClientInput {
             contacts: args.contacts,
             software_id: None,
             software_version: None,
+            id_token_signed_response_alg: args.id_token_signed_response_alg,
+            frappe_claims: args.frappe_claims,
         }
     }
 }
@@ -264,14 +296,33 @@ fn init_tracing(serving: bool) {
         .init();
 }
 
+/// How the CLI finds the master key, loaded only by the commands that need it.
+struct MasterKeySource {
+    configured: Option<String>,
+    file: std::path::PathBuf,
+}
+
+impl MasterKeySource {
+    fn load(&self) -> Result<MasterKey, AppError> {
+        MasterKey::load(self.configured.as_deref(), &self.file)
+            .map_err(|e| AppError::Internal(e.into()))
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), AppError> {
     let database_url = cli.database_url;
+    let master = MasterKeySource {
+        configured: cli.master_key,
+        file: cli.master_key_file,
+    };
     match cli.command {
         Command::Serve { listen, issuer } => {
             let config = Config {
                 database_url,
                 listen,
                 issuer,
+                master_key: master.configured,
+                master_key_file: master.file,
             };
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal())
@@ -285,7 +336,8 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::User(command) => user(&open(&database_url).await?, command).await,
-        Command::Client(command) => client(&open(&database_url).await?, command).await,
+        Command::Client(command) => client(&open(&database_url).await?, command, &master).await,
+        Command::Settings(command) => settings(&open(&database_url).await?, command).await,
         Command::Events {
             aggregate,
             since,
@@ -386,14 +438,45 @@ async fn user(store: &Store, command: UserCommand) -> Result<(), AppError> {
     }
 }
 
-async fn client(store: &Store, command: ClientCommand) -> Result<(), AppError> {
+async fn settings(store: &Store, command: SettingsCommand) -> Result<(), AppError> {
+    use authledger_domain::settings::{Setting, SettingsCommand as Change, SETTINGS_ID};
+    if let SettingsCommand::Set { key, value } = command {
+        let setting = Setting::parse(&key, &value).map_err(AppError::invalid)?;
+        store
+            .settings
+            .execute(
+                SETTINGS_ID,
+                Change::Change(setting.clone()),
+                &cli_metadata(),
+            )
+            .await
+            .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+        eprintln!("{setting}");
+    }
+    print_json(&store.settings_values().await?)
+}
+
+async fn client(
+    store: &Store,
+    command: ClientCommand,
+    master: &MasterKeySource,
+) -> Result<(), AppError> {
     let metadata = cli_metadata();
     match command {
         ClientCommand::Create(args) => {
             let input = ClientInput::from(*args);
-            let client =
-                admin::clients::register(store, input, RegistrationSource::Admin, &metadata)
-                    .await?;
+            let master = match input.id_token_signed_response_alg.as_deref() {
+                Some("HS256") => Some(master.load()?),
+                _ => None,
+            };
+            let client = admin::clients::register(
+                store,
+                input,
+                RegistrationSource::Admin,
+                &metadata,
+                master.as_ref(),
+            )
+            .await?;
             print_json(&client.to_json())
         }
         ClientCommand::List => {
@@ -428,8 +511,19 @@ async fn client(store: &Store, command: ClientCommand) -> Result<(), AppError> {
             client_id,
             revoke_tokens,
         } => {
-            let secret =
-                admin::clients::rotate_secret(store, &client_id, revoke_tokens, &metadata).await?;
+            let current = admin::clients::show(store, &client_id).await?;
+            let master = match admin::clients::signs_with_secret(&current.metadata) {
+                true => Some(master.load()?),
+                false => None,
+            };
+            let secret = admin::clients::rotate_secret(
+                store,
+                &client_id,
+                revoke_tokens,
+                &metadata,
+                master.as_ref(),
+            )
+            .await?;
             print_json(&serde_json::json!({
                 "client_id": client_id,
                 "client_secret": secret.reveal(),

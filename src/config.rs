@@ -12,4 +12,11 @@ pub struct Config {
     pub listen: String,
     /// `AUTHLEDGER_ISSUER`; `None` means `http://` + the address actually bound.
     pub issuer: Option<String>,
+    /// `AUTHLEDGER_MASTER_KEY` (base64url, 32 bytes); when unset, the key file is used.
+    pub master_key: Option<String>,
+    /// `AUTHLEDGER_MASTER_KEY_FILE`, created on first start if missing.
+    pub master_key_file: std::path::PathBuf,
 }
+
+/// `AUTHLEDGER_MASTER_KEY_FILE` when unset.
+pub const DEFAULT_MASTER_KEY_FILE: &str = "authledger.key";

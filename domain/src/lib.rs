@@ -17,10 +17,14 @@
 //! - [`services`]: the trait through which the outside world is injected.
 
 pub mod client;
+pub mod consent;
+pub mod grant;
 pub mod metadata;
 pub mod oauth;
+pub mod pkce;
 pub mod secret;
 pub mod services;
+pub mod settings;
 pub mod user;
 
 #[cfg(test)]

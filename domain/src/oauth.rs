@@ -169,6 +169,9 @@ impl Scopes {
     pub fn is_subset_of(&self, other: &Scopes) -> bool {
         self.0.is_subset(&other.0)
     }
+    pub fn union(&self, other: &Scopes) -> Scopes {
+        Scopes(self.0.union(&other.0).cloned().collect())
+    }
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

@@ -24,6 +24,8 @@ pub struct UserSummary {
     pub registered_by: String,
     pub updated_at: String,
     pub password_changed_at: Option<String>,
+    pub last_login_at: Option<String>,
+    pub last_failed_login_at: Option<String>,
     pub version: i64,
 }
 
@@ -37,6 +39,8 @@ struct UserRow {
     registered_by: String,
     updated_at: String,
     password_changed_at: Option<String>,
+    last_login_at: Option<String>,
+    last_failed_login_at: Option<String>,
     version: i64,
 }
 
@@ -55,13 +59,16 @@ impl TryFrom<UserRow> for UserSummary {
             registered_by: row.registered_by,
             updated_at: row.updated_at,
             password_changed_at: row.password_changed_at,
+            last_login_at: row.last_login_at,
+            last_failed_login_at: row.last_failed_login_at,
             version: row.version,
         })
     }
 }
 
 const COLUMNS: &str = "username, status, profile, roles, registered_at, registered_by, \
-                       updated_at, password_changed_at, version";
+                       updated_at, password_changed_at, last_login_at, \
+                       last_failed_login_at, version";
 
 impl UsersView {
     pub async fn get(db: &Db, username: &str) -> Result<Option<UserSummary>, ProjectionError> {
@@ -148,6 +155,14 @@ impl Projection for UsersView {
             UserEvent::UserEnabled {} => (
                 "UPDATE user_view SET status = 'active', updated_at = $1, version = $2 \
                  WHERE username = $3",
+                None,
+            ),
+            UserEvent::LoginSucceeded {} => (
+                "UPDATE user_view SET last_login_at = $1, version = $2 WHERE username = $3",
+                None,
+            ),
+            UserEvent::LoginFailed { .. } => (
+                "UPDATE user_view SET last_failed_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),
         };

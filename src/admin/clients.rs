@@ -1,6 +1,8 @@
 use std::collections::BTreeSet;
 
-use authledger_domain::client::{ClientCommand, ClientId, ClientMetadata, RegistrationSource};
+use authledger_domain::client::{
+    ClientCommand, ClientId, ClientMetadata, IdTokenAlg, RegistrationSource,
+};
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::{
     GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl,
@@ -8,6 +10,8 @@ use authledger_domain::oauth::{
 use authledger_projections::clients::{ClientSummary, ClientsView};
 
 use crate::error::{client_error, AppError};
+use crate::master_key::MasterKey;
+use crate::oauth::id_token::store_hs256_secret;
 use crate::secrets::{self, MintedSecret, CLIENT_SECRET_PREFIX};
 use crate::store::Store;
 
@@ -36,6 +40,9 @@ pub struct ClientInput {
     pub contacts: Vec<String>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    /// RS256 (default), ES256, EdDSA or HS256.
+    pub id_token_signed_response_alg: Option<String>,
+    pub frappe_claims: bool,
 }
 
 impl ClientInput {
@@ -115,6 +122,18 @@ impl ClientInput {
             contacts: self.contacts,
             software_id: self.software_id,
             software_version: self.software_version,
+            id_token_signed_response_alg: self
+                .id_token_signed_response_alg
+                .as_deref()
+                .map(|raw| {
+                    IdTokenAlg::parse(raw).ok_or_else(|| {
+                        AppError::invalid(format!(
+                            "id_token_signed_response_alg: `{raw}` is not one of RS256, ES256, EdDSA, HS256"
+                        ))
+                    })
+                })
+                .transpose()?,
+            frappe_claims: self.frappe_claims,
         })
     }
 }
@@ -145,18 +164,38 @@ impl NewClient {
     }
 }
 
-/// Registers a client, minting its id and (for a confidential client) its secret.
+/// Whether the client's ID tokens are signed with its secret, which must then be kept sealed
+/// under the master key.
+pub fn signs_with_secret(metadata: &ClientMetadata) -> bool {
+    metadata.id_token_signed_response_alg == Some(IdTokenAlg::HS256)
+}
+
+fn master_needed(master: Option<&MasterKey>) -> Result<&MasterKey, AppError> {
+    master.ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "HS256 clients need the master key to keep their secret sealed"
+        ))
+    })
+}
+
+/// Registers a client, minting its id and (for a confidential client) its secret. `master`
+/// is needed only for clients whose ID tokens are HS256-signed with their secret.
 pub async fn register(
     store: &Store,
     input: ClientInput,
     via: RegistrationSource,
     metadata: &EventMetadata,
+    master: Option<&MasterKey>,
 ) -> Result<NewClient, AppError> {
     let client_metadata = input.parse()?;
     let client_id =
         ClientId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid client_id");
     let secret = (!client_metadata.token_endpoint_auth_method.is_public())
         .then(|| secrets::mint(CLIENT_SECRET_PREFIX));
+    // Sealed before the client exists, so no HS256 client is ever without its secret.
+    if let (true, Some(secret)) = (signs_with_secret(&client_metadata), &secret) {
+        store_hs256_secret(store, master_needed(master)?, client_id.as_str(), secret).await?;
+    }
     let command = ClientCommand::Register {
         client_id: client_id.clone(),
         metadata: client_metadata.clone(),
@@ -177,8 +216,20 @@ pub async fn rotate_secret(
     client_id: &str,
     revoke_tokens: bool,
     metadata: &EventMetadata,
+    master: Option<&MasterKey>,
 ) -> Result<MintedSecret, AppError> {
     let secret = secrets::mint(CLIENT_SECRET_PREFIX);
+    let current = store
+        .clients
+        .load(client_id)
+        .await
+        .map_err(|e| client_error(client_id, e))?;
+    if current
+        .registered()
+        .is_some_and(|c| signs_with_secret(&c.metadata))
+    {
+        store_hs256_secret(store, master_needed(master)?, client_id, &secret).await?;
+    }
     let command = ClientCommand::RotateSecret {
         secret_hash: secret.hash().clone(),
         revoke_tokens,

@@ -6,25 +6,46 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{Request, StatusCode};
+use axum::extract::{FromRef, State};
+use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use axum_extra::extract::cookie::Key;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::master_key::MasterKey;
+use crate::oauth::Authority;
 use crate::services::SystemServices;
+use crate::signing::KeyRing;
 use crate::store::Store;
 
-/// Paths, shared by the router and (later) discovery metadata.
+mod authorize;
+pub mod context;
+pub mod pages;
+pub mod session;
+mod token;
+mod well_known;
+
+/// Paths, shared by the router and the discovery metadata.
 pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
+    pub const AUTHORIZE: &str = "/oauth/authorize";
+    pub const TOKEN: &str = "/oauth/token";
+    pub const JWKS: &str = "/oauth/jwks";
+    pub const LOGIN: &str = "/login";
+    pub const LOGOUT: &str = "/logout";
+    pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+    /// Frappe's endpoints, so Frappe's clients work unchanged.
+    pub const FRAPPE_AUTHORIZE: &str = "/api/method/frappe.integrations.oauth2.authorize";
+    pub const FRAPPE_GET_TOKEN: &str = "/api/method/frappe.integrations.oauth2.get_token";
 }
 
 /// How often the server reads events written by others (CLI commands, other instances).
@@ -32,8 +53,17 @@ const CATCH_UP_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
-    pub issuer: Arc<str>,
+    pub authority: Arc<Authority>,
+    /// Signs the session and CSRF cookies; derived from the master key.
+    pub cookie_key: Key,
+    /// Cookies are `Secure` when the issuer is https.
+    pub secure_cookies: bool,
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.cookie_key.clone()
+    }
 }
 
 pub struct Application {
@@ -51,12 +81,25 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let address = listener.local_addr()?;
-        let issuer = config.issuer.unwrap_or_else(|| format!("http://{address}"));
+        let issuer = config
+            .issuer
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+        let keys = KeyRing::load_or_generate(&store.db, &master).await?;
+        let cookie_key = Key::from(&master.derive("authledger cookies v1"));
         Ok(Application {
             listener,
             state: AppState {
-                store: Arc::new(store),
-                issuer: issuer.into(),
+                secure_cookies: issuer.starts_with("https://"),
+                authority: Arc::new(Authority {
+                    store: Arc::new(store),
+                    keys,
+                    master,
+                    issuer,
+                }),
+                cookie_key,
             },
         })
     }
@@ -76,9 +119,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = self.state.store.clone();
+        let store = self.state.authority.store.clone();
         let background = tokio::spawn(keep_projections_current(store.clone()));
-        info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.issuer, "serving");
+        info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
@@ -91,10 +134,48 @@ impl Application {
 }
 
 pub fn router(state: AppState) -> Router {
+    let security_headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Authorization URLs carry state and (in responses) codes: never leak them onward.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
     Router::new()
         .route(paths::HEALTHZ, get(healthz))
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(
+            paths::FRAPPE_AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::FRAPPE_GET_TOKEN, post(token::frappe_get_token))
+        .route(paths::JWKS, get(well_known::jwks))
+        .route(
+            paths::OPENID_CONFIGURATION,
+            get(well_known::openid_configuration),
+        )
+        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
+        .route(paths::LOGOUT, post(pages::logout))
         .fallback(not_found)
         .with_state(state)
+        .layer(security_headers)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -124,7 +205,7 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = match state.store.kind() {
+    let store = match state.authority.store.kind() {
         authledger_projections::StoreKind::Sqlite => "sqlite",
         authledger_projections::StoreKind::Postgres => "postgres",
     };

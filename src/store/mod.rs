@@ -12,8 +12,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use authledger_domain::client::Client;
+use authledger_domain::consent::Consent;
+use authledger_domain::grant::Grant;
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::services::Services;
+use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
 use authledger_domain::user::User;
 use authledger_projections::{event_log, Db, ProjectionRunner, StoreKind};
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
@@ -43,6 +46,9 @@ pub struct Store {
     pub runner: Arc<ProjectionRunner>,
     pub clients: Arc<dyn Commands<Client>>,
     pub users: Arc<dyn Commands<User>>,
+    pub grants: Arc<dyn Commands<Grant>>,
+    pub consents: Arc<dyn Commands<Consent>>,
+    pub settings: Arc<dyn Commands<Settings>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,26 +72,37 @@ impl Store {
         }
         let runner =
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
-        let (clients, users) = match &db {
-            Db::Sqlite(pool) => (
-                commands::<Client, _>(sqlite::repository(pool), &services, &db, &runner),
-                commands::<User, _>(sqlite::repository(pool), &services, &db, &runner),
-            ),
-            Db::Postgres(pool) => (
-                commands::<Client, _>(postgres::repository(pool), &services, &db, &runner),
-                commands::<User, _>(postgres::repository(pool), &services, &db, &runner),
-            ),
-        };
-        Ok(Store {
-            db,
-            runner,
-            clients,
-            users,
+        macro_rules! wire {
+            ($repository:expr) => {
+                Store {
+                    clients: commands::<Client, _>($repository, &services, &db, &runner),
+                    users: commands::<User, _>($repository, &services, &db, &runner),
+                    grants: commands::<Grant, _>($repository, &services, &db, &runner),
+                    consents: commands::<Consent, _>($repository, &services, &db, &runner),
+                    settings: commands::<Settings, _>($repository, &services, &db, &runner),
+                    runner: runner.clone(),
+                    db: db.clone(),
+                }
+            };
+        }
+        Ok(match &db {
+            Db::Sqlite(pool) => wire!(sqlite::repository(pool)),
+            Db::Postgres(pool) => wire!(postgres::repository(pool)),
         })
     }
 
     pub fn kind(&self) -> StoreKind {
         self.db.kind()
+    }
+
+    /// The OAuth settings in force.
+    pub async fn settings_values(&self) -> Result<SettingsValues, crate::error::AppError> {
+        let settings = self
+            .settings
+            .load(SETTINGS_ID)
+            .await
+            .map_err(|e| crate::error::AppError::Internal(anyhow::Error::new(e)))?;
+        Ok(settings.values().clone())
     }
 }
 

@@ -67,7 +67,7 @@ on_both_stores! {
                         redirect_uris: vec!["https://app.example/cb".into()],
                         ..ClientInput::default()
                     };
-                    clients::register(&store, input, RegistrationSource::Admin, &metadata(Actor::System))
+                    clients::register(&store, input, RegistrationSource::Admin, &metadata(Actor::System), None)
                         .await
                         .unwrap();
                 }

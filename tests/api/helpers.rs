@@ -31,6 +31,9 @@ pub fn postgres_admin_url() -> String {
 pub struct TestDb {
     pub kind: Kind,
     pub url: String,
+    /// The master key of this store (sealed signing keys and HS256 secrets need the same one
+    /// across restarts).
+    pub master_key: String,
     /// The SQLite file's directory (kept alive until the test ends).
     pub dir: Option<tempfile::TempDir>,
     postgres_name: Option<String>,
@@ -45,6 +48,7 @@ impl TestDb {
                 TestDb {
                     kind,
                     url,
+                    master_key: authledger::master_key::MasterKey::generate().to_base64(),
                     dir: Some(dir),
                     postgres_name: None,
                 }
@@ -70,6 +74,7 @@ impl TestDb {
                 TestDb {
                     kind,
                     url: url.to_string(),
+                    master_key: authledger::master_key::MasterKey::generate().to_base64(),
                     dir: None,
                     postgres_name: Some(name),
                 }
@@ -137,6 +142,8 @@ impl TestApp {
             database_url: db.url.clone(),
             listen: "127.0.0.1:0".into(),
             issuer: None,
+            master_key: Some(db.master_key.clone()),
+            master_key_file: "unused-when-a-key-is-configured".into(),
         })
         .await
         .expect("the application starts");
@@ -174,6 +181,7 @@ impl TestApp {
         TestDb {
             kind: self.db.kind,
             url: self.db.url.clone(),
+            master_key: self.db.master_key.clone(),
             dir: self.db.dir.take(),
             postgres_name: self.db.postgres_name.take(),
         }
@@ -190,6 +198,7 @@ pub fn cli_with_stdin(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authledger"))
         .args(args)
         .env("AUTHLEDGER_DATABASE_URL", &db.url)
+        .env("AUTHLEDGER_MASTER_KEY", &db.master_key)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -152,7 +152,7 @@ on_both_stores! {
         let store = test_db.store().await;
         let who = metadata(Actor::Cli("ops".into()));
         for n in 0..4 {
-            let client = clients::register(&store, client_input(&format!("c{n}")), RegistrationSource::Admin, &who)
+            let client = clients::register(&store, client_input(&format!("c{n}")), RegistrationSource::Admin, &who, None)
                 .await
                 .unwrap();
             let id = client.client_id.as_str();
@@ -160,7 +160,7 @@ on_both_stores! {
                 clients::disable(&store, id, None, &who).await.unwrap();
             }
             if n == 2 {
-                clients::rotate_secret(&store, id, true, &who).await.unwrap();
+                clients::rotate_secret(&store, id, true, &who, None).await.unwrap();
                 clients::delete(&store, id, &who).await.unwrap();
             }
             let mut update = store.clients.load(id).await.unwrap().registered().unwrap().metadata.clone();

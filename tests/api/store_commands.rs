@@ -63,7 +63,7 @@ on_both_stores! {
         let store = db.store().await;
         let who = metadata(Actor::User("admin".into()));
 
-        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who)
+        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who, None)
             .await
             .unwrap();
 
@@ -92,7 +92,7 @@ on_both_stores! {
         let store = db.store().await;
         let who = metadata(Actor::Cli("ops".into()));
 
-        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who)
+        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who, None)
             .await
             .unwrap();
         let id = client.client_id.as_str();
@@ -120,7 +120,7 @@ on_both_stores! {
         let db = TestDb::new(kind).await;
         let store = db.store().await;
         let who = metadata(Actor::Cli("ops".into()));
-        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who)
+        let client = clients::register(&store, web_app(), RegistrationSource::Admin, &who, None)
             .await
             .unwrap();
         let id = client.client_id.as_str();
@@ -130,7 +130,7 @@ on_both_stores! {
         assert!(matches!(&twice, AppError::Conflict(m) if m.contains("already disabled")), "{twice:?}");
 
         clients::delete(&store, id, &who).await.unwrap();
-        let rotate = clients::rotate_secret(&store, id, false, &who).await.unwrap_err();
+        let rotate = clients::rotate_secret(&store, id, false, &who, None).await.unwrap_err();
         assert!(matches!(&rotate, AppError::Conflict(m) if m.contains("deleted")), "{rotate:?}");
         assert_eq!(clients::show(&store, id).await.unwrap().status, "deleted");
 
@@ -141,7 +141,7 @@ on_both_stores! {
             redirect_uris: vec!["/cb".into()],
             ..web_app()
         };
-        let refused = clients::register(&store, relative, RegistrationSource::Admin, &who)
+        let refused = clients::register(&store, relative, RegistrationSource::Admin, &who, None)
             .await
             .unwrap_err();
         assert!(matches!(&refused, AppError::Invalid(m) if m.starts_with("redirect_uri `/cb`")), "{refused:?}");
@@ -150,7 +150,7 @@ on_both_stores! {
             redirect_uris: vec!["https://app.example/cb#x".into()],
             ..web_app()
         };
-        let refused = clients::register(&store, fragment, RegistrationSource::Admin, &who)
+        let refused = clients::register(&store, fragment, RegistrationSource::Admin, &who, None)
             .await
             .unwrap_err();
         assert!(matches!(&refused, AppError::Invalid(m) if m.contains("fragment")), "{refused:?}");

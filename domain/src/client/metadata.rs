@@ -43,6 +43,43 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(default)]
     pub software_version: Option<String>,
+    /// How ID tokens for this client are signed (OIDC Registration §2); `None` = RS256.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<IdTokenAlg>,
+    /// Put every profile claim under `openid`, as Frappe does, instead of filtering by the
+    /// `profile`, `email` and `roles` scopes.
+    #[serde(default)]
+    pub frappe_claims: bool,
+}
+
+/// ID token signature algorithms (RFC 7518 §3.1). HS256 signs with the client secret, for
+/// Frappe compatibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IdTokenAlg {
+    RS256,
+    ES256,
+    EdDSA,
+    HS256,
+}
+
+impl IdTokenAlg {
+    pub const ALL: [IdTokenAlg; 4] = [
+        IdTokenAlg::RS256,
+        IdTokenAlg::ES256,
+        IdTokenAlg::EdDSA,
+        IdTokenAlg::HS256,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdTokenAlg::RS256 => "RS256",
+            IdTokenAlg::ES256 => "ES256",
+            IdTokenAlg::EdDSA => "EdDSA",
+            IdTokenAlg::HS256 => "HS256",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        IdTokenAlg::ALL.into_iter().find(|alg| alg.as_str() == raw)
+    }
 }
 
 /// How the client came to exist: the audit trail distinguishes operator-made clients from
@@ -120,6 +157,14 @@ impl ClientMetadata {
                     "must be one of redirect_uris",
                 ));
             }
+        }
+        if self.id_token_signed_response_alg == Some(IdTokenAlg::HS256)
+            && self.token_endpoint_auth_method.is_public()
+        {
+            return Err(ClientError::invalid(
+                "id_token_signed_response_alg",
+                "HS256 signs with the client secret, and a public client has none",
+            ));
         }
         if let Some(contact) = self.contacts.iter().find(|c| c.trim().is_empty()) {
             return Err(ClientError::invalid(

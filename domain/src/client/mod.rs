@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use command::{ClientCommand, ClientId, ClientIdRejected};
 pub use error::ClientError;
 pub use event::ClientEvent;
-pub use metadata::{ClientMetadata, RegistrationSource};
+pub use metadata::{ClientMetadata, IdTokenAlg, RegistrationSource};
 
 use crate::secret::SecretHash;
 use crate::services::Services;

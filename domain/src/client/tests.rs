@@ -33,6 +33,8 @@ fn web_app() -> ClientMetadata {
         contacts: vec![],
         software_id: None,
         software_version: None,
+        id_token_signed_response_alg: None,
+        frappe_claims: false,
     }
 }
 

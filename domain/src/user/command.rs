@@ -24,4 +24,9 @@ pub enum UserCommand {
     },
     Disable,
     Enable,
+    /// A sign-in attempt. Both outcomes are recorded (the audit trail answers "every failed
+    /// login for user U"); the caller reads the outcome from the committed event.
+    RecordLogin {
+        password: Password,
+    },
 }

@@ -25,6 +25,17 @@ pub enum UserEvent {
     },
     UserDisabled {},
     UserEnabled {},
+    LoginSucceeded {},
+    LoginFailed {
+        reason: LoginFailure,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    WrongPassword,
+    UserDisabled,
 }
 
 impl cqrs_es::DomainEvent for UserEvent {
@@ -36,6 +47,8 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::RolesSet { .. } => "RolesSet",
             UserEvent::UserDisabled {} => "UserDisabled",
             UserEvent::UserEnabled {} => "UserEnabled",
+            UserEvent::LoginSucceeded {} => "LoginSucceeded",
+            UserEvent::LoginFailed { .. } => "LoginFailed",
         }
         .to_owned()
     }

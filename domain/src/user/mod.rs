@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::UserCommand;
 pub use error::UserError;
-pub use event::UserEvent;
+pub use event::{LoginFailure, UserEvent};
 pub use profile::{Email, ProfileRejected, Role, UserProfile, Username};
 
 use crate::secret::PasswordHash;
@@ -105,6 +105,23 @@ impl cqrs_es::Aggregate for User {
                 }
                 UserEvent::UserEnabled {}
             }
+            UserCommand::RecordLogin { password } => {
+                let user = self.existing()?;
+                if user.disabled {
+                    UserEvent::LoginFailed {
+                        reason: LoginFailure::UserDisabled,
+                    }
+                } else if services
+                    .verify_password(&password, &user.password_hash)
+                    .await
+                {
+                    UserEvent::LoginSucceeded {}
+                } else {
+                    UserEvent::LoginFailed {
+                        reason: LoginFailure::WrongPassword,
+                    }
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -137,6 +154,7 @@ impl cqrs_es::Aggregate for User {
             UserEvent::RolesSet { roles } => user.roles = roles,
             UserEvent::UserDisabled {} => user.disabled = true,
             UserEvent::UserEnabled {} => user.disabled = false,
+            UserEvent::LoginSucceeded {} | UserEvent::LoginFailed { .. } => {}
         }
     }
 }

@@ -182,3 +182,47 @@ fn profile_text_claims_are_bounded() {
     assert!(Email::parse("not-an-email").is_err());
     assert!(Email::parse("a@b@c").is_err());
 }
+
+#[test]
+fn a_sign_in_with_the_right_password_succeeds() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::RecordLogin {
+            password: Password::attempt("wonderland").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::LoginSucceeded {}]);
+}
+
+#[test]
+fn a_wrong_password_is_recorded_as_a_failed_sign_in() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::RecordLogin {
+            password: Password::attempt("short").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::LoginFailed {
+            reason: LoginFailure::WrongPassword,
+        }]);
+}
+
+#[test]
+fn a_disabled_user_cannot_sign_in_even_with_the_right_password() {
+    UserTest::with(services())
+        .given(vec![registered(), UserEvent::UserDisabled {}])
+        .when(UserCommand::RecordLogin {
+            password: Password::attempt("wonderland").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::LoginFailed {
+            reason: LoginFailure::UserDisabled,
+        }]);
+}
+
+#[test]
+fn an_unknown_user_cannot_sign_in() {
+    UserTest::with(services())
+        .given_no_previous_events()
+        .when(UserCommand::RecordLogin {
+            password: Password::attempt("wonderland").unwrap(),
+        })
+        .then_expect_error(UserError::NotRegistered);
+}

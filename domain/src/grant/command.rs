@@ -1,0 +1,98 @@
+use chrono::{DateTime, Utc};
+
+use super::event::{GrantEvent, RevocationReason};
+use crate::oauth::{GrantType, Scopes};
+use crate::pkce::{CodeChallenge, CodeVerifier};
+use crate::secret::SecretHash;
+use crate::user::Username;
+
+/// An authorization code about to be issued (RFC 6749 §4.1.2): everything the token request
+/// will be checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeIssue {
+    pub client_id: String,
+    pub user: Username,
+    pub scopes: Scopes,
+    /// The redirect URI the response goes to, exactly as used.
+    pub redirect_uri: String,
+    /// Whether the request named it (then the token request must repeat it, RFC 6749 §4.1.3).
+    pub redirect_uri_explicit: bool,
+    pub challenge: Option<CodeChallenge>,
+    pub nonce: Option<String>,
+    pub auth_time: DateTime<Utc>,
+    pub code_hash: SecretHash,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Tokens minted by the caller for this command; only hashes and expiries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTokens {
+    pub access_token_hash: SecretHash,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh: Option<NewRefreshToken>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRefreshToken {
+    pub hash: SecretHash,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl NewTokens {
+    pub(crate) fn issued(
+        self,
+        grant_type: GrantType,
+        client_id: String,
+        user: Option<Username>,
+        scopes: Scopes,
+        auth_time: Option<DateTime<Utc>>,
+    ) -> GrantEvent {
+        let (refresh_token_hash, refresh_expires_at) = match self.refresh {
+            Some(refresh) => (Some(refresh.hash), Some(refresh.expires_at)),
+            None => (None, None),
+        };
+        GrantEvent::TokensIssued {
+            grant_type,
+            client_id,
+            user,
+            scopes,
+            auth_time,
+            access_token_hash: self.access_token_hash,
+            access_expires_at: self.access_expires_at,
+            refresh_token_hash,
+            refresh_expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrantCommand {
+    IssueCode(CodeIssue),
+    /// Client credentials (RFC 6749 §4.4) and implicit (§4.2): tokens straight away.
+    IssueTokens {
+        grant_type: GrantType,
+        client_id: String,
+        user: Option<Username>,
+        scopes: Scopes,
+        auth_time: Option<DateTime<Utc>>,
+        tokens: NewTokens,
+    },
+    RedeemCode {
+        /// The authenticated client making the token request.
+        client_id: String,
+        code_hash: SecretHash,
+        redirect_uri: Option<String>,
+        code_verifier: Option<CodeVerifier>,
+        tokens: NewTokens,
+    },
+    Refresh {
+        client_id: String,
+        refresh_token_hash: SecretHash,
+        /// A narrower scope (RFC 6749 §6); `None` keeps the granted one.
+        scopes: Option<Scopes>,
+        tokens: NewTokens,
+    },
+    RevokeGrant {
+        reason: RevocationReason,
+    },
+}

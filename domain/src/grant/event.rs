@@ -1,0 +1,97 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::oauth::{GrantType, Scopes};
+use crate::pkce::CodeChallenge;
+use crate::secret::SecretHash;
+use crate::user::Username;
+
+/// Why a whole token family died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// An authorization code was presented a second time (RFC 6749 §4.1.2).
+    CodeReplay,
+    /// A rotated refresh token was presented again (RFC 9700 §4.14.2).
+    RefreshReplay,
+    /// The client revoked it (RFC 7009).
+    ClientRequest,
+    /// An operator revoked it.
+    Admin,
+    /// The person withdrew their consent.
+    ConsentRevoked,
+    /// The client's secret was rotated with `--revoke-tokens`.
+    SecretRotated,
+}
+
+/// What happened to a grant. Codes and tokens appear only as SHA-256 hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GrantEvent {
+    CodeIssued {
+        client_id: String,
+        user: Username,
+        scopes: Scopes,
+        redirect_uri: String,
+        redirect_uri_explicit: bool,
+        code_challenge: Option<CodeChallenge>,
+        nonce: Option<String>,
+        auth_time: DateTime<Utc>,
+        code_hash: SecretHash,
+        expires_at: DateTime<Utc>,
+    },
+    CodeRedeemed {
+        code_hash: SecretHash,
+    },
+    /// Self-contained (client, user, scopes), so a token index needs no other event.
+    TokensIssued {
+        grant_type: GrantType,
+        client_id: String,
+        user: Option<Username>,
+        scopes: Scopes,
+        auth_time: Option<DateTime<Utc>>,
+        access_token_hash: SecretHash,
+        access_expires_at: DateTime<Utc>,
+        refresh_token_hash: Option<SecretHash>,
+        refresh_expires_at: Option<DateTime<Utc>>,
+    },
+    TokensRefreshed {
+        previous_refresh_token_hash: SecretHash,
+        scopes: Scopes,
+        access_token_hash: SecretHash,
+        access_expires_at: DateTime<Utc>,
+        refresh_token_hash: SecretHash,
+        refresh_expires_at: DateTime<Utc>,
+    },
+    CodeReplayDetected {
+        code_hash: SecretHash,
+    },
+    RefreshReplayDetected {
+        refresh_token_hash: SecretHash,
+    },
+    TokenRevoked {
+        token_hash: SecretHash,
+    },
+    GrantRevoked {
+        reason: RevocationReason,
+    },
+}
+
+impl cqrs_es::DomainEvent for GrantEvent {
+    fn event_type(&self) -> String {
+        match self {
+            GrantEvent::CodeIssued { .. } => "CodeIssued",
+            GrantEvent::CodeRedeemed { .. } => "CodeRedeemed",
+            GrantEvent::TokensIssued { .. } => "TokensIssued",
+            GrantEvent::TokensRefreshed { .. } => "TokensRefreshed",
+            GrantEvent::CodeReplayDetected { .. } => "CodeReplayDetected",
+            GrantEvent::RefreshReplayDetected { .. } => "RefreshReplayDetected",
+            GrantEvent::TokenRevoked { .. } => "TokenRevoked",
+            GrantEvent::GrantRevoked { .. } => "GrantRevoked",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

@@ -1,0 +1,2 @@
+ALTER TABLE user_view ADD COLUMN last_login_at text;
+ALTER TABLE user_view ADD COLUMN last_failed_login_at text;

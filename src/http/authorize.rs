@@ -1,0 +1,298 @@
+//! `GET/POST /oauth/authorize` (and Frappe's `authorize` alias): sign-in, consent, then a code
+//! or (implicit) a token, sent back to the client.
+
+use askama::Template;
+use authledger_domain::consent::{consent_id, ConsentCommand};
+use authledger_domain::metadata::Actor;
+use authledger_domain::oauth::ResponseType;
+use authledger_domain::settings::ConsentMode;
+use authledger_domain::user::{RegisteredUser, Username};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::SignedCookieJar;
+use chrono::{DateTime, Utc};
+
+use super::context::RequestContext;
+use super::pages::render;
+use super::session;
+use super::{paths, AppState};
+use crate::error::AppError;
+use crate::oauth::authorize::{validate, AuthorizationRequest};
+use crate::oauth::error::{AuthorizeError, AuthorizeErrorCode};
+use crate::oauth::params::Params;
+use crate::oauth::token::{issue_code, issue_implicit};
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    action: &'a str,
+    csrf_token: &'a str,
+    client_name: &'a str,
+    username: &'a str,
+    scopes: Vec<(&'a str, String)>,
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+/// What a scope lets the client do, in words for the consent page.
+fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "confirm who you are (your username)".into(),
+        "profile" => "see your name and picture".into(),
+        "email" => "see your email address".into(),
+        "roles" => "see your roles".into(),
+        "offline_access" => "keep access while you are away".into(),
+        "all" => "act as you everywhere your account can".into(),
+        "admin" => "administer this authorization server".into(),
+        other => format!("use the `{other}` permission"),
+    }
+}
+
+pub async fn authorize(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    context: RequestContext,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let raw: &[u8] = if method == Method::POST {
+        &body
+    } else {
+        uri.query().unwrap_or_default().as_bytes()
+    };
+    let mut params = match Params::parse(raw) {
+        Ok(params) => params,
+        Err(name) => {
+            return AuthorizeError::Untrusted {
+                title: "Malformed request",
+                message: format!("The parameter `{name}` appears more than once."),
+            }
+            .into_response()
+        }
+    };
+    // Consent-form fields are not part of the authorization request; a decision only counts
+    // when POSTed with the form's CSRF token.
+    let decision = params.remove("decision").filter(|_| method == Method::POST);
+    let csrf = params.remove("csrf_token");
+    match run(&app, jar, &context, uri.path(), params, decision, csrf).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn internal(error: AppError) -> AuthorizeError {
+    tracing::error!(%error, "authorization endpoint failure");
+    AuthorizeError::Untrusted {
+        title: "Temporary failure",
+        message: "The request could not be processed; please try again.".into(),
+    }
+}
+
+async fn signed_in_user(
+    app: &AppState,
+    jar: &SignedCookieJar,
+) -> Result<Option<(RegisteredUser, DateTime<Utc>)>, AuthorizeError> {
+    let Some(current) = session::current(jar) else {
+        return Ok(None);
+    };
+    let Ok(username) = Username::parse(&current.username) else {
+        return Ok(None);
+    };
+    let user = app
+        .authority
+        .store
+        .users
+        .load(username.as_str())
+        .await
+        .map_err(|e| internal(crate::error::user_error(username.as_str(), e)))?;
+    Ok(user
+        .registered()
+        .filter(|u| !u.disabled)
+        .map(|u| (u.clone(), current.auth_time())))
+}
+
+async fn run(
+    app: &AppState,
+    jar: SignedCookieJar,
+    context: &RequestContext,
+    path: &str,
+    params: Params,
+    decision: Option<String>,
+    csrf: Option<String>,
+) -> Result<Response, AuthorizeError> {
+    let authority = &app.authority;
+    let settings = authority.store.settings_values().await.map_err(internal)?;
+    let request = validate(authority, &settings, params).await?;
+
+    let signed_in = signed_in_user(app, &jar).await?;
+    let now = Utc::now();
+    let must_sign_in = match &signed_in {
+        None => true,
+        Some((_, auth_time)) => {
+            let age = (now - *auth_time).num_seconds();
+            request.max_age.is_some_and(|max| age > max) || (request.prompt.login && age > 5)
+        }
+    };
+    if must_sign_in {
+        if request.prompt.none {
+            return Err(request.refuse(
+                AuthorizeErrorCode::LoginRequired,
+                "the person is not signed in",
+            ));
+        }
+        return Ok(send_to_sign_in(&request, path));
+    }
+    let (user, auth_time) = signed_in.expect("checked above");
+
+    let allowed = &request.client.metadata.allowed_roles;
+    if !allowed.is_empty() && !user.roles.iter().any(|r| allowed.contains(r.as_str())) {
+        return Err(request.refuse(
+            AuthorizeErrorCode::AccessDenied,
+            "the person's roles do not allow them to use this client",
+        ));
+    }
+
+    let store = &authority.store;
+    let consent_key = consent_id(&user.username, &request.client.client_id);
+    let consent = store
+        .consents
+        .load(&consent_key)
+        .await
+        .map_err(|e| internal(AppError::Internal(anyhow::Error::new(e))))?;
+    let consent_needed = request.prompt.consent
+        || (!request.client.metadata.skip_authorization
+            && (settings.consent_mode == ConsentMode::Force || !consent.covers(&request.scopes)));
+    let metadata = context.metadata(Actor::User(user.username.to_string()));
+
+    if consent_needed {
+        match decision.as_deref() {
+            None if request.prompt.none => {
+                return Err(request.refuse(
+                    AuthorizeErrorCode::ConsentRequired,
+                    "the person has not consented to this client and scope",
+                ))
+            }
+            None => return Ok(consent_page(app, jar, &request, &user, path)),
+            Some(_) if !session::csrf_valid(&jar, csrf.as_deref()) => {
+                return Err(AuthorizeError::Untrusted {
+                    title: "Form expired",
+                    message: "The consent form expired; go back to the application and try again."
+                        .into(),
+                })
+            }
+            Some("deny") => {
+                return Err(
+                    request.refuse(AuthorizeErrorCode::AccessDenied, "the person denied access")
+                )
+            }
+            Some("allow") => {
+                store
+                    .consents
+                    .execute(
+                        &consent_key,
+                        ConsentCommand::Grant {
+                            user: user.username.clone(),
+                            client_id: request.client.client_id.clone(),
+                            scopes: request.scopes.clone(),
+                        },
+                        &metadata,
+                    )
+                    .await
+                    .map_err(|e| internal(AppError::Internal(anyhow::Error::new(e))))?;
+            }
+            Some(_) => {
+                return Err(request.refuse(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "decision must be allow or deny",
+                ))
+            }
+        }
+    }
+
+    let response = match request.response_type {
+        ResponseType::Code => {
+            let code = issue_code(
+                authority,
+                &request,
+                &user.username,
+                auth_time,
+                &settings,
+                &metadata,
+            )
+            .await
+            .map_err(internal)?;
+            request.target.redirect(&[("code", &code)])
+        }
+        ResponseType::Token => {
+            let (token, expires_in) = issue_implicit(
+                authority,
+                &request,
+                &user.username,
+                auth_time,
+                &settings,
+                &metadata,
+            )
+            .await
+            .map_err(internal)?;
+            let scope = request.scopes.to_string();
+            request.target.redirect(&[
+                ("access_token", &token),
+                ("token_type", "Bearer"),
+                ("expires_in", &expires_in.to_string()),
+                ("scope", &scope),
+            ])
+        }
+    };
+    Ok(response)
+}
+
+/// Sends the person to sign in, carrying the request so they come back to it. A `prompt=login`
+/// is dropped from the carried request, or signing in would ask for signing in again.
+fn send_to_sign_in(request: &AuthorizationRequest, path: &str) -> Response {
+    let mut carried = request.params.clone();
+    if let Some(prompt) = carried.remove("prompt") {
+        let rest: Vec<&str> = prompt
+            .split(' ')
+            .filter(|p| *p != "login" && !p.is_empty())
+            .collect();
+        if !rest.is_empty() {
+            carried =
+                Params::parse(format!("{}&prompt={}", carried.encode(), rest.join("+")).as_bytes())
+                    .unwrap_or(carried);
+        }
+    }
+    let return_to = format!("{path}?{}", carried.encode());
+    let mut login = form_urlencoded::Serializer::new(String::new());
+    login.append_pair("return_to", &return_to);
+    if let Some(hint) = &request.login_hint {
+        login.append_pair("login_hint", hint);
+    }
+    Redirect::to(&format!("{}?{}", paths::LOGIN, login.finish())).into_response()
+}
+
+fn consent_page(
+    app: &AppState,
+    jar: SignedCookieJar,
+    request: &AuthorizationRequest,
+    user: &RegisteredUser,
+    path: &str,
+) -> Response {
+    let (jar, csrf_token) = session::csrf_token(jar, app.secure_cookies);
+    let mut fields: Vec<(&str, &str)> = request.params.iter().collect();
+    fields.sort();
+    let page = ConsentPage {
+        action: path,
+        csrf_token: &csrf_token,
+        client_name: &request.client.metadata.name,
+        username: user.username.as_str(),
+        scopes: request
+            .scopes
+            .iter()
+            .map(|s| (s, describe_scope(s)))
+            .collect(),
+        fields,
+    };
+    (jar, render(StatusCode::OK, &page)).into_response()
+}

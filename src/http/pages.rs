@@ -1,0 +1,222 @@
+//! Pages for people: sign-in, sign-out and error pages (DESIGN §6). Plain server-rendered
+//! HTML, readable without JavaScript.
+
+use askama::Template;
+use authledger_domain::metadata::Actor;
+use authledger_domain::secret::Password;
+use authledger_domain::user::{UserCommand, UserError, UserEvent, Username};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::SignedCookieJar;
+use cqrs_es::AggregateError;
+use serde::Deserialize;
+
+use super::context::RequestContext;
+use super::session::{self, Session};
+use super::{paths, AppState};
+use crate::oauth::error::html;
+use crate::oauth::params::Params;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    action: &'a str,
+    csrf_token: &'a str,
+    return_to: &'a str,
+    username: &'a str,
+    message: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// Renders a template; a template that fails to render is a bug, answered as a plain 500.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(body) => html(status, body),
+        Err(error) => {
+            tracing::error!(%error, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    render(status, &MessagePage { title, message })
+}
+
+/// Only local paths may be returned to after sign-in: anything else would make the sign-in
+/// page an open redirector.
+fn safe_return_to(raw: Option<&str>) -> String {
+    match raw {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path.to_owned()
+        }
+        _ => paths::LOGIN.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+    login_hint: Option<String>,
+}
+
+fn login_form(
+    jar: SignedCookieJar,
+    secure: bool,
+    status: StatusCode,
+    return_to: &str,
+    username: &str,
+    message: Option<&str>,
+) -> Response {
+    let (jar, csrf_token) = session::csrf_token(jar, secure);
+    let page = LoginPage {
+        action: paths::LOGIN,
+        csrf_token: &csrf_token,
+        return_to,
+        username,
+        message,
+    };
+    (jar, render(status, &page)).into_response()
+}
+
+pub async fn login_page(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let return_to = safe_return_to(query.return_to.as_deref());
+    if query.return_to.is_none() {
+        if let Some(current) = session::current(&jar) {
+            let message = format!("You are signed in as {}.", current.username);
+            return render(
+                StatusCode::OK,
+                &MessagePage {
+                    title: "Signed in",
+                    message: &message,
+                },
+            );
+        }
+    }
+    let hint = query.login_hint.unwrap_or_default();
+    login_form(
+        jar,
+        app.secure_cookies,
+        StatusCode::OK,
+        &return_to,
+        &hint,
+        None,
+    )
+}
+
+const SIGN_IN_FAILED: &str = "Wrong username or password.";
+
+pub async fn login(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    context: RequestContext,
+    body: Bytes,
+) -> Response {
+    let Ok(mut form) = Params::parse(&body) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Malformed form",
+            "Please try again.",
+        );
+    };
+    let return_to = safe_return_to(form.get("return_to"));
+    let typed_username = form.remove("username").unwrap_or_default();
+    if !session::csrf_valid(&jar, form.get("csrf_token")) {
+        let message = "The form expired. Please sign in again.";
+        return login_form(
+            jar,
+            app.secure_cookies,
+            StatusCode::BAD_REQUEST,
+            &return_to,
+            &typed_username,
+            Some(message),
+        );
+    }
+    let failed = |jar| {
+        login_form(
+            jar,
+            app.secure_cookies,
+            StatusCode::UNAUTHORIZED,
+            &return_to,
+            &typed_username,
+            Some(SIGN_IN_FAILED),
+        )
+    };
+    let (Ok(username), Ok(password)) = (
+        Username::parse(&typed_username),
+        Password::attempt(form.get("password").unwrap_or_default()),
+    ) else {
+        return failed(jar);
+    };
+    let users = &app.authority.store.users;
+    let outcome = users
+        .execute(
+            username.as_str(),
+            UserCommand::RecordLogin { password },
+            &context.metadata(Actor::Anonymous),
+        )
+        .await;
+    match outcome {
+        Ok(events)
+            if events
+                .iter()
+                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
+        {
+            let session = Session {
+                username: username.to_string(),
+                auth_time: chrono::Utc::now().timestamp(),
+            };
+            let jar = session::start(jar, &session, app.secure_cookies);
+            (jar, Redirect::to(&return_to)).into_response()
+        }
+        Ok(_) => failed(jar),
+        Err(AggregateError::UserError(UserError::NotRegistered)) => {
+            // Unknown names take as long as wrong passwords, so timing does not reveal which
+            // usernames exist.
+            crate::services::spend_a_password_verification().await;
+            failed(jar)
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "recording a sign-in failed");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Temporary failure",
+                "Please try again.",
+            )
+        }
+    }
+}
+
+pub async fn logout(jar: SignedCookieJar, body: Bytes) -> Response {
+    let form = Params::parse(&body).unwrap_or_default();
+    if !session::csrf_valid(&jar, form.get("csrf_token")) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Form expired",
+            "Please go back and try again.",
+        );
+    }
+    let jar = session::end(jar);
+    (
+        jar,
+        error_page(StatusCode::OK, "Signed out", "You are signed out."),
+    )
+        .into_response()
+}

@@ -1,0 +1,115 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3): exactly the method the client
+//! registered, secrets compared in constant time, every failure the same `invalid_client`.
+
+use authledger_domain::client::{ClientStatus, RegisteredClient};
+use authledger_domain::oauth::TokenEndpointAuthMethod;
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::error::TokenError;
+use super::params::Params;
+use crate::error::client_error;
+use crate::secrets;
+use crate::store::Store;
+
+/// What the request presented.
+struct Presented {
+    client_id: String,
+    secret: Option<String>,
+    method: TokenEndpointAuthMethod,
+}
+
+/// RFC 6749 §2.3.1: the Basic credentials are the form-urlencoded id and secret.
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let fail = |basic_attempted: bool, description: &str| TokenError {
+        basic_attempted,
+        ..TokenError::invalid_client(description)
+    };
+    if let Some(value) = basic {
+        let (client_id, secret) =
+            parse_basic(value).ok_or_else(|| fail(true, "malformed HTTP Basic credentials"))?;
+        if params.get("client_secret").is_some() {
+            return Err(TokenError::invalid_request(
+                "use one client authentication method, not HTTP Basic and client_secret both",
+            ));
+        }
+        if params.get("client_id").is_some_and(|id| id != client_id) {
+            return Err(TokenError::invalid_request(
+                "client_id differs from the HTTP Basic user name",
+            ));
+        }
+        return Ok(Presented {
+            client_id,
+            secret: Some(secret),
+            method: TokenEndpointAuthMethod::ClientSecretBasic,
+        });
+    }
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| fail(false, "client authentication is required"))?
+        .to_owned();
+    Ok(match params.get("client_secret") {
+        Some(secret) => Presented {
+            client_id,
+            secret: Some(secret.to_owned()),
+            method: TokenEndpointAuthMethod::ClientSecretPost,
+        },
+        None => Presented {
+            client_id,
+            secret: None,
+            method: TokenEndpointAuthMethod::None,
+        },
+    })
+}
+
+/// Authenticates the calling client; returns it as its events make it now.
+pub async fn authenticate(
+    store: &Store,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<RegisteredClient, TokenError> {
+    let presented = presented(headers, params)?;
+    let basic_attempted = presented.method == TokenEndpointAuthMethod::ClientSecretBasic;
+    let fail = || TokenError {
+        basic_attempted,
+        ..TokenError::invalid_client("client authentication failed")
+    };
+    let client = store
+        .clients
+        .load(&presented.client_id)
+        .await
+        .map_err(|e| TokenError::from(client_error(&presented.client_id, e)))?;
+    let Some(client) = client.registered().cloned() else {
+        return Err(fail());
+    };
+    if client.status != ClientStatus::Active {
+        return Err(fail());
+    }
+    if client.metadata.token_endpoint_auth_method != presented.method {
+        return Err(fail());
+    }
+    match (&client.secret_hash, &presented.secret) {
+        (None, None) => Ok(client),
+        (Some(expected), Some(secret)) if expected.matches(&secrets::hash(secret)) => Ok(client),
+        _ => Err(fail()),
+    }
+}

@@ -1,0 +1,188 @@
+//! ID tokens (OIDC Core §2) and the claims a user's profile yields for a set of scopes.
+
+use authledger_domain::client::{IdTokenAlg, RegisteredClient};
+use authledger_domain::oauth::Scopes;
+use authledger_domain::user::RegisteredUser;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::error::AppError;
+use crate::master_key::MasterKey;
+use crate::signing::KeyRing;
+use crate::store::Store;
+
+/// The user's claims that `scopes` release (OIDC Core §5.4): `profile` gives the names and
+/// picture, `email` the address, `roles` the roles. With `frappe_claims` every one of them is
+/// released under `openid`, as Frappe does.
+pub fn user_claims(
+    user: &RegisteredUser,
+    scopes: &Scopes,
+    frappe_claims: bool,
+) -> Map<String, Value> {
+    let released = |scope: &str| frappe_claims || scopes.contains(scope);
+    let mut claims = Map::new();
+    let profile = &user.profile;
+    if released("profile") {
+        for (name, value) in [
+            ("name", &profile.name),
+            ("given_name", &profile.given_name),
+            ("family_name", &profile.family_name),
+        ] {
+            if let Some(value) = value {
+                claims.insert(name.into(), json!(value));
+            }
+        }
+        if let Some(picture) = &profile.picture {
+            claims.insert("picture".into(), json!(picture.as_str()));
+        }
+    }
+    if released("email") {
+        if let Some(email) = &profile.email {
+            claims.insert("email".into(), json!(email.as_str()));
+        }
+    }
+    if released("roles") {
+        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+        claims.insert("roles".into(), json!(roles));
+    }
+    claims
+}
+
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the access token's hash, with the hash of
+/// the signature algorithm (SHA-512 for Ed25519).
+fn at_hash(alg: IdTokenAlg, access_token: &str) -> String {
+    let digest: Vec<u8> = match alg {
+        IdTokenAlg::EdDSA => Sha512::digest(access_token.as_bytes()).to_vec(),
+        _ => Sha256::digest(access_token.as_bytes()).to_vec(),
+    };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+pub struct IdTokenInput<'a> {
+    pub issuer: &'a str,
+    pub client: &'a RegisteredClient,
+    pub user: &'a RegisteredUser,
+    pub scopes: &'a Scopes,
+    pub nonce: Option<&'a str>,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub access_token: &'a str,
+    pub now: DateTime<Utc>,
+    pub lifetime_seconds: i64,
+}
+
+/// Builds and signs the ID token for a token response.
+pub async fn issue(
+    store: &Store,
+    keys: &KeyRing,
+    master: &MasterKey,
+    input: IdTokenInput<'_>,
+) -> Result<String, AppError> {
+    let alg = input
+        .client
+        .metadata
+        .id_token_signed_response_alg
+        .unwrap_or(IdTokenAlg::RS256);
+    let mut claims = user_claims(
+        input.user,
+        input.scopes,
+        input.client.metadata.frappe_claims,
+    );
+    let iat = input.now.timestamp();
+    for (name, value) in [
+        ("iss", json!(input.issuer)),
+        ("sub", json!(input.user.username.as_str())),
+        ("aud", json!(input.client.client_id)),
+        ("azp", json!(input.client.client_id)),
+        ("iat", json!(iat)),
+        ("exp", json!(iat + input.lifetime_seconds)),
+        ("at_hash", json!(at_hash(alg, input.access_token))),
+    ] {
+        claims.insert(name.into(), value);
+    }
+    if let Some(auth_time) = input.auth_time {
+        claims.insert("auth_time".into(), json!(auth_time.timestamp()));
+    }
+    if let Some(nonce) = input.nonce {
+        claims.insert("nonce".into(), json!(nonce));
+    }
+    let secret = match alg {
+        IdTokenAlg::HS256 => Some(hs256_secret(store, master, input.client).await?),
+        _ => None,
+    };
+    keys.sign(alg, &Value::Object(claims), secret.as_deref())
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// The sealed secret of an HS256 client, for its current secret hash.
+async fn hs256_secret(
+    store: &Store,
+    master: &MasterKey,
+    client: &RegisteredClient,
+) -> Result<Vec<u8>, AppError> {
+    let hash = client
+        .secret_hash
+        .as_ref()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("HS256 client without a secret")))?;
+    let sql =
+        "SELECT sealed_secret FROM client_secret_keys WHERE client_id = $1 AND secret_hash = $2";
+    let sealed: Option<String> =
+        authledger_projections::on_db!(&store.db, pool => sqlx::query_scalar(sql)
+        .bind(&client.client_id)
+        .bind(hash.as_hex())
+        .fetch_optional(pool)
+        .await)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let sealed = sealed.ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "client {} signs ID tokens with HS256 but its secret is not in the sealed store",
+            client.client_id
+        ))
+    })?;
+    master
+        .open(&sealed, &secret_context(&client.client_id))
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+pub fn secret_context(client_id: &str) -> String {
+    format!("client-secret:{client_id}")
+}
+
+/// Keeps an HS256 client's secret, sealed, so ID tokens can be signed with it.
+pub async fn store_hs256_secret(
+    store: &Store,
+    master: &MasterKey,
+    client_id: &str,
+    secret: &crate::secrets::MintedSecret,
+) -> Result<(), AppError> {
+    let sealed = master.seal(secret.reveal().as_bytes(), &secret_context(client_id));
+    let sql = "INSERT INTO client_secret_keys (client_id, secret_hash, sealed_secret) VALUES ($1, $2, $3)";
+    authledger_projections::on_db!(&store.db, pool => sqlx::query(sql)
+        .bind(client_id)
+        .bind(secret.hash().as_hex())
+        .bind(&sealed)
+        .execute(pool)
+        .await
+        .map(drop))
+    .map_err(|e| AppError::Internal(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_matches_the_oidc_example() {
+        // OIDC Core A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" -> at_hash
+        // "77QmUPtjPfzWtF2AnpK9RQ".
+        assert_eq!(
+            at_hash(
+                IdTokenAlg::RS256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+}

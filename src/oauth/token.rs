@@ -1,0 +1,470 @@
+//! The grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6) and the issuance done at the
+//! authorization endpoint (codes, implicit tokens). Each grant becomes one command on one
+//! `Grant` aggregate; the answer follows from the events it committed.
+
+use authledger_domain::client::RegisteredClient;
+use authledger_domain::grant::{
+    CodeIssue, GrantCommand, GrantError, GrantEvent, NewRefreshToken, NewTokens,
+};
+use authledger_domain::metadata::EventMetadata;
+use authledger_domain::oauth::{GrantType, Scopes};
+use authledger_domain::pkce::CodeVerifier;
+use authledger_domain::settings::SettingsValues;
+use authledger_domain::user::{RegisteredUser, Username};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::{AggregateError, EventEnvelope};
+use serde::Serialize;
+
+use super::authorize::AuthorizationRequest;
+use super::error::{no_store, TokenError, TokenErrorCode};
+use super::id_token::{self, IdTokenInput};
+use super::params::Params;
+use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
+use super::Authority;
+use crate::error::{user_error, AppError};
+use crate::secrets::{self, MintedSecret};
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        (no_store(), axum::Json(self)).into_response()
+    }
+}
+
+/// How strictly `code_verifier` is read: RFC 7636 on the standard endpoint; leniently on
+/// Frappe's, whose clients (and test vector `420`) send short verifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifierRules {
+    Rfc7636,
+    Frappe,
+}
+
+fn grant_error(error: AggregateError<GrantError>) -> TokenError {
+    match error {
+        AggregateError::UserError(GrantError::InvalidGrant(reason)) => {
+            TokenError::invalid_grant(reason)
+        }
+        AggregateError::UserError(GrantError::InvalidScope) => TokenError::new(
+            TokenErrorCode::InvalidScope,
+            GrantError::InvalidScope.to_string(),
+        ),
+        AggregateError::UserError(other) => TokenError::invalid_grant(other.to_string()),
+        AggregateError::AggregateConflict => {
+            TokenError::invalid_grant("the grant was used concurrently; try again")
+        }
+        other => TokenError::from(AppError::Internal(anyhow::Error::new(other))),
+    }
+}
+
+fn has_event(
+    events: &[EventEnvelope<authledger_domain::grant::Grant>],
+    wanted: fn(&GrantEvent) -> bool,
+) -> bool {
+    events.iter().any(|e| wanted(&e.payload))
+}
+
+/// Tokens for one response, minted here; only their hashes go into the command.
+struct Minted {
+    access: MintedSecret,
+    refresh: Option<MintedSecret>,
+    expires_in: i64,
+    tokens: NewTokens,
+}
+
+fn mint(grant: &GrantId, refresh: bool, settings: &SettingsValues, now: DateTime<Utc>) -> Minted {
+    let access = tokens::mint(ACCESS_TOKEN_PREFIX, grant);
+    let refresh = refresh.then(|| tokens::mint(REFRESH_TOKEN_PREFIX, grant));
+    let expires_in = i64::from(settings.access_token_ttl);
+    let tokens = NewTokens {
+        access_token_hash: access.hash().clone(),
+        access_expires_at: now + Duration::seconds(expires_in),
+        refresh: refresh.as_ref().map(|r| NewRefreshToken {
+            hash: r.hash().clone(),
+            expires_at: now + Duration::seconds(i64::from(settings.refresh_token_ttl)),
+        }),
+    };
+    Minted {
+        access,
+        refresh,
+        expires_in,
+        tokens,
+    }
+}
+
+/// The user behind a grant, who must still exist and be enabled.
+async fn active_user(
+    authority: &Authority,
+    username: &Username,
+) -> Result<RegisteredUser, TokenError> {
+    let user = authority
+        .store
+        .users
+        .load(username.as_str())
+        .await
+        .map_err(|e| TokenError::from(user_error(username.as_str(), e)))?;
+    match user.registered() {
+        Some(user) if !user.disabled => Ok(user.clone()),
+        _ => Err(TokenError::invalid_grant("the user's account is disabled")),
+    }
+}
+
+/// Answers a token request from an authenticated client.
+pub async fn exchange(
+    authority: &Authority,
+    client: &RegisteredClient,
+    params: &Params,
+    metadata: &EventMetadata,
+    rules: VerifierRules,
+) -> Result<TokenResponse, TokenError> {
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| TokenError::invalid_request("grant_type is required"))?;
+    let grant_type = match grant_type.parse::<GrantType>() {
+        Ok(GrantType::Implicit) | Err(_) => {
+            return Err(TokenError::new(
+                TokenErrorCode::UnsupportedGrantType,
+                format!("grant_type `{grant_type}` is not supported"),
+            ))
+        }
+        Ok(grant_type) => grant_type,
+    };
+    if !client.metadata.grant_types.contains(&grant_type) {
+        return Err(TokenError::new(
+            TokenErrorCode::UnauthorizedClient,
+            format!("the client is not registered for grant_type `{grant_type}`"),
+        ));
+    }
+    let settings = authority.store.settings_values().await?;
+    match grant_type {
+        GrantType::AuthorizationCode => {
+            authorization_code(authority, client, params, metadata, rules, &settings).await
+        }
+        GrantType::RefreshToken => {
+            refresh_token(authority, client, params, metadata, &settings).await
+        }
+        GrantType::ClientCredentials => {
+            client_credentials(authority, client, params, metadata, &settings).await
+        }
+        GrantType::Implicit => unreachable!("refused above"),
+    }
+}
+
+async fn authorization_code(
+    authority: &Authority,
+    client: &RegisteredClient,
+    params: &Params,
+    metadata: &EventMetadata,
+    rules: VerifierRules,
+    settings: &SettingsValues,
+) -> Result<TokenResponse, TokenError> {
+    let code = params
+        .get("code")
+        .ok_or_else(|| TokenError::invalid_request("code is required"))?;
+    let grant_id = tokens::grant_of(code, CODE_PREFIX)
+        .ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
+    let code_verifier = params
+        .get("code_verifier")
+        .map(|raw| match rules {
+            VerifierRules::Rfc7636 => CodeVerifier::parse(raw),
+            VerifierRules::Frappe => CodeVerifier::parse_lenient(raw),
+        })
+        .transpose()
+        .map_err(|e| TokenError::invalid_request(e.to_string()))?;
+
+    let grant = authority
+        .store
+        .grants
+        .load(grant_id.as_str())
+        .await
+        .map_err(grant_error)?;
+    let state = grant
+        .state()
+        .ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
+    let user = match (&state.user, state.client_id == client.client_id) {
+        (Some(user), true) => Some(active_user(authority, user).await?),
+        _ => None,
+    };
+    let nonce = state.nonce.clone();
+
+    let now = Utc::now();
+    let wants_refresh = client
+        .metadata
+        .grant_types
+        .contains(&GrantType::RefreshToken);
+    let minted = mint(&grant_id, wants_refresh, settings, now);
+    let events = authority
+        .store
+        .grants
+        .execute(
+            grant_id.as_str(),
+            GrantCommand::RedeemCode {
+                client_id: client.client_id.clone(),
+                code_hash: secrets::hash(code),
+                redirect_uri: params.get("redirect_uri").map(str::to_owned),
+                code_verifier,
+                tokens: minted.tokens.clone(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(grant_error)?;
+    if has_event(&events, |e| {
+        matches!(e, GrantEvent::CodeReplayDetected { .. })
+    }) {
+        return Err(TokenError::invalid_grant(
+            "authorization code was already used; every token issued from it is revoked",
+        ));
+    }
+    let user = user.ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
+    respond(
+        authority,
+        client,
+        Some(&user),
+        &state.scopes,
+        nonce.as_deref(),
+        state.auth_time,
+        minted,
+        now,
+    )
+    .await
+}
+
+async fn refresh_token(
+    authority: &Authority,
+    client: &RegisteredClient,
+    params: &Params,
+    metadata: &EventMetadata,
+    settings: &SettingsValues,
+) -> Result<TokenResponse, TokenError> {
+    let presented = params
+        .get("refresh_token")
+        .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?;
+    let grant_id = tokens::grant_of(presented, REFRESH_TOKEN_PREFIX)
+        .ok_or_else(|| TokenError::invalid_grant("refresh token is invalid"))?;
+    let scopes = params
+        .get("scope")
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
+    let grant = authority
+        .store
+        .grants
+        .load(grant_id.as_str())
+        .await
+        .map_err(grant_error)?;
+    let state = grant
+        .state()
+        .ok_or_else(|| TokenError::invalid_grant("refresh token is invalid"))?;
+    let user = match (&state.user, state.client_id == client.client_id) {
+        (Some(user), true) => Some(active_user(authority, user).await?),
+        _ => None,
+    };
+
+    let now = Utc::now();
+    let minted = mint(&grant_id, true, settings, now);
+    let events = authority
+        .store
+        .grants
+        .execute(
+            grant_id.as_str(),
+            GrantCommand::Refresh {
+                client_id: client.client_id.clone(),
+                refresh_token_hash: secrets::hash(presented),
+                scopes,
+                tokens: minted.tokens.clone(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(grant_error)?;
+    if has_event(&events, |e| {
+        matches!(e, GrantEvent::RefreshReplayDetected { .. })
+    }) {
+        return Err(TokenError::invalid_grant(
+            "refresh token was already used; the whole grant is revoked",
+        ));
+    }
+    let scopes = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            GrantEvent::TokensRefreshed { scopes, .. } => Some(scopes.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| state.scopes.clone());
+    respond(
+        authority,
+        client,
+        user.as_ref(),
+        &scopes,
+        None,
+        state.auth_time,
+        minted,
+        now,
+    )
+    .await
+}
+
+async fn client_credentials(
+    authority: &Authority,
+    client: &RegisteredClient,
+    params: &Params,
+    metadata: &EventMetadata,
+    settings: &SettingsValues,
+) -> Result<TokenResponse, TokenError> {
+    let scopes = match params.get("scope") {
+        None => client.metadata.scopes.clone(),
+        Some(raw) => {
+            let scopes = Scopes::parse(raw)
+                .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
+            if !scopes.is_subset_of(&client.metadata.scopes) {
+                return Err(TokenError::new(
+                    TokenErrorCode::InvalidScope,
+                    "the requested scope exceeds the scope registered for the client",
+                ));
+            }
+            scopes
+        }
+    };
+    let grant_id = GrantId::new();
+    let now = Utc::now();
+    let minted = mint(&grant_id, false, settings, now);
+    authority
+        .store
+        .grants
+        .execute(
+            grant_id.as_str(),
+            GrantCommand::IssueTokens {
+                grant_type: GrantType::ClientCredentials,
+                client_id: client.client_id.clone(),
+                user: None,
+                scopes: scopes.clone(),
+                auth_time: None,
+                tokens: minted.tokens.clone(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(grant_error)?;
+    respond(authority, client, None, &scopes, None, None, minted, now).await
+}
+
+/// The success response; an ID token when a user granted `openid`.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    authority: &Authority,
+    client: &RegisteredClient,
+    user: Option<&RegisteredUser>,
+    scopes: &Scopes,
+    nonce: Option<&str>,
+    auth_time: Option<DateTime<Utc>>,
+    minted: Minted,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, TokenError> {
+    let id_token = match user {
+        Some(user) if scopes.contains("openid") => Some(
+            id_token::issue(
+                &authority.store,
+                &authority.keys,
+                &authority.master,
+                IdTokenInput {
+                    issuer: &authority.issuer,
+                    client,
+                    user,
+                    scopes,
+                    nonce,
+                    auth_time,
+                    access_token: minted.access.reveal(),
+                    now,
+                    lifetime_seconds: minted.expires_in,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    Ok(TokenResponse {
+        access_token: minted.access.reveal().to_owned(),
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+        scope: scopes.to_string(),
+        refresh_token: minted.refresh.as_ref().map(|r| r.reveal().to_owned()),
+        id_token,
+    })
+}
+
+/// Issues an authorization code for `request`, granted by `user` (RFC 6749 §4.1.2).
+pub async fn issue_code(
+    authority: &Authority,
+    request: &AuthorizationRequest,
+    user: &Username,
+    auth_time: DateTime<Utc>,
+    settings: &SettingsValues,
+    metadata: &EventMetadata,
+) -> Result<String, AppError> {
+    let grant_id = GrantId::new();
+    let code = tokens::mint(CODE_PREFIX, &grant_id);
+    let issue = CodeIssue {
+        client_id: request.client.client_id.clone(),
+        user: user.clone(),
+        scopes: request.scopes.clone(),
+        redirect_uri: request.target.redirect_uri.clone(),
+        redirect_uri_explicit: request.redirect_uri_explicit,
+        challenge: request.challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time,
+        code_hash: code.hash().clone(),
+        expires_at: Utc::now() + Duration::seconds(i64::from(settings.code_ttl)),
+    };
+    authority
+        .store
+        .grants
+        .execute(grant_id.as_str(), GrantCommand::IssueCode(issue), metadata)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    Ok(code.reveal().to_owned())
+}
+
+/// Issues an access token straight from the authorization endpoint (RFC 6749 §4.2.2): no
+/// refresh token, ever.
+pub async fn issue_implicit(
+    authority: &Authority,
+    request: &AuthorizationRequest,
+    user: &Username,
+    auth_time: DateTime<Utc>,
+    settings: &SettingsValues,
+    metadata: &EventMetadata,
+) -> Result<(String, i64), AppError> {
+    let grant_id = GrantId::new();
+    let minted = mint(&grant_id, false, settings, Utc::now());
+    authority
+        .store
+        .grants
+        .execute(
+            grant_id.as_str(),
+            GrantCommand::IssueTokens {
+                grant_type: GrantType::Implicit,
+                client_id: request.client.client_id.clone(),
+                user: Some(user.clone()),
+                scopes: request.scopes.clone(),
+                auth_time: Some(auth_time),
+                tokens: minted.tokens,
+            },
+            metadata,
+        )
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    Ok((minted.access.reveal().to_owned(), minted.expires_in))
+}
