@@ -132,6 +132,8 @@ async fn run(
         None => true,
         Some((_, auth_time)) => {
             let age = (now - *auth_time).num_seconds();
+            // `prompt=login` is satisfied by a sign-in that just happened: the carried request
+            // drops it, but a client may send it again right away.
             request.max_age.is_some_and(|max| age > max) || (request.prompt.login && age > 5)
         }
     };

@@ -7,5 +7,6 @@ mod helpers;
 mod cli;
 mod event_log;
 mod health;
+mod oauth;
 mod projections;
 mod store_commands;

@@ -1,0 +1,69 @@
+//! An unmodified OpenID Connect relying party (the `openidconnect` crate) completes the flow:
+//! discovery, authorization with PKCE and nonce, code exchange, ID token verification against
+//! the JWKS, refresh.
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+
+use super::flow::*;
+
+on_both_stores! {
+    async fn the_openidconnect_crate_completes_the_whole_flow_unchanged(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &["reader"]).await;
+        let registered = flow.client(web_client()).await;
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+
+        let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(flow.app.address.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(registered.client_id.to_string()),
+            Some(ClientSecret::new(registered.client_secret.as_ref().unwrap().reveal().to_owned())),
+        )
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (authorize_url, csrf, nonce) = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+
+        // The person, in a browser.
+        flow.sign_in("alice").await;
+        let page = flow.browser.get(authorize_url.as_str()).send().await.unwrap();
+        let back = redirected(&flow.decide(page, "allow").await);
+        assert_eq!(back.get("state"), Some(csrf.secret().as_str()));
+        let code = back.get("code").unwrap().to_owned();
+
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("code exchange");
+        let id_token = tokens.id_token().expect("an ID token");
+        let claims = id_token
+            .claims(&client.id_token_verifier(), &nonce)
+            .expect("the ID token verifies against the JWKS, issuer, audience and nonce");
+        assert_eq!(claims.subject().as_str(), "alice");
+        assert_eq!(claims.email().map(|e| e.as_str()), Some("alice@example.com"));
+
+        let refreshed = client
+            .exchange_refresh_token(tokens.refresh_token().unwrap())
+            .unwrap()
+            .request_async(&http)
+            .await
+            .expect("refresh");
+        assert_ne!(refreshed.access_token().secret(), tokens.access_token().secret());
+    }
+}
