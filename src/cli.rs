@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use authledger_domain::client::RegistrationSource;
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
-use authledger_domain::user::Username;
 use authledger_projections::event_log::{self, StoredEvent};
 use authledger_projections::{Db, Position};
 use chrono::{DateTime, Utc};
@@ -68,6 +67,26 @@ enum Command {
     /// Show or change the OAuth settings.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Manage consents.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Query the audit trail (one row per event), or export it as JSON lines.
+    Audit(AuditArgs),
+    /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
+    History {
+        #[arg(value_name = "TYPE:ID")]
+        aggregate: String,
+    },
+    /// Print an aggregate's state as it was at an instant, replaying only the events before it.
+    State {
+        #[arg(value_name = "TYPE:ID")]
+        aggregate: String,
+        #[arg(long, value_name = "RFC3339")]
+        as_of: String,
+    },
+    /// Rebuild read models from the event log.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Print the raw event history, with metadata.
     Events {
         /// Only this aggregate's events, e.g. client:ID or user:NAME.
@@ -80,6 +99,64 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Withdraw a person's consent for a client; their grants to it are revoked.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Replay the whole log into fresh views (all, or the one named) and swap them in.
+    Rebuild { name: Option<String> },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AuditArgs {
+    #[command(subcommand)]
+    export: Option<AuditExport>,
+    #[command(flatten)]
+    filter: AuditFilterArgs,
+    /// json (one object per line) or table.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+}
+
+#[derive(Subcommand)]
+enum AuditExport {
+    /// Every matching row as JSON lines, e.g. `audit export --since T > audit.jsonl`.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct AuditFilterArgs {
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    grant: Option<String>,
+    /// An event type, e.g. LoginFailed.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    #[arg(long, value_name = "RFC3339")]
+    since: Option<String>,
+    #[arg(long, value_name = "RFC3339")]
+    until: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +415,44 @@ async fn run(cli: Cli) -> Result<(), AppError> {
         Command::User(command) => user(&open(&database_url).await?, command).await,
         Command::Client(command) => client(&open(&database_url).await?, command, &master).await,
         Command::Settings(command) => settings(&open(&database_url).await?, command).await,
+        Command::Consent(ConsentCommand::Revoke { user, client }) => {
+            let store = open(&database_url).await?;
+            admin::grants::revoke_consent(&store, &user, &client, &cli_metadata()).await?;
+            eprintln!("consent of {user} for client {client} revoked, with every grant it covered");
+            Ok(())
+        }
+        Command::Audit(args) => audit(&open(&database_url).await?, args).await,
+        Command::History { aggregate } => {
+            let store = open(&database_url).await?;
+            let (kind, id) = parse_aggregate(&aggregate)?;
+            let events = event_log::read_aggregate(&store.db, kind, &id).await?;
+            if events.is_empty() {
+                return Err(AppError::NotFound(format!("no events for {aggregate}")));
+            }
+            let mut out = std::io::stdout().lock();
+            for event in &events {
+                if !write_line(&mut out, &describe(event))? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Command::State { aggregate, as_of } => {
+            let store = open(&database_url).await?;
+            print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name }) => {
+            let store = open(&database_url).await?;
+            let started = std::time::Instant::now();
+            let replayed = store.runner.rebuild(name.as_deref()).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "rebuilt {} from {replayed} events in {seconds:.2} s ({:.0} events/s)",
+                name.as_deref().unwrap_or("every projection"),
+                replayed as f64 / seconds.max(1e-9)
+            );
+            Ok(())
+        }
         Command::Events {
             aggregate,
             since,
@@ -552,24 +667,82 @@ where
     }
 }
 
-/// `TYPE:ID` as typed by a person: the type is case-insensitive; user ids are normalised the
-/// way usernames are.
 fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
-    let (kind, id) = raw.split_once(':').ok_or_else(|| {
-        AppError::invalid("--aggregate: expected TYPE:ID, e.g. client:ID or user:NAME")
-    })?;
-    match kind.to_ascii_lowercase().as_str() {
-        "client" => Ok(("Client", id.to_owned())),
-        "user" => Ok((
-            "User",
-            Username::parse(id).map_err(AppError::invalid)?.to_string(),
-        )),
-        other => Err(AppError::invalid(format!(
-            "--aggregate: unknown type `{other}` (known: client, user)"
-        ))),
-    }
+    crate::replay::parse_aggregate(raw)
 }
 
+async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError> {
+    use authledger_projections::audit::{AuditFilter, AuditLog};
+    let (filter, json, limit) = match args.export {
+        Some(AuditExport::Export { filter }) => (filter, true, i64::MAX),
+        None => {
+            let json = match args.format.as_str() {
+                "json" => true,
+                "table" => false,
+                other => {
+                    return Err(AppError::invalid(format!(
+                        "--format: `{other}` is not json or table"
+                    )))
+                }
+            };
+            (args.filter, json, args.limit)
+        }
+    };
+    let time = |flag: &str, value: Option<String>| -> Result<Option<String>, AppError> {
+        value
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(&raw)
+                    .map(|t| authledger_projections::view_time(t.with_timezone(&Utc)))
+                    .map_err(|e| AppError::invalid(format!("--{flag} `{raw}`: {e}")))
+            })
+            .transpose()
+    };
+    let mut query = AuditFilter {
+        client_id: filter.client_id,
+        username: filter.user.map(|u| u.to_ascii_lowercase()),
+        grant_id: filter.grant,
+        event_type: filter.event_type,
+        since: time("since", filter.since)?,
+        until: time("until", filter.until)?,
+        after: None,
+    };
+    let mut out = std::io::stdout().lock();
+    let columns = |pos: &str, time: &str, event: &str, actor: &str, ip: &str, summary: &str| {
+        format!("{pos:<7} {time:<28} {event:<22} {actor:<24} {ip:<15} {summary}")
+    };
+    if !json {
+        write_line(
+            &mut out,
+            &columns("POS", "TIME", "EVENT", "ACTOR", "IP", "SUMMARY"),
+        )?;
+    }
+    let mut printed = 0i64;
+    while printed < limit {
+        let page =
+            AuditLog::query(&store.db, &query, (limit - printed).min(admin::MAX_PAGE)).await?;
+        let Some(last) = page.last() else { break };
+        query.after = Some(last.global_position);
+        for row in &page {
+            let line = if json {
+                serde_json::to_string(row).map_err(|e| AppError::Internal(e.into()))?
+            } else {
+                columns(
+                    &row.global_position.to_string(),
+                    &row.occurred_at,
+                    &row.event_type,
+                    &row.actor,
+                    row.ip.as_deref().unwrap_or("-"),
+                    &row.summary,
+                )
+            };
+            if !write_line(&mut out, &line)? {
+                return Ok(());
+            }
+            printed += 1;
+        }
+    }
+    Ok(())
+}
 async fn events(
     db: &Db,
     aggregate: Option<String>,

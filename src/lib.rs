@@ -19,13 +19,16 @@
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
 
 pub mod admin;
+pub mod cascade;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod master_key;
 pub mod oauth;
+pub mod replay;
 pub mod secrets;
 pub mod services;
 pub mod signing;
 pub mod store;
+pub mod usage;

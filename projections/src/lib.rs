@@ -11,12 +11,19 @@
 //! - [`runner`]: the projection runner. Each projection's checkpoint is written in the same
 //!   transaction as its view rows, so a crash between an event's commit and its view update is
 //!   repaired by the next catch-up.
-//! - [`clients`], [`users`]: the views behind `client list|show` and `user list|show`.
+//! - [`clients`], [`users`], [`consents`]: the registries, for the CLI and the admin API.
+//! - [`grants`]: grants and the token index behind introspection, userinfo and revocation.
+//! - [`audit`]: one row per event, for audit queries.
+//! - [`usage`]: hourly token usage per client and user.
 
+pub mod audit;
 pub mod clients;
+pub mod consents;
 pub mod db;
 pub mod event_log;
+pub mod grants;
 pub mod runner;
+pub mod usage;
 pub mod users;
 
 use std::sync::Arc;
@@ -27,7 +34,13 @@ pub use runner::{Projection, ProjectionError, ProjectionRunner};
 
 /// Every projection the server maintains, in the order the runner feeds them.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(clients::ClientsView), Arc::new(users::UsersView)]
+    vec![
+        Arc::new(clients::ClientsView),
+        Arc::new(users::UsersView),
+        Arc::new(grants::GrantsView),
+        Arc::new(consents::ConsentsView),
+        Arc::new(audit::AuditLog),
+    ]
 }
 
 /// Times in views are RFC 3339 UTC strings of fixed width, so that they sort as text the same

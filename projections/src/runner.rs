@@ -127,9 +127,10 @@ impl ProjectionRunner {
         }
     }
 
-    /// Empties the named projection's tables (or every projection's) and replays the whole log
-    /// into them. The emptying and the checkpoint reset commit together, so readers see either
-    /// the old view or a view being refilled from position 0, never a mix.
+    /// Rebuilds the named projection (or every one) from position 0 in one transaction: its
+    /// tables are emptied and refilled from the whole log, and the checkpoint set, all in one
+    /// commit. Readers see the old view until that commit and the rebuilt one after it, never a
+    /// half-built one. Returns how many events were replayed.
     pub async fn rebuild(&self, name: Option<&str>) -> Result<u64, ProjectionError> {
         let selected: Vec<&Arc<dyn Projection>> = match name {
             None => self.projections.iter().collect(),
@@ -153,16 +154,28 @@ impl ProjectionRunner {
                 let sql = format!("DELETE FROM {table}");
                 on_tx!(&mut tx, conn => sqlx::query(&sql).execute(conn).await.map(|r| r.rows_affected()))?;
             }
-            save_checkpoint(&mut tx, projection.name(), Position::default()).await?;
+        }
+        let mut position = Position::default();
+        let mut replayed = 0u64;
+        loop {
+            let events = event_log::read_after(&mut tx, position, BATCH).await?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                break;
+            };
+            for event in &events {
+                for projection in &selected {
+                    projection.apply(&mut tx, event).await?;
+                }
+            }
+            replayed += events.len() as u64;
+            position = last;
+        }
+        for projection in &selected {
+            save_checkpoint(&mut tx, projection.name(), position).await?;
         }
         tx.commit().await?;
-        *reached = Position::default();
-        let mut applied = 0;
-        for projection in selected {
-            applied += replay_count(&self.db, projection.as_ref()).await?;
-        }
         *reached = self.catch_up_locked().await?;
-        Ok(applied)
+        Ok(replayed)
     }
 }
 
@@ -172,17 +185,6 @@ async fn catch_up_one(db: &Db, projection: &dyn Projection) -> Result<Position, 
         let (position, applied) = step(db, projection).await?;
         if applied < BATCH as usize {
             return Ok(position);
-        }
-    }
-}
-
-async fn replay_count(db: &Db, projection: &dyn Projection) -> Result<u64, ProjectionError> {
-    let mut total = 0;
-    loop {
-        let (_, applied) = step(db, projection).await?;
-        total += applied as u64;
-        if applied < BATCH as usize {
-            return Ok(total);
         }
     }
 }

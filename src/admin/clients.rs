@@ -235,7 +235,41 @@ pub async fn rotate_secret(
         revoke_tokens,
     };
     execute(store, client_id, command, metadata).await?;
+    store.run_cascades().await?;
     Ok(secret)
+}
+
+/// Applies a JSON patch of metadata fields (names as in `client show`'s `metadata`) to the
+/// client. Unknown fields and invalid values are refused, naming the field.
+pub async fn update(
+    store: &Store,
+    client_id: &str,
+    patch: serde_json::Map<String, serde_json::Value>,
+    metadata: &EventMetadata,
+) -> Result<ClientSummary, AppError> {
+    let current = show(store, client_id).await?;
+    let mut merged = serde_json::to_value(&current.metadata).expect("client metadata serialises");
+    for (field, value) in patch {
+        let object = merged.as_object_mut().expect("metadata is an object");
+        if !object.contains_key(&field) {
+            return Err(AppError::invalid(format!(
+                "{field}: not a client metadata field"
+            )));
+        }
+        object.insert(field.clone(), value);
+        if let Err(e) = serde_json::from_value::<ClientMetadata>(merged.clone()) {
+            return Err(AppError::invalid(format!("{field}: {e}")));
+        }
+    }
+    let updated: ClientMetadata = serde_json::from_value(merged).expect("checked field by field");
+    execute(
+        store,
+        client_id,
+        ClientCommand::Update { metadata: updated },
+        metadata,
+    )
+    .await?;
+    show(store, client_id).await
 }
 
 pub async fn disable(
@@ -251,6 +285,7 @@ pub async fn disable(
         metadata,
     )
     .await?;
+    store.run_cascades().await?;
     show(store, client_id).await
 }
 
@@ -269,6 +304,7 @@ pub async fn delete(
     metadata: &EventMetadata,
 ) -> Result<ClientSummary, AppError> {
     execute(store, client_id, ClientCommand::Delete, metadata).await?;
+    store.run_cascades().await?;
     show(store, client_id).await
 }
 

@@ -27,11 +27,13 @@ use crate::services::SystemServices;
 use crate::signing::KeyRing;
 use crate::store::Store;
 
+mod admin;
 mod authorize;
 pub mod context;
 pub mod pages;
 pub mod session;
 mod token;
+mod userinfo;
 mod well_known;
 
 /// Paths, shared by the router and the discovery metadata.
@@ -46,6 +48,14 @@ pub mod paths {
     /// Frappe's endpoints, so Frappe's clients work unchanged.
     pub const FRAPPE_AUTHORIZE: &str = "/api/method/frappe.integrations.oauth2.authorize";
     pub const FRAPPE_GET_TOKEN: &str = "/api/method/frappe.integrations.oauth2.get_token";
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    pub const REVOKE: &str = "/oauth/revoke";
+    pub const USERINFO: &str = "/oauth/userinfo";
+    pub const METRICS: &str = "/metrics";
+    pub const ADMIN_API: &str = "/admin/api";
+    pub const FRAPPE_INTROSPECT: &str = "/api/method/frappe.integrations.oauth2.introspect_token";
+    pub const FRAPPE_REVOKE: &str = "/api/method/frappe.integrations.oauth2.revoke_token";
+    pub const FRAPPE_USERINFO: &str = "/api/method/frappe.integrations.oauth2.openid_profile";
 }
 
 /// How often the server reads events written by others (CLI commands, other instances).
@@ -98,6 +108,7 @@ impl Application {
                     keys,
                     master,
                     issuer,
+                    usage: crate::usage::Usage::new(),
                 }),
                 cookie_key,
             },
@@ -119,14 +130,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = self.state.authority.store.clone();
-        let background = tokio::spawn(keep_projections_current(store.clone()));
+        let authority = self.state.authority.clone();
+        let store = authority.store.clone();
+        let background = tokio::spawn(keep_projections_current(authority.clone()));
         info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
+        authority.usage.flush(&store.db).await;
         store.db.close().await;
         info!("stopped");
         served
@@ -173,7 +186,25 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::LOGIN, get(pages::login_page).post(pages::login))
         .route(paths::LOGOUT, post(pages::logout))
+        .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::FRAPPE_INTROSPECT, post(token::introspect))
+        .route(paths::REVOKE, post(token::revoke))
+        .route(paths::FRAPPE_REVOKE, post(token::revoke))
+        .route(
+            paths::USERINFO,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(
+            paths::FRAPPE_USERINFO,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(paths::METRICS, get(userinfo::metrics))
+        .nest(paths::ADMIN_API, admin::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
         .with_state(state)
         .layer(security_headers)
         .layer(
@@ -204,6 +235,30 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     )
 }
 
+/// Observes each request's latency by route pattern (not raw path: ids would explode the
+/// label set).
+async fn record_latency(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .authority
+        .usage
+        .requests
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let store = match state.authority.store.kind() {
         authledger_projections::StoreKind::Sqlite => "sqlite",
@@ -219,13 +274,20 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
-async fn keep_projections_current(store: Arc<Store>) {
+/// Reads events written by others (CLI commands, other instances) into the views, runs the
+/// cascades they cause, and saves read usage counts.
+async fn keep_projections_current(authority: Arc<Authority>) {
     let mut tick = tokio::time::interval(CATCH_UP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        if let Err(error) = store.runner.catch_up().await {
+        if let Err(error) = authority.store.run_cascades().await {
             warn!(%error, "projection catch-up failed; retrying");
+        }
+        if last_flush.elapsed() >= crate::usage::FLUSH_INTERVAL {
+            authority.usage.flush(&authority.store.db).await;
+            last_flush = tokio::time::Instant::now();
         }
     }
 }

@@ -8,10 +8,15 @@ use axum::response::{IntoResponse, Response};
 
 use super::context::RequestContext;
 use super::AppState;
+use authledger_domain::client::RegisteredClient;
+use axum::Json;
+
 use crate::oauth::client_auth;
-use crate::oauth::error::TokenError;
+use crate::oauth::error::{no_store, TokenError, TokenErrorCode};
+use crate::oauth::introspect;
 use crate::oauth::params::Params;
 use crate::oauth::token::{exchange, TokenResponse, VerifierRules};
+use crate::usage::ReadMetric;
 
 pub async fn token(
     State(app): State<AppState>,
@@ -51,13 +56,13 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn handle(
+/// The form of a client-authenticated endpoint (token, introspection, revocation), and the
+/// client that sent it.
+async fn authenticated(
     app: &AppState,
-    context: &RequestContext,
     headers: &HeaderMap,
     body: &[u8],
-    rules: VerifierRules,
-) -> Result<TokenResponse, TokenError> {
+) -> Result<(Params, RegisteredClient), TokenError> {
     if !is_form(headers) {
         return Err(TokenError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
@@ -67,7 +72,67 @@ async fn handle(
         TokenError::invalid_request(format!("parameter `{name}` appears more than once"))
     })?;
     let authority = &app.authority;
-    let client = client_auth::authenticate(&authority.store, headers, &params).await?;
+    match client_auth::authenticate(&authority.store, headers, &params).await {
+        Ok(client) => Ok((params, client)),
+        Err(error) => {
+            if error.code == TokenErrorCode::InvalidClient {
+                let claimed = client_auth::claimed_client_id(headers, &params).unwrap_or_default();
+                authority
+                    .usage
+                    .count(&claimed, None, ReadMetric::ClientAuthFailed);
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn handle(
+    app: &AppState,
+    context: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+    rules: VerifierRules,
+) -> Result<TokenResponse, TokenError> {
+    let (params, client) = authenticated(app, headers, body).await?;
     let metadata = context.metadata(Actor::Client(client.client_id.clone()));
-    exchange(authority, &client, &params, &metadata, rules).await
+    let grant_type = params.get("grant_type").unwrap_or_default().to_owned();
+    let response = exchange(&app.authority, &client, &params, &metadata, rules).await?;
+    app.authority
+        .usage
+        .tokens_issued
+        .with_label_values(&[client.client_id.as_str(), grant_type.as_str()])
+        .inc();
+    Ok(response)
+}
+
+/// `POST /oauth/introspect` (RFC 7662) and Frappe's `introspect_token`.
+pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let (params, client) = authenticated(&app, &headers, &body).await?;
+        introspect::introspect(&app.authority, &client, &params).await
+    }
+    .await;
+    match result {
+        Ok(answer) => (no_store(), Json(answer)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009) and Frappe's `revoke_token`: 200 whatever the token was.
+pub async fn revoke(
+    State(app): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let (params, client) = authenticated(&app, &headers, &body).await?;
+        let metadata = context.metadata(Actor::Client(client.client_id.clone()));
+        introspect::revoke(&app.authority, &client, &params, &metadata).await
+    }
+    .await;
+    match result {
+        Ok(()) => (no_store(), Json(serde_json::json!({}))).into_response(),
+        Err(error) => error.into_response(),
+    }
 }

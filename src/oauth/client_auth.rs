@@ -81,6 +81,11 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
     })
 }
 
+/// The client a request claims to be (for counting failed authentications), if it names one.
+pub fn claimed_client_id(headers: &HeaderMap, params: &Params) -> Option<String> {
+    presented(headers, params).ok().map(|p| p.client_id)
+}
+
 /// Authenticates the calling client; returns it as its events make it now.
 pub async fn authenticate(
     store: &Store,

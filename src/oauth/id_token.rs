@@ -2,7 +2,9 @@
 
 use authledger_domain::client::{IdTokenAlg, RegisteredClient};
 use authledger_domain::oauth::Scopes;
-use authledger_domain::user::RegisteredUser;
+use std::collections::BTreeSet;
+
+use authledger_domain::user::{RegisteredUser, Role, UserProfile};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -18,13 +20,13 @@ use crate::store::Store;
 /// picture, `email` the address, `roles` the roles. With `frappe_claims` every one of them is
 /// released under `openid`, as Frappe does.
 pub fn user_claims(
-    user: &RegisteredUser,
+    profile: &UserProfile,
+    roles: &BTreeSet<Role>,
     scopes: &Scopes,
     frappe_claims: bool,
 ) -> Map<String, Value> {
     let released = |scope: &str| frappe_claims || scopes.contains(scope);
     let mut claims = Map::new();
-    let profile = &user.profile;
     if released("profile") {
         for (name, value) in [
             ("name", &profile.name),
@@ -45,7 +47,7 @@ pub fn user_claims(
         }
     }
     if released("roles") {
-        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         claims.insert("roles".into(), json!(roles));
     }
     claims
@@ -86,7 +88,8 @@ pub async fn issue(
         .id_token_signed_response_alg
         .unwrap_or(IdTokenAlg::RS256);
     let mut claims = user_claims(
-        input.user,
+        &input.user.profile,
+        &input.user.roles,
         input.scopes,
         input.client.metadata.frappe_claims,
     );

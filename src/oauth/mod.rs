@@ -9,11 +9,13 @@
 //! - [`token`]: the grants of the token endpoint.
 //! - [`client_auth`]: client authentication (RFC 6749 §2.3).
 //! - [`id_token`]: ID token claims (OIDC Core §2, §5.4) and signing.
+//! - [`introspect`]: introspection (RFC 7662) and revocation (RFC 7009).
 
 pub mod authorize;
 pub mod client_auth;
 pub mod error;
 pub mod id_token;
+pub mod introspect;
 pub mod params;
 pub mod token;
 pub mod tokens;
@@ -31,4 +33,5 @@ pub struct Authority {
     pub master: MasterKey,
     /// The issuer identifier (RFC 8414 §2): `iss` of ID tokens and of authorization responses.
     pub issuer: String,
+    pub usage: crate::usage::Usage,
 }

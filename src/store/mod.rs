@@ -49,6 +49,7 @@ pub struct Store {
     pub grants: Arc<dyn Commands<Grant>>,
     pub consents: Arc<dyn Commands<Consent>>,
     pub settings: Arc<dyn Commands<Settings>>,
+    cascade: crate::cascade::Cascade,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,7 @@ impl Store {
                     settings: commands::<Settings, _>($repository, &services, &db, &runner),
                     runner: runner.clone(),
                     db: db.clone(),
+                    cascade: Default::default(),
                 }
             };
         }
@@ -93,6 +95,12 @@ impl Store {
 
     pub fn kind(&self) -> StoreKind {
         self.db.kind()
+    }
+
+    /// Revokes the grants that recent events (a client or user disabled, a consent revoked, a
+    /// secret rotated with token revocation) end; see [`crate::cascade`].
+    pub async fn run_cascades(&self) -> Result<(), crate::error::AppError> {
+        self.cascade.run(self).await
     }
 
     /// The OAuth settings in force.

@@ -9,4 +9,5 @@ mod event_log;
 mod health;
 mod oauth;
 mod projections;
+mod read_side;
 mod store_commands;

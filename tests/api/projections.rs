@@ -122,6 +122,17 @@ on_both_stores! {
             store.db.close().await;
         }
         let store = test_db.store().await;
+        // On Postgres an event becomes readable once every older transaction of the cluster has
+        // ended (other tests' included): wait until both are, so they land in one batch.
+        for _ in 0..500 {
+            let mut tx = store.db.begin().await.unwrap();
+            let readable = authledger_projections::event_log::read_after(&mut tx, Default::default(), 10).await.unwrap();
+            if readable.len() == 2 {
+                break;
+            }
+            drop(tx);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
 
         let failing = ProjectionRunner::new(
             store.db.clone(),

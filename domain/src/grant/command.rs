@@ -95,4 +95,11 @@ pub enum GrantCommand {
     RevokeGrant {
         reason: RevocationReason,
     },
+    /// RFC 7009 revocation by the client the token was issued to: an access token dies alone,
+    /// a refresh token takes its whole family with it. Anything else changes nothing (the
+    /// endpoint answers 200 either way, so a caller learns nothing about foreign tokens).
+    RevokeToken {
+        client_id: String,
+        token_hash: SecretHash,
+    },
 }

@@ -285,6 +285,10 @@ impl Grant {
                 scopes,
                 tokens,
             } => self.refresh(client_id, refresh_token_hash, scopes, tokens, now),
+            GrantCommand::RevokeToken {
+                client_id,
+                token_hash,
+            } => Ok(self.revoke_token(&client_id, token_hash)),
             GrantCommand::RevokeGrant { reason } => match &self.state {
                 None => Err(GrantError::NotFound),
                 Some(state) if state.revoked.is_some() => Ok(vec![]),
@@ -370,6 +374,37 @@ impl Grant {
                 state.auth_time,
             ),
         ])
+    }
+
+    fn revoke_token(&self, client_id: &str, token_hash: SecretHash) -> Vec<GrantEvent> {
+        let Some(state) = &self.state else {
+            return vec![];
+        };
+        if state.client_id != client_id || state.revoked.is_some() {
+            return vec![];
+        }
+        let is_refresh = state
+            .refresh_token
+            .as_ref()
+            .is_some_and(|t| t.hash.matches(&token_hash))
+            || state
+                .rotated_refresh_tokens
+                .iter()
+                .any(|h| h.matches(&token_hash));
+        if is_refresh {
+            return vec![GrantEvent::GrantRevoked {
+                reason: RevocationReason::ClientRequest,
+            }];
+        }
+        let live_access = state
+            .access_tokens
+            .iter()
+            .any(|t| t.hash.matches(&token_hash) && !t.revoked);
+        if live_access {
+            vec![GrantEvent::TokenRevoked { token_hash }]
+        } else {
+            vec![]
+        }
     }
 
     /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): each use returns a new refresh token and

@@ -391,3 +391,46 @@ fn revoking_twice_records_once() {
         })
         .then_expect_events(vec![]);
 }
+
+fn revoke(client: &str, token: char) -> GrantCommand {
+    GrantCommand::RevokeToken {
+        client_id: client.into(),
+        token_hash: hash(token),
+    }
+}
+
+#[test]
+fn revoking_an_access_token_revokes_that_token_only() {
+    GrantTest::with(services())
+        .given(redeemed())
+        .when(revoke("web", 'a'))
+        .then_expect_events(vec![GrantEvent::TokenRevoked {
+            token_hash: hash('a'),
+        }]);
+}
+
+#[test]
+fn revoking_a_refresh_token_revokes_the_family() {
+    GrantTest::with(services())
+        .given(redeemed())
+        .when(revoke("web", 'r'))
+        .then_expect_events(vec![GrantEvent::GrantRevoked {
+            reason: RevocationReason::ClientRequest,
+        }]);
+}
+
+#[test]
+fn another_clients_or_an_unknown_token_changes_nothing() {
+    GrantTest::with(services())
+        .given(redeemed())
+        .when(revoke("other", 'a'))
+        .then_expect_events(vec![]);
+    GrantTest::with(services())
+        .given(redeemed())
+        .when(revoke("web", 'z'))
+        .then_expect_events(vec![]);
+    GrantTest::with(services())
+        .given_no_previous_events()
+        .when(revoke("web", 'a'))
+        .then_expect_events(vec![]);
+}

@@ -103,7 +103,7 @@ impl Setting {
                     })
                 }
             }),
-            "access_token_ttl" => Setting::AccessTokenTtl(seconds("access_token_ttl", 60, 86_400)?),
+            "access_token_ttl" => Setting::AccessTokenTtl(seconds("access_token_ttl", 1, 86_400)?),
             "refresh_token_ttl" => {
                 Setting::RefreshTokenTtl(seconds("refresh_token_ttl", 300, 366 * 86_400)?)
             }

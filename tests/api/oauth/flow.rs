@@ -17,6 +17,8 @@ use url::Url;
 use crate::helpers::*;
 
 pub const REDIRECT: &str = "https://app.example/callback";
+/// The test browser's User-Agent, which the audit trail records.
+pub const BROWSER: &str = "authledger-tests browser";
 
 pub struct Flow {
     pub app: TestApp,
@@ -144,6 +146,7 @@ impl Flow {
         let master = MasterKey::from_base64(&app.db.master_key).unwrap();
         let browser = reqwest::Client::builder()
             .cookie_store(true)
+            .user_agent(BROWSER)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -153,6 +156,16 @@ impl Flow {
             browser,
             master,
         }
+    }
+
+    /// A new browser with no cookies (a different person at another computer).
+    pub fn fresh_browser(&mut self) {
+        self.browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .user_agent(BROWSER)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
     }
 
     pub async fn user(&self, name: &str, roles: &[&str]) {

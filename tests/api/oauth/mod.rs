@@ -3,7 +3,7 @@
 
 mod authorize_errors;
 mod code_flow;
-mod flow;
+pub(crate) mod flow;
 mod frappe;
 mod grants;
 mod real_client;

@@ -1,0 +1,327 @@
+//! `audit`: one row per event, for people and auditors: when, what, which aggregate, who,
+//! which client, user and grant, from which request, IP and user agent, and a one-line
+//! summary. Built only from events (their payloads hold hashes, never secrets), so it can be
+//! rebuilt at any time and says nothing the log does not.
+
+use async_trait::async_trait;
+use authledger_domain::client::ClientEvent;
+use authledger_domain::consent::ConsentEvent;
+use authledger_domain::grant::GrantEvent;
+use authledger_domain::metadata::Source;
+use authledger_domain::settings::SettingsEvent;
+use authledger_domain::user::UserEvent;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::db::{Db, DbTx};
+use crate::event_log::StoredEvent;
+use crate::runner::{Projection, ProjectionError};
+use crate::{on_db, on_tx, view_time};
+
+pub struct AuditLog;
+
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct AuditRecord {
+    pub global_position: i64,
+    pub occurred_at: String,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub actor: String,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub grant_id: Option<String>,
+    pub request_id: String,
+    pub source: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub summary: String,
+}
+
+/// Which rows an audit query returns; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub grant_id: Option<String>,
+    pub event_type: Option<String>,
+    /// RFC 3339, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339, exclusive.
+    pub until: Option<String>,
+    /// The last `global_position` already seen.
+    pub after: Option<i64>,
+}
+
+struct Subjects {
+    client_id: Option<String>,
+    username: Option<String>,
+    grant_id: Option<String>,
+    summary: String,
+}
+
+fn quoted(scopes: impl std::fmt::Display) -> String {
+    format!("\"{scopes}\"")
+}
+
+fn snake(value: impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn remember_grant(
+    tx: &mut DbTx,
+    grant_id: &str,
+    client_id: &str,
+    username: Option<&str>,
+) -> Result<(), ProjectionError> {
+    let sql =
+        "INSERT INTO audit_grant_subjects (grant_id, client_id, username) VALUES ($1, $2, $3) \
+               ON CONFLICT (grant_id) DO NOTHING";
+    on_tx!(tx, conn => sqlx::query(sql).bind(grant_id).bind(client_id).bind(username).execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+async fn grant_subjects(
+    tx: &mut DbTx,
+    grant_id: &str,
+) -> Result<(Option<String>, Option<String>), ProjectionError> {
+    let sql = "SELECT client_id, username FROM audit_grant_subjects WHERE grant_id = $1";
+    let row: Option<(String, Option<String>)> =
+        on_tx!(tx, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
+    Ok(row.map(|(c, u)| (Some(c), u)).unwrap_or((None, None)))
+}
+
+async fn describe(tx: &mut DbTx, event: &StoredEvent) -> Result<Subjects, ProjectionError> {
+    let id = event.aggregate_id.clone();
+    let subjects =
+        |client_id: Option<String>, username: Option<String>, summary: String| Subjects {
+            client_id,
+            username,
+            grant_id: None,
+            summary,
+        };
+    Ok(match event.aggregate_type.as_str() {
+        "Client" => {
+            let summary = match event.decode::<ClientEvent>()? {
+                ClientEvent::ClientRegistered {
+                    metadata,
+                    registered_via,
+                    ..
+                } => format!(
+                    "client \"{}\" registered ({}), grant types {}",
+                    metadata.name,
+                    snake(registered_via),
+                    metadata
+                        .grant_types
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                ClientEvent::ClientUpdated { metadata } => {
+                    format!("client \"{}\" updated", metadata.name)
+                }
+                ClientEvent::ClientSecretRotated {
+                    revoke_tokens: true,
+                    ..
+                } => "client secret rotated; every token of the client revoked".into(),
+                ClientEvent::ClientSecretRotated { .. } => "client secret rotated".into(),
+                ClientEvent::ClientDisabled {
+                    reason: Some(reason),
+                } => format!("client disabled: {reason}"),
+                ClientEvent::ClientDisabled { reason: None } => "client disabled".into(),
+                ClientEvent::ClientEnabled {} => "client enabled".into(),
+                ClientEvent::ClientDeleted {} => "client deleted".into(),
+            };
+            subjects(Some(id), None, summary)
+        }
+        "User" => {
+            let summary = match event.decode::<UserEvent>()? {
+                UserEvent::UserRegistered {
+                    username, roles, ..
+                } => format!(
+                    "user {username} registered, roles [{}]",
+                    roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                UserEvent::ProfileUpdated { .. } => "profile updated".into(),
+                UserEvent::PasswordChanged { .. } => "password changed".into(),
+                UserEvent::RolesSet { roles } => format!(
+                    "roles set to [{}]",
+                    roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                UserEvent::UserDisabled {} => "user disabled".into(),
+                UserEvent::UserEnabled {} => "user enabled".into(),
+                UserEvent::LoginSucceeded {} => "sign-in succeeded".into(),
+                UserEvent::LoginFailed { reason } => {
+                    format!("sign-in failed: {}", snake(reason).replace('_', " "))
+                }
+            };
+            subjects(None, Some(id), summary)
+        }
+        "Consent" => {
+            let (summary, user, client) = match event.decode::<ConsentEvent>()? {
+                ConsentEvent::ConsentGranted {
+                    user,
+                    client_id,
+                    scopes,
+                } => (
+                    format!(
+                        "{user} consented to client {client_id}: {}",
+                        quoted(&scopes)
+                    ),
+                    user,
+                    client_id,
+                ),
+                ConsentEvent::ConsentRevoked { user, client_id } => (
+                    format!("consent of {user} for client {client_id} revoked"),
+                    user,
+                    client_id,
+                ),
+            };
+            subjects(Some(client), Some(user.to_string()), summary)
+        }
+        "Grant" => {
+            let payload = event.decode::<GrantEvent>()?;
+            if let GrantEvent::CodeIssued {
+                client_id, user, ..
+            } = &payload
+            {
+                remember_grant(tx, &id, client_id, Some(user.as_str())).await?;
+            }
+            if let GrantEvent::TokensIssued {
+                client_id, user, ..
+            } = &payload
+            {
+                remember_grant(tx, &id, client_id, user.as_ref().map(|u| u.as_str())).await?;
+            }
+            let (client_id, username) = grant_subjects(tx, &id).await?;
+            let summary = match payload {
+                GrantEvent::CodeIssued { scopes, .. } => {
+                    format!("authorization code issued, scope {}", quoted(scopes))
+                }
+                GrantEvent::CodeRedeemed { .. } => "authorization code redeemed".into(),
+                GrantEvent::TokensIssued {
+                    grant_type,
+                    scopes,
+                    refresh_token_hash,
+                    ..
+                } => format!(
+                    "{} tokens issued{}, scope {}",
+                    grant_type,
+                    if refresh_token_hash.is_some() {
+                        " with a refresh token"
+                    } else {
+                        ""
+                    },
+                    quoted(scopes)
+                ),
+                GrantEvent::TokensRefreshed { scopes, .. } => {
+                    format!("tokens refreshed, scope {}", quoted(scopes))
+                }
+                GrantEvent::CodeReplayDetected { .. } => {
+                    "authorization code presented a second time (replay)".into()
+                }
+                GrantEvent::RefreshReplayDetected { .. } => {
+                    "rotated refresh token presented again (replay)".into()
+                }
+                GrantEvent::TokenRevoked { .. } => "access token revoked".into(),
+                GrantEvent::GrantRevoked { reason } => {
+                    format!("grant revoked ({})", snake(reason).replace('_', " "))
+                }
+            };
+            Subjects {
+                client_id,
+                username,
+                grant_id: Some(id),
+                summary,
+            }
+        }
+        "Settings" => {
+            let SettingsEvent::SettingsChanged { setting } = event.decode::<SettingsEvent>()?;
+            subjects(None, None, format!("setting changed: {setting}"))
+        }
+        other => subjects(None, None, format!("{other} event")),
+    })
+}
+
+#[async_trait]
+impl Projection for AuditLog {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["audit_log", "audit_grant_subjects"]
+    }
+
+    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+        let subjects = describe(tx, event).await?;
+        let meta = &event.metadata;
+        let (source, ip, user_agent) = match &meta.source {
+            Source::Cli => ("cli", None, None),
+            Source::System => ("system", None, None),
+            Source::Http { ip, user_agent } => ("http", ip.clone(), user_agent.clone()),
+        };
+        let sql = "INSERT INTO audit_log (global_position, occurred_at, event_type, aggregate_type, \
+                   aggregate_id, actor, client_id, username, grant_id, request_id, source, ip, \
+                   user_agent, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        on_tx!(tx, conn => sqlx::query(sql)
+            .bind(event.position.global)
+            .bind(view_time(meta.at))
+            .bind(&event.event_type)
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(meta.actor.to_string())
+            .bind(&subjects.client_id)
+            .bind(&subjects.username)
+            .bind(&subjects.grant_id)
+            .bind(&meta.request_id)
+            .bind(source)
+            .bind(&ip)
+            .bind(&user_agent)
+            .bind(&subjects.summary)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+impl AuditLog {
+    /// Audit rows matching `filter`, in log order, at most `limit`.
+    pub async fn query(
+        db: &Db,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, ProjectionError> {
+        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
+                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
+                   WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR username = $2) \
+                   AND ($3 = '' OR grant_id = $3) AND ($4 = '' OR event_type = $4) \
+                   AND ($5 = '' OR occurred_at >= $5) AND ($6 = '' OR occurred_at < $6) \
+                   AND global_position > $7 ORDER BY global_position LIMIT $8";
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        Ok(on_db!(db, pool => sqlx::query_as(sql)
+            .bind(text(&filter.client_id))
+            .bind(text(&filter.username))
+            .bind(text(&filter.grant_id))
+            .bind(text(&filter.event_type))
+            .bind(text(&filter.since))
+            .bind(text(&filter.until))
+            .bind(filter.after.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+}

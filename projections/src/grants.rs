@@ -1,0 +1,486 @@
+//! `grants`: the grant view, the token index (token hash -> grant, client, user, scopes, times,
+//! state) and the hourly usage that events tell (tokens issued, refreshed, revoked).
+//!
+//! Whether a token may be used is answered by [`TokenRecord::is_active`]: the token and its
+//! grant must be live and unexpired, and its client and user enabled, as the views say now. So
+//! disabling a client or user makes its tokens inactive at once, even before the cascade has
+//! revoked the grants for good.
+
+use async_trait::async_trait;
+use authledger_domain::grant::GrantEvent;
+use chrono::{DateTime, Timelike, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::db::{Db, DbTx};
+use crate::event_log::StoredEvent;
+use crate::runner::{Projection, ProjectionError};
+use crate::{on_db, on_tx, view_time};
+
+pub struct GrantsView;
+
+/// The hour a usage count belongs to, e.g. `2026-11-22T20:00:00Z`.
+pub fn usage_hour(at: DateTime<Utc>) -> String {
+    let hour = at
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(at);
+    hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+async fn add_usage(
+    tx: &mut DbTx,
+    table: &str,
+    hour: &str,
+    client_id: &str,
+    username: Option<&str>,
+    metric: &str,
+    count: i64,
+) -> Result<(), ProjectionError> {
+    if count == 0 {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO {table} (hour, client_id, username, metric, count) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (hour, client_id, username, metric) DO UPDATE SET count = {table}.count + excluded.count"
+    );
+    on_tx!(tx, conn => sqlx::query(&sql)
+        .bind(hour)
+        .bind(client_id)
+        .bind(username.unwrap_or(""))
+        .bind(metric)
+        .bind(count)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub(crate) async fn add_event_usage(
+    tx: &mut DbTx,
+    at: DateTime<Utc>,
+    client_id: &str,
+    username: Option<&str>,
+    metric: &str,
+    count: i64,
+) -> Result<(), ProjectionError> {
+    add_usage(
+        tx,
+        "usage_events_hourly",
+        &usage_hour(at),
+        client_id,
+        username,
+        metric,
+        count,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_token(
+    tx: &mut DbTx,
+    hash: &str,
+    kind: &str,
+    grant_id: &str,
+    client_id: &str,
+    username: Option<&str>,
+    scopes: &str,
+    issued_at: &str,
+    expires_at: &str,
+) -> Result<(), ProjectionError> {
+    let sql = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, scopes, \
+               issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active')";
+    on_tx!(tx, conn => sqlx::query(sql)
+        .bind(hash)
+        .bind(kind)
+        .bind(grant_id)
+        .bind(client_id)
+        .bind(username)
+        .bind(scopes)
+        .bind(issued_at)
+        .bind(expires_at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Ends the live tokens matching `condition` (`$3` is its argument); returns how many.
+async fn end_tokens(
+    tx: &mut DbTx,
+    status: &str,
+    at: &str,
+    condition: &str,
+    argument: &str,
+) -> Result<i64, ProjectionError> {
+    let sql = format!(
+        "UPDATE token_view SET status = $1, ended_at = $2 WHERE {condition} = $3 AND status = 'active'"
+    );
+    let ended = on_tx!(tx, conn => sqlx::query(&sql)
+        .bind(status)
+        .bind(at)
+        .bind(argument)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(ended as i64)
+}
+
+async fn grant_subject(
+    tx: &mut DbTx,
+    grant_id: &str,
+) -> Result<(String, Option<String>), ProjectionError> {
+    let sql = "SELECT client_id, username FROM grant_view WHERE grant_id = $1";
+    let row: Option<(String, Option<String>)> =
+        on_tx!(tx, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
+    row.ok_or_else(|| ProjectionError::Decode(format!("grant {grant_id} has no first event")))
+}
+
+#[async_trait]
+impl Projection for GrantsView {
+    fn name(&self) -> &'static str {
+        "grants"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["grant_view", "token_view", "usage_events_hourly"]
+    }
+
+    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type != "Grant" {
+            return Ok(());
+        }
+        let grant_id = event.aggregate_id.as_str();
+        let when = event.metadata.at;
+        let at = view_time(when);
+        let version = event.sequence;
+        let touch = "UPDATE grant_view SET updated_at = $1, version = $2 WHERE grant_id = $3";
+        match event.decode::<GrantEvent>()? {
+            GrantEvent::CodeIssued {
+                client_id,
+                user,
+                scopes,
+                ..
+            } => {
+                let sql =
+                    "INSERT INTO grant_view (grant_id, grant_type, client_id, username, scopes, \
+                           status, created_at, updated_at, version) \
+                           VALUES ($1, 'authorization_code', $2, $3, $4, 'active', $5, $5, $6)";
+                on_tx!(tx, conn => sqlx::query(sql)
+                    .bind(grant_id)
+                    .bind(&client_id)
+                    .bind(user.as_str())
+                    .bind(scopes.to_string())
+                    .bind(&at)
+                    .bind(version)
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            GrantEvent::TokensIssued {
+                grant_type,
+                client_id,
+                user,
+                scopes,
+                access_token_hash,
+                access_expires_at,
+                refresh_token_hash,
+                refresh_expires_at,
+                ..
+            } => {
+                let username = user.as_ref().map(|u| u.as_str());
+                let scopes = scopes.to_string();
+                let sql =
+                    "INSERT INTO grant_view (grant_id, grant_type, client_id, username, scopes, \
+                           status, created_at, updated_at, version) \
+                           VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, $7) \
+                           ON CONFLICT (grant_id) DO UPDATE SET updated_at = excluded.updated_at, \
+                           version = excluded.version";
+                on_tx!(tx, conn => sqlx::query(sql)
+                    .bind(grant_id)
+                    .bind(grant_type.as_str())
+                    .bind(&client_id)
+                    .bind(username)
+                    .bind(&scopes)
+                    .bind(&at)
+                    .bind(version)
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                let expires = view_time(access_expires_at);
+                insert_token(
+                    tx,
+                    access_token_hash.as_hex(),
+                    "access",
+                    grant_id,
+                    &client_id,
+                    username,
+                    &scopes,
+                    &at,
+                    &expires,
+                )
+                .await?;
+                if let (Some(hash), Some(expires_at)) = (refresh_token_hash, refresh_expires_at) {
+                    let expires = view_time(expires_at);
+                    insert_token(
+                        tx,
+                        hash.as_hex(),
+                        "refresh",
+                        grant_id,
+                        &client_id,
+                        username,
+                        &scopes,
+                        &at,
+                        &expires,
+                    )
+                    .await?;
+                }
+                add_event_usage(tx, when, &client_id, username, "tokens_issued", 1).await?;
+            }
+            GrantEvent::TokensRefreshed {
+                previous_refresh_token_hash,
+                scopes,
+                access_token_hash,
+                access_expires_at,
+                refresh_token_hash,
+                refresh_expires_at,
+            } => {
+                let (client_id, username) = grant_subject(tx, grant_id).await?;
+                let username = username.as_deref();
+                let scopes = scopes.to_string();
+                end_tokens(
+                    tx,
+                    "rotated",
+                    &at,
+                    "token_hash",
+                    previous_refresh_token_hash.as_hex(),
+                )
+                .await?;
+                let access_expires = view_time(access_expires_at);
+                let refresh_expires = view_time(refresh_expires_at);
+                insert_token(
+                    tx,
+                    access_token_hash.as_hex(),
+                    "access",
+                    grant_id,
+                    &client_id,
+                    username,
+                    &scopes,
+                    &at,
+                    &access_expires,
+                )
+                .await?;
+                insert_token(
+                    tx,
+                    refresh_token_hash.as_hex(),
+                    "refresh",
+                    grant_id,
+                    &client_id,
+                    username,
+                    &scopes,
+                    &at,
+                    &refresh_expires,
+                )
+                .await?;
+                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+                add_event_usage(tx, when, &client_id, username, "tokens_refreshed", 1).await?;
+            }
+            GrantEvent::TokenRevoked { token_hash } => {
+                let (client_id, username) = grant_subject(tx, grant_id).await?;
+                let ended =
+                    end_tokens(tx, "revoked", &at, "token_hash", token_hash.as_hex()).await?;
+                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+                add_event_usage(
+                    tx,
+                    when,
+                    &client_id,
+                    username.as_deref(),
+                    "tokens_revoked",
+                    ended,
+                )
+                .await?;
+            }
+            GrantEvent::GrantRevoked { reason } => {
+                let (client_id, username) = grant_subject(tx, grant_id).await?;
+                let ended = end_tokens(tx, "revoked", &at, "grant_id", grant_id).await?;
+                let reason = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let ip = match &event.metadata.source {
+                    authledger_domain::metadata::Source::Http { ip, .. } => ip.clone(),
+                    _ => None,
+                };
+                let sql = "UPDATE grant_view SET status = 'revoked', revoked_at = $1, revoked_reason = $2, \
+                           revoked_by = $3, revoked_ip = $4, updated_at = $1, version = $5 WHERE grant_id = $6";
+                on_tx!(tx, conn => sqlx::query(sql)
+                    .bind(&at)
+                    .bind(&reason)
+                    .bind(event.metadata.actor.to_string())
+                    .bind(ip)
+                    .bind(version)
+                    .bind(grant_id)
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                add_event_usage(
+                    tx,
+                    when,
+                    &client_id,
+                    username.as_deref(),
+                    "tokens_revoked",
+                    ended,
+                )
+                .await?;
+            }
+            GrantEvent::CodeRedeemed { .. }
+            | GrantEvent::CodeReplayDetected { .. }
+            | GrantEvent::RefreshReplayDetected { .. } => {
+                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One token, with the state of everything its use depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct TokenRecord {
+    pub token_hash: String,
+    pub kind: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub scopes: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub status: String,
+    pub ended_at: Option<String>,
+    pub grant_status: String,
+    pub client_status: Option<String>,
+    pub user_status: Option<String>,
+}
+
+impl TokenRecord {
+    /// Live, unexpired, of a live grant, of an enabled client and (if any) an enabled user.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.status == "active"
+            && self.grant_status == "active"
+            && self.client_status.as_deref() == Some("active")
+            && (self.username.is_none() || self.user_status.as_deref() == Some("active"))
+            && view_time(now) < self.expires_at
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.split(' ').any(|s| s == scope)
+    }
+}
+
+const TOKEN_COLUMNS: &str = "t.token_hash, t.kind, t.grant_id, t.client_id, t.username, t.scopes, \
+     t.issued_at, t.expires_at, t.status, t.ended_at, g.status AS grant_status, \
+     c.status AS client_status, u.status AS user_status \
+     FROM token_view t JOIN grant_view g ON g.grant_id = t.grant_id \
+     LEFT JOIN client_view c ON c.client_id = t.client_id \
+     LEFT JOIN user_view u ON u.username = t.username";
+
+/// Filters for listing grants and tokens.
+#[derive(Debug, Default, Clone)]
+pub struct Subject {
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct GrantRecord {
+    pub grant_id: String,
+    pub grant_type: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub scopes: String,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub revoked_by: Option<String>,
+    pub revoked_ip: Option<String>,
+}
+
+impl GrantsView {
+    /// The token index lookup: the hot path of introspection and userinfo.
+    pub async fn token(db: &Db, token_hash: &str) -> Result<Option<TokenRecord>, ProjectionError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.token_hash = $1");
+        Ok(on_db!(db, pool => sqlx::query_as(&sql).bind(token_hash).fetch_optional(pool).await)?)
+    }
+
+    /// Tokens of a client and/or user, oldest first, keyset-paged by token hash within a time.
+    pub async fn tokens(
+        db: &Db,
+        subject: &Subject,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>, ProjectionError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} WHERE ($1 = '' OR t.client_id = $1) AND ($2 = '' OR t.username = $2) \
+             AND (t.issued_at > $3 OR (t.issued_at = $3 AND t.token_hash > $4)) \
+             ORDER BY t.issued_at, t.token_hash LIMIT $5"
+        );
+        let (after_time, after_hash) = after.unwrap_or(("", ""));
+        Ok(on_db!(db, pool => sqlx::query_as(&sql)
+            .bind(subject.client_id.as_deref().unwrap_or(""))
+            .bind(subject.username.as_deref().unwrap_or(""))
+            .bind(after_time)
+            .bind(after_hash)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    pub async fn grant(db: &Db, grant_id: &str) -> Result<Option<GrantRecord>, ProjectionError> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grant_view WHERE grant_id = $1");
+        Ok(on_db!(db, pool => sqlx::query_as(&sql).bind(grant_id).fetch_optional(pool).await)?)
+    }
+
+    /// Grants of a client and/or user, oldest first, keyset-paged.
+    pub async fn grants(
+        db: &Db,
+        subject: &Subject,
+        only_active: bool,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<GrantRecord>, ProjectionError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grant_view WHERE ($1 = '' OR client_id = $1) \
+             AND ($2 = '' OR username = $2) AND ($3 = '' OR status = $3) \
+             AND (created_at > $4 OR (created_at = $4 AND grant_id > $5)) \
+             ORDER BY created_at, grant_id LIMIT $6"
+        );
+        let (after_time, after_id) = after.unwrap_or(("", ""));
+        Ok(on_db!(db, pool => sqlx::query_as(&sql)
+            .bind(subject.client_id.as_deref().unwrap_or(""))
+            .bind(subject.username.as_deref().unwrap_or(""))
+            .bind(if only_active { "active" } else { "" })
+            .bind(after_time)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+}
+
+const GRANT_COLUMNS: &str =
+    "grant_id, grant_type, client_id, username, scopes, status, created_at, \
+     updated_at, revoked_at, revoked_reason, revoked_by, revoked_ip";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn usage_is_counted_per_hour() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 20, 59, 59).unwrap();
+        assert_eq!(usage_hour(at), "2026-11-22T20:00:00Z");
+    }
+}

@@ -1,0 +1,161 @@
+//! Cascades: events that end other aggregates' tokens.
+//!
+//! Disabling or deleting a client, rotating its secret with `--revoke-tokens`, disabling a user,
+//! or revoking a consent revokes the affected grants for good: each becomes a `GrantRevoked`
+//! event on its grant (actor and request of the event that caused it), so re-enabling a client
+//! or user resurrects nothing, and the audit trail says who ended every token and why.
+//!
+//! The reactor follows the log from its own checkpoint, like a projection, but acts through
+//! commands. `RevokeGrant` is idempotent, so processing an event twice (after a crash between
+//! the revocations and the checkpoint) does no harm. Operations that cause a cascade run it
+//! before they return; the background loop catches up whatever a crash interrupted.
+
+use authledger_domain::client::ClientEvent;
+use authledger_domain::consent::ConsentEvent;
+use authledger_domain::grant::{GrantCommand, RevocationReason};
+use authledger_domain::user::UserEvent;
+use authledger_projections::event_log::{self, StoredEvent};
+use authledger_projections::grants::{GrantsView, Subject};
+use authledger_projections::{on_db, on_tx, Position};
+use tokio::sync::Mutex;
+
+use crate::error::AppError;
+use crate::store::Store;
+
+const CHECKPOINT: &str = "cascade";
+const BATCH: i64 = 500;
+
+/// Serialises cascade runs within the process.
+pub struct Cascade {
+    lock: Mutex<()>,
+}
+
+impl Default for Cascade {
+    fn default() -> Self {
+        Cascade {
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+/// The grants an event ends, and why.
+fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
+    let id = event.aggregate_id.clone();
+    let for_client = |reason| {
+        Some((
+            Subject {
+                client_id: Some(id.clone()),
+                username: None,
+            },
+            reason,
+        ))
+    };
+    match event.aggregate_type.as_str() {
+        "Client" => match event.decode::<ClientEvent>().ok()? {
+            ClientEvent::ClientDisabled { .. } | ClientEvent::ClientDeleted {} => {
+                for_client(RevocationReason::Admin)
+            }
+            ClientEvent::ClientSecretRotated {
+                revoke_tokens: true,
+                ..
+            } => for_client(RevocationReason::SecretRotated),
+            _ => None,
+        },
+        "User" => match event.decode::<UserEvent>().ok()? {
+            UserEvent::UserDisabled {} => Some((
+                Subject {
+                    client_id: None,
+                    username: Some(id),
+                },
+                RevocationReason::Admin,
+            )),
+            _ => None,
+        },
+        "Consent" => match event.decode::<ConsentEvent>().ok()? {
+            ConsentEvent::ConsentRevoked { user, client_id } => Some((
+                Subject {
+                    client_id: Some(client_id),
+                    username: Some(user.to_string()),
+                },
+                RevocationReason::ConsentRevoked,
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Cascade {
+    /// Applies every cascade of the readable log after the reactor's checkpoint. The views must
+    /// be current first (the grants to revoke are found in `grant_view`), so this catches the
+    /// projections up before reading.
+    pub async fn run(&self, store: &Store) -> Result<(), AppError> {
+        let _guard = self.lock.lock().await;
+        store.runner.catch_up().await?;
+        let db = &store.db;
+        let insert =
+            "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
+                      VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
+        on_db!(db, pool => sqlx::query(insert).bind(CHECKPOINT).execute(pool).await.map(drop))
+            .map_err(|e| AppError::Internal(e.into()))?;
+        loop {
+            let select = "SELECT transaction_id, global_position FROM projection_checkpoints WHERE projection = $1";
+            let (transaction, global): (i64, i64) =
+                on_db!(db, pool => sqlx::query_as(select).bind(CHECKPOINT).fetch_one(pool).await)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+            let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+            let events = event_log::read_after(
+                &mut tx,
+                Position {
+                    transaction,
+                    global,
+                },
+                BATCH,
+            )
+            .await?;
+            drop(tx);
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Ok(());
+            };
+            for event in &events {
+                if let Some((subject, reason)) = affected(event) {
+                    revoke_all(store, &subject, reason, event).await?;
+                }
+            }
+            let update = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 WHERE projection = $3";
+            let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+            on_tx!(&mut tx, conn => sqlx::query(update).bind(last.transaction).bind(last.global).bind(CHECKPOINT).execute(conn).await.map(drop))
+                .map_err(|e| AppError::Internal(e.into()))?;
+            tx.commit()
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?;
+        }
+    }
+}
+
+async fn revoke_all(
+    store: &Store,
+    subject: &Subject,
+    reason: RevocationReason,
+    cause: &StoredEvent,
+) -> Result<(), AppError> {
+    // The revocation is attributed to whoever caused the triggering event, in the same request.
+    let metadata = &cause.metadata;
+    let mut targets = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let cursor = after.as_ref().map(|(t, id)| (t.as_str(), id.as_str()));
+        let page = GrantsView::grants(&store.db, subject, true, cursor, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at.clone(), last.grant_id.clone()));
+        targets.extend(page.into_iter().map(|g| g.grant_id));
+    }
+    for grant_id in targets {
+        store
+            .grants
+            .execute(&grant_id, GrantCommand::RevokeGrant { reason }, metadata)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    }
+    Ok(())
+}
