@@ -408,7 +408,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Migrate => {
             let store = open(&database_url).await?;
-            store.runner.catch_up().await?;
+            store.runner.catch_up_fully().await?;
             eprintln!("schema is up to date");
             Ok(())
         }

@@ -22,8 +22,10 @@ pub enum Actor {
     User(String),
     /// An OAuth client acting for itself (client credentials, introspection, revocation).
     Client(String),
-    /// A caller that has not authenticated (a failed sign-in, a dynamic registration).
+    /// A caller that has not authenticated (a sign-in attempt).
     Anonymous,
+    /// A client registering itself (RFC 7591), named by its software id or else its IP address.
+    Registrant(String),
 }
 
 impl fmt::Display for Actor {
@@ -34,6 +36,7 @@ impl fmt::Display for Actor {
             Actor::User(who) => write!(f, "user:{who}"),
             Actor::Client(who) => write!(f, "client:{who}"),
             Actor::Anonymous => f.write_str("anonymous"),
+            Actor::Registrant(who) => write!(f, "registrant:{who}"),
         }
     }
 }
@@ -48,6 +51,7 @@ impl FromStr for Actor {
             Some(("cli", who)) => Ok(Actor::Cli(who.to_owned())),
             Some(("user", who)) => Ok(Actor::User(who.to_owned())),
             Some(("client", who)) => Ok(Actor::Client(who.to_owned())),
+            Some(("registrant", who)) => Ok(Actor::Registrant(who.to_owned())),
             _ => Err(MetadataError::Malformed("actor")),
         }
     }

@@ -192,3 +192,23 @@ pub async fn position_of(
         global,
     }))
 }
+
+/// The last committed event's position, if any: what "everything committed so far" means.
+pub async fn last_position(db: &Db) -> Result<Option<Position>, ProjectionError> {
+    let sql = match db {
+        Db::Sqlite(_) => {
+            "SELECT 0 AS transaction_id, global_position FROM events \
+                          ORDER BY global_position DESC LIMIT 1"
+        }
+        Db::Postgres(_) => {
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position \
+                            FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+        }
+    };
+    let row: Option<(i64, i64)> =
+        on_db!(db, pool => sqlx::query_as(sql).fetch_optional(pool).await)?;
+    Ok(row.map(|(transaction, global)| Position {
+        transaction,
+        global,
+    }))
+}

@@ -98,6 +98,16 @@ impl ProjectionRunner {
         Ok(lowest.unwrap_or_default())
     }
 
+    /// Brings every projection up to the last event committed when this is called, waiting
+    /// (boundedly) for older transactions elsewhere to end on Postgres, where a single pass may
+    /// not yet see it. What start-up runs before serving.
+    pub async fn catch_up_fully(&self) -> Result<(), ProjectionError> {
+        match event_log::last_position(&self.db).await? {
+            Some(last) => self.wait_for(last).await,
+            None => self.catch_up().await.map(drop),
+        }
+    }
+
     /// Returns once every projection has applied the event at `position` (read-your-writes
     /// after a command).
     pub async fn wait_for(&self, position: Position) -> Result<(), ProjectionError> {

@@ -14,6 +14,7 @@ use crate::master_key::MasterKey;
 use crate::oauth::id_token::store_hs256_secret;
 use crate::secrets::{self, MintedSecret, CLIENT_SECRET_PREFIX};
 use crate::store::Store;
+use authledger_domain::secret::SecretHash;
 
 /// Scopes a client gets when registered without `--scope`.
 pub const DEFAULT_SCOPES: &str = "openid profile email";
@@ -187,7 +188,19 @@ pub async fn register(
     metadata: &EventMetadata,
     master: Option<&MasterKey>,
 ) -> Result<NewClient, AppError> {
-    let client_metadata = input.parse()?;
+    register_parsed(store, input.parse()?, via, None, metadata, master).await
+}
+
+/// Registers already-parsed metadata; `registration_access_token_hash` is set for dynamically
+/// registered clients (RFC 7592).
+pub async fn register_parsed(
+    store: &Store,
+    client_metadata: ClientMetadata,
+    via: RegistrationSource,
+    registration_access_token_hash: Option<SecretHash>,
+    metadata: &EventMetadata,
+    master: Option<&MasterKey>,
+) -> Result<NewClient, AppError> {
     let client_id =
         ClientId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid client_id");
     let secret = (!client_metadata.token_endpoint_auth_method.is_public())
@@ -201,6 +214,7 @@ pub async fn register(
         metadata: client_metadata.clone(),
         secret_hash: secret.as_ref().map(|s| s.hash().clone()),
         registered_via: via,
+        registration_access_token_hash,
     };
     execute(store, client_id.as_str(), command, metadata).await?;
     Ok(NewClient {
@@ -208,6 +222,24 @@ pub async fn register(
         metadata: client_metadata,
         client_secret: secret,
     })
+}
+
+/// Replaces a client's metadata wholesale (RFC 7592 §2.2).
+pub async fn replace(
+    store: &Store,
+    client_id: &str,
+    client_metadata: ClientMetadata,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    execute(
+        store,
+        client_id,
+        ClientCommand::Update {
+            metadata: client_metadata,
+        },
+        metadata,
+    )
+    .await
 }
 
 /// Replaces the secret; the new one is returned to be shown once.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,6 +15,7 @@ use axum_extra::extract::cookie::Key;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -31,6 +32,7 @@ mod admin;
 mod authorize;
 pub mod context;
 pub mod pages;
+mod register;
 pub mod session;
 mod token;
 mod userinfo;
@@ -45,6 +47,10 @@ pub mod paths {
     pub const LOGIN: &str = "/login";
     pub const LOGOUT: &str = "/logout";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+    pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+    pub const PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";
+    pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource/{*path}";
+    pub const REGISTER: &str = "/oauth/register";
     /// Frappe's endpoints, so Frappe's clients work unchanged.
     pub const FRAPPE_AUTHORIZE: &str = "/api/method/frappe.integrations.oauth2.authorize";
     pub const FRAPPE_GET_TOKEN: &str = "/api/method/frappe.integrations.oauth2.get_token";
@@ -56,6 +62,8 @@ pub mod paths {
     pub const FRAPPE_INTROSPECT: &str = "/api/method/frappe.integrations.oauth2.introspect_token";
     pub const FRAPPE_REVOKE: &str = "/api/method/frappe.integrations.oauth2.revoke_token";
     pub const FRAPPE_USERINFO: &str = "/api/method/frappe.integrations.oauth2.openid_profile";
+    pub const FRAPPE_REGISTER: &str = "/api/method/frappe.integrations.oauth2.register_client";
+    pub const REGISTRATION: &str = "/oauth/register/{client_id}";
 }
 
 /// How often the server reads events written by others (CLI commands, other instances).
@@ -68,6 +76,8 @@ pub struct AppState {
     pub cookie_key: Key,
     /// Cookies are `Secure` when the issuer is https.
     pub secure_cookies: bool,
+    /// Per-IP limit on dynamic registrations.
+    pub registrations: Arc<register::RegistrationLimiter>,
 }
 
 impl FromRef<AppState> for Key {
@@ -86,7 +96,7 @@ impl Application {
         let store = Store::open(&config.database_url, Arc::new(SystemServices)).await?;
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
-        store.runner.catch_up().await?;
+        store.runner.catch_up_fully().await?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -111,6 +121,7 @@ impl Application {
                     usage: crate::usage::Usage::new(),
                 }),
                 cookie_key,
+                registrations: Default::default(),
             },
         })
     }
@@ -167,25 +178,10 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ));
-    Router::new()
-        .route(paths::HEALTHZ, get(healthz))
-        .route(
-            paths::AUTHORIZE,
-            get(authorize::authorize).post(authorize::authorize),
-        )
-        .route(
-            paths::FRAPPE_AUTHORIZE,
-            get(authorize::authorize).post(authorize::authorize),
-        )
+    // Endpoints browser-based public clients call: CORS for the origins in settings.
+    let public_client_endpoints = Router::new()
         .route(paths::TOKEN, post(token::token))
         .route(paths::FRAPPE_GET_TOKEN, post(token::frappe_get_token))
-        .route(paths::JWKS, get(well_known::jwks))
-        .route(
-            paths::OPENID_CONFIGURATION,
-            get(well_known::openid_configuration),
-        )
-        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
-        .route(paths::LOGOUT, post(pages::logout))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::FRAPPE_INTROSPECT, post(token::introspect))
         .route(paths::REVOKE, post(token::revoke))
@@ -198,6 +194,45 @@ pub fn router(state: AppState) -> Router {
             paths::FRAPPE_USERINFO,
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
+        .route(paths::REGISTER, post(register::register))
+        .route(paths::FRAPPE_REGISTER, post(register::register))
+        .route(
+            paths::REGISTRATION,
+            get(register::manage)
+                .put(register::manage)
+                .delete(register::manage),
+        )
+        .layer(cors_for_public_clients(state.authority.clone()));
+    Router::new()
+        .merge(public_client_endpoints)
+        .route(paths::HEALTHZ, get(healthz))
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(
+            paths::FRAPPE_AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(paths::JWKS, get(well_known::jwks))
+        .route(
+            paths::OPENID_CONFIGURATION,
+            get(well_known::openid_configuration),
+        )
+        .route(
+            paths::AUTHORIZATION_SERVER,
+            get(well_known::authorization_server),
+        )
+        .route(
+            paths::PROTECTED_RESOURCE,
+            get(well_known::protected_resource_root),
+        )
+        .route(
+            paths::PROTECTED_RESOURCE_PATH,
+            get(well_known::protected_resource_path),
+        )
+        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
+        .route(paths::LOGOUT, post(pages::logout))
         .route(paths::METRICS, get(userinfo::metrics))
         .nest(paths::ADMIN_API, admin::router())
         .fallback(not_found)
@@ -233,6 +268,30 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         path = %request.uri().path(),
         request_id = %request_id,
     )
+}
+
+/// CORS (tower-http) for the origins listed in `allowed_public_client_origins` (or `*`): the
+/// origin is echoed, with `Vary: Origin`; an unlisted origin gets no CORS headers at all.
+fn cors_for_public_clients(authority: Arc<Authority>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _| {
+                let authority = authority.clone();
+                async move {
+                    let Ok(settings) = authority.store.settings_values().await else {
+                        return false;
+                    };
+                    let origin = origin.to_str().unwrap_or_default();
+                    settings
+                        .allowed_public_client_origins
+                        .iter()
+                        .any(|allowed| allowed == "*" || allowed == origin)
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Observes each request's latency by route pattern (not raw path: ids would explode the

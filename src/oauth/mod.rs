@@ -17,6 +17,7 @@ pub mod error;
 pub mod id_token;
 pub mod introspect;
 pub mod params;
+pub mod registration;
 pub mod token;
 pub mod tokens;
 

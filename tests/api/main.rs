@@ -5,6 +5,7 @@
 mod helpers;
 
 mod cli;
+mod discovery;
 mod event_log;
 mod health;
 mod oauth;

@@ -39,6 +39,7 @@ async fn commit_event_then_crash(db: &Db, client_id: &str) {
         metadata,
         secret_hash: None,
         registered_via: RegistrationSource::Admin,
+        registration_access_token_hash: None,
     };
     let payload = serde_json::to_string(&event).unwrap();
     let meta = serde_json::to_string(&metadata_map()).unwrap();

@@ -64,6 +64,9 @@ pub enum ClientCommand {
         metadata: ClientMetadata,
         secret_hash: Option<SecretHash>,
         registered_via: RegistrationSource,
+        /// RFC 7592: the hash of the token with which a dynamically registered client reads,
+        /// updates and deletes its own registration.
+        registration_access_token_hash: Option<SecretHash>,
     },
     /// Replace the client's metadata.
     Update {

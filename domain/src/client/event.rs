@@ -11,6 +11,8 @@ pub enum ClientEvent {
         metadata: ClientMetadata,
         secret_hash: Option<SecretHash>,
         registered_via: RegistrationSource,
+        #[serde(default)]
+        registration_access_token_hash: Option<SecretHash>,
     },
     ClientUpdated {
         metadata: ClientMetadata,

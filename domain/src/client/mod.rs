@@ -34,6 +34,7 @@ pub struct RegisteredClient {
     pub secret_hash: Option<SecretHash>,
     pub status: ClientStatus,
     pub registered_via: RegistrationSource,
+    pub registration_access_token_hash: Option<SecretHash>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +75,7 @@ impl Client {
             metadata,
             secret_hash,
             registered_via,
+            registration_access_token_hash,
         } = command
         {
             if self.registered.is_some() {
@@ -86,6 +88,7 @@ impl Client {
                 metadata,
                 secret_hash,
                 registered_via,
+                registration_access_token_hash,
             }]);
         }
 
@@ -175,6 +178,7 @@ impl cqrs_es::Aggregate for Client {
                 metadata,
                 secret_hash,
                 registered_via,
+                registration_access_token_hash,
             } => {
                 self.registered = Some(RegisteredClient {
                     client_id,
@@ -182,6 +186,7 @@ impl cqrs_es::Aggregate for Client {
                     secret_hash,
                     status: ClientStatus::Active,
                     registered_via,
+                    registration_access_token_hash,
                 })
             }
             other => {

@@ -51,6 +51,7 @@ fn register(metadata: ClientMetadata, secret_hash: Option<SecretHash>) -> Client
         metadata,
         secret_hash,
         registered_via: RegistrationSource::Admin,
+        registration_access_token_hash: None,
     }
 }
 
@@ -60,6 +61,7 @@ fn registered() -> ClientEvent {
         metadata: web_app(),
         secret_hash: Some(hash('a')),
         registered_via: RegistrationSource::Admin,
+        registration_access_token_hash: None,
     }
 }
 
@@ -100,6 +102,7 @@ fn a_public_client_is_registered_without_a_secret() {
             metadata: public_app(),
             secret_hash: None,
             registered_via: RegistrationSource::Admin,
+            registration_access_token_hash: None,
         }]);
 }
 
@@ -273,6 +276,7 @@ fn a_public_client_has_no_secret_to_rotate() {
             metadata: public_app(),
             secret_hash: None,
             registered_via: RegistrationSource::Admin,
+            registration_access_token_hash: None,
         }])
         .when(ClientCommand::RotateSecret {
             secret_hash: hash('b'),

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::oauth::WebUrl;
+use crate::secret::SecretHash;
 use crate::services::Services;
 
 pub const SETTINGS_ID: &str = "settings";
@@ -31,10 +33,31 @@ pub enum Setting {
     RefreshTokenTtl(u32),
     CodeTtl(u32),
     AllowImplicit(bool),
+    /// Serve `/.well-known/openid-configuration` (404 when off).
+    ShowOpenidConfiguration(bool),
+    /// Serve `/.well-known/oauth-authorization-server` (RFC 8414).
+    ShowAuthServerMetadata(bool),
+    /// Serve `/.well-known/oauth-protected-resource` (RFC 9728).
+    ShowProtectedResourceMetadata(bool),
+    ResourceName(Option<String>),
+    ResourceDocumentation(Option<WebUrl>),
+    ResourcePolicyUri(Option<WebUrl>),
+    ResourceTosUri(Option<WebUrl>),
+    /// Accept RFC 7591 dynamic client registration.
+    EnableDynamicRegistration(bool),
+    /// When set, registration requires this initial access token (RFC 7591 §3); only its
+    /// SHA-256 is kept.
+    RegistrationInitialAccessToken(Option<SecretHash>),
+    /// Registrations accepted per client IP address per minute.
+    RegistrationRateLimit(u32),
+    /// Browser origins allowed to call the token, revocation, introspection, userinfo and
+    /// registration endpoints (CORS); `*` allows every origin.
+    AllowedPublicClientOrigins(Vec<String>),
 }
 
 /// The settings in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SettingsValues {
     pub consent_mode: ConsentMode,
     /// Seconds.
@@ -45,6 +68,17 @@ pub struct SettingsValues {
     pub code_ttl: u32,
     /// Whether `response_type=token` may be used by clients registered for it.
     pub allow_implicit: bool,
+    pub show_openid_configuration: bool,
+    pub show_auth_server_metadata: bool,
+    pub show_protected_resource_metadata: bool,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<WebUrl>,
+    pub resource_policy_uri: Option<WebUrl>,
+    pub resource_tos_uri: Option<WebUrl>,
+    pub enable_dynamic_registration: bool,
+    pub registration_initial_access_token: Option<SecretHash>,
+    pub registration_rate_limit: u32,
+    pub allowed_public_client_origins: Vec<String>,
 }
 
 impl Default for SettingsValues {
@@ -55,6 +89,19 @@ impl Default for SettingsValues {
             refresh_token_ttl: 30 * 24 * 3600,
             code_ttl: 60,
             allow_implicit: false,
+            show_openid_configuration: true,
+            show_auth_server_metadata: true,
+            show_protected_resource_metadata: true,
+            resource_name: None,
+            resource_documentation: None,
+            resource_policy_uri: None,
+            resource_tos_uri: None,
+            // Off until an operator opts in, as in Frappe: anyone who can reach the server
+            // could otherwise register clients.
+            enable_dynamic_registration: false,
+            registration_initial_access_token: None,
+            registration_rate_limit: 10,
+            allowed_public_client_origins: vec![],
         }
     }
 }
@@ -67,7 +114,30 @@ pub enum SettingsError {
     InvalidValue { key: &'static str, reason: String },
 }
 
-const KEYS: &str = "consent_mode, access_token_ttl, refresh_token_ttl, code_ttl, allow_implicit";
+const KEYS: &str = "consent_mode, access_token_ttl, refresh_token_ttl, code_ttl, allow_implicit, \
+    show_openid_configuration, show_auth_server_metadata, show_protected_resource_metadata, \
+    resource_name, resource_documentation, resource_policy_uri, resource_tos_uri, \
+    enable_dynamic_registration, registration_initial_access_token, registration_rate_limit, \
+    allowed_public_client_origins";
+
+/// `none` (or an empty value) clears an optional setting.
+fn cleared(value: &str) -> bool {
+    value.is_empty() || value == "none"
+}
+
+fn origin_ok(origin: &str) -> bool {
+    match url::Url::parse(origin) {
+        Ok(url) => {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.path() == "/"
+                && !origin.ends_with('/')
+                && url.query().is_none()
+                && url.fragment().is_none()
+        }
+        Err(_) => false,
+    }
+}
 
 impl Setting {
     pub fn key(&self) -> &'static str {
@@ -77,31 +147,53 @@ impl Setting {
             Setting::RefreshTokenTtl(_) => "refresh_token_ttl",
             Setting::CodeTtl(_) => "code_ttl",
             Setting::AllowImplicit(_) => "allow_implicit",
+            Setting::ShowOpenidConfiguration(_) => "show_openid_configuration",
+            Setting::ShowAuthServerMetadata(_) => "show_auth_server_metadata",
+            Setting::ShowProtectedResourceMetadata(_) => "show_protected_resource_metadata",
+            Setting::ResourceName(_) => "resource_name",
+            Setting::ResourceDocumentation(_) => "resource_documentation",
+            Setting::ResourcePolicyUri(_) => "resource_policy_uri",
+            Setting::ResourceTosUri(_) => "resource_tos_uri",
+            Setting::EnableDynamicRegistration(_) => "enable_dynamic_registration",
+            Setting::RegistrationInitialAccessToken(_) => "registration_initial_access_token",
+            Setting::RegistrationRateLimit(_) => "registration_rate_limit",
+            Setting::AllowedPublicClientOrigins(_) => "allowed_public_client_origins",
         }
     }
 
-    /// Parses `settings set KEY VALUE`.
+    /// Parses `settings set KEY VALUE`. The initial access token is hashed here: the value
+    /// typed is the token itself, and only its SHA-256 enters the event.
     pub fn parse(key: &str, value: &str) -> Result<Setting, SettingsError> {
+        let invalid = |key: &'static str, reason: &str| SettingsError::InvalidValue {
+            key,
+            reason: reason.to_owned(),
+        };
         let seconds = |key: &'static str, min: u32, max: u32| {
             value
                 .parse::<u32>()
                 .ok()
                 .filter(|v| (min..=max).contains(v))
-                .ok_or(SettingsError::InvalidValue {
-                    key,
-                    reason: format!("expected seconds between {min} and {max}"),
-                })
+                .ok_or_else(|| invalid(key, &format!("expected seconds between {min} and {max}")))
+        };
+        let boolean = |key: &'static str| match value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(invalid(key, "expected `true` or `false`")),
+        };
+        let url = |key: &'static str| {
+            if cleared(value) {
+                Ok(None)
+            } else {
+                WebUrl::parse(value)
+                    .map(Some)
+                    .map_err(|_| invalid(key, "expected an absolute http or https URL, or `none`"))
+            }
         };
         Ok(match key {
             "consent_mode" => Setting::ConsentMode(match value {
                 "force" => ConsentMode::Force,
                 "auto" => ConsentMode::Auto,
-                _ => {
-                    return Err(SettingsError::InvalidValue {
-                        key: "consent_mode",
-                        reason: "expected `force` or `auto`".into(),
-                    })
-                }
+                _ => return Err(invalid("consent_mode", "expected `force` or `auto`")),
             }),
             "access_token_ttl" => Setting::AccessTokenTtl(seconds("access_token_ttl", 1, 86_400)?),
             "refresh_token_ttl" => {
@@ -109,43 +201,138 @@ impl Setting {
             }
             // RFC 6749 §4.1.2: a code lives at most ten minutes.
             "code_ttl" => Setting::CodeTtl(seconds("code_ttl", 1, 600)?),
-            "allow_implicit" => Setting::AllowImplicit(match value {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(SettingsError::InvalidValue {
-                        key: "allow_implicit",
-                        reason: "expected `true` or `false`".into(),
-                    })
-                }
+            "allow_implicit" => Setting::AllowImplicit(boolean("allow_implicit")?),
+            "show_openid_configuration" => {
+                Setting::ShowOpenidConfiguration(boolean("show_openid_configuration")?)
+            }
+            "show_auth_server_metadata" => {
+                Setting::ShowAuthServerMetadata(boolean("show_auth_server_metadata")?)
+            }
+            "show_protected_resource_metadata" => {
+                Setting::ShowProtectedResourceMetadata(boolean("show_protected_resource_metadata")?)
+            }
+            "resource_name" => Setting::ResourceName(if cleared(value) {
+                None
+            } else if value.chars().count() > 200 || value.chars().any(char::is_control) {
+                return Err(invalid(
+                    "resource_name",
+                    "at most 200 characters, no control characters",
+                ));
+            } else {
+                Some(value.to_owned())
             }),
+            "resource_documentation" => {
+                Setting::ResourceDocumentation(url("resource_documentation")?)
+            }
+            "resource_policy_uri" => Setting::ResourcePolicyUri(url("resource_policy_uri")?),
+            "resource_tos_uri" => Setting::ResourceTosUri(url("resource_tos_uri")?),
+            "enable_dynamic_registration" => {
+                Setting::EnableDynamicRegistration(boolean("enable_dynamic_registration")?)
+            }
+            "registration_initial_access_token" => {
+                Setting::RegistrationInitialAccessToken(if cleared(value) {
+                    None
+                } else if value.len() < 32 {
+                    return Err(invalid(
+                        "registration_initial_access_token",
+                        "at least 32 characters (use a random value), or `none`",
+                    ));
+                } else {
+                    Some(sha256(value))
+                })
+            }
+            "registration_rate_limit" => Setting::RegistrationRateLimit(
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=100_000).contains(v))
+                    .ok_or_else(|| {
+                        invalid(
+                            "registration_rate_limit",
+                            "registrations per IP per minute, 1 to 100000",
+                        )
+                    })?,
+            ),
+            "allowed_public_client_origins" => {
+                let origins: Vec<String> = value
+                    .split([' ', ','])
+                    .filter(|o| !o.is_empty() && *o != "none")
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad) = origins.iter().find(|o| *o != "*" && !origin_ok(o)) {
+                    return Err(SettingsError::InvalidValue {
+                        key: "allowed_public_client_origins",
+                        reason: format!("`{bad}` is not an origin such as https://app.example"),
+                    });
+                }
+                Setting::AllowedPublicClientOrigins(origins)
+            }
             other => return Err(SettingsError::UnknownKey(other.to_owned())),
         })
     }
 }
 
+fn sha256(raw: &str) -> SecretHash {
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(raw.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    SecretHash::from_hex(&hex).expect("SHA-256 hex is a valid secret hash")
+}
+
 impl fmt::Display for Setting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Setting::ConsentMode(ConsentMode::Force) => write!(f, "consent_mode = force"),
-            Setting::ConsentMode(ConsentMode::Auto) => write!(f, "consent_mode = auto"),
-            Setting::AccessTokenTtl(v) => write!(f, "access_token_ttl = {v}"),
-            Setting::RefreshTokenTtl(v) => write!(f, "refresh_token_ttl = {v}"),
-            Setting::CodeTtl(v) => write!(f, "code_ttl = {v}"),
-            Setting::AllowImplicit(v) => write!(f, "allow_implicit = {v}"),
-        }
+        let shown = |v: Option<&str>| v.unwrap_or("none").to_owned();
+        let value = match self {
+            Setting::ConsentMode(ConsentMode::Force) => "force".to_owned(),
+            Setting::ConsentMode(ConsentMode::Auto) => "auto".to_owned(),
+            Setting::AccessTokenTtl(v)
+            | Setting::RefreshTokenTtl(v)
+            | Setting::CodeTtl(v)
+            | Setting::RegistrationRateLimit(v) => v.to_string(),
+            Setting::AllowImplicit(v)
+            | Setting::ShowOpenidConfiguration(v)
+            | Setting::ShowAuthServerMetadata(v)
+            | Setting::ShowProtectedResourceMetadata(v)
+            | Setting::EnableDynamicRegistration(v) => v.to_string(),
+            Setting::ResourceName(v) => shown(v.as_deref()),
+            Setting::ResourceDocumentation(v)
+            | Setting::ResourcePolicyUri(v)
+            | Setting::ResourceTosUri(v) => shown(v.as_ref().map(WebUrl::as_str)),
+            // Never the token; not even its hash, which means nothing to a reader.
+            Setting::RegistrationInitialAccessToken(v) => {
+                if v.is_some() { "(set)" } else { "none" }.to_owned()
+            }
+            Setting::AllowedPublicClientOrigins(v) if v.is_empty() => "none".to_owned(),
+            Setting::AllowedPublicClientOrigins(v) => v.join(" "),
+        };
+        write!(f, "{} = {value}", self.key())
     }
 }
 
 impl SettingsValues {
     fn with(&self, setting: &Setting) -> SettingsValues {
         let mut next = self.clone();
-        match *setting {
+        match setting.clone() {
             Setting::ConsentMode(mode) => next.consent_mode = mode,
             Setting::AccessTokenTtl(v) => next.access_token_ttl = v,
             Setting::RefreshTokenTtl(v) => next.refresh_token_ttl = v,
             Setting::CodeTtl(v) => next.code_ttl = v,
             Setting::AllowImplicit(v) => next.allow_implicit = v,
+            Setting::ShowOpenidConfiguration(v) => next.show_openid_configuration = v,
+            Setting::ShowAuthServerMetadata(v) => next.show_auth_server_metadata = v,
+            Setting::ShowProtectedResourceMetadata(v) => next.show_protected_resource_metadata = v,
+            Setting::ResourceName(v) => next.resource_name = v,
+            Setting::ResourceDocumentation(v) => next.resource_documentation = v,
+            Setting::ResourcePolicyUri(v) => next.resource_policy_uri = v,
+            Setting::ResourceTosUri(v) => next.resource_tos_uri = v,
+            Setting::EnableDynamicRegistration(v) => next.enable_dynamic_registration = v,
+            Setting::RegistrationInitialAccessToken(v) => {
+                next.registration_initial_access_token = v
+            }
+            Setting::RegistrationRateLimit(v) => next.registration_rate_limit = v,
+            Setting::AllowedPublicClientOrigins(v) => next.allowed_public_client_origins = v,
         }
         next
     }

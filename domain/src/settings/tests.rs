@@ -49,3 +49,33 @@ fn defaults_are_frappe_compatible_and_safe() {
     assert!(!values.allow_implicit);
     assert_eq!(values.consent_mode, ConsentMode::Force);
 }
+
+#[test]
+fn the_initial_access_token_is_kept_as_a_hash_and_never_shown() {
+    let token = "a-long-random-initial-access-token-0123456789";
+    let setting = Setting::parse("registration_initial_access_token", token).unwrap();
+    assert!(!format!("{setting:?} {setting}").contains(token));
+    assert!(!serde_json::to_string(&setting).unwrap().contains(token));
+    assert!(Setting::parse("registration_initial_access_token", "short").is_err());
+    assert_eq!(
+        Setting::parse("registration_initial_access_token", "none"),
+        Ok(Setting::RegistrationInitialAccessToken(None))
+    );
+}
+
+#[test]
+fn public_client_origins_are_origins_or_a_wildcard() {
+    assert_eq!(
+        Setting::parse(
+            "allowed_public_client_origins",
+            "https://a.example http://localhost:3000"
+        ),
+        Ok(Setting::AllowedPublicClientOrigins(vec![
+            "https://a.example".into(),
+            "http://localhost:3000".into()
+        ]))
+    );
+    assert!(Setting::parse("allowed_public_client_origins", "*").is_ok());
+    assert!(Setting::parse("allowed_public_client_origins", "https://a.example/path").is_err());
+    assert!(Setting::parse("allowed_public_client_origins", "a.example").is_err());
+}

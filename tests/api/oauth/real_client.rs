@@ -67,3 +67,55 @@ on_both_stores! {
         assert_ne!(refreshed.access_token().secret(), tokens.access_token().secret());
     }
 }
+
+on_both_stores! {
+    async fn the_openidconnect_crate_discovers_registers_itself_and_signs_a_person_in(kind: Kind) {
+        use openidconnect::core::{CoreClientRegistrationRequest, CoreGrantType};
+        use openidconnect::{ClientName, LocalizedClaim};
+
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        flow.user("alice", &[]).await;
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(flow.app.address.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+        let registration_url = metadata.registration_endpoint().cloned().expect("a registration endpoint");
+
+        let mut name = LocalizedClaim::new();
+        name.insert(None, ClientName::new("Agent".into()));
+        let registered = CoreClientRegistrationRequest::new(vec![RedirectUrl::new(REDIRECT.to_owned()).unwrap()], Default::default())
+            .set_client_name(Some(name))
+            .set_grant_types(Some(vec![CoreGrantType::AuthorizationCode, CoreGrantType::RefreshToken]))
+            .register_async(&registration_url, &http)
+            .await
+            .expect("dynamic registration");
+
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            registered.client_id().clone(),
+            registered.client_secret().cloned(),
+        )
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (authorize_url, _, nonce) = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge)
+            .url();
+        flow.sign_in("alice").await;
+        let page = flow.browser.get(authorize_url.as_str()).send().await.unwrap();
+        let back = redirected(&flow.decide(page, "allow").await);
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(back.get("code").unwrap().to_owned()))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("code exchange");
+        let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
+        assert_eq!(claims.subject().as_str(), "alice");
+    }
+}

@@ -1,0 +1,297 @@
+//! `POST /oauth/register` (RFC 7591, and Frappe's `register_client`) and
+//! `GET/PUT/DELETE /oauth/register/{client_id}` (RFC 7592).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use authledger_domain::client::{ClientStatus, RegistrationSource};
+use authledger_domain::metadata::Actor;
+use authledger_domain::settings::SettingsValues;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Value};
+
+use super::context::RequestContext;
+use super::{paths, AppState};
+use crate::admin::clients;
+use crate::error::{client_error, AppError};
+use crate::oauth::error::no_store;
+use crate::oauth::registration::{
+    describe, refusal, to_metadata, RegistrationError, RegistrationRequest,
+};
+use crate::secrets;
+
+/// Prefix of registration access tokens (RFC 7592).
+const REGISTRATION_TOKEN_PREFIX: &str = "alrat_";
+
+/// Registrations per IP address, with the quota the settings name; rebuilt when it changes.
+#[derive(Default)]
+pub struct RegistrationLimiter(Mutex<Option<(u32, Arc<DefaultKeyedRateLimiter<IpAddr>>)>>);
+
+impl RegistrationLimiter {
+    /// `Err(seconds)` to wait when `ip` is over its quota.
+    fn check(&self, ip: IpAddr, per_minute: u32) -> Result<(), u64> {
+        let limiter = {
+            let mut current = self.0.lock().expect("limiter lock");
+            match current.as_ref() {
+                Some((quota, limiter)) if *quota == per_minute => limiter.clone(),
+                _ => {
+                    let quota =
+                        Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least 1"));
+                    let limiter = Arc::new(RateLimiter::keyed(quota));
+                    *current = Some((per_minute, limiter.clone()));
+                    limiter
+                }
+            }
+        };
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            wait.as_secs() + 1
+        })
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, no_store(), axum::Json(body)).into_response()
+}
+
+fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({ "error": "not_found", "error_description": "dynamic client registration is switched off" }),
+    )
+}
+
+fn invalid_token(description: &str) -> Response {
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": "invalid_token", "error_description": description }),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+fn internal(error: AppError) -> Response {
+    tracing::error!(%error, "registration endpoint failure");
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({ "error": "server_error" }),
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+async fn enabled_settings(app: &AppState) -> Result<Option<SettingsValues>, Response> {
+    let settings = app
+        .authority
+        .store
+        .settings_values()
+        .await
+        .map_err(internal)?;
+    Ok(settings.enable_dynamic_registration.then_some(settings))
+}
+
+fn parse_request(body: &[u8]) -> Result<RegistrationRequest, RegistrationError> {
+    serde_json::from_slice(body).map_err(|e| {
+        RegistrationError::InvalidClientMetadata(format!(
+            "the body is not client metadata JSON: {e}"
+        ))
+    })
+}
+
+fn registration_client_uri(app: &AppState, client_id: &str) -> String {
+    format!("{}{}/{client_id}", app.authority.issuer, paths::REGISTER)
+}
+
+pub async fn register(
+    State(app): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let settings = match enabled_settings(&app).await {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return not_found(),
+        Err(response) => return response,
+    };
+    if let Some(expected) = &settings.registration_initial_access_token {
+        let presented = bearer(&headers).map(secrets::hash);
+        if !presented.is_some_and(|p| p.matches(expected)) {
+            return invalid_token("an initial access token is required to register (RFC 7591 §3)");
+        }
+    }
+    if let Some(ip) = context.ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        if let Err(wait) = app
+            .registrations
+            .check(ip, settings.registration_rate_limit)
+        {
+            let mut response = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": "too_many_requests", "error_description": "too many registrations from this address; retry later" }),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return response;
+        }
+    }
+    let metadata = match parse_request(&body).and_then(to_metadata) {
+        Ok(metadata) => metadata,
+        Err(error) => return error.into_response(),
+    };
+    let registrant = metadata
+        .software_id
+        .clone()
+        .or_else(|| context.ip.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let event_metadata = context.metadata(Actor::Registrant(registrant));
+    let token = secrets::mint(REGISTRATION_TOKEN_PREFIX);
+    let authority = &app.authority;
+    let registered = clients::register_parsed(
+        &authority.store,
+        metadata,
+        RegistrationSource::Dynamic,
+        Some(token.hash().clone()),
+        &event_metadata,
+        Some(&authority.master),
+    )
+    .await;
+    let client = match registered {
+        Ok(client) => client,
+        Err(AppError::Invalid(message)) => {
+            return RegistrationError::InvalidClientMetadata(message).into_response()
+        }
+        Err(error) => return internal(error),
+    };
+    let mut body = describe(client.client_id.as_str(), &client.metadata);
+    body.insert(
+        "client_id_issued_at".into(),
+        json!(event_metadata.at.timestamp()),
+    );
+    if let Some(secret) = &client.client_secret {
+        body.insert("client_secret".into(), json!(secret.reveal()));
+        body.insert("client_secret_expires_at".into(), json!(0));
+    }
+    body.insert("registration_access_token".into(), json!(token.reveal()));
+    body.insert(
+        "registration_client_uri".into(),
+        json!(registration_client_uri(&app, client.client_id.as_str())),
+    );
+    json_response(StatusCode::CREATED, Value::Object(body))
+}
+
+/// The client behind a registration access token, if the token is its own.
+async fn authorized(
+    app: &AppState,
+    client_id: &str,
+    headers: &HeaderMap,
+) -> Result<authledger_domain::client::RegisteredClient, Response> {
+    let presented = bearer(headers)
+        .ok_or_else(|| invalid_token("the registration access token is required"))?;
+    let client = app
+        .authority
+        .store
+        .clients
+        .load(client_id)
+        .await
+        .map_err(|e| internal(client_error(client_id, e)))?;
+    match client.registered() {
+        Some(client)
+            if client.status != ClientStatus::Deleted
+                && client
+                    .registration_access_token_hash
+                    .as_ref()
+                    .is_some_and(|h| h.matches(&secrets::hash(presented))) =>
+        {
+            Ok(client.clone())
+        }
+        _ => Err(invalid_token(
+            "the registration access token is not valid for this client",
+        )),
+    }
+}
+
+pub async fn manage(
+    State(app): State<AppState>,
+    context: RequestContext,
+    method: axum::http::Method,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match enabled_settings(&app).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(),
+        Err(response) => return response,
+    }
+    let client = match authorized(&app, &client_id, &headers).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    let store = &app.authority.store;
+    let actor = context.metadata(Actor::Client(client_id.clone()));
+    let read_back = |metadata: &authledger_domain::client::ClientMetadata| {
+        let mut body = describe(&client_id, metadata);
+        body.insert(
+            "registration_client_uri".into(),
+            json!(registration_client_uri(&app, &client_id)),
+        );
+        json_response(StatusCode::OK, Value::Object(body))
+    };
+    match method {
+        axum::http::Method::GET => read_back(&client.metadata),
+        axum::http::Method::PUT => {
+            let request = match parse_request(&body) {
+                Ok(request) => request,
+                Err(error) => return error.into_response(),
+            };
+            if request
+                .client_id
+                .as_deref()
+                .is_some_and(|id| id != client_id)
+            {
+                return RegistrationError::InvalidClientMetadata(
+                    "client_id: differs from the client being updated".into(),
+                )
+                .into_response();
+            }
+            let metadata = match to_metadata(request) {
+                Ok(metadata) => metadata,
+                Err(error) => return error.into_response(),
+            };
+            match clients::replace(store, &client_id, metadata.clone(), &actor).await {
+                Ok(()) => read_back(&metadata),
+                Err(AppError::Invalid(message)) => {
+                    let (field, reason) =
+                        message.split_once(": ").unwrap_or(("metadata", &message));
+                    refusal(authledger_domain::client::ClientError::InvalidMetadata {
+                        field: field.into(),
+                        reason: reason.into(),
+                    })
+                    .into_response()
+                }
+                Err(error) => internal(error),
+            }
+        }
+        axum::http::Method::DELETE => match clients::delete(store, &client_id, &actor).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(error) => internal(error),
+        },
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}

@@ -1,0 +1,327 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+//!
+//! A registered client is an ordinary `Client` aggregate, registered via `dynamic` by an actor
+//! naming the registrant's software id or IP address. What a registrant may ask for is
+//! narrower than what an operator may: no implicit grant, no trusted (consent-skipping)
+//! clients, and only the scopes whose meaning the server defines, so that registering a
+//! client never grants more than a person then consents to.
+
+use std::collections::BTreeSet;
+
+use authledger_domain::client::{ClientError, ClientMetadata, IdTokenAlg};
+use authledger_domain::oauth::{
+    GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl,
+};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error::no_store;
+
+/// Scopes a registrant may register; `admin` and any other scope stay with operators.
+pub const DYNAMIC_SCOPES: [&str; 4] = ["openid", "profile", "email", "roles"];
+const DEFAULT_SCOPE: &str = "openid profile email";
+
+/// RFC 7591 §2 client metadata, as sent. Unknown members are ignored (RFC 7591 §2).
+#[derive(Debug, Default, Deserialize)]
+pub struct RegistrationRequest {
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    pub client_name: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub scope: Option<String>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    pub id_token_signed_response_alg: Option<String>,
+    /// RFC 7592 §2.2: an update names the client it updates.
+    pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// RFC 7591 §3.2.2 errors.
+#[derive(Debug)]
+pub enum RegistrationError {
+    InvalidRedirectUri(String),
+    InvalidClientMetadata(String),
+}
+
+impl IntoResponse for RegistrationError {
+    fn into_response(self) -> Response {
+        let (error, description) = match self {
+            RegistrationError::InvalidRedirectUri(d) => ("invalid_redirect_uri", d),
+            RegistrationError::InvalidClientMetadata(d) => ("invalid_client_metadata", d),
+        };
+        (
+            StatusCode::BAD_REQUEST,
+            no_store(),
+            axum::Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response()
+    }
+}
+
+fn metadata_error(field: &str, reason: impl std::fmt::Display) -> RegistrationError {
+    RegistrationError::InvalidClientMetadata(format!("{field}: {reason}"))
+}
+
+/// Turns a registration request into client metadata, or names the field that is wrong.
+pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, RegistrationError> {
+    let redirect_uris = request
+        .redirect_uris
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            RedirectUri::parse(raw).map_err(|e| {
+                RegistrationError::InvalidRedirectUri(format!("redirect_uris[{i}] `{raw}`: {e}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let token_endpoint_auth_method = match &request.token_endpoint_auth_method {
+        None => TokenEndpointAuthMethod::ClientSecretBasic,
+        Some(raw) => raw
+            .parse()
+            .map_err(|e| metadata_error("token_endpoint_auth_method", e))?,
+    };
+    let grant_types: BTreeSet<GrantType> = match &request.grant_types {
+        None => BTreeSet::from([GrantType::AuthorizationCode]),
+        Some(raw) => raw
+            .iter()
+            .map(|g| g.parse().map_err(|e| metadata_error("grant_types", e)))
+            .collect::<Result<_, _>>()?,
+    };
+    if grant_types.contains(&GrantType::Implicit) {
+        return Err(metadata_error(
+            "grant_types",
+            "the implicit grant is not available to dynamically registered clients",
+        ));
+    }
+    let response_types: BTreeSet<ResponseType> = grant_types
+        .iter()
+        .filter(|g| **g == GrantType::AuthorizationCode)
+        .map(|_| ResponseType::Code)
+        .collect();
+    if let Some(requested) = &request.response_types {
+        let requested: BTreeSet<ResponseType> = requested
+            .iter()
+            .map(|r| r.parse().map_err(|e| metadata_error("response_types", e)))
+            .collect::<Result<_, _>>()?;
+        if requested != response_types {
+            return Err(metadata_error(
+                "response_types",
+                "must be [\"code\"] exactly when grant_types includes authorization_code (RFC 7591 §2.1)",
+            ));
+        }
+    }
+    let scopes = Scopes::parse(request.scope.as_deref().unwrap_or(DEFAULT_SCOPE))
+        .map_err(|e| metadata_error("scope", e))?;
+    if let Some(scope) = scopes.iter().find(|s| !DYNAMIC_SCOPES.contains(s)) {
+        return Err(metadata_error(
+            "scope",
+            format!(
+                "`{scope}` cannot be registered dynamically (allowed: {})",
+                DYNAMIC_SCOPES.join(" ")
+            ),
+        ));
+    }
+    let web = |field: &str, raw: &Option<String>| {
+        raw.as_deref()
+            .map(|raw| WebUrl::parse(raw).map_err(|e| metadata_error(field, e)))
+            .transpose()
+    };
+    let id_token_signed_response_alg = request
+        .id_token_signed_response_alg
+        .as_deref()
+        .map(|raw| {
+            IdTokenAlg::parse(raw).ok_or_else(|| {
+                metadata_error(
+                    "id_token_signed_response_alg",
+                    format!("`{raw}` is not one of RS256, ES256, EdDSA, HS256"),
+                )
+            })
+        })
+        .transpose()?;
+    let metadata = ClientMetadata {
+        name: request
+            .client_name
+            .unwrap_or_else(|| "Dynamically registered client".into()),
+        redirect_uris,
+        default_redirect_uri: None,
+        scopes,
+        grant_types,
+        response_types,
+        token_endpoint_auth_method,
+        skip_authorization: false,
+        require_pkce: false,
+        allowed_roles: BTreeSet::new(),
+        client_uri: web("client_uri", &request.client_uri)?,
+        logo_uri: web("logo_uri", &request.logo_uri)?,
+        tos_uri: web("tos_uri", &request.tos_uri)?,
+        policy_uri: web("policy_uri", &request.policy_uri)?,
+        contacts: request.contacts,
+        software_id: request.software_id,
+        software_version: request.software_version,
+        id_token_signed_response_alg,
+        frappe_claims: false,
+    };
+    metadata.check().map_err(refusal)?;
+    Ok(metadata)
+}
+
+/// The aggregate's refusal, as a registration error naming its field.
+pub fn refusal(error: ClientError) -> RegistrationError {
+    match error {
+        ClientError::InvalidMetadata { field, reason } if field.starts_with("redirect_uri") => {
+            RegistrationError::InvalidRedirectUri(format!("{field}: {reason}"))
+        }
+        ClientError::InvalidMetadata { field, reason } => {
+            RegistrationError::InvalidClientMetadata(format!("{field}: {reason}"))
+        }
+        other => RegistrationError::InvalidClientMetadata(other.to_string()),
+    }
+}
+
+/// The registered metadata as RFC 7591 §3.2.1 returns it.
+pub fn describe(client_id: &str, metadata: &ClientMetadata) -> Map<String, Value> {
+    let strings = |items: Vec<&str>| json!(items);
+    let mut out = Map::new();
+    out.insert("client_id".into(), json!(client_id));
+    out.insert("client_name".into(), json!(metadata.name));
+    out.insert(
+        "redirect_uris".into(),
+        strings(metadata.redirect_uris.iter().map(|u| u.as_str()).collect()),
+    );
+    out.insert(
+        "token_endpoint_auth_method".into(),
+        json!(metadata.token_endpoint_auth_method.as_str()),
+    );
+    out.insert(
+        "grant_types".into(),
+        strings(metadata.grant_types.iter().map(|g| g.as_str()).collect()),
+    );
+    out.insert(
+        "response_types".into(),
+        strings(metadata.response_types.iter().map(|r| r.as_str()).collect()),
+    );
+    out.insert("scope".into(), json!(metadata.scopes.to_string()));
+    for (name, value) in [
+        (
+            "client_uri",
+            metadata.client_uri.as_ref().map(WebUrl::as_str),
+        ),
+        ("logo_uri", metadata.logo_uri.as_ref().map(WebUrl::as_str)),
+        ("tos_uri", metadata.tos_uri.as_ref().map(WebUrl::as_str)),
+        (
+            "policy_uri",
+            metadata.policy_uri.as_ref().map(WebUrl::as_str),
+        ),
+        ("software_id", metadata.software_id.as_deref()),
+        ("software_version", metadata.software_version.as_deref()),
+        (
+            "id_token_signed_response_alg",
+            metadata
+                .id_token_signed_response_alg
+                .map(IdTokenAlg::as_str),
+        ),
+    ] {
+        if let Some(value) = value {
+            out.insert(name.into(), json!(value));
+        }
+    }
+    if !metadata.contacts.is_empty() {
+        out.insert("contacts".into(), json!(metadata.contacts));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: Value) -> RegistrationRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_minimal_registration_gets_rfc7591_defaults() {
+        let metadata = to_metadata(request(
+            json!({ "redirect_uris": ["https://app.example/cb"] }),
+        ))
+        .unwrap();
+        assert_eq!(
+            metadata.token_endpoint_auth_method,
+            TokenEndpointAuthMethod::ClientSecretBasic
+        );
+        assert_eq!(
+            metadata.grant_types,
+            BTreeSet::from([GrantType::AuthorizationCode])
+        );
+        assert!(!metadata.skip_authorization);
+    }
+
+    #[test]
+    fn several_redirect_uris_are_kept_apart() {
+        let metadata = to_metadata(request(json!({
+            "redirect_uris": ["https://a.example/cb", "http://127.0.0.1:33418/cb", "com.example.app:/cb"]
+        })))
+        .unwrap();
+        assert_eq!(metadata.redirect_uris.len(), 3);
+    }
+
+    #[test]
+    fn bad_redirect_uris_and_metadata_name_their_field() {
+        for (body, error) in [
+            (json!({ "redirect_uris": ["/cb"] }), "redirect_uris[0]"),
+            (
+                json!({ "redirect_uris": ["https://a.example/cb#x"] }),
+                "fragment",
+            ),
+            (
+                json!({ "redirect_uris": ["http://remote.example/cb"] }),
+                "loopback",
+            ),
+        ] {
+            match to_metadata(request(body)) {
+                Err(RegistrationError::InvalidRedirectUri(d)) => assert!(d.contains(error), "{d}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for (body, field) in [
+            (
+                json!({ "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }),
+                "token_endpoint_auth_method",
+            ),
+            (
+                json!({ "redirect_uris": ["https://a.example/cb"], "response_types": ["token"] }),
+                "response_types",
+            ),
+            (
+                json!({ "redirect_uris": ["https://a.example/cb"], "scope": "openid admin" }),
+                "scope",
+            ),
+            (
+                json!({ "grant_types": ["authorization_code"] }),
+                "redirect_uris",
+            ),
+        ] {
+            match to_metadata(request(body)) {
+                Err(
+                    RegistrationError::InvalidClientMetadata(d)
+                    | RegistrationError::InvalidRedirectUri(d),
+                ) => {
+                    assert!(d.starts_with(field), "{d}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

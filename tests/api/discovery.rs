@@ -1,0 +1,358 @@
+//! Discovery, dynamic registration, settings and CORS: what MCP and AI-agent clients rely on.
+
+use authledger::admin::clients::ClientInput;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::oauth::flow::*;
+
+async fn get_json(flow: &Flow, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = flow.app.http.get(flow.app.url(path)).send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn register(flow: &Flow, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = flow
+        .app
+        .http
+        .post(flow.app.url("/oauth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+on_both_stores! {
+    async fn the_metadata_advertises_exactly_what_the_server_does(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        let (status, headers, openid) = get_json(&flow, "/.well-known/openid-configuration").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["cache-control"], "public, max-age=300");
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        let (_, _, rfc8414) = get_json(&flow, "/.well-known/oauth-authorization-server").await;
+        assert_eq!(openid, rfc8414, "one document under two names");
+        let issuer = flow.app.address.as_str();
+        assert_eq!(openid["issuer"], issuer);
+        assert_eq!(openid["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(strings(&openid["code_challenge_methods_supported"])[0], "S256");
+
+        // Every advertised endpoint exists (no 404, no 405 for its method).
+        for (name, method) in [
+            ("authorization_endpoint", Method::GET), ("token_endpoint", Method::POST),
+            ("userinfo_endpoint", Method::GET), ("jwks_uri", Method::GET),
+            ("introspection_endpoint", Method::POST), ("revocation_endpoint", Method::POST),
+            ("registration_endpoint", Method::POST),
+        ] {
+            let url = openid[name].as_str().unwrap_or_else(|| panic!("{name} is advertised"));
+            assert!(url.starts_with(issuer), "{name}");
+            let status = flow.app.http.request(method, url).send().await.unwrap().status();
+            assert!(status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED, "{name}: {status}");
+        }
+
+        // Response types: `code` works; `token` is advertised only while implicit is allowed.
+        assert_eq!(strings(&openid["response_types_supported"]), ["code"]);
+        assert!(!strings(&openid["grant_types_supported"]).contains(&"implicit".to_owned()));
+        flow.set("allow_implicit", "true").await;
+        let (_, _, with_implicit) = get_json(&flow, "/.well-known/openid-configuration").await;
+        assert_eq!(strings(&with_implicit["response_types_supported"]), ["code", "token"]);
+        assert!(strings(&with_implicit["grant_types_supported"]).contains(&"implicit".to_owned()));
+
+        // Every advertised client authentication method, grant type and PKCE method works.
+        flow.user("alice", &[]).await;
+        for method in strings(&openid["token_endpoint_auth_methods_supported"]) {
+            let client = flow.client(ClientInput {
+                token_endpoint_auth_method: Some(method.clone()),
+                public: method == "none",
+                skip_authorization: true,
+                ..web_client()
+            }).await;
+            let (verifier, challenge) = pkce();
+            let code = flow.code(&client, "alice", &[], &challenge).await;
+            let auth = match method.as_str() {
+                "client_secret_basic" => Auth::Basic(&client),
+                "client_secret_post" => Auth::Post(&client),
+                _ => Auth::PublicId(client.client_id.as_str()),
+            };
+            let (status, _, body) = flow.exchange(auth, &code, &verifier).await;
+            assert_eq!(status, 200, "{method}: {body}");
+        }
+        for grant in strings(&openid["grant_types_supported"]) {
+            assert!(["authorization_code", "refresh_token", "client_credentials", "implicit"].contains(&grant.as_str()), "{grant}");
+        }
+        let machine = flow.client(ClientInput { grant_types: vec!["client_credentials".into()], redirect_uris: vec![], ..web_client() }).await;
+        assert_eq!(flow.token(Auth::Basic(&machine), &[("grant_type", "client_credentials")]).await.0, 200);
+        for method in strings(&openid["code_challenge_methods_supported"]) {
+            let client = flow.client(ClientInput { skip_authorization: true, ..web_client() }).await;
+            let (verifier, challenge) = pkce();
+            let challenge = if method == "plain" { verifier.clone() } else { challenge };
+            let back = redirected(&flow.authorize(&[
+                ("response_type", "code"), ("client_id", client.client_id.as_str()),
+                ("code_challenge", &challenge), ("code_challenge_method", &method),
+            ]).await);
+            let (status, _, body) = flow.exchange(Auth::Basic(&client), back.get("code").unwrap(), &verifier).await;
+            assert_eq!(status, 200, "{method}: {body}");
+        }
+        // Every advertised ID token algorithm signs a token that verifies.
+        for alg in strings(&openid["id_token_signing_alg_values_supported"]) {
+            let client = flow.client(ClientInput { id_token_signed_response_alg: Some(alg.clone()), skip_authorization: true, ..web_client() }).await;
+            let (verifier, challenge) = pkce();
+            let code = flow.code(&client, "alice", &[("scope", "openid")], &challenge).await;
+            let (_, _, tokens) = flow.exchange(Auth::Basic(&client), &code, &verifier).await;
+            let id_token = tokens["id_token"].as_str().unwrap();
+            assert_eq!(format!("{:?}", jsonwebtoken::decode_header(id_token).unwrap().alg), alg);
+        }
+        assert!(strings(&openid["id_token_signing_alg_values_supported"]).contains(&"RS256".to_owned()));
+        assert_eq!(strings(&openid["subject_types_supported"]), ["public"]);
+
+        flow.set("enable_dynamic_registration", "false").await;
+        let (_, _, without) = get_json(&flow, "/.well-known/openid-configuration").await;
+        assert!(without.get("registration_endpoint").is_none());
+        assert_eq!(register(&flow, json!({ "redirect_uris": ["https://a.example/cb"] })).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+on_both_stores! {
+    async fn the_protected_resource_metadata_comes_from_settings_and_each_document_can_be_switched_off(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("resource_name", "Example API").await;
+        flow.set("resource_documentation", "https://docs.example/api").await;
+        flow.set("resource_policy_uri", "https://docs.example/policy").await;
+        flow.set("resource_tos_uri", "https://docs.example/tos").await;
+        let (status, headers, document) = get_json(&flow, "/.well-known/oauth-protected-resource").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        assert_eq!(document["resource"], flow.app.address.as_str());
+        assert_eq!(document["authorization_servers"], json!([flow.app.address]));
+        assert_eq!(document["bearer_methods_supported"], json!(["header", "body"]));
+        assert_eq!(document["resource_name"], "Example API");
+        assert_eq!(document["resource_documentation"], "https://docs.example/api");
+        assert_eq!(document["resource_policy_uri"], "https://docs.example/policy");
+        assert_eq!(document["resource_tos_uri"], "https://docs.example/tos");
+        assert!(strings(&document["scopes_supported"]).contains(&"openid".to_owned()));
+        let (_, _, with_path) = get_json(&flow, "/.well-known/oauth-protected-resource/mcp/v1").await;
+        assert_eq!(with_path["resource"], format!("{}/mcp/v1", flow.app.address));
+
+        for (setting, path) in [
+            ("show_openid_configuration", "/.well-known/openid-configuration"),
+            ("show_auth_server_metadata", "/.well-known/oauth-authorization-server"),
+            ("show_protected_resource_metadata", "/.well-known/oauth-protected-resource"),
+        ] {
+            flow.set(setting, "false").await;
+            assert_eq!(get_json(&flow, path).await.0, StatusCode::NOT_FOUND, "{setting}");
+        }
+        assert_eq!(get_json(&flow, "/.well-known/oauth-protected-resource/mcp").await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+on_both_stores! {
+    async fn a_client_registers_itself_and_manages_its_registration(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        let (status, headers, registered) = register(&flow, json!({
+            "client_name": "MCP agent",
+            "redirect_uris": ["https://agent.example/cb", "http://127.0.0.1:33418/callback", "http://localhost/cb"],
+            "software_id": "agent-kit",
+            "software_version": "1.2.3",
+            "contacts": ["ops@agent.example"],
+            "scope": "openid email",
+            "logo_uri": "https://agent.example/logo.png",
+            "unknown_extension": "ignored"
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{registered}");
+        assert_eq!(headers["cache-control"], "no-store");
+        let id = registered["client_id"].as_str().unwrap().to_owned();
+        assert!(registered["client_secret"].as_str().unwrap().starts_with("alcs_"));
+        assert_eq!(registered["client_secret_expires_at"], 0);
+        assert!(registered["client_id_issued_at"].as_i64().unwrap() > 1_700_000_000);
+        assert_eq!(registered["token_endpoint_auth_method"], "client_secret_basic");
+        assert_eq!(registered["redirect_uris"].as_array().unwrap().len(), 3, "several redirect URIs, none mangled");
+        assert_eq!(registered["grant_types"], json!(["authorization_code"]));
+        assert_eq!(registered["response_types"], json!(["code"]));
+        assert_eq!(registered["software_id"], "agent-kit");
+        assert_eq!(registered["registration_client_uri"], format!("{}/oauth/register/{id}", flow.app.address));
+        let token = registered["registration_access_token"].as_str().unwrap().to_owned();
+
+        // The event says who registered it and how; the token is only a hash there.
+        let events = cli(&flow.app.db, &["events", "--aggregate", &format!("client:{id}"), "--json"]);
+        let event: Value = serde_json::from_slice(&events.stdout).unwrap();
+        assert_eq!(event["payload"]["ClientRegistered"]["registered_via"], "dynamic");
+        assert_eq!(event["metadata"]["actor"], "registrant:agent-kit");
+        assert!(!event.to_string().contains(&token));
+
+        // RFC 7592: read, update, delete with the registration access token.
+        let manage = |method: Method, bearer: Option<&str>, body: Option<Value>| {
+            let flow = &flow;
+            let url = flow.app.url(&format!("/oauth/register/{id}"));
+            let bearer = bearer.map(str::to_owned);
+            async move {
+                let mut request = flow.app.http.request(method, url);
+                if let Some(bearer) = bearer { request = request.bearer_auth(bearer); }
+                if let Some(body) = body { request = request.json(&body); }
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        assert_eq!(manage(Method::GET, None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(manage(Method::GET, Some("alrat_wrong"), None).await.0, StatusCode::UNAUTHORIZED);
+        let (status, read) = manage(Method::GET, Some(&token), None).await;
+        assert_eq!((status, read["client_name"].as_str()), (StatusCode::OK, Some("MCP agent")));
+        assert!(read.get("client_secret").is_none(), "only the hash is kept");
+        let (status, updated) = manage(Method::PUT, Some(&token), Some(json!({
+            "client_id": id, "client_name": "MCP agent 2", "redirect_uris": ["https://agent.example/cb"]
+        }))).await;
+        assert_eq!((status, updated["client_name"].as_str()), (StatusCode::OK, Some("MCP agent 2")), "{updated}");
+        let (status, refused) = manage(Method::PUT, Some(&token), Some(json!({
+            "client_name": "x", "redirect_uris": ["https://agent.example/cb"], "token_endpoint_auth_method": "none"
+        }))).await;
+        assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{refused}");
+        assert_eq!(manage(Method::DELETE, Some(&token), None).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(manage(Method::GET, Some(&token), None).await.0, StatusCode::UNAUTHORIZED, "deleted");
+
+        // A public client gets no secret; Frappe's alias registers too.
+        let (status, _, public) = register(&flow, json!({ "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none" })).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert!(public.get("client_secret").is_none());
+        let frappe = flow.app.http.post(flow.app.url("/api/method/frappe.integrations.oauth2.register_client"))
+            .json(&json!({ "redirect_uris": ["https://frappe-client.example/cb"], "client_name": "Frappe client" }))
+            .send().await.unwrap();
+        assert_eq!(frappe.status(), StatusCode::CREATED);
+    }
+}
+
+on_both_stores! {
+    async fn registration_errors_name_the_field(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        for (body, error, words) in [
+            (json!({ "redirect_uris": ["/callback"] }), "invalid_redirect_uri", "redirect_uris[0]"),
+            (json!({ "redirect_uris": ["https://a.example/cb", "https://a.example/cb#frag"] }), "invalid_redirect_uri", "redirect_uris[1]"),
+            (json!({ "redirect_uris": ["http://remote.example/cb"] }), "invalid_redirect_uri", "loopback"),
+            (json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["authorization_code"], "response_types": ["token"] }), "invalid_client_metadata", "response_types"),
+            (json!({ "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt" }), "invalid_client_metadata", "token_endpoint_auth_method"),
+            (json!({ "redirect_uris": ["https://a.example/cb"], "scope": "openid admin" }), "invalid_client_metadata", "scope"),
+            (json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"] }), "invalid_client_metadata", "grant_types"),
+            (json!({ "redirect_uris": "not a list" }), "invalid_client_metadata", "body"),
+        ] {
+            let (status, _, answer) = register(&flow, body.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            assert_eq!(answer["error"], error, "{body}");
+            assert!(answer["error_description"].as_str().unwrap().contains(words), "{answer}");
+        }
+    }
+}
+
+on_both_stores! {
+    async fn registration_can_require_an_initial_access_token_and_is_rate_limited_per_ip(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        let initial = "initial-access-token-0123456789-abcdefghij";
+        flow.set("registration_initial_access_token", initial).await;
+        flow.set("registration_rate_limit", "3").await;
+        let body = json!({ "redirect_uris": ["https://a.example/cb"] });
+
+        let (status, headers, _) = register(&flow, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        let with = |token: &str| flow.app.http.post(flow.app.url("/oauth/register")).bearer_auth(token).json(&body).send();
+        assert_eq!(with("wrong-token").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        for _ in 0..3 {
+            assert_eq!(with(initial).await.unwrap().status(), StatusCode::CREATED);
+        }
+        let limited = with(initial).await.unwrap();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(limited.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        let log = String::from_utf8(cli(&flow.app.db, &["events", "--json"]).stdout).unwrap();
+        assert!(!log.contains(initial), "the initial access token is kept as a hash only");
+    }
+}
+
+on_both_stores! {
+    async fn listed_browser_origins_get_cors_and_others_get_nothing(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        let preflight = |origin: &'static str, path: &'static str| {
+            let flow = &flow;
+            async move {
+                flow.app.http.request(Method::OPTIONS, flow.app.url(path))
+                    .header("origin", origin)
+                    .header("access-control-request-method", "POST")
+                    .header("access-control-request-headers", "content-type")
+                    .send().await.unwrap()
+            }
+        };
+        let before = preflight("https://spa.example", "/oauth/token").await;
+        assert!(before.headers().get("access-control-allow-origin").is_none());
+
+        flow.set("allowed_public_client_origins", "https://spa.example http://localhost:5173").await;
+        for path in ["/oauth/token", "/oauth/revoke", "/oauth/introspect", "/oauth/userinfo", "/oauth/register"] {
+            let allowed = preflight("https://spa.example", path).await;
+            assert_eq!(allowed.headers()["access-control-allow-origin"], "https://spa.example", "{path}");
+            assert!(allowed.headers()["vary"].to_str().unwrap().to_lowercase().contains("origin"), "{path}");
+            let other = preflight("https://evil.example", path).await;
+            assert!(other.headers().get("access-control-allow-origin").is_none(), "{path}");
+        }
+        let actual = flow.app.http.post(flow.app.url("/oauth/token")).header("origin", "http://localhost:5173")
+            .form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+        assert_eq!(actual.headers()["access-control-allow-origin"], "http://localhost:5173");
+
+        flow.set("allowed_public_client_origins", "*").await;
+        let any = preflight("https://anyone.example", "/oauth/token").await;
+        assert_eq!(any.headers()["access-control-allow-origin"], "https://anyone.example");
+        let well_known = flow.app.http.get(flow.app.url("/.well-known/openid-configuration")).header("origin", "https://x.example").send().await.unwrap();
+        assert_eq!(well_known.headers()["access-control-allow-origin"], "*");
+    }
+}
+
+on_both_stores! {
+    async fn settings_are_read_and_changed_through_the_admin_api_as_events(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        let ops = flow.client(ClientInput {
+            name: "ops".into(), grant_types: vec!["client_credentials".into()], redirect_uris: vec![], scope: Some("admin".into()), ..ClientInput::default()
+        }).await;
+        let (_, _, tokens) = flow.token(Auth::Basic(&ops), &[("grant_type", "client_credentials")]).await;
+        let token = tokens["access_token"].as_str().unwrap();
+        let url = flow.app.url("/admin/api/settings");
+        let current: Value = flow.app.http.get(&url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(current["consent_mode"], "force");
+        assert_eq!(current["enable_dynamic_registration"], false);
+
+        let changed = flow.app.http.patch(&url).bearer_auth(token)
+            .json(&json!({ "consent_mode": "auto", "enable_dynamic_registration": true, "allowed_public_client_origins": ["https://spa.example"] }))
+            .send().await.unwrap();
+        assert_eq!(changed.status(), 200);
+        let changed: Value = changed.json().await.unwrap();
+        assert_eq!(changed["consent_mode"], "auto");
+        assert_eq!(changed["allowed_public_client_origins"], json!(["https://spa.example"]));
+        let bad = flow.app.http.patch(&url).bearer_auth(token).json(&json!({ "code_ttl": 9999 })).send().await.unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.json::<Value>().await.unwrap()["field"], "code_ttl");
+
+        let history = String::from_utf8(cli(&flow.app.db, &["history", "settings:settings"]).stdout).unwrap();
+        assert_eq!(history.lines().filter(|l| l.starts_with('#') && l.contains("SettingsChanged")).count(), 3);
+        assert!(history.contains(&format!("actor=client:{}", ops.client_id)));
+        let shown = cli_json(&flow.app.db, &["settings", "show"]);
+        assert_eq!(shown["consent_mode"], "auto");
+    }
+}
