@@ -87,6 +87,9 @@ enum Command {
     /// Rebuild read models from the event log.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// List or rotate the ID token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the raw event history, with metadata.
     Events {
         /// Only this aggregate's events, e.g. client:ID or user:NAME.
@@ -109,6 +112,22 @@ enum ConsentCommand {
         user: String,
         #[arg(long)]
         client: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every key with its state (published, active, retired, removed), as JSON.
+    List,
+    /// Generate new keys: published now, signing after `key_activation_delay`.
+    Rotate {
+        /// RS256, ES256 or EdDSA; every algorithm when omitted.
+        #[arg(long = "alg", value_name = "ALG")]
+        algs: Vec<String>,
+        /// Sign with the new keys at once (relying parties with a cached JWKS will fail to
+        /// verify new tokens until they refresh it).
+        #[arg(long)]
+        now: bool,
     },
 }
 
@@ -440,6 +459,47 @@ async fn run(cli: Cli) -> Result<(), AppError> {
         Command::State { aggregate, as_of } => {
             let store = open(&database_url).await?;
             print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
+        }
+        Command::Keys(command) => {
+            let store = open(&database_url).await?;
+            if let KeysCommand::Rotate { algs, now } = command {
+                let algs = if algs.is_empty() {
+                    crate::signing::ASYMMETRIC.to_vec()
+                } else {
+                    algs.iter()
+                        .map(|raw| {
+                            authledger_domain::client::IdTokenAlg::parse(raw)
+                                .filter(|alg| crate::signing::ASYMMETRIC.contains(alg))
+                                .ok_or_else(|| {
+                                    AppError::invalid(format!(
+                                        "--alg: `{raw}` is not RS256, ES256 or EdDSA"
+                                    ))
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                };
+                let master = master.load()?;
+                let kids = crate::signing::rotate(&store, &master, &algs, now, &cli_metadata())
+                    .await
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                eprintln!("published {} new key(s): {}", kids.len(), kids.join(", "));
+            }
+            let keys = store
+                .signing_keys
+                .load(authledger_domain::signing_keys::SIGNING_KEYS_ID)
+                .await
+                .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+            let listed: Vec<serde_json::Value> = keys
+                .keys()
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "kid": k.kid, "alg": k.alg.as_str(), "state": k.state,
+                        "activate_after": k.activate_after, "remove_after": k.remove_after,
+                    })
+                })
+                .collect();
+            print_json(&listed)
         }
         Command::Projections(ProjectionsCommand::Rebuild { name }) => {
             let store = open(&database_url).await?;

@@ -32,8 +32,12 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
         "grant" => Ok(("Grant", id.to_owned())),
         "consent" => Ok(("Consent", id.to_owned())),
         "settings" => Ok(("Settings", "settings".to_owned())),
+        "keys" => Ok((
+            "SigningKeys",
+            authledger_domain::signing_keys::SIGNING_KEYS_ID.to_owned(),
+        )),
         other => Err(AppError::invalid(format!(
-            "unknown type `{other}` (known: client, user, grant, consent, settings)"
+            "unknown type `{other}` (known: client, user, grant, consent, settings, keys)"
         ))),
     }
 }
@@ -77,6 +81,7 @@ pub async fn state_as_of(store: &Store, aggregate: &str, as_of: &str) -> Result<
         "User" => replay::<User>(&before)?,
         "Grant" => replay::<Grant>(&before)?,
         "Consent" => replay::<Consent>(&before)?,
+        "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(&before)?,
         _ => replay::<Settings>(&before)?,
     };
     let mut answer = json!({

@@ -1,32 +1,45 @@
-//! ID token signing keys: one active key per asymmetric algorithm (RS256, ES256, EdDSA),
-//! generated on first start and kept in the `signing_keys` table with the private part sealed
-//! under the master key. Private key material never enters an event or a log.
+//! ID token signing keys: one active key per asymmetric algorithm (RS256, ES256, EdDSA). The
+//! lifecycle (published, active, retired, removed) is the `SigningKeys` aggregate, whose events
+//! carry public JWKs only; the private parts live in the `signing_keys` table, sealed under
+//! the master key. Private key material never enters an event or a log.
 //!
 //! Keys are parsed once at start-up and kept; jsonwebtoken would otherwise rebuild a signer
 //! from the raw key on every token (STACK.md).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use authledger_domain::client::IdTokenAlg;
-use authledger_projections::{on_db, Db};
+use authledger_domain::metadata::{Actor, EventMetadata, Source};
+use authledger_domain::signing_keys::{KeyState, SigningKeys, SigningKeysCommand, SIGNING_KEYS_ID};
+use authledger_projections::on_db;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use crate::master_key::MasterKey;
+use crate::store::Store;
 
-struct SigningKey {
+struct ActiveKey {
     kid: String,
     encoding: EncodingKey,
 }
 
-/// The asymmetric signing keys in use, and the public keys to publish.
-pub struct KeyRing {
-    active: HashMap<IdTokenAlg, SigningKey>,
+/// The keys in force: the active key per algorithm (parsed once), and the public keys to
+/// publish. Swapped whole when the lifecycle moves.
+#[derive(Default)]
+struct Keys {
+    active: HashMap<IdTokenAlg, ActiveKey>,
     published: JwkSet,
+}
+
+/// The signing keys, following the `SigningKeys` aggregate.
+pub struct KeyRing {
+    current: RwLock<Arc<Keys>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +54,11 @@ pub enum SigningError {
     Sign(#[from] jsonwebtoken::errors::Error),
     #[error("stored key {0} is unusable")]
     Corrupt(String),
+    #[error("signing key lifecycle: {0}")]
+    Lifecycle(String),
 }
 
-const ASYMMETRIC: [IdTokenAlg; 3] = [IdTokenAlg::RS256, IdTokenAlg::ES256, IdTokenAlg::EdDSA];
+pub const ASYMMETRIC: [IdTokenAlg; 3] = [IdTokenAlg::RS256, IdTokenAlg::ES256, IdTokenAlg::EdDSA];
 
 fn jwt_algorithm(alg: IdTokenAlg) -> Algorithm {
     match alg {
@@ -124,84 +139,190 @@ fn pkcs1_from_pkcs8(der: &[u8]) -> Option<&[u8]> {
     Some(private_key)
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    kid: String,
-    alg: String,
-    sealed_private_key: String,
+/// Generates a key for `alg`, seals its private part in `signing_keys`, and publishes it
+/// (`SigningKeys` event with the public JWK) to start signing at `activate_after`.
+async fn generate_and_publish(
+    store: &Store,
+    master: &MasterKey,
+    alg: IdTokenAlg,
+    activate_after: DateTime<Utc>,
+    metadata: &EventMetadata,
+) -> Result<String, SigningError> {
+    let der = tokio::task::spawn_blocking(move || generate(alg))
+        .await
+        .map_err(|_| SigningError::Generation(alg.as_str()))??;
+    let key = encoding_key(alg, &der);
+    let mut jwk = Jwk::from_encoding_key(&key, jwt_algorithm(alg))?;
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    let sql =
+        "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, created_at, state) \
+               VALUES ($1, $2, $3, $4, $5, 'sealed')";
+    let sealed = master.seal(&der, &format!("signing-key:{kid}"));
+    let public = serde_json::to_value(&jwk).expect("a JWK serialises");
+    on_db!(&store.db, pool => sqlx::query(sql)
+        .bind(&kid)
+        .bind(alg.as_str())
+        .bind(&sealed)
+        .bind(public.to_string())
+        .bind(authledger_projections::view_time(Utc::now()))
+        .execute(pool)
+        .await
+        .map(drop))?;
+    store
+        .signing_keys
+        .execute(
+            SIGNING_KEYS_ID,
+            SigningKeysCommand::Publish {
+                kid: kid.clone(),
+                alg,
+                public_jwk: public,
+                activate_after,
+            },
+            metadata,
+        )
+        .await
+        .map_err(|e| SigningError::Lifecycle(e.to_string()))?;
+    tracing::info!(kid, alg = alg.as_str(), %activate_after, "published a new signing key");
+    Ok(kid)
+}
+
+fn system() -> EventMetadata {
+    EventMetadata {
+        actor: Actor::System,
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source: Source::System,
+        at: Utc::now(),
+    }
+}
+
+async fn lifecycle(store: &Store) -> Result<SigningKeys, SigningError> {
+    store
+        .signing_keys
+        .load(SIGNING_KEYS_ID)
+        .await
+        .map_err(|e| SigningError::Lifecycle(e.to_string()))
+}
+
+/// Rotates the keys of `algs`: each gets a new key, published now and signing once the
+/// configured activation delay has passed (or at once with `immediately`).
+pub async fn rotate(
+    store: &Store,
+    master: &MasterKey,
+    algs: &[IdTokenAlg],
+    immediately: bool,
+    metadata: &EventMetadata,
+) -> Result<Vec<String>, SigningError> {
+    let settings = store
+        .settings_values()
+        .await
+        .map_err(|e| SigningError::Lifecycle(e.to_string()))?;
+    let activate_after = match immediately {
+        true => Utc::now(),
+        false => Utc::now() + Duration::seconds(i64::from(settings.key_activation_delay)),
+    };
+    let mut kids = Vec::new();
+    for alg in algs {
+        kids.push(generate_and_publish(store, master, *alg, activate_after, metadata).await?);
+    }
+    maintain(store, master).await?;
+    Ok(kids)
+}
+
+/// Moves the lifecycle along: keys for algorithms that have none (first start), automatic
+/// rotation when due, activation of due keys, removal of expired ones.
+pub async fn maintain(store: &Store, master: &MasterKey) -> Result<(), SigningError> {
+    let settings = store
+        .settings_values()
+        .await
+        .map_err(|e| SigningError::Lifecycle(e.to_string()))?;
+    let keys = lifecycle(store).await?;
+    let now = Utc::now();
+    for alg in ASYMMETRIC {
+        let pending = keys
+            .keys()
+            .iter()
+            .any(|k| k.alg == alg && k.state == KeyState::Published);
+        match keys.active(alg) {
+            // First start: the first key signs at once, as no relying party has cached anything.
+            None if !pending => {
+                generate_and_publish(store, master, alg, now, &system()).await?;
+            }
+            Some(active)
+                if !pending
+                    && settings.key_rotation_period > 0
+                    && now - active.activate_after
+                        >= Duration::seconds(i64::from(settings.key_rotation_period)) =>
+            {
+                let activate_after =
+                    now + Duration::seconds(i64::from(settings.key_activation_delay));
+                generate_and_publish(store, master, alg, activate_after, &system()).await?;
+            }
+            _ => {}
+        }
+    }
+    // A retired key stays published as long as a token it signed can live.
+    let retire_for = Duration::seconds(i64::from(settings.access_token_ttl));
+    store
+        .signing_keys
+        .execute(
+            SIGNING_KEYS_ID,
+            SigningKeysCommand::Maintain { retire_for },
+            &system(),
+        )
+        .await
+        .map_err(|e| SigningError::Lifecycle(e.to_string()))?;
+    Ok(())
 }
 
 impl KeyRing {
-    /// Loads the active keys, generating any algorithm's key that does not exist yet.
-    pub async fn load_or_generate(db: &Db, master: &MasterKey) -> Result<KeyRing, SigningError> {
-        let mut ring = KeyRing::load(db, master).await?;
-        for alg in ASYMMETRIC {
-            if ring.active.contains_key(&alg) {
-                continue;
-            }
-            let der = tokio::task::spawn_blocking(move || generate(alg))
-                .await
-                .map_err(|_| SigningError::Generation(alg.as_str()))??;
-            let key = encoding_key(alg, &der);
-            let mut jwk = Jwk::from_encoding_key(&key, jwt_algorithm(alg))?;
-            let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
-            jwk.common.key_id = Some(kid.clone());
-            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-            let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, \
-                       created_at, state) VALUES ($1, $2, $3, $4, $5, 'active')";
-            let sealed = master.seal(&der, &format!("signing-key:{kid}"));
-            let public = serde_json::to_string(&jwk).expect("a JWK serialises");
-            let now = authledger_projections::view_time(chrono::Utc::now());
-            on_db!(db, pool => sqlx::query(sql)
-                .bind(&kid)
-                .bind(alg.as_str())
-                .bind(&sealed)
-                .bind(&public)
-                .bind(&now)
-                .execute(pool)
-                .await
-                .map(drop))?;
-            tracing::info!(kid, alg = alg.as_str(), "generated a signing key");
-            ring.published.keys.push(jwk);
-            ring.active.insert(alg, SigningKey { kid, encoding: key });
-        }
+    /// Brings the lifecycle up to date and loads the keys it names.
+    pub async fn open(store: &Store, master: &MasterKey) -> Result<KeyRing, SigningError> {
+        maintain(store, master).await?;
+        let ring = KeyRing {
+            current: RwLock::new(Arc::new(Keys::default())),
+        };
+        ring.reload(store, master).await?;
         Ok(ring)
     }
 
-    async fn load(db: &Db, master: &MasterKey) -> Result<KeyRing, SigningError> {
-        let rows: Vec<KeyRow> = on_db!(db, pool => sqlx::query_as(
-            "SELECT kid, alg, sealed_private_key FROM signing_keys WHERE state = 'active' \
-             ORDER BY created_at"
-        )
-        .fetch_all(pool)
-        .await)?;
-        let jwks: Vec<String> = on_db!(db, pool => sqlx::query_scalar(
-            "SELECT public_jwk FROM signing_keys WHERE state IN ('active', 'published', 'retired') \
-             ORDER BY created_at"
-        )
-        .fetch_all(pool)
-        .await)?;
+    /// Reads the lifecycle and the sealed keys again (after a rotation here or elsewhere).
+    pub async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), SigningError> {
+        let keys = lifecycle(store).await?;
         let mut active = HashMap::new();
-        for row in rows {
-            let alg = IdTokenAlg::parse(&row.alg)
-                .ok_or_else(|| SigningError::Corrupt(row.kid.clone()))?;
-            let der = master.open(&row.sealed_private_key, &format!("signing-key:{}", row.kid))?;
+        for alg in ASYMMETRIC {
+            let Some(key) = keys.active(alg) else {
+                continue;
+            };
+            let sealed: Option<String> = on_db!(&store.db, pool => sqlx::query_scalar(
+                "SELECT sealed_private_key FROM signing_keys WHERE kid = $1"
+            )
+            .bind(&key.kid)
+            .fetch_optional(pool)
+            .await)?;
+            let sealed = sealed.ok_or_else(|| SigningError::Corrupt(key.kid.clone()))?;
+            let der = master.open(&sealed, &format!("signing-key:{}", key.kid))?;
             active.insert(
                 alg,
-                SigningKey {
-                    kid: row.kid,
+                ActiveKey {
+                    kid: key.kid.clone(),
                     encoding: encoding_key(alg, &der),
                 },
             );
         }
-        let keys = jwks
-            .iter()
-            .map(|j| serde_json::from_str(j).map_err(|_| SigningError::Corrupt("jwk".into())))
-            .collect::<Result<_, _>>()?;
-        Ok(KeyRing {
+        let published = keys
+            .published()
+            .map(|k| {
+                serde_json::from_value(k.public_jwk.clone())
+                    .map_err(|_| SigningError::Corrupt(k.kid.clone()))
+            })
+            .collect::<Result<Vec<Jwk>, _>>()?;
+        *self.current.write().expect("key ring lock") = Arc::new(Keys {
             active,
-            published: JwkSet { keys },
-        })
+            published: JwkSet { keys: published },
+        });
+        Ok(())
     }
 
     /// Signs `claims` as a JWT with this server's key for `alg`; `hs256_secret` is the client
@@ -219,7 +340,8 @@ impl KeyRing {
             ),
             (IdTokenAlg::HS256, None) => return Err(SigningError::Corrupt("HS256 secret".into())),
             (alg, _) => {
-                let key = self
+                let current = self.current.read().expect("key ring lock").clone();
+                let key = current
                     .active
                     .get(&alg)
                     .ok_or(SigningError::Generation(alg.as_str()))?;
@@ -232,8 +354,12 @@ impl KeyRing {
     }
 
     /// The JWK Set published at the JWKS endpoint.
-    pub fn jwks(&self) -> &JwkSet {
-        &self.published
+    pub fn jwks(&self) -> JwkSet {
+        self.current
+            .read()
+            .expect("key ring lock")
+            .published
+            .clone()
     }
 }
 

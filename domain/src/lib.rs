@@ -25,6 +25,7 @@ pub mod pkce;
 pub mod secret;
 pub mod services;
 pub mod settings;
+pub mod signing_keys;
 pub mod user;
 
 #[cfg(test)]

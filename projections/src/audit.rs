@@ -251,6 +251,28 @@ async fn describe(tx: &mut DbTx, event: &StoredEvent) -> Result<Subjects, Projec
             let SettingsEvent::SettingsChanged { setting } = event.decode::<SettingsEvent>()?;
             subjects(None, None, format!("setting changed: {setting}"))
         }
+        "SigningKeys" => {
+            use authledger_domain::signing_keys::SigningKeysEvent;
+            let summary = match event.decode::<SigningKeysEvent>()? {
+                SigningKeysEvent::KeyGenerated {
+                    kid,
+                    alg,
+                    activate_after,
+                    ..
+                } => format!(
+                    "signing key {kid} ({}) published, signing from {}",
+                    alg.as_str(),
+                    view_time(activate_after)
+                ),
+                SigningKeysEvent::KeyActivated { kid } => format!("signing key {kid} activated"),
+                SigningKeysEvent::KeyRetired { kid, remove_after } => format!(
+                    "signing key {kid} retired, published until {}",
+                    view_time(remove_after)
+                ),
+                SigningKeysEvent::KeyRemoved { kid } => format!("signing key {kid} removed"),
+            };
+            subjects(None, None, summary)
+        }
         other => subjects(None, None, format!("{other} event")),
     })
 }

@@ -66,6 +66,10 @@ pub mod paths {
     pub const REGISTRATION: &str = "/oauth/register/{client_id}";
 }
 
+/// How often signing keys are activated, retired and removed as their times come, and reloaded
+/// (rotations by the CLI or another instance take effect within this).
+const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How often the server reads events written by others (CLI commands, other instances).
 const CATCH_UP_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -107,7 +111,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
-        let keys = KeyRing::load_or_generate(&store.db, &master).await?;
+        let keys = KeyRing::open(&store, &master).await?;
         let cookie_key = Key::from(&master.derive("authledger cookies v1"));
         Ok(Application {
             listener,
@@ -339,6 +343,7 @@ async fn keep_projections_current(authority: Arc<Authority>) {
     let mut tick = tokio::time::interval(CATCH_UP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = tokio::time::Instant::now();
+    let mut last_keys = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if let Err(error) = authority.store.run_cascades().await {
@@ -347,6 +352,17 @@ async fn keep_projections_current(authority: Arc<Authority>) {
         if last_flush.elapsed() >= crate::usage::FLUSH_INTERVAL {
             authority.usage.flush(&authority.store.db).await;
             last_flush = tokio::time::Instant::now();
+        }
+        if last_keys.elapsed() >= KEY_MAINTENANCE_INTERVAL {
+            let store = &authority.store;
+            let maintained = match crate::signing::maintain(store, &authority.master).await {
+                Ok(()) => authority.keys.reload(store, &authority.master).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = maintained {
+                warn!(%error, "signing key maintenance failed; retrying");
+            }
+            last_keys = tokio::time::Instant::now();
         }
     }
 }

@@ -17,6 +17,7 @@ use authledger_domain::grant::Grant;
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::services::Services;
 use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
+use authledger_domain::signing_keys::SigningKeys;
 use authledger_domain::user::User;
 use authledger_projections::{event_log, Db, ProjectionRunner, StoreKind};
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
@@ -49,6 +50,7 @@ pub struct Store {
     pub grants: Arc<dyn Commands<Grant>>,
     pub consents: Arc<dyn Commands<Consent>>,
     pub settings: Arc<dyn Commands<Settings>>,
+    pub signing_keys: Arc<dyn Commands<SigningKeys>>,
     cascade: crate::cascade::Cascade,
 }
 
@@ -81,6 +83,7 @@ impl Store {
                     grants: commands::<Grant, _>($repository, &services, &db, &runner),
                     consents: commands::<Consent, _>($repository, &services, &db, &runner),
                     settings: commands::<Settings, _>($repository, &services, &db, &runner),
+                    signing_keys: commands::<SigningKeys, _>($repository, &services, &db, &runner),
                     runner: runner.clone(),
                     db: db.clone(),
                     cascade: Default::default(),

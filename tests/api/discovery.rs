@@ -356,3 +356,84 @@ on_both_stores! {
         assert_eq!(shown["consent_mode"], "auto");
     }
 }
+
+/// Issues an RS256 ID token through the code flow; returns it and its key id.
+async fn id_token(flow: &Flow, client: &authledger::admin::clients::NewClient) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let code = flow
+        .code(client, "alice", &[("scope", "openid")], &challenge)
+        .await;
+    let (_, _, tokens) = flow.exchange(Auth::Basic(client), &code, &verifier).await;
+    let token = tokens["id_token"].as_str().unwrap().to_owned();
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    (token, kid)
+}
+
+async fn published_kids(flow: &Flow) -> Vec<String> {
+    let (_, _, jwks) = get_json(flow, "/oauth/jwks").await;
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits (at most 15 s) until `condition` holds, polling.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
+
+on_both_stores! {
+    async fn a_rotated_key_is_published_first_and_old_id_tokens_verify_until_they_expire(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let client = flow.client(ClientInput { skip_authorization: true, ..web_client() }).await;
+        flow.set("access_token_ttl", "3").await;
+        flow.set("key_activation_delay", "2").await;
+        let (old_token, old_kid) = id_token(&flow, &client).await;
+
+        let rotated = cli(&flow.app.db, &["keys", "rotate", "--alg", "RS256"]);
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+        let listed: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+        let new_kid = listed.as_array().unwrap().iter()
+            .find(|k| k["alg"] == "RS256" && k["state"] == "published")
+            .expect("the new key is published, not yet active")["kid"].as_str().unwrap().to_owned();
+
+        eventually("the new key is in the JWKS", || async { published_kids(&flow).await.contains(&new_kid) }).await;
+        let (_, kid_meanwhile) = id_token(&flow, &client).await;
+        assert_eq!(kid_meanwhile, old_kid, "a published key does not sign before its activation time");
+
+        eventually("new ID tokens are signed with the new key", || async { id_token(&flow, &client).await.1 == new_kid }).await;
+        assert!(published_kids(&flow).await.contains(&old_kid), "the retired key stays published");
+        flow.verify_id_token(&old_token, client.client_id.as_str()).await;
+
+        eventually("the retired key is removed once its tokens have expired", || async {
+            !published_kids(&flow).await.contains(&old_kid)
+        }).await;
+        let keys = cli_json(&flow.app.db, &["keys", "list"]);
+        let state = |kid: &str| keys.as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap()["state"].clone();
+        assert_eq!(state(&old_kid), "removed");
+        assert_eq!(state(&new_kid), "active");
+
+        let log = String::from_utf8(cli(&flow.app.db, &["events", "--aggregate", "keys:signing-keys", "--json"]).stdout).unwrap();
+        for line in log.lines().filter(|l| l.contains("\"KeyGenerated\"")) {
+            let event: Value = serde_json::from_str(line).unwrap();
+            let jwk = &event["payload"]["KeyGenerated"]["public_jwk"];
+            assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private key material in events");
+        }
+        assert!(log.contains("\"KeyRetired\"") && log.contains("\"KeyRemoved\""));
+        let bad = cli(&flow.app.db, &["keys", "rotate", "--alg", "HS256"]);
+        assert!(!bad.status.success());
+    }
+}

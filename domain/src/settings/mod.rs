@@ -53,6 +53,10 @@ pub enum Setting {
     /// Browser origins allowed to call the token, revocation, introspection, userinfo and
     /// registration endpoints (CORS); `*` allows every origin.
     AllowedPublicClientOrigins(Vec<String>),
+    /// Seconds a new signing key is published before it signs (JWKS caches refresh meanwhile).
+    KeyActivationDelay(u32),
+    /// Seconds after which a signing key is replaced automatically; 0 turns that off.
+    KeyRotationPeriod(u32),
 }
 
 /// The settings in force.
@@ -79,6 +83,8 @@ pub struct SettingsValues {
     pub registration_initial_access_token: Option<SecretHash>,
     pub registration_rate_limit: u32,
     pub allowed_public_client_origins: Vec<String>,
+    pub key_activation_delay: u32,
+    pub key_rotation_period: u32,
 }
 
 impl Default for SettingsValues {
@@ -102,6 +108,8 @@ impl Default for SettingsValues {
             registration_initial_access_token: None,
             registration_rate_limit: 10,
             allowed_public_client_origins: vec![],
+            key_activation_delay: 3600,
+            key_rotation_period: 0,
         }
     }
 }
@@ -118,7 +126,7 @@ const KEYS: &str = "consent_mode, access_token_ttl, refresh_token_ttl, code_ttl,
     show_openid_configuration, show_auth_server_metadata, show_protected_resource_metadata, \
     resource_name, resource_documentation, resource_policy_uri, resource_tos_uri, \
     enable_dynamic_registration, registration_initial_access_token, registration_rate_limit, \
-    allowed_public_client_origins";
+    allowed_public_client_origins, key_activation_delay, key_rotation_period";
 
 /// `none` (or an empty value) clears an optional setting.
 fn cleared(value: &str) -> bool {
@@ -158,6 +166,8 @@ impl Setting {
             Setting::RegistrationInitialAccessToken(_) => "registration_initial_access_token",
             Setting::RegistrationRateLimit(_) => "registration_rate_limit",
             Setting::AllowedPublicClientOrigins(_) => "allowed_public_client_origins",
+            Setting::KeyActivationDelay(_) => "key_activation_delay",
+            Setting::KeyRotationPeriod(_) => "key_rotation_period",
         }
     }
 
@@ -267,6 +277,14 @@ impl Setting {
                 }
                 Setting::AllowedPublicClientOrigins(origins)
             }
+            "key_activation_delay" => {
+                Setting::KeyActivationDelay(seconds("key_activation_delay", 0, 30 * 86_400)?)
+            }
+            "key_rotation_period" => Setting::KeyRotationPeriod(if value == "0" {
+                0
+            } else {
+                seconds("key_rotation_period", 3600, 5 * 366 * 86_400)?
+            }),
             other => return Err(SettingsError::UnknownKey(other.to_owned())),
         })
     }
@@ -290,7 +308,9 @@ impl fmt::Display for Setting {
             Setting::AccessTokenTtl(v)
             | Setting::RefreshTokenTtl(v)
             | Setting::CodeTtl(v)
-            | Setting::RegistrationRateLimit(v) => v.to_string(),
+            | Setting::RegistrationRateLimit(v)
+            | Setting::KeyActivationDelay(v)
+            | Setting::KeyRotationPeriod(v) => v.to_string(),
             Setting::AllowImplicit(v)
             | Setting::ShowOpenidConfiguration(v)
             | Setting::ShowAuthServerMetadata(v)
@@ -333,6 +353,8 @@ impl SettingsValues {
             }
             Setting::RegistrationRateLimit(v) => next.registration_rate_limit = v,
             Setting::AllowedPublicClientOrigins(v) => next.allowed_public_client_origins = v,
+            Setting::KeyActivationDelay(v) => next.key_activation_delay = v,
+            Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,
         }
         next
     }
