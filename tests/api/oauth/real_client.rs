@@ -119,3 +119,61 @@ on_both_stores! {
         assert_eq!(claims.subject().as_str(), "alice");
     }
 }
+
+/// Makes sure Authlib is importable, installing it from PyPI if not (`.ci/run` installs it
+/// beforehand; this keeps `cargo test` self-sufficient on a fresh machine).
+fn ensure_authlib() {
+    let importable = || {
+        std::process::Command::new("python3")
+            .args(["-c", "import authlib, requests"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if importable() {
+        return;
+    }
+    let installed = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "authlib>=1.3,<2",
+            "requests>=2.31,<3",
+        ])
+        .status()
+        .expect("python3 runs (needed for the Authlib test)");
+    assert!(
+        installed.success() && importable(),
+        "could not install Authlib from PyPI"
+    );
+}
+
+on_both_stores! {
+    async fn authlib_discovers_registers_itself_and_completes_the_code_flow(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        flow.user("alice", &[]).await;
+        ensure_authlib();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/authlib_flow.py");
+        let issuer = flow.app.address.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .args([script, &issuer, "alice", &password_of("alice")])
+                .output()
+                .expect("python3 runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "Authlib failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let claims: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["email"], "alice@example.com");
+    }
+}
