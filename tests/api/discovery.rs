@@ -437,3 +437,18 @@ on_both_stores! {
         assert!(!bad.status.success());
     }
 }
+
+on_both_stores! {
+    async fn keys_rotate_by_themselves_when_a_rotation_period_is_set(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let client = flow.client(ClientInput { skip_authorization: true, ..web_client() }).await;
+        let (_, first_kid) = id_token(&flow, &client).await;
+        flow.set("key_activation_delay", "0").await;
+        flow.set("key_rotation_period", "1").await;
+        eventually("a new key signs without anyone rotating", || async { id_token(&flow, &client).await.1 != first_kid }).await;
+        flow.set("key_rotation_period", "0").await;
+        let history = String::from_utf8(cli(&flow.app.db, &["history", "keys:signing-keys"]).stdout).unwrap();
+        assert!(history.contains("KeyGenerated") && history.contains("actor=system"), "{history}");
+    }
+}

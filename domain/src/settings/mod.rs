@@ -280,11 +280,9 @@ impl Setting {
             "key_activation_delay" => {
                 Setting::KeyActivationDelay(seconds("key_activation_delay", 0, 30 * 86_400)?)
             }
-            "key_rotation_period" => Setting::KeyRotationPeriod(if value == "0" {
-                0
-            } else {
-                seconds("key_rotation_period", 3600, 5 * 366 * 86_400)?
-            }),
+            "key_rotation_period" => {
+                Setting::KeyRotationPeriod(seconds("key_rotation_period", 0, 5 * 366 * 86_400)?)
+            }
             other => return Err(SettingsError::UnknownKey(other.to_owned())),
         })
     }
