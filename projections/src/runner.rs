@@ -1,8 +1,8 @@
 //! The projection runner: feeds each projection the log in commit order, checkpointed.
 //!
-//! One catch-up step is one transaction: lock the projection's checkpoint row, read the next
-//! batch after it, apply the batch to the view, move the checkpoint, commit. The view and its
-//! checkpoint therefore always agree, whatever crashes when. The same step serves the
+//! One catch-up step is one transaction for all projections: lock their checkpoint rows, read
+//! the next batch after the lowest, apply it to the views, move the checkpoints, commit. Views
+//! and checkpoints therefore always agree, whatever crashes when. The same step serves the
 //! read-your-writes update right after a command ([`ProjectionRunner::wait_for`]) and the
 //! start-up / background catch-up ([`ProjectionRunner::catch_up`]): there is only one way a
 //! view changes.
@@ -90,12 +90,12 @@ impl ProjectionRunner {
     }
 
     async fn catch_up_locked(&self) -> Result<Position, ProjectionError> {
-        let mut lowest: Option<Position> = None;
-        for projection in &self.projections {
-            let position = catch_up_one(&self.db, projection.as_ref()).await?;
-            lowest = Some(lowest.map_or(position, |l| l.min(position)));
+        loop {
+            let (position, read) = step_all(&self.db, &self.projections).await?;
+            if read < BATCH as usize {
+                return Ok(position);
+            }
         }
-        Ok(lowest.unwrap_or_default())
     }
 
     /// Brings every projection up to the last event committed when this is called, waiting
@@ -133,7 +133,7 @@ impl ProjectionRunner {
             // An older transaction is still open on Postgres: our event is committed but not
             // yet below the safe horizon.
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 
@@ -189,29 +189,35 @@ impl ProjectionRunner {
     }
 }
 
-/// Runs catch-up steps for one projection until the readable log is exhausted.
-async fn catch_up_one(db: &Db, projection: &dyn Projection) -> Result<Position, ProjectionError> {
-    loop {
-        let (position, applied) = step(db, projection).await?;
-        if applied < BATCH as usize {
-            return Ok(position);
-        }
-    }
-}
-
-/// One transaction: lock checkpoint, read a batch after it, apply, advance, commit.
-async fn step(db: &Db, projection: &dyn Projection) -> Result<(Position, usize), ProjectionError> {
+/// One transaction for every projection: lock their checkpoints, read the batch after the
+/// lowest, give each projection the events past its own checkpoint, move every checkpoint,
+/// commit. One commit per batch, whatever the number of projections; a failure anywhere rolls
+/// the whole batch back. Returns the lowest checkpoint reached and how many events were read.
+async fn step_all(
+    db: &Db,
+    projections: &[Arc<dyn Projection>],
+) -> Result<(Position, usize), ProjectionError> {
     let mut tx = db.begin().await?;
-    let checkpoint = lock_checkpoint(&mut tx, projection.name()).await?;
-    let events = event_log::read_after(&mut tx, checkpoint, BATCH).await?;
+    let mut checkpoints = Vec::with_capacity(projections.len());
+    for projection in projections {
+        checkpoints.push(lock_checkpoint(&mut tx, projection.name()).await?);
+    }
+    let lowest = checkpoints.iter().copied().min().unwrap_or_default();
+    let events = event_log::read_after(&mut tx, lowest, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
-        // Nothing new; dropping the transaction rolls it back and releases the lock.
-        return Ok((checkpoint, 0));
+        // Nothing new; dropping the transaction rolls it back and releases the locks.
+        return Ok((lowest, 0));
     };
     for event in &events {
-        projection.apply(&mut tx, event).await?;
+        for (projection, checkpoint) in projections.iter().zip(&checkpoints) {
+            if event.position > *checkpoint {
+                projection.apply(&mut tx, event).await?;
+            }
+        }
     }
-    save_checkpoint(&mut tx, projection.name(), last).await?;
+    for (projection, checkpoint) in projections.iter().zip(&checkpoints) {
+        save_checkpoint(&mut tx, projection.name(), last.max(*checkpoint)).await?;
+    }
     tx.commit().await?;
     Ok((last, events.len()))
 }
