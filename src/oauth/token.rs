@@ -4,7 +4,7 @@
 
 use authledger_domain::client::RegisteredClient;
 use authledger_domain::grant::{
-    CodeIssue, GrantCommand, GrantError, GrantEvent, NewRefreshToken, NewTokens,
+    CodeIssue, GrantCommand, GrantError, GrantEvent, GrantState, NewRefreshToken, NewTokens,
 };
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::{GrantType, Scopes};
@@ -121,6 +121,32 @@ async fn active_user(
     }
 }
 
+/// The grant a code or refresh token names, and its user, who must still be enabled. The user
+/// is only checked when the grant belongs to the calling client: otherwise the grant aggregate
+/// refuses the command anyway, and a foreign client learns nothing about the user.
+async fn grant_and_user(
+    authority: &Authority,
+    grant_id: &GrantId,
+    client: &RegisteredClient,
+    unknown: &'static str,
+) -> Result<(GrantState, Option<RegisteredUser>), TokenError> {
+    let grant = authority
+        .store
+        .grants
+        .load(grant_id.as_str())
+        .await
+        .map_err(grant_error)?;
+    let state = grant
+        .state()
+        .cloned()
+        .ok_or_else(|| TokenError::invalid_grant(unknown))?;
+    let user = match (&state.user, state.client_id == client.client_id) {
+        (Some(user), true) => Some(active_user(authority, user).await?),
+        _ => None,
+    };
+    Ok((state, user))
+}
+
 /// Answers a token request from an authenticated client.
 pub async fn exchange(
     authority: &Authority,
@@ -184,19 +210,13 @@ async fn authorization_code(
         .transpose()
         .map_err(|e| TokenError::invalid_request(e.to_string()))?;
 
-    let grant = authority
-        .store
-        .grants
-        .load(grant_id.as_str())
-        .await
-        .map_err(grant_error)?;
-    let state = grant
-        .state()
-        .ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
-    let user = match (&state.user, state.client_id == client.client_id) {
-        (Some(user), true) => Some(active_user(authority, user).await?),
-        _ => None,
-    };
+    let (state, user) = grant_and_user(
+        authority,
+        &grant_id,
+        client,
+        "authorization code is invalid",
+    )
+    .await?;
     let nonce = state.nonce.clone();
 
     let now = Utc::now();
@@ -259,19 +279,8 @@ async fn refresh_token(
         .map(Scopes::parse)
         .transpose()
         .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
-    let grant = authority
-        .store
-        .grants
-        .load(grant_id.as_str())
-        .await
-        .map_err(grant_error)?;
-    let state = grant
-        .state()
-        .ok_or_else(|| TokenError::invalid_grant("refresh token is invalid"))?;
-    let user = match (&state.user, state.client_id == client.client_id) {
-        (Some(user), true) => Some(active_user(authority, user).await?),
-        _ => None,
-    };
+    let (state, user) =
+        grant_and_user(authority, &grant_id, client, "refresh token is invalid").await?;
 
     let now = Utc::now();
     let minted = mint(&grant_id, true, settings, now);
