@@ -193,19 +193,25 @@ async fn describe(tx: &mut DbTx, event: &StoredEvent) -> Result<Subjects, Projec
         }
         "Grant" => {
             let payload = event.decode::<GrantEvent>()?;
-            if let GrantEvent::CodeIssued {
-                client_id, user, ..
-            } = &payload
-            {
-                remember_grant(tx, &id, client_id, Some(user.as_str())).await?;
-            }
-            if let GrantEvent::TokensIssued {
-                client_id, user, ..
-            } = &payload
-            {
-                remember_grant(tx, &id, client_id, user.as_ref().map(|u| u.as_str())).await?;
-            }
-            let (client_id, username) = grant_subjects(tx, &id).await?;
+            // The first events of a grant name its client and user; later ones are looked up.
+            let (client_id, username) = match &payload {
+                GrantEvent::CodeIssued {
+                    client_id, user, ..
+                } => {
+                    remember_grant(tx, &id, client_id, Some(user.as_str())).await?;
+                    (Some(client_id.clone()), Some(user.to_string()))
+                }
+                GrantEvent::TokensIssued {
+                    client_id, user, ..
+                } => {
+                    remember_grant(tx, &id, client_id, user.as_ref().map(|u| u.as_str())).await?;
+                    (
+                        Some(client_id.clone()),
+                        user.as_ref().map(|u| u.to_string()),
+                    )
+                }
+                _ => grant_subjects(tx, &id).await?,
+            };
             let summary = match payload {
                 GrantEvent::CodeIssued { scopes, .. } => {
                     format!("authorization code issued, scope {}", quoted(scopes))
