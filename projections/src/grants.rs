@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use authledger_domain::grant::GrantEvent;
+use authledger_domain::secret::SecretHash;
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
@@ -77,33 +78,40 @@ pub(crate) async fn add_event_usage(
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_token(
-    tx: &mut DbTx,
-    hash: &str,
-    kind: &str,
-    grant_id: &str,
-    client_id: &str,
-    username: Option<&str>,
-    scopes: &str,
-    issued_at: &str,
-    expires_at: &str,
-) -> Result<(), ProjectionError> {
-    let sql = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, scopes, \
-               issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active')";
-    on_tx!(tx, conn => sqlx::query(sql)
-        .bind(hash)
-        .bind(kind)
-        .bind(grant_id)
-        .bind(client_id)
-        .bind(username)
-        .bind(scopes)
-        .bind(issued_at)
-        .bind(expires_at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+/// What every token of one token response shares: its grant, client, user, scopes and time.
+struct TokenOwner<'a> {
+    grant_id: &'a str,
+    client_id: &'a str,
+    username: Option<&'a str>,
+    scopes: &'a str,
+    issued_at: &'a str,
+}
+
+impl TokenOwner<'_> {
+    /// Indexes the tokens of one response: `(kind, hash, expiry)` each.
+    async fn insert(
+        &self,
+        tx: &mut DbTx,
+        tokens: &[(&str, &SecretHash, DateTime<Utc>)],
+    ) -> Result<(), ProjectionError> {
+        let sql = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, scopes, \
+                   issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active')";
+        for (kind, hash, expires_at) in tokens {
+            on_tx!(tx, conn => sqlx::query(sql)
+                .bind(hash.as_hex())
+                .bind(*kind)
+                .bind(self.grant_id)
+                .bind(self.client_id)
+                .bind(self.username)
+                .bind(self.scopes)
+                .bind(self.issued_at)
+                .bind(view_time(*expires_at))
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Ends the live tokens matching `condition` (`$3` is its argument); returns how many.
@@ -208,34 +216,18 @@ impl Projection for GrantsView {
                     .execute(conn)
                     .await
                     .map(|r| r.rows_affected()))?;
-                let expires = view_time(access_expires_at);
-                insert_token(
-                    tx,
-                    access_token_hash.as_hex(),
-                    "access",
-                    grant_id,
-                    &client_id,
-                    username,
-                    &scopes,
-                    &at,
-                    &expires,
-                )
-                .await?;
-                if let (Some(hash), Some(expires_at)) = (refresh_token_hash, refresh_expires_at) {
-                    let expires = view_time(expires_at);
-                    insert_token(
-                        tx,
-                        hash.as_hex(),
-                        "refresh",
-                        grant_id,
-                        &client_id,
-                        username,
-                        &scopes,
-                        &at,
-                        &expires,
-                    )
-                    .await?;
+                let mut issued = vec![("access", &access_token_hash, access_expires_at)];
+                if let (Some(hash), Some(expires_at)) = (&refresh_token_hash, refresh_expires_at) {
+                    issued.push(("refresh", hash, expires_at));
                 }
+                let owner = TokenOwner {
+                    grant_id,
+                    client_id: &client_id,
+                    username,
+                    scopes: &scopes,
+                    issued_at: &at,
+                };
+                owner.insert(tx, &issued).await?;
                 add_event_usage(tx, when, &client_id, username, "tokens_issued", 1).await?;
             }
             GrantEvent::TokensRefreshed {
@@ -257,32 +249,22 @@ impl Projection for GrantsView {
                     previous_refresh_token_hash.as_hex(),
                 )
                 .await?;
-                let access_expires = view_time(access_expires_at);
-                let refresh_expires = view_time(refresh_expires_at);
-                insert_token(
-                    tx,
-                    access_token_hash.as_hex(),
-                    "access",
+                let owner = TokenOwner {
                     grant_id,
-                    &client_id,
+                    client_id: &client_id,
                     username,
-                    &scopes,
-                    &at,
-                    &access_expires,
-                )
-                .await?;
-                insert_token(
-                    tx,
-                    refresh_token_hash.as_hex(),
-                    "refresh",
-                    grant_id,
-                    &client_id,
-                    username,
-                    &scopes,
-                    &at,
-                    &refresh_expires,
-                )
-                .await?;
+                    scopes: &scopes,
+                    issued_at: &at,
+                };
+                owner
+                    .insert(
+                        tx,
+                        &[
+                            ("access", &access_token_hash, access_expires_at),
+                            ("refresh", &refresh_token_hash, refresh_expires_at),
+                        ],
+                    )
+                    .await?;
                 on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
                 add_event_usage(tx, when, &client_id, username, "tokens_refreshed", 1).await?;
             }
