@@ -439,6 +439,7 @@ async fn run(args: Args) {
         issuer: None,
         master_key: Some(MasterKey::generate().to_base64()),
         master_key_file: "unused".into(),
+        token_cache_capacity: authledger::config::DEFAULT_TOKEN_CACHE,
     })
     .await
     .expect("server starts");

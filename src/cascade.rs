@@ -117,6 +117,11 @@ impl Cascade {
             let Some(last) = events.last().map(|e| e.position) else {
                 return Ok(());
             };
+            // The grants an event ends are found in the grants view, which must therefore
+            // include every grant committed before it (token commands do not wait for it).
+            if events.iter().any(|e| affected(e).is_some()) {
+                store.runner.wait_for(last).await?;
+            }
             for event in &events {
                 if let Some((subject, reason)) = affected(event) {
                     revoke_all(store, &subject, reason, event).await?;

@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::admin::{self, clients::ClientInput, users::UserInput};
-use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_MASTER_KEY_FILE};
+use crate::config::{
+    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_MASTER_KEY_FILE, DEFAULT_TOKEN_CACHE,
+};
 use crate::error::AppError;
 use crate::http::{shutdown_signal, Application};
 use crate::master_key::MasterKey;
@@ -55,6 +57,10 @@ enum Command {
         /// The issuer identifier; defaults to http:// + the listen address.
         #[arg(long, env = "AUTHLEDGER_ISSUER")]
         issuer: Option<String>,
+        /// How many live access tokens the in-memory index holds; past it, introspection of
+        /// the tokens left out reads the database.
+        #[arg(long, env = "AUTHLEDGER_TOKEN_CACHE", default_value_t = DEFAULT_TOKEN_CACHE)]
+        token_cache: usize,
     },
     /// Create or upgrade the database schema.
     Migrate,
@@ -412,13 +418,18 @@ async fn run(cli: Cli) -> Result<(), AppError> {
         file: cli.master_key_file,
     };
     match cli.command {
-        Command::Serve { listen, issuer } => {
+        Command::Serve {
+            listen,
+            issuer,
+            token_cache,
+        } => {
             let config = Config {
                 database_url,
                 listen,
                 issuer,
                 master_key: master.configured,
                 master_key_file: master.file,
+                token_cache_capacity: token_cache,
             };
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal())

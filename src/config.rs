@@ -16,7 +16,12 @@ pub struct Config {
     pub master_key: Option<String>,
     /// `AUTHLEDGER_MASTER_KEY_FILE`, created on first start if missing.
     pub master_key_file: std::path::PathBuf,
+    /// `AUTHLEDGER_TOKEN_CACHE`: how many live access tokens the in-memory index holds.
+    pub token_cache_capacity: usize,
 }
+
+/// `AUTHLEDGER_TOKEN_CACHE` when unset: about 200 bytes each, so at most ~100 MB.
+pub const DEFAULT_TOKEN_CACHE: usize = 500_000;
 
 /// `AUTHLEDGER_MASTER_KEY_FILE` when unset.
 pub const DEFAULT_MASTER_KEY_FILE: &str = "authledger.key";

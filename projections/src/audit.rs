@@ -13,7 +13,8 @@ use authledger_domain::user::UserEvent;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::{Db, DbTx};
+use crate::batch::ViewTx;
+use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
@@ -72,29 +73,36 @@ fn snake(value: impl Serialize) -> String {
 }
 
 async fn remember_grant(
-    tx: &mut DbTx,
+    tx: &mut ViewTx,
     grant_id: &str,
     client_id: &str,
     username: Option<&str>,
 ) -> Result<(), ProjectionError> {
-    let sql =
-        "INSERT INTO audit_grant_subjects (grant_id, client_id, username) VALUES ($1, $2, $3) \
-               ON CONFLICT (grant_id) DO NOTHING";
-    on_tx!(tx, conn => sqlx::query(sql).bind(grant_id).bind(client_id).bind(username).execute(conn).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    tx.remember_grant(grant_id, client_id, username);
+    let head = "INSERT INTO audit_grant_subjects (grant_id, client_id, username)";
+    let row = vec![grant_id.into(), client_id.into(), username.into()];
+    tx.insert(
+        "audit_grant_subjects",
+        head,
+        "ON CONFLICT (grant_id) DO NOTHING",
+        row,
+    )
+    .await
 }
 
 async fn grant_subjects(
-    tx: &mut DbTx,
+    tx: &mut ViewTx,
     grant_id: &str,
 ) -> Result<(Option<String>, Option<String>), ProjectionError> {
+    if let Some((client_id, username)) = tx.remembered_grant(grant_id) {
+        return Ok((Some(client_id), username));
+    }
     let sql = "SELECT client_id, username FROM audit_grant_subjects WHERE grant_id = $1";
-    let row: Option<(String, Option<String>)> =
-        on_tx!(tx, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
+    let row: Option<(String, Option<String>)> = on_tx!(tx.db().await?, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
     Ok(row.map(|(c, u)| (Some(c), u)).unwrap_or((None, None)))
 }
 
-async fn describe(tx: &mut DbTx, event: &StoredEvent) -> Result<Subjects, ProjectionError> {
+async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, ProjectionError> {
     let id = event.aggregate_id.clone();
     let subjects =
         |client_id: Option<String>, username: Option<String>, summary: String| Subjects {
@@ -293,7 +301,7 @@ impl Projection for AuditLog {
         &["audit_log", "audit_grant_subjects"]
     }
 
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         let subjects = describe(tx, event).await?;
         let meta = &event.metadata;
         let (source, ip, user_agent) = match &meta.source {
@@ -301,28 +309,27 @@ impl Projection for AuditLog {
             Source::System => ("system", None, None),
             Source::Http { ip, user_agent } => ("http", ip.clone(), user_agent.clone()),
         };
-        let sql = "INSERT INTO audit_log (global_position, occurred_at, event_type, aggregate_type, \
-                   aggregate_id, actor, client_id, username, grant_id, request_id, source, ip, \
-                   user_agent, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-        on_tx!(tx, conn => sqlx::query(sql)
-            .bind(event.position.global)
-            .bind(view_time(meta.at))
-            .bind(&event.event_type)
-            .bind(&event.aggregate_type)
-            .bind(&event.aggregate_id)
-            .bind(meta.actor.to_string())
-            .bind(&subjects.client_id)
-            .bind(&subjects.username)
-            .bind(&subjects.grant_id)
-            .bind(&meta.request_id)
-            .bind(source)
-            .bind(&ip)
-            .bind(&user_agent)
-            .bind(&subjects.summary)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        let head =
+            "INSERT INTO audit_log (global_position, occurred_at, event_type, aggregate_type, \
+                    aggregate_id, actor, client_id, username, grant_id, request_id, source, ip, \
+                    user_agent, summary)";
+        let row = vec![
+            event.position.global.into(),
+            view_time(meta.at).into(),
+            event.event_type.clone().into(),
+            event.aggregate_type.clone().into(),
+            event.aggregate_id.clone().into(),
+            meta.actor.to_string().into(),
+            subjects.client_id.into(),
+            subjects.username.into(),
+            subjects.grant_id.into(),
+            meta.request_id.clone().into(),
+            source.into(),
+            ip.into(),
+            user_agent.into(),
+            subjects.summary.into(),
+        ];
+        tx.insert("audit_log", head, "", row).await
     }
 }
 

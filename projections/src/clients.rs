@@ -6,7 +6,8 @@ use authledger_domain::client::{ClientEvent, ClientMetadata, ClientStatus, Regis
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::{Db, DbTx};
+use crate::batch::ViewTx;
+use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
@@ -112,7 +113,7 @@ impl Projection for ClientsView {
         &["client_view"]
     }
 
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if event.aggregate_type != "Client" {
             return Ok(());
         }
@@ -132,7 +133,7 @@ impl Projection for ClientsView {
                 let sql = "INSERT INTO client_view (client_id, name, status, metadata, \
                            registered_via, registered_at, registered_by, updated_at, version) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8)";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(id)
                     .bind(&metadata.name)
                     .bind(ClientStatus::Active.as_str())
@@ -147,7 +148,7 @@ impl Projection for ClientsView {
             ClientEvent::ClientUpdated { metadata } => {
                 let sql = "UPDATE client_view SET name = $1, metadata = $2, updated_at = $3, \
                            version = $4 WHERE client_id = $5";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&metadata.name)
                     .bind(metadata_json(&metadata))
                     .bind(&at)
@@ -159,7 +160,7 @@ impl Projection for ClientsView {
             ClientEvent::ClientSecretRotated { .. } => {
                 let sql = "UPDATE client_view SET secret_rotated_at = $1, updated_at = $1, \
                            version = $2 WHERE client_id = $3";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&at)
                     .bind(version)
                     .bind(id)
@@ -181,7 +182,7 @@ impl Projection for ClientsView {
 }
 
 async fn set_status(
-    tx: &mut DbTx,
+    tx: &mut ViewTx,
     client_id: &str,
     status: ClientStatus,
     at: &str,
@@ -189,7 +190,7 @@ async fn set_status(
 ) -> Result<(), ProjectionError> {
     let sql =
         "UPDATE client_view SET status = $1, updated_at = $2, version = $3 WHERE client_id = $4";
-    on_tx!(tx, conn => sqlx::query(sql)
+    on_tx!(tx.db().await?, conn => sqlx::query(sql)
         .bind(status.as_str())
         .bind(at)
         .bind(version)

@@ -5,7 +5,8 @@ use authledger_domain::consent::ConsentEvent;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::{Db, DbTx};
+use crate::batch::ViewTx;
+use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
@@ -33,7 +34,7 @@ impl Projection for ConsentsView {
         &["consent_view"]
     }
 
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if event.aggregate_type != "Consent" {
             return Ok(());
         }
@@ -48,7 +49,7 @@ impl Projection for ConsentsView {
                            VALUES ($1, $2, $3, 'active', $4) ON CONFLICT (username, client_id) DO UPDATE \
                            SET scopes = excluded.scopes, status = 'active', granted_at = excluded.granted_at, \
                            revoked_at = NULL, revoked_by = NULL";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(user.as_str())
                     .bind(&client_id)
                     .bind(scopes.to_string())
@@ -61,7 +62,7 @@ impl Projection for ConsentsView {
                 let sql =
                     "UPDATE consent_view SET status = 'revoked', revoked_at = $1, revoked_by = $2 \
                            WHERE username = $3 AND client_id = $4";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&at)
                     .bind(event.metadata.actor.to_string())
                     .bind(user.as_str())

@@ -166,6 +166,23 @@ pub async fn read_aggregate(
     rows.into_iter().map(StoredEvent::try_from).collect()
 }
 
+/// Every event of one aggregate type, grouped by aggregate and oldest first within each (for
+/// loading all aggregates of a small type, such as clients, into memory).
+pub async fn read_type(db: &Db, aggregate_type: &str) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let columns = match db {
+        Db::Sqlite(_) => SQLITE_COLUMNS,
+        Db::Postgres(_) => POSTGRES_COLUMNS,
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
+    );
+    let rows: Vec<EventRow> = on_db!(db, pool => sqlx::query_as(&sql)
+        .bind(aggregate_type)
+        .fetch_all(pool)
+        .await?);
+    rows.into_iter().map(StoredEvent::try_from).collect()
+}
+
 /// Where one committed event sits in the log.
 pub async fn position_of(
     db: &Db,

@@ -13,7 +13,8 @@ use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::{Db, DbTx};
+use crate::batch::{Value, ViewTx};
+use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
@@ -30,52 +31,49 @@ pub fn usage_hour(at: DateTime<Utc>) -> String {
     hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn add_usage(
-    tx: &mut DbTx,
-    table: &str,
-    hour: &str,
-    client_id: &str,
-    username: Option<&str>,
-    metric: &str,
-    count: i64,
-) -> Result<(), ProjectionError> {
-    if count == 0 {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO {table} (hour, client_id, username, metric, count) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (hour, client_id, username, metric) DO UPDATE SET count = {table}.count + excluded.count"
-    );
-    on_tx!(tx, conn => sqlx::query(&sql)
-        .bind(hour)
-        .bind(client_id)
-        .bind(username.unwrap_or(""))
-        .bind(metric)
-        .bind(count)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-pub(crate) async fn add_event_usage(
-    tx: &mut DbTx,
+/// Adds to the hourly count of what events tell (tokens issued, refreshed, revoked).
+pub(crate) fn add_event_usage(
+    tx: &mut ViewTx,
     at: DateTime<Utc>,
     client_id: &str,
     username: Option<&str>,
-    metric: &str,
+    metric: &'static str,
     count: i64,
-) -> Result<(), ProjectionError> {
-    add_usage(
-        tx,
+) {
+    tx.count(
         "usage_events_hourly",
-        &usage_hour(at),
+        usage_hour(at),
         client_id,
         username,
         metric,
         count,
-    )
-    .await
+    );
+}
+
+const GRANT_VIEW_INSERT: &str = "INSERT INTO grant_view (grant_id, grant_type, client_id, \
+     username, scopes, status, created_at, updated_at, version)";
+
+/// A new `grant_view` row, in [`GRANT_VIEW_INSERT`]'s column order.
+fn grant_row(
+    grant_id: &str,
+    grant_type: &str,
+    client_id: &str,
+    username: Option<&str>,
+    scopes: &str,
+    at: &str,
+    version: i64,
+) -> Vec<Value> {
+    vec![
+        grant_id.into(),
+        grant_type.into(),
+        client_id.into(),
+        username.into(),
+        scopes.into(),
+        "active".into(),
+        at.into(),
+        at.into(),
+        version.into(),
+    ]
 }
 
 /// What every token of one token response shares: its grant, client, user, scopes and time.
@@ -91,24 +89,24 @@ impl TokenOwner<'_> {
     /// Indexes the tokens of one response: `(kind, hash, expiry)` each.
     async fn insert(
         &self,
-        tx: &mut DbTx,
+        tx: &mut ViewTx,
         tokens: &[(&str, &SecretHash, DateTime<Utc>)],
     ) -> Result<(), ProjectionError> {
-        let sql = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, scopes, \
-                   issued_at, expires_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active')";
+        let head = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, \
+                    scopes, issued_at, expires_at, status)";
         for (kind, hash, expires_at) in tokens {
-            on_tx!(tx, conn => sqlx::query(sql)
-                .bind(hash.as_hex())
-                .bind(*kind)
-                .bind(self.grant_id)
-                .bind(self.client_id)
-                .bind(self.username)
-                .bind(self.scopes)
-                .bind(self.issued_at)
-                .bind(view_time(*expires_at))
-                .execute(conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let row = vec![
+                hash.as_hex().into(),
+                (*kind).into(),
+                self.grant_id.into(),
+                self.client_id.into(),
+                self.username.into(),
+                self.scopes.into(),
+                self.issued_at.into(),
+                view_time(*expires_at).into(),
+                "active".into(),
+            ];
+            tx.insert("token_view", head, "", row).await?;
         }
         Ok(())
     }
@@ -116,7 +114,7 @@ impl TokenOwner<'_> {
 
 /// Ends the live tokens matching `condition` (`$3` is its argument); returns how many.
 async fn end_tokens(
-    tx: &mut DbTx,
+    tx: &mut ViewTx,
     status: &str,
     at: &str,
     condition: &str,
@@ -125,7 +123,7 @@ async fn end_tokens(
     let sql = format!(
         "UPDATE token_view SET status = $1, ended_at = $2 WHERE {condition} = $3 AND status = 'active'"
     );
-    let ended = on_tx!(tx, conn => sqlx::query(&sql)
+    let ended = on_tx!(tx.db().await?, conn => sqlx::query(&sql)
         .bind(status)
         .bind(at)
         .bind(argument)
@@ -136,12 +134,14 @@ async fn end_tokens(
 }
 
 async fn grant_subject(
-    tx: &mut DbTx,
+    tx: &mut ViewTx,
     grant_id: &str,
 ) -> Result<(String, Option<String>), ProjectionError> {
+    if let Some(known) = tx.remembered_grant(grant_id) {
+        return Ok(known);
+    }
     let sql = "SELECT client_id, username FROM grant_view WHERE grant_id = $1";
-    let row: Option<(String, Option<String>)> =
-        on_tx!(tx, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
+    let row: Option<(String, Option<String>)> = on_tx!(tx.db().await?, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
     row.ok_or_else(|| ProjectionError::Decode(format!("grant {grant_id} has no first event")))
 }
 
@@ -155,7 +155,7 @@ impl Projection for GrantsView {
         &["grant_view", "token_view", "usage_events_hourly"]
     }
 
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if event.aggregate_type != "Grant" {
             return Ok(());
         }
@@ -171,20 +171,17 @@ impl Projection for GrantsView {
                 scopes,
                 ..
             } => {
-                let sql =
-                    "INSERT INTO grant_view (grant_id, grant_type, client_id, username, scopes, \
-                           status, created_at, updated_at, version) \
-                           VALUES ($1, 'authorization_code', $2, $3, $4, 'active', $5, $5, $6)";
-                on_tx!(tx, conn => sqlx::query(sql)
-                    .bind(grant_id)
-                    .bind(&client_id)
-                    .bind(user.as_str())
-                    .bind(scopes.to_string())
-                    .bind(&at)
-                    .bind(version)
-                    .execute(conn)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                tx.remember_grant(grant_id, &client_id, Some(user.as_str()));
+                let row = grant_row(
+                    grant_id,
+                    "authorization_code",
+                    &client_id,
+                    Some(user.as_str()),
+                    &scopes.to_string(),
+                    &at,
+                    version,
+                );
+                tx.insert("grant_view", GRANT_VIEW_INSERT, "", row).await?;
             }
             GrantEvent::TokensIssued {
                 grant_type,
@@ -199,23 +196,22 @@ impl Projection for GrantsView {
             } => {
                 let username = user.as_ref().map(|u| u.as_str());
                 let scopes = scopes.to_string();
-                let sql =
-                    "INSERT INTO grant_view (grant_id, grant_type, client_id, username, scopes, \
-                           status, created_at, updated_at, version) \
-                           VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, $7) \
-                           ON CONFLICT (grant_id) DO UPDATE SET updated_at = excluded.updated_at, \
-                           version = excluded.version";
-                on_tx!(tx, conn => sqlx::query(sql)
-                    .bind(grant_id)
-                    .bind(grant_type.as_str())
-                    .bind(&client_id)
-                    .bind(username)
-                    .bind(&scopes)
-                    .bind(&at)
-                    .bind(version)
-                    .execute(conn)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                tx.remember_grant(grant_id, &client_id, username);
+                // A code grant's row exists already; its tokens only move its times.
+                let row = grant_row(
+                    grant_id,
+                    grant_type.as_str(),
+                    &client_id,
+                    username,
+                    &scopes,
+                    &at,
+                    version,
+                );
+                let tail =
+                    "ON CONFLICT (grant_id) DO UPDATE SET updated_at = excluded.updated_at, \
+                            version = excluded.version";
+                tx.insert("grant_view", GRANT_VIEW_INSERT, tail, row)
+                    .await?;
                 let mut issued = vec![("access", &access_token_hash, access_expires_at)];
                 if let (Some(hash), Some(expires_at)) = (&refresh_token_hash, refresh_expires_at) {
                     issued.push(("refresh", hash, expires_at));
@@ -228,7 +224,7 @@ impl Projection for GrantsView {
                     issued_at: &at,
                 };
                 owner.insert(tx, &issued).await?;
-                add_event_usage(tx, when, &client_id, username, "tokens_issued", 1).await?;
+                add_event_usage(tx, when, &client_id, username, "tokens_issued", 1);
             }
             GrantEvent::TokensRefreshed {
                 previous_refresh_token_hash,
@@ -265,14 +261,14 @@ impl Projection for GrantsView {
                         ],
                     )
                     .await?;
-                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
-                add_event_usage(tx, when, &client_id, username, "tokens_refreshed", 1).await?;
+                on_tx!(tx.db().await?, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+                add_event_usage(tx, when, &client_id, username, "tokens_refreshed", 1);
             }
             GrantEvent::TokenRevoked { token_hash } => {
                 let (client_id, username) = grant_subject(tx, grant_id).await?;
                 let ended =
                     end_tokens(tx, "revoked", &at, "token_hash", token_hash.as_hex()).await?;
-                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+                on_tx!(tx.db().await?, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
                 add_event_usage(
                     tx,
                     when,
@@ -280,8 +276,7 @@ impl Projection for GrantsView {
                     username.as_deref(),
                     "tokens_revoked",
                     ended,
-                )
-                .await?;
+                );
             }
             GrantEvent::GrantRevoked { reason } => {
                 let (client_id, username) = grant_subject(tx, grant_id).await?;
@@ -296,7 +291,7 @@ impl Projection for GrantsView {
                 };
                 let sql = "UPDATE grant_view SET status = 'revoked', revoked_at = $1, revoked_reason = $2, \
                            revoked_by = $3, revoked_ip = $4, updated_at = $1, version = $5 WHERE grant_id = $6";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&at)
                     .bind(&reason)
                     .bind(event.metadata.actor.to_string())
@@ -313,13 +308,12 @@ impl Projection for GrantsView {
                     username.as_deref(),
                     "tokens_revoked",
                     ended,
-                )
-                .await?;
+                );
             }
             GrantEvent::CodeRedeemed { .. }
             | GrantEvent::CodeReplayDetected { .. }
             | GrantEvent::RefreshReplayDetected { .. } => {
-                on_tx!(tx, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
+                on_tx!(tx.db().await?, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 //!   spelled out where they occur).
 //! - [`event_log`]: the global, commit-ordered event log: [`event_log::Position`] and the query
 //!   that reads "everything after my checkpoint" without ever skipping a late commit.
+//! - [`batch`]: the transaction projections write through, which batches their inserts.
 //! - [`runner`]: the projection runner. Each projection's checkpoint is written in the same
 //!   transaction as its view rows, so a crash between an event's commit and its view update is
 //!   repaired by the next catch-up.
@@ -15,13 +16,17 @@
 //! - [`grants`]: grants and the token index behind introspection, userinfo and revocation.
 //! - [`audit`]: one row per event, for audit queries.
 //! - [`usage`]: hourly token usage per client and user.
+//! - [`live`]: the in-memory index of clients, settings and live access tokens that the hot
+//!   paths of a running server read instead of the views.
 
 pub mod audit;
+pub mod batch;
 pub mod clients;
 pub mod consents;
 pub mod db;
 pub mod event_log;
 pub mod grants;
+pub mod live;
 pub mod runner;
 pub mod usage;
 pub mod users;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
+use crate::batch::ViewTx;
 use crate::db::{Db, DbTx};
 use crate::event_log::{self, Position, StoredEvent};
 use crate::on_tx;
@@ -26,7 +27,7 @@ pub trait Projection: Send + Sync {
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event inside the runner's transaction. Events of aggregates the projection
     /// does not follow are ignored.
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum ProjectionError {
 }
 
 const BATCH: i64 = 500;
+/// A rebuild reads the log in larger pages: it is one transaction anyway.
+const REBUILD_BATCH: i64 = 5_000;
 /// How long a command waits for its own events to reach the views. On Postgres the wait is
 /// only as long as the oldest transaction still open when the command committed.
 const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,18 +160,18 @@ impl ProjectionRunner {
             }
         };
         let mut reached = self.reached.lock().await;
-        let mut tx = self.db.begin().await?;
+        let mut tx = ViewTx::new(self.db.begin().await?);
         for projection in &selected {
-            lock_checkpoint(&mut tx, projection.name()).await?;
+            lock_checkpoint(tx.db().await?, projection.name()).await?;
             for table in projection.tables() {
                 let sql = format!("DELETE FROM {table}");
-                on_tx!(&mut tx, conn => sqlx::query(&sql).execute(conn).await.map(|r| r.rows_affected()))?;
+                on_tx!(tx.db().await?, conn => sqlx::query(&sql).execute(conn).await.map(|r| r.rows_affected()))?;
             }
         }
         let mut position = Position::default();
         let mut replayed = 0u64;
         loop {
-            let events = event_log::read_after(&mut tx, position, BATCH).await?;
+            let events = event_log::read_after(tx.db().await?, position, REBUILD_BATCH).await?;
             let Some(last) = events.last().map(|e| e.position) else {
                 break;
             };
@@ -181,7 +184,7 @@ impl ProjectionRunner {
             position = last;
         }
         for projection in &selected {
-            save_checkpoint(&mut tx, projection.name(), position).await?;
+            save_checkpoint(tx.db().await?, projection.name(), position).await?;
         }
         tx.commit().await?;
         *reached = self.catch_up_locked().await?;
@@ -197,13 +200,13 @@ async fn step_all(
     db: &Db,
     projections: &[Arc<dyn Projection>],
 ) -> Result<(Position, usize), ProjectionError> {
-    let mut tx = db.begin().await?;
+    let mut tx = ViewTx::new(db.begin().await?);
     let mut checkpoints = Vec::with_capacity(projections.len());
     for projection in projections {
-        checkpoints.push(lock_checkpoint(&mut tx, projection.name()).await?);
+        checkpoints.push(lock_checkpoint(tx.db().await?, projection.name()).await?);
     }
     let lowest = checkpoints.iter().copied().min().unwrap_or_default();
-    let events = event_log::read_after(&mut tx, lowest, BATCH).await?;
+    let events = event_log::read_after(tx.db().await?, lowest, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         // Nothing new; dropping the transaction rolls it back and releases the locks.
         return Ok((lowest, 0));
@@ -216,7 +219,7 @@ async fn step_all(
         }
     }
     for (projection, checkpoint) in projections.iter().zip(&checkpoints) {
-        save_checkpoint(&mut tx, projection.name(), last.max(*checkpoint)).await?;
+        save_checkpoint(tx.db().await?, projection.name(), last.max(*checkpoint)).await?;
     }
     tx.commit().await?;
     Ok((last, events.len()))

@@ -7,7 +7,8 @@ use authledger_domain::user::{Role, UserEvent, UserProfile};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::{Db, DbTx};
+use crate::batch::ViewTx;
+use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
@@ -110,7 +111,7 @@ impl Projection for UsersView {
         &["user_view"]
     }
 
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if event.aggregate_type != "User" {
             return Ok(());
         }
@@ -123,7 +124,7 @@ impl Projection for UsersView {
                 let sql = "INSERT INTO user_view (username, status, profile, roles, \
                            registered_at, registered_by, updated_at, version) \
                            VALUES ($3, 'active', $4, $5, $1, $6, $1, $2)";
-                on_tx!(tx, conn => sqlx::query(sql)
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&at)
                     .bind(version)
                     .bind(id)
@@ -166,7 +167,7 @@ impl Projection for UsersView {
                 None,
             ),
         };
-        on_tx!(tx, conn => {
+        on_tx!(tx.db().await?, conn => {
             let mut query = sqlx::query(sql).bind(&at).bind(version).bind(id);
             if let Some(value) = &value {
                 query = query.bind(value);

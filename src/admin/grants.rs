@@ -61,7 +61,7 @@ pub async fn revoke_grant(
 }
 
 pub async fn show_grant(store: &Store, grant_id: &str) -> Result<GrantRecord, AppError> {
-    GrantsView::grant(&store.db, grant_id)
+    GrantsView::grant(store.current_views().await?, grant_id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("grant {grant_id} does not exist")))
 }

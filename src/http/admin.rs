@@ -506,7 +506,7 @@ async fn list_consents(
     let limit = q.limit();
     let after = q.pair()?;
     let items = ConsentsView::list(
-        &app.authority.store.db,
+        app.authority.store.current_views().await?,
         q.user.as_deref(),
         q.client_id.as_deref(),
         after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
@@ -541,7 +541,7 @@ async fn list_grants(
     let limit = q.limit();
     let after = q.pair()?;
     let items = GrantsView::grants(
-        &app.authority.store.db,
+        app.authority.store.current_views().await?,
         &q.subject(),
         q.active.unwrap_or(false),
         after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
@@ -576,7 +576,7 @@ async fn list_tokens(
     let after = q.pair()?;
     let now = chrono::Utc::now();
     let items: Vec<Value> = GrantsView::tokens(
-        &app.authority.store.db,
+        app.authority.store.current_views().await?,
         &q.subject(),
         after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
         limit,
@@ -649,7 +649,7 @@ async fn audit(
         until: rfc3339("until", q.until)?,
         after,
     };
-    let items = AuditLog::query(&app.authority.store.db, &filter, limit).await?;
+    let items = AuditLog::query(app.authority.store.current_views().await?, &filter, limit).await?;
     Ok(page(items, limit, |r| r.global_position.to_string()).into_response())
 }
 
@@ -681,7 +681,7 @@ async fn usage(
         })
     };
     let rows = authledger_projections::usage::report(
-        &authority.store.db,
+        authority.store.current_views().await?,
         q.client_id.as_deref(),
         q.user.as_deref(),
         hour("from", q.from)?.as_deref(),

@@ -72,6 +72,10 @@ const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How often the server reads events written by others (CLI commands, other instances).
 const CATCH_UP_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the projector looks for events when no command woke it (others' events).
+const PROJECTOR_IDLE_INTERVAL: Duration = Duration::from_millis(250);
+/// How often expired tokens leave the live index.
+const LIVE_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -101,6 +105,7 @@ impl Application {
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
         store.runner.catch_up_fully().await?;
+        store.start_live_index(config.token_cache_capacity).await?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -147,13 +152,19 @@ impl Application {
     ) -> std::io::Result<()> {
         let authority = self.state.authority.clone();
         let store = authority.store.clone();
-        let background = tokio::spawn(keep_projections_current(authority.clone()));
+        let background = [
+            tokio::spawn(keep_projections_current(authority.clone())),
+            tokio::spawn(project_in_batches(store.clone())),
+            tokio::spawn(follow_the_log(store.clone())),
+        ];
         info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        background.abort();
+        for task in background {
+            task.abort();
+        }
         authority.usage.flush(&store.db).await;
         store.db.close().await;
         info!("stopped");
@@ -335,6 +346,40 @@ async fn not_found() -> impl IntoResponse {
         StatusCode::NOT_FOUND,
         Json(json!({ "error": "not_found", "error_description": "no such endpoint" })),
     )
+}
+
+/// Updates the views behind token commands, which return without waiting for them: woken by
+/// each such command, it applies whatever has accumulated in batches (one transaction per
+/// batch), so under load many commands share one view update.
+async fn project_in_batches(store: Arc<Store>) {
+    loop {
+        let _ = tokio::time::timeout(PROJECTOR_IDLE_INTERVAL, store.views_behind()).await;
+        if let Err(error) = store.runner.catch_up().await {
+            warn!(%error, "projection catch-up failed; retrying");
+            tokio::time::sleep(PROJECTOR_IDLE_INTERVAL).await;
+        }
+    }
+}
+
+/// Keeps the live index current with events committed by others (CLI commands, other
+/// instances), and drops the tokens that expired.
+async fn follow_the_log(store: Arc<Store>) {
+    let Some(live) = store.live().cloned() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(authledger_projections::live::FOLLOW_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if let Err(error) = live.follow().await {
+            warn!(%error, "following the event log failed; retrying");
+        }
+        if last_prune.elapsed() >= LIVE_PRUNE_INTERVAL {
+            live.prune(chrono::Utc::now());
+            last_prune = tokio::time::Instant::now();
+        }
+    }
 }
 
 /// Reads events written by others (CLI commands, other instances) into the views, runs the

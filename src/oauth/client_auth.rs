@@ -9,7 +9,6 @@ use base64::Engine;
 
 use super::error::TokenError;
 use super::params::Params;
-use crate::error::client_error;
 use crate::secrets;
 use crate::store::Store;
 
@@ -98,12 +97,12 @@ pub async fn authenticate(
         basic_attempted,
         ..TokenError::invalid_client("client authentication failed")
     };
-    let client = store
-        .clients
-        .load(&presented.client_id)
-        .await
-        .map_err(|e| TokenError::from(client_error(&presented.client_id, e)))?;
-    let Some(client) = client.registered().cloned() else {
+    let client = match store.client(&presented.client_id).await {
+        Ok(client) => client,
+        Err(crate::error::AppError::NotFound(_)) => None,
+        Err(e) => return Err(TokenError::from(e)),
+    };
+    let Some(client) = client else {
         return Err(fail());
     };
     if client.status != ClientStatus::Active {

@@ -6,6 +6,7 @@ use authledger_domain::client::RegisteredClient;
 use authledger_domain::grant::GrantCommand;
 use authledger_domain::metadata::EventMetadata;
 use authledger_projections::grants::{GrantsView, TokenRecord};
+use authledger_projections::live::TokenLookup;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -23,12 +24,26 @@ fn unix(rfc3339: &str) -> i64 {
         .unwrap_or_default()
 }
 
-/// The active token a presented bearer value stands for, if any.
+/// The active token a presented bearer value stands for, if any. Access tokens come from the
+/// live index without a database round trip; refresh tokens (introspected rarely) and tokens
+/// the index had no room for come from the `grants` view.
 pub async fn active_token(
     authority: &Authority,
     presented: &str,
 ) -> Result<Option<TokenRecord>, AppError> {
-    let record = GrantsView::token(&authority.store.db, secrets::hash(presented).as_hex()).await?;
+    let hash = secrets::hash(presented);
+    let store = &authority.store;
+    let held = match store.live() {
+        Some(live) if !presented.starts_with(REFRESH_TOKEN_PREFIX) => live.access_token(&hash),
+        _ => TokenLookup::NotHeld,
+    };
+    let record = match held {
+        TokenLookup::Held(record) => Some(*record),
+        TokenLookup::Unknown => None,
+        TokenLookup::NotHeld => {
+            GrantsView::token(store.current_views().await?, hash.as_hex()).await?
+        }
+    };
     Ok(record.filter(|r| r.is_active(Utc::now())))
 }
 

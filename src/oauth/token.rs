@@ -353,7 +353,7 @@ async fn client_credentials(
     authority
         .store
         .grants
-        .execute(
+        .create(
             grant_id.as_str(),
             GrantCommand::IssueTokens {
                 grant_type: GrantType::ClientCredentials,
@@ -440,7 +440,7 @@ pub async fn issue_code(
     authority
         .store
         .grants
-        .execute(grant_id.as_str(), GrantCommand::IssueCode(issue), metadata)
+        .create(grant_id.as_str(), GrantCommand::IssueCode(issue), metadata)
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
     Ok(code.reveal().to_owned())
@@ -461,7 +461,7 @@ pub async fn issue_implicit(
     authority
         .store
         .grants
-        .execute(
+        .create(
             grant_id.as_str(),
             GrantCommand::IssueTokens {
                 grant_type: GrantType::Implicit,

@@ -8,7 +8,7 @@
 mod postgres;
 mod sqlite;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use authledger_domain::client::Client;
@@ -19,6 +19,7 @@ use authledger_domain::services::Services;
 use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
 use authledger_domain::signing_keys::SigningKeys;
 use authledger_domain::user::User;
+use authledger_projections::live::LiveIndex;
 use authledger_projections::{event_log, Db, ProjectionRunner, StoreKind};
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
@@ -28,8 +29,20 @@ use tracing::warn;
 #[async_trait]
 pub trait Commands<A: Aggregate>: Send + Sync {
     /// Loads the aggregate, lets it decide, commits its events with `metadata`, and returns
-    /// once the projections include them (read-your-writes). Returns the committed events.
+    /// once what reads them includes them (read-your-writes): the live index if the store has
+    /// one, and the views too unless the aggregate is [`Live::VIEWS_FOLLOW_LATER`]. Returns the
+    /// committed events.
     async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>;
+
+    /// [`Commands::execute`] for an aggregate id just minted at random (a new grant): there is
+    /// nothing to load, so the command is decided on the empty aggregate without reading the
+    /// store. Were the id taken after all, the commit would conflict, never overwrite.
+    async fn create(
         &self,
         aggregate_id: &str,
         command: A::Command,
@@ -52,6 +65,9 @@ pub struct Store {
     pub settings: Arc<dyn Commands<Settings>>,
     pub signing_keys: Arc<dyn Commands<SigningKeys>>,
     cascade: crate::cascade::Cascade,
+    live: Arc<OnceLock<Arc<LiveIndex>>>,
+    /// Woken by commands whose views follow later, for the server's projector task.
+    projector: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,18 +91,27 @@ impl Store {
         }
         let runner =
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
+        let wiring = Wiring {
+            services,
+            db: db.clone(),
+            runner: runner.clone(),
+            live: Default::default(),
+            projector: Default::default(),
+        };
         macro_rules! wire {
             ($repository:expr) => {
                 Store {
-                    clients: commands::<Client, _>($repository, &services, &db, &runner),
-                    users: commands::<User, _>($repository, &services, &db, &runner),
-                    grants: commands::<Grant, _>($repository, &services, &db, &runner),
-                    consents: commands::<Consent, _>($repository, &services, &db, &runner),
-                    settings: commands::<Settings, _>($repository, &services, &db, &runner),
-                    signing_keys: commands::<SigningKeys, _>($repository, &services, &db, &runner),
+                    clients: wiring.commands::<Client, _>($repository),
+                    users: wiring.commands::<User, _>($repository),
+                    grants: wiring.commands::<Grant, _>($repository),
+                    consents: wiring.commands::<Consent, _>($repository),
+                    settings: wiring.commands::<Settings, _>($repository),
+                    signing_keys: wiring.commands::<SigningKeys, _>($repository),
                     runner: runner.clone(),
                     db: db.clone(),
                     cascade: Default::default(),
+                    live: wiring.live.clone(),
+                    projector: wiring.projector.clone(),
                 }
             };
         }
@@ -106,8 +131,67 @@ impl Store {
         self.cascade.run(self).await
     }
 
+    /// Loads the live index (see [`authledger_projections::live`]) and makes the store keep it
+    /// current: a server does this once before serving; one-shot CLI commands do not need it.
+    pub async fn start_live_index(
+        &self,
+        capacity: usize,
+    ) -> Result<Arc<LiveIndex>, authledger_projections::ProjectionError> {
+        if let Some(live) = self.live.get() {
+            return Ok(live.clone());
+        }
+        let live = Arc::new(LiveIndex::load(&self.db, capacity).await?);
+        // Events committed while it loaded: the follower is idempotent, so catching up from
+        // the views' checkpoint covers them.
+        live.follow().await?;
+        Ok(self.live.get_or_init(|| live).clone())
+    }
+
+    pub fn live(&self) -> Option<&Arc<LiveIndex>> {
+        self.live.get()
+    }
+
+    /// Completes when a command has committed events whose views follow later (the server's
+    /// projector waits on this, with a timeout).
+    pub async fn views_behind(&self) {
+        self.projector.notified().await
+    }
+
+    /// The views, including every event committed so far: what admin and audit reads use,
+    /// since token commands return before their views are updated.
+    pub async fn current_views(&self) -> Result<&Db, crate::error::AppError> {
+        self.runner.catch_up_fully().await?;
+        Ok(&self.db)
+    }
+
+    /// A client as its events make it, for authenticating it: from the live index when the
+    /// store has one, else from its aggregate.
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<authledger_domain::client::RegisteredClient>, crate::error::AppError> {
+        if let Some(live) = self.live.get() {
+            if let Some(client) = live.client(client_id) {
+                return Ok(Some(client));
+            }
+            // Registered a moment ago by the CLI or another instance? Clients are created
+            // rarely and used at once, so an unknown one is worth one read of the log.
+            live.follow().await?;
+            return Ok(live.client(client_id));
+        }
+        let client = self
+            .clients
+            .load(client_id)
+            .await
+            .map_err(|e| crate::error::client_error(client_id, e))?;
+        Ok(client.registered().cloned())
+    }
+
     /// The OAuth settings in force.
     pub async fn settings_values(&self) -> Result<SettingsValues, crate::error::AppError> {
+        if let Some(live) = self.live.get() {
+            return Ok(live.settings());
+        }
         let settings = self
             .settings
             .load(SETTINGS_ID)
@@ -117,25 +201,116 @@ impl Store {
     }
 }
 
-fn commands<A, R>(
-    repository: R,
-    services: &Services,
-    db: &Db,
-    runner: &Arc<ProjectionRunner>,
-) -> Arc<dyn Commands<A>>
-where
-    A: Aggregate<Services = Services> + 'static,
-    A::Command: Clone + Send + Sync,
-    A::Error: Send + Sync + 'static,
-    R: PersistedEventRepository + 'static,
-{
-    Arc::new(EventStoreCommands {
-        store: PersistedEventStore::<R, A>::new_event_store(repository),
-        services: services.clone(),
-        db: db.clone(),
-        runner: runner.clone(),
-    })
+/// What every aggregate's [`Commands`] share.
+struct Wiring {
+    services: Services,
+    db: Db,
+    runner: Arc<ProjectionRunner>,
+    live: Arc<OnceLock<Arc<LiveIndex>>>,
+    projector: Arc<tokio::sync::Notify>,
 }
+
+impl Wiring {
+    fn commands<A, R>(&self, repository: R) -> Arc<dyn Commands<A>>
+    where
+        A: Live<Services = Services> + Clone + 'static,
+        A::Command: Clone + Send + Sync,
+        A::Error: Send + Sync + 'static,
+        R: PersistedEventRepository + 'static,
+    {
+        Arc::new(EventStoreCommands {
+            store: PersistedEventStore::<R, A>::new_event_store(repository),
+            services: self.services.clone(),
+            db: self.db.clone(),
+            runner: self.runner.clone(),
+            live: self.live.clone(),
+            projector: self.projector.clone(),
+        })
+    }
+}
+
+/// How an aggregate's committed events reach the live index.
+pub trait Live: Aggregate {
+    /// True if, with a live index, commands return without waiting for the views: the
+    /// index alone serves what must see them at once, and the projector updates the views in
+    /// batches. Readers of these views call [`Store::current_views`].
+    const VIEWS_FOLLOW_LATER: bool = false;
+
+    /// Hands the index `after` (the aggregate after `events`) or the events themselves.
+    fn committed(
+        _live: &LiveIndex,
+        _aggregate_id: &str,
+        _after: &Self,
+        _events: &[EventEnvelope<Self>],
+        _metadata: &EventMetadata,
+    ) {
+    }
+}
+
+fn last_sequence<A: Aggregate>(events: &[EventEnvelope<A>]) -> i64 {
+    events.last().map_or(0, |e| e.sequence as i64)
+}
+
+impl Live for Client {
+    fn committed(
+        live: &LiveIndex,
+        id: &str,
+        after: &Self,
+        events: &[EventEnvelope<Self>],
+        _: &EventMetadata,
+    ) {
+        live.client_committed(id, last_sequence(events), after);
+    }
+}
+
+impl Live for Settings {
+    fn committed(
+        live: &LiveIndex,
+        _: &str,
+        after: &Self,
+        events: &[EventEnvelope<Self>],
+        _: &EventMetadata,
+    ) {
+        live.settings_committed(last_sequence(events), after);
+    }
+}
+
+impl Live for User {
+    fn committed(
+        live: &LiveIndex,
+        id: &str,
+        after: &Self,
+        events: &[EventEnvelope<Self>],
+        _: &EventMetadata,
+    ) {
+        let disabled = after.registered().is_some_and(|u| u.disabled);
+        live.user_committed(id, last_sequence(events), disabled);
+    }
+}
+
+impl Live for Grant {
+    const VIEWS_FOLLOW_LATER: bool = true;
+
+    fn committed(
+        live: &LiveIndex,
+        id: &str,
+        after: &Self,
+        events: &[EventEnvelope<Self>],
+        metadata: &EventMetadata,
+    ) {
+        if let Some(state) = after.state() {
+            live.grant_committed(
+                id,
+                &state.client_id,
+                state.user.as_ref().map(|u| u.as_str()),
+                events.iter().map(|e| (&e.payload, metadata.at)),
+            );
+        }
+    }
+}
+
+impl Live for Consent {}
+impl Live for SigningKeys {}
 
 /// How often a command is retried after losing an optimistic-concurrency race. The retry
 /// reloads the aggregate, so the command is decided again on the state that won.
@@ -147,13 +322,15 @@ struct EventStoreCommands<R: PersistedEventRepository, A: Aggregate> {
     services: A::Services,
     db: Db,
     runner: Arc<ProjectionRunner>,
+    live: Arc<OnceLock<Arc<LiveIndex>>>,
+    projector: Arc<tokio::sync::Notify>,
 }
 
 #[async_trait]
 impl<R, A> Commands<A> for EventStoreCommands<R, A>
 where
     R: PersistedEventRepository + 'static,
-    A: Aggregate + 'static,
+    A: Live + Clone + 'static,
     A::Command: Clone + Send + Sync,
     A::Error: Send + Sync + 'static,
 {
@@ -163,10 +340,52 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        self.run(aggregate_id, command, metadata, false).await
+    }
+
+    async fn create(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        self.run(aggregate_id, command, metadata, true).await
+    }
+
+    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        let mut context = self.store.load_aggregate(aggregate_id).await?;
+        Ok(std::mem::take(context.aggregate()))
+    }
+}
+
+impl<R, A> EventStoreCommands<R, A>
+where
+    R: PersistedEventRepository + 'static,
+    A: Live + Clone + 'static,
+    A::Command: Clone + Send + Sync,
+    A::Error: Send + Sync + 'static,
+{
+    async fn run(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        fresh: bool,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let live = self.live.get();
         let mut attempt = 0;
-        let committed = loop {
+        let (committed, mut after) = loop {
             attempt += 1;
-            let mut context = self.store.load_aggregate(aggregate_id).await?;
+            let mut context = if fresh {
+                cqrs_es::persist::EventStoreAggregateContext {
+                    aggregate_id: aggregate_id.to_owned(),
+                    aggregate: A::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                }
+            } else {
+                self.store.load_aggregate(aggregate_id).await?
+            };
             let sink = cqrs_es::event_sink::EventSink::default();
             context
                 .aggregate()
@@ -177,25 +396,32 @@ where
             if events.is_empty() {
                 return Ok(vec![]);
             }
+            let before = live.map(|_| context.aggregate().clone());
             match self.store.commit(events, context, metadata.to_map()).await {
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => continue,
-                other => break other?,
+                Err(AggregateError::AggregateConflict) if !fresh && attempt < CONFLICT_RETRIES => {
+                    continue
+                }
+                other => break (other?, before),
             }
         };
-        if let Some(last) = committed.last() {
+        let Some(last) = committed.last() else {
+            return Ok(committed);
+        };
+        if let (Some(live), Some(after)) = (live, after.as_mut()) {
+            for event in &committed {
+                after.apply(event.payload.clone());
+            }
+            A::committed(live, aggregate_id, after, &committed, metadata);
+        }
+        if live.is_some() && A::VIEWS_FOLLOW_LATER {
+            self.projector.notify_one();
+        } else {
             self.wait_for_projections(A::TYPE, aggregate_id, last.sequence)
                 .await;
         }
         Ok(committed)
     }
 
-    async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        let mut context = self.store.load_aggregate(aggregate_id).await?;
-        Ok(std::mem::take(context.aggregate()))
-    }
-}
-
-impl<R: PersistedEventRepository, A: Aggregate> EventStoreCommands<R, A> {
     /// Read-your-writes: the command's own events are in the views before it returns. The
     /// events are committed whatever happens here; a failure only delays the views, which the
     /// background catch-up then repairs, so it is logged rather than returned.

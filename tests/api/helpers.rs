@@ -125,6 +125,8 @@ impl Drop for TestDb {
 /// The real server on port 0, against its own store.
 pub struct TestApp {
     pub address: String,
+    /// The server's own store (not a second one opened on the same database).
+    pub store: std::sync::Arc<authledger::store::Store>,
     pub http: reqwest::Client,
     pub db: TestDb,
     shutdown: Option<oneshot::Sender<()>>,
@@ -138,22 +140,42 @@ impl TestApp {
 
     /// Starts a server on an existing store (a restart, when the store was used before).
     pub async fn spawn_on(db: TestDb) -> TestApp {
+        TestApp::spawn_with(db, authledger::config::DEFAULT_TOKEN_CACHE).await
+    }
+
+    /// A second server on this one's store, as another instance behind a load balancer would
+    /// be. The database stays this app's to drop.
+    pub async fn another_instance(&self, token_cache_capacity: usize) -> TestApp {
+        let shared = TestDb {
+            kind: self.db.kind,
+            url: self.db.url.clone(),
+            master_key: self.db.master_key.clone(),
+            dir: None,
+            postgres_name: None,
+        };
+        TestApp::spawn_with(shared, token_cache_capacity).await
+    }
+
+    pub async fn spawn_with(db: TestDb, token_cache_capacity: usize) -> TestApp {
         let app = Application::build(Config {
             database_url: db.url.clone(),
             listen: "127.0.0.1:0".into(),
             issuer: None,
             master_key: Some(db.master_key.clone()),
             master_key_file: "unused-when-a-key-is-configured".into(),
+            token_cache_capacity,
         })
         .await
         .expect("the application starts");
         let address = format!("http://{}", app.local_addr());
+        let store = app.state().authority.store.clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stop.await;
         }));
         TestApp {
             address,
+            store,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -161,6 +183,17 @@ impl TestApp {
             db,
             shutdown: Some(shutdown),
             server: Some(server),
+        }
+    }
+
+    /// Makes the server see, now, what the CLI or another store handle just committed: the
+    /// server itself picks such changes up within `live::FOLLOW_INTERVAL`; tests that change
+    /// something from outside and then act on it at once call this instead of sleeping.
+    pub async fn settle(&self) {
+        if let Some(live) = self.store.live() {
+            live.follow_to_end()
+                .await
+                .expect("the server follows the log");
         }
     }
 

@@ -11,7 +11,7 @@ use authledger_domain::metadata::Actor;
 use authledger_projections::clients::{ClientSummary, ClientsView};
 use authledger_projections::users::{UserSummary, UsersView};
 use authledger_projections::{
-    Db, DbTx, Projection, ProjectionError, ProjectionRunner, StoredEvent,
+    batch::ViewTx, Db, Projection, ProjectionError, ProjectionRunner, StoredEvent,
 };
 
 use crate::helpers::*;
@@ -105,7 +105,7 @@ impl<P: Projection> Projection for FailsMidway<P> {
     fn tables(&self) -> &'static [&'static str] {
         self.inner.tables()
     }
-    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if self.applied.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(ProjectionError::Decode("injected failure".into()));
         }

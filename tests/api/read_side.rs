@@ -257,10 +257,12 @@ on_both_stores! {
         assert_eq!(userinfo(&flow, access).await.status(), 200);
 
         assert!(cli(&flow.app.db, &["client", "disable", client.client_id.as_str()]).status.success());
+        flow.app.settle().await;
         assert_eq!(userinfo(&flow, access).await.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refresh(&flow, &client, &tokens).await.1["error"], "invalid_client");
 
         assert!(cli(&flow.app.db, &["client", "enable", client.client_id.as_str()]).status.success());
+        flow.app.settle().await;
         assert_eq!(userinfo(&flow, access).await.status(), StatusCode::UNAUTHORIZED, "still dead");
         assert!(!is_active(&flow, &client, access).await);
         assert_eq!(refresh(&flow, &client, &tokens).await.1["error"], "invalid_grant");
@@ -274,6 +276,7 @@ on_both_stores! {
         let client = flow.client(trusted()).await;
         let tokens = tokens_for(&flow, &client, "alice", "openid").await;
         assert!(cli(&flow.app.db, &["client", "delete", client.client_id.as_str()]).status.success());
+        flow.app.settle().await;
         assert_eq!(userinfo(&flow, tokens["access_token"].as_str().unwrap()).await.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refresh(&flow, &client, &tokens).await.1["error"], "invalid_client");
     }
@@ -288,11 +291,13 @@ on_both_stores! {
         let access = tokens["access_token"].as_str().unwrap();
 
         assert!(cli(&flow.app.db, &["user", "disable", "alice"]).status.success());
+        flow.app.settle().await;
         assert!(!is_active(&flow, &client, access).await);
         assert_eq!(userinfo(&flow, access).await.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refresh(&flow, &client, &tokens).await.1["error"], "invalid_grant");
 
         assert!(cli(&flow.app.db, &["user", "enable", "alice"]).status.success());
+        flow.app.settle().await;
         assert!(!is_active(&flow, &client, access).await, "re-enabling resurrects nothing");
         assert_eq!(refresh(&flow, &client, &tokens).await.1["error"], "invalid_grant");
     }
@@ -308,6 +313,7 @@ on_both_stores! {
         let access = first["access_token"].as_str().unwrap();
 
         let revoked = cli(&flow.app.db, &["consent", "revoke", "--user", "alice", "--client", client.client_id.as_str()]);
+        flow.app.settle().await;
         assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
         assert!(!is_active(&flow, &client, access).await);
         assert_eq!(userinfo(&flow, access).await.status(), StatusCode::UNAUTHORIZED);
@@ -333,6 +339,7 @@ on_both_stores! {
         let client = flow.client(trusted()).await;
         let kept = tokens_for(&flow, &client, "alice", "openid").await;
         let rotated = cli(&flow.app.db, &["client", "rotate-secret", client.client_id.as_str()]);
+        flow.app.settle().await;
         assert!(rotated.status.success());
         let secret: Value = serde_json::from_slice(&rotated.stdout).unwrap();
         let id = client.client_id.to_string();
@@ -348,6 +355,7 @@ on_both_stores! {
         assert!(active(kept["access_token"].as_str().unwrap().into(), new_secret.clone()).await, "a plain rotation keeps tokens");
 
         let revoking = cli(&flow.app.db, &["client", "rotate-secret", &id, "--revoke-tokens"]);
+        flow.app.settle().await;
         assert!(revoking.status.success());
         let newest: Value = serde_json::from_slice(&revoking.stdout).unwrap();
         let newest = newest["client_secret"].as_str().unwrap().to_owned();
@@ -603,8 +611,9 @@ on_both_stores! {
         assert!(cli(&flow.app.db, &["consent", "revoke", "--user", "bob", "--client", client.client_id.as_str()]).status.success());
         assert!(cli(&flow.app.db, &["user", "disable", "bob"]).status.success());
         assert!(cli(&flow.app.db, &["client", "rotate-secret", other.client_id.as_str(), "--revoke-tokens"]).status.success());
+        flow.app.settle().await;
         admin_token(&flow).await;
-        flow.store.runner.catch_up().await.unwrap();
+        flow.store.runner.catch_up_fully().await.unwrap();
 
         let live = all_views(&flow.store.db).await;
         assert!(live["audit"].as_array().unwrap().len() > 25);

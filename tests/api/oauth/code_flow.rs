@@ -320,6 +320,7 @@ on_both_stores! {
 
         // After a secret rotation, ID tokens are signed with the new secret.
         let rotated = cli(&flow.app.db, &["client", "rotate-secret", client.client_id.as_str()]);
+        flow.app.settle().await;
         assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
         let rotated: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
         let new_secret = rotated["client_secret"].as_str().unwrap();

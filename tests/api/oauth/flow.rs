@@ -181,10 +181,11 @@ impl Flow {
         users::create(&self.store, input, &metadata(Actor::Cli("test".into())))
             .await
             .unwrap();
+        self.app.settle().await;
     }
 
     pub async fn client(&self, input: ClientInput) -> NewClient {
-        clients::register(
+        let client = clients::register(
             &self.store,
             input,
             RegistrationSource::Admin,
@@ -192,7 +193,9 @@ impl Flow {
             Some(&self.master),
         )
         .await
-        .unwrap()
+        .unwrap();
+        self.app.settle().await;
+        client
     }
 
     pub async fn set(&self, key: &str, value: &str) {
@@ -202,6 +205,7 @@ impl Flow {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        self.app.settle().await;
     }
 
     pub async fn get(&self, path: &str) -> Response {

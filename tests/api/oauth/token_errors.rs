@@ -60,6 +60,7 @@ on_both_stores! {
         assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
 
         cli(&flow.app.db, &["client", "disable", id]);
+        flow.app.settle().await;
         let (status, _, body) = flow.token(Auth::Basic(&client), &form).await;
         assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "a disabled client");
     }

@@ -1,0 +1,252 @@
+//! [`ViewTx`]: the transaction the runner hands projections, which batches their writes.
+//!
+//! Most events become a few row inserts (a token, an audit row) and a counter increment. Sent
+//! one statement each, a batch of 500 events costs thousands of round trips; the projector and
+//! `projections rebuild` would spend their time waiting on them. So:
+//! - rows given to [`ViewTx::insert`] wait, one list per table, and go as one multi-row
+//!   `INSERT` when anything else needs the database ([`ViewTx::db`] flushes first), so every
+//!   statement still sees every row inserted before it, in event order;
+//! - counters given to [`ViewTx::count`] are summed in memory and upserted once per key at
+//!   commit (addition does not care about order);
+//! - the client and user of each grant seen in the batch are remembered, so later events of
+//!   the same grant need no lookup.
+
+use std::collections::HashMap;
+
+use crate::db::DbTx;
+use crate::runner::ProjectionError;
+
+/// One bound value of a deferred row.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Text(String),
+    MaybeText(Option<String>),
+    Int(i64),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(s: Option<&str>) -> Self {
+        Value::MaybeText(s.map(str::to_owned))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(s: Option<String>) -> Self {
+        Value::MaybeText(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Int(n)
+    }
+}
+
+/// The most values one statement binds: below SQLite's limit of 32,766 and Postgres' 65,535.
+const MAX_BINDS: usize = 30_000;
+
+/// Rows waiting for one table: `INSERT INTO table (columns)`, the rows, then `tail` (an
+/// `ON CONFLICT` clause or nothing).
+struct PendingRows {
+    table: &'static str,
+    head: &'static str,
+    tail: &'static str,
+    width: usize,
+    values: Vec<Value>,
+}
+
+/// A counter increment's key: table, then hour, client, user and metric.
+type CounterKey = (&'static str, String, String, String, &'static str);
+
+pub struct ViewTx {
+    tx: DbTx,
+    pending: Vec<PendingRows>,
+    counters: HashMap<CounterKey, i64>,
+    grant_subjects: HashMap<String, (String, Option<String>)>,
+}
+
+impl ViewTx {
+    pub fn new(tx: DbTx) -> ViewTx {
+        ViewTx {
+            tx,
+            pending: Vec::new(),
+            counters: HashMap::new(),
+            grant_subjects: HashMap::new(),
+        }
+    }
+
+    /// The transaction itself, for a statement that is not a deferred insert; every deferred
+    /// row is written first.
+    pub async fn db(&mut self) -> Result<&mut DbTx, ProjectionError> {
+        self.flush_rows().await?;
+        Ok(&mut self.tx)
+    }
+
+    /// Defers one row of `INSERT INTO table (columns) VALUES (...) tail`. `head` is the
+    /// `INSERT INTO table (columns)` part; rows with the same head and tail go in one
+    /// statement. A different statement for a table that has rows waiting writes them first,
+    /// so one table's rows keep their order.
+    pub async fn insert(
+        &mut self,
+        table: &'static str,
+        head: &'static str,
+        tail: &'static str,
+        row: Vec<Value>,
+    ) -> Result<(), ProjectionError> {
+        let index = match self.pending.iter().position(|p| p.table == table) {
+            Some(i) if self.pending[i].head == head && self.pending[i].tail == tail => i,
+            Some(_) => {
+                self.flush_rows().await?;
+                self.pending.len()
+            }
+            None => self.pending.len(),
+        };
+        if index == self.pending.len() {
+            self.pending.push(PendingRows {
+                table,
+                head,
+                tail,
+                width: row.len(),
+                values: Vec::new(),
+            });
+        }
+        let pending = &mut self.pending[index];
+        debug_assert_eq!(pending.width, row.len(), "{head}: rows of one width");
+        pending.values.extend(row);
+        if pending.values.len() + pending.width > MAX_BINDS {
+            self.flush_rows().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `count` to an hourly counter (`table` has columns hour, client_id, username,
+    /// metric, count); written once per key at commit.
+    pub fn count(
+        &mut self,
+        table: &'static str,
+        hour: String,
+        client_id: &str,
+        username: Option<&str>,
+        metric: &'static str,
+        count: i64,
+    ) {
+        if count == 0 {
+            return;
+        }
+        let key = (
+            table,
+            hour,
+            client_id.to_owned(),
+            username.unwrap_or("").to_owned(),
+            metric,
+        );
+        *self.counters.entry(key).or_default() += count;
+    }
+
+    /// Remembers a grant's client and user for the rest of the batch.
+    pub fn remember_grant(&mut self, grant_id: &str, client_id: &str, username: Option<&str>) {
+        self.grant_subjects.insert(
+            grant_id.to_owned(),
+            (client_id.to_owned(), username.map(str::to_owned)),
+        );
+    }
+
+    /// A grant's client and user, if an earlier event of this batch named them.
+    pub fn remembered_grant(&self, grant_id: &str) -> Option<(String, Option<String>)> {
+        self.grant_subjects.get(grant_id).cloned()
+    }
+
+    /// Writes everything deferred and commits.
+    pub async fn commit(mut self) -> Result<(), ProjectionError> {
+        self.flush_rows().await?;
+        self.flush_counters().await?;
+        self.flush_rows().await?;
+        match self.tx {
+            DbTx::Sqlite(tx) => tx.commit().await?,
+            DbTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    async fn flush_counters(&mut self) -> Result<(), ProjectionError> {
+        let mut counters: Vec<_> = std::mem::take(&mut self.counters).into_iter().collect();
+        // One order for every writer, so two batches never wait on each other's rows in turn.
+        counters.sort();
+        for ((table, hour, client_id, username, metric), count) in counters {
+            let (head, tail) = match table {
+                "usage_events_hourly" => (
+                    "INSERT INTO usage_events_hourly (hour, client_id, username, metric, count)",
+                    "ON CONFLICT (hour, client_id, username, metric) \
+                     DO UPDATE SET count = usage_events_hourly.count + excluded.count",
+                ),
+                other => {
+                    return Err(ProjectionError::Decode(format!(
+                        "no counter table named {other}"
+                    )))
+                }
+            };
+            let row = vec![
+                hour.into(),
+                client_id.into(),
+                username.into(),
+                metric.into(),
+                count.into(),
+            ];
+            self.insert(table, head, tail, row).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_rows(&mut self) -> Result<(), ProjectionError> {
+        for pending in std::mem::take(&mut self.pending) {
+            if pending.values.is_empty() {
+                continue;
+            }
+            let rows = pending.values.len() / pending.width;
+            let mut sql = String::with_capacity(pending.head.len() + rows * pending.width * 6);
+            sql.push_str(pending.head);
+            sql.push_str(" VALUES ");
+            let mut n = 0;
+            for row in 0..rows {
+                sql.push_str(if row == 0 { "(" } else { ", (" });
+                for column in 0..pending.width {
+                    n += 1;
+                    if column > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                sql.push(')');
+            }
+            sql.push(' ');
+            sql.push_str(pending.tail);
+            macro_rules! bind_all {
+                ($conn:expr) => {{
+                    let mut query = sqlx::query(&sql);
+                    for value in pending.values {
+                        query = match value {
+                            Value::Text(s) => query.bind(s),
+                            Value::MaybeText(s) => query.bind(s),
+                            Value::Int(n) => query.bind(n),
+                        };
+                    }
+                    query.execute($conn).await?;
+                }};
+            }
+            match &mut self.tx {
+                DbTx::Sqlite(tx) => bind_all!(&mut **tx),
+                DbTx::Postgres(tx) => bind_all!(&mut **tx),
+            }
+        }
+        Ok(())
+    }
+}
