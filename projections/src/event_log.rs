@@ -53,7 +53,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Deserialises the payload as the aggregate's event type.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, ProjectionError> {
-        serde_json::from_value(self.payload.clone()).map_err(|e| {
+        E::deserialize(&self.payload).map_err(|e| {
             ProjectionError::Decode(format!(
                 "event {} ({} {}): {e}",
                 self.position.global, self.aggregate_type, self.event_type
@@ -104,9 +104,23 @@ impl TryFrom<EventRow> for StoredEvent {
 
 const SQLITE_COLUMNS: &str = "0 AS transaction_id, global_position, aggregate_type, aggregate_id, \
      sequence, event_type, event_version, payload, metadata";
+/// Note for queries selecting these: `transaction_id` here names the *output* column (a cast),
+/// so `ORDER BY` must say `events.transaction_id` to sort by the indexed column; a bare name
+/// sorts the whole table by the cast on every page.
 const POSTGRES_COLUMNS: &str = "transaction_id::text::bigint AS transaction_id, global_position, \
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload, \
      metadata::text AS metadata";
+
+/// The Postgres query behind [`read_after`] (`$1` transaction id as text, `$2` global
+/// position, `$3` limit); public so a test can check its plan walks the commit-order index.
+pub fn postgres_read_after() -> String {
+    format!(
+        "SELECT {POSTGRES_COLUMNS} FROM events \
+         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.transaction_id, events.global_position LIMIT $3"
+    )
+}
 
 /// Up to `limit` events after `after`, in commit order, that can no longer be overtaken by a
 /// late commit (see the module comment).
@@ -127,17 +141,12 @@ pub async fn read_after(
             .await?
         }
         DbTx::Postgres(tx) => {
-            sqlx::query_as(&format!(
-                "SELECT {POSTGRES_COLUMNS} FROM events \
-                 WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY transaction_id, global_position LIMIT $3"
-            ))
-            .bind(after.transaction.to_string())
-            .bind(after.global)
-            .bind(limit)
-            .fetch_all(&mut **tx)
-            .await?
+            sqlx::query_as(&postgres_read_after())
+                .bind(after.transaction.to_string())
+                .bind(after.global)
+                .bind(limit)
+                .fetch_all(&mut **tx)
+                .await?
         }
     };
     rows.into_iter().map(StoredEvent::try_from).collect()
@@ -219,7 +228,7 @@ pub async fn last_position(db: &Db) -> Result<Option<Position>, ProjectionError>
         }
         Db::Postgres(_) => {
             "SELECT transaction_id::text::bigint AS transaction_id, global_position \
-                            FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+                            FROM events ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1"
         }
     };
     let row: Option<(i64, i64)> =
