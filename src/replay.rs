@@ -43,11 +43,7 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
 }
 
 fn replay<A: Aggregate>(events: &[&StoredEvent]) -> Result<Value, AppError> {
-    let mut aggregate = A::default();
-    for event in events {
-        let payload: A::Event = event.decode().map_err(AppError::from)?;
-        aggregate.apply(payload);
-    }
+    let aggregate: A = event_log::fold(events.iter().copied())?;
     serde_json::to_value(&aggregate).map_err(|e| AppError::Internal(e.into()))
 }
 

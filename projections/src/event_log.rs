@@ -152,6 +152,24 @@ pub async fn read_after(
     rows.into_iter().map(StoredEvent::try_from).collect()
 }
 
+fn columns(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => SQLITE_COLUMNS,
+        Db::Postgres(_) => POSTGRES_COLUMNS,
+    }
+}
+
+/// Folds one aggregate's events, oldest first, into the aggregate they make.
+pub fn fold<'a, A: cqrs_es::Aggregate>(
+    events: impl IntoIterator<Item = &'a StoredEvent>,
+) -> Result<A, ProjectionError> {
+    let mut aggregate = A::default();
+    for event in events {
+        aggregate.apply(event.decode()?);
+    }
+    Ok(aggregate)
+}
+
 /// The events of one aggregate, oldest first (its own history, for `events --aggregate`,
 /// `history` and `state --as-of`).
 pub async fn read_aggregate(
@@ -159,10 +177,7 @@ pub async fn read_aggregate(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
-    let columns = match db {
-        Db::Sqlite(_) => SQLITE_COLUMNS,
-        Db::Postgres(_) => POSTGRES_COLUMNS,
-    };
+    let columns = columns(db);
     let sql = format!(
         "SELECT {columns} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
          ORDER BY sequence"
@@ -178,10 +193,7 @@ pub async fn read_aggregate(
 /// Every event of one aggregate type, grouped by aggregate and oldest first within each (for
 /// loading all aggregates of a small type, such as clients, into memory).
 pub async fn read_type(db: &Db, aggregate_type: &str) -> Result<Vec<StoredEvent>, ProjectionError> {
-    let columns = match db {
-        Db::Sqlite(_) => SQLITE_COLUMNS,
-        Db::Postgres(_) => POSTGRES_COLUMNS,
-    };
+    let columns = columns(db);
     let sql = format!(
         "SELECT {columns} FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
     );

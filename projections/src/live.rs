@@ -743,11 +743,7 @@ async fn load_aggregate<A: Aggregate>(
     let Some(last) = events.last().map(|e| e.sequence) else {
         return Ok(None);
     };
-    let mut aggregate = A::default();
-    for event in &events {
-        aggregate.apply(event.decode()?);
-    }
-    Ok(Some((last, aggregate)))
+    Ok(Some((last, event_log::fold(&events)?)))
 }
 
 #[cfg(test)]
