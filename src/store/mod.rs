@@ -5,6 +5,7 @@
 //! `PersistedEventStore::new_event_store` and nothing else: its snapshot and aggregate stores
 //! apply events twice in 0.5 (see STACK.md), and our aggregates are small.
 
+mod aggregate_cache;
 mod postgres;
 mod sqlite;
 
@@ -24,6 +25,8 @@ use authledger_projections::{event_log, Db, ProjectionRunner, StoreKind};
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use tracing::warn;
+
+use aggregate_cache::AggregateCache;
 
 /// Runs commands against one aggregate type.
 #[async_trait]
@@ -50,7 +53,8 @@ pub trait Commands<A: Aggregate>: Send + Sync {
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>;
 
     /// The aggregate as its events make it now (for decisions outside a command, such as
-    /// authenticating a client).
+    /// authenticating a client). For an aggregate kept in memory ([`Live::KEPT_IN_MEMORY`])
+    /// it may miss another process's latest events; the command that follows decides again.
     async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>>;
 }
 
@@ -220,6 +224,7 @@ impl Wiring {
     {
         Arc::new(EventStoreCommands {
             store: PersistedEventStore::<R, A>::new_event_store(repository),
+            kept: AggregateCache::new(A::KEPT_IN_MEMORY),
             services: self.services.clone(),
             db: self.db.clone(),
             runner: self.runner.clone(),
@@ -235,6 +240,15 @@ pub trait Live: Aggregate {
     /// index alone serves what must see them at once, and the projector updates the views in
     /// batches. Readers of these views call [`Store::current_views`].
     const VIEWS_FOLLOW_LATER: bool = false;
+
+    /// How many of these aggregates stay in memory between commands (see
+    /// `aggregate_cache.rs`); 0 reads every command's aggregate from the store.
+    const KEPT_IN_MEMORY: usize = 0;
+
+    /// Whether this aggregate will see another command, so that keeping it is worth its memory.
+    fn expects_more_commands(&self) -> bool {
+        false
+    }
 
     /// Hands the index `after` (the aggregate after `events`) or the events themselves.
     fn committed(
@@ -290,6 +304,15 @@ impl Live for User {
 
 impl Live for Grant {
     const VIEWS_FOLLOW_LATER: bool = true;
+    /// A pending code or a refresh token: about 1 KiB each.
+    const KEPT_IN_MEMORY: usize = 50_000;
+
+    fn expects_more_commands(&self) -> bool {
+        self.state().is_some_and(|s| {
+            s.revoked.is_none()
+                && (s.refresh_token.is_some() || s.code.as_ref().is_some_and(|c| !c.redeemed))
+        })
+    }
 
     fn committed(
         live: &LiveIndex,
@@ -312,6 +335,20 @@ impl Live for Grant {
 impl Live for Consent {}
 impl Live for SigningKeys {}
 
+/// A command's starting point: `aggregate` after the events up to `sequence`.
+fn context_of<A: Aggregate>(
+    aggregate_id: &str,
+    aggregate: A,
+    sequence: usize,
+) -> cqrs_es::persist::EventStoreAggregateContext<A> {
+    cqrs_es::persist::EventStoreAggregateContext {
+        aggregate_id: aggregate_id.to_owned(),
+        aggregate,
+        current_sequence: sequence,
+        current_snapshot: None,
+    }
+}
+
 /// How often a command is retried after losing an optimistic-concurrency race. The retry
 /// reloads the aggregate, so the command is decided again on the state that won.
 const CONFLICT_RETRIES: usize = 5;
@@ -319,6 +356,7 @@ const CONFLICT_RETRIES: usize = 5;
 /// [`Commands`] over cqrs-es' persisted event store, whatever the repository behind it.
 struct EventStoreCommands<R: PersistedEventRepository, A: Aggregate> {
     store: PersistedEventStore<R, A>,
+    kept: AggregateCache<A>,
     services: A::Services,
     db: Db,
     runner: Arc<ProjectionRunner>,
@@ -353,8 +391,16 @@ where
     }
 
     async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        if let Some((aggregate, _)) = self.kept.get(aggregate_id) {
+            return Ok(aggregate);
+        }
         let mut context = self.store.load_aggregate(aggregate_id).await?;
-        Ok(std::mem::take(context.aggregate()))
+        let aggregate = std::mem::take(context.aggregate());
+        if aggregate.expects_more_commands() {
+            self.kept
+                .put(aggregate_id, aggregate.clone(), context.current_sequence);
+        }
+        Ok(aggregate)
     }
 }
 
@@ -376,42 +422,62 @@ where
         let mut attempt = 0;
         let (committed, mut after) = loop {
             attempt += 1;
-            let mut context = if fresh {
-                cqrs_es::persist::EventStoreAggregateContext {
-                    aggregate_id: aggregate_id.to_owned(),
-                    aggregate: A::default(),
-                    current_sequence: 0,
-                    current_snapshot: None,
+            let kept = match fresh || attempt > 1 {
+                true => None,
+                false => self.kept.get(aggregate_id),
+            };
+            let from_memory = kept.is_some();
+            let mut context = match (fresh, kept) {
+                (true, _) => context_of(aggregate_id, A::default(), 0),
+                (false, Some((aggregate, sequence))) => {
+                    context_of(aggregate_id, aggregate, sequence)
                 }
-            } else {
-                self.store.load_aggregate(aggregate_id).await?
+                (false, None) => self.store.load_aggregate(aggregate_id).await?,
             };
             let sink = cqrs_es::event_sink::EventSink::default();
-            context
+            let decided = context
                 .aggregate()
                 .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(AggregateError::UserError)?;
+                .await;
             let events = sink.collect().await;
+            // A refusal, or nothing to do, commits nothing, so no conflict would reveal that
+            // the kept aggregate was stale (a refresh token rotated on another instance looks
+            // unknown here): decide once more on the aggregate as the store has it.
+            if from_memory && (decided.is_err() || events.is_empty()) {
+                self.kept.forget(aggregate_id);
+                continue;
+            }
+            decided.map_err(AggregateError::UserError)?;
             if events.is_empty() {
                 return Ok(vec![]);
             }
-            let before = live.map(|_| context.aggregate().clone());
+            let before = context.aggregate().clone();
             match self.store.commit(events, context, metadata.to_map()).await {
                 Err(AggregateError::AggregateConflict) if !fresh && attempt < CONFLICT_RETRIES => {
-                    continue
+                    // Decided on a state that was not the latest: what we kept is stale.
+                    self.kept.forget(aggregate_id);
+                    continue;
                 }
-                other => break (other?, before),
+                Err(error) => {
+                    self.kept.forget(aggregate_id);
+                    return Err(error);
+                }
+                Ok(committed) => break (committed, before),
             }
         };
         let Some(last) = committed.last() else {
             return Ok(committed);
         };
-        if let (Some(live), Some(after)) = (live, after.as_mut()) {
-            for event in &committed {
-                after.apply(event.payload.clone());
-            }
-            A::committed(live, aggregate_id, after, &committed, metadata);
+        for event in &committed {
+            after.apply(event.payload.clone());
+        }
+        if after.expects_more_commands() {
+            self.kept.put(aggregate_id, after.clone(), last.sequence);
+        } else {
+            self.kept.forget(aggregate_id);
+        }
+        if let Some(live) = live {
+            A::committed(live, aggregate_id, &after, &committed, metadata);
         }
         if live.is_some() && A::VIEWS_FOLLOW_LATER {
             self.projector.notify_one();

@@ -139,3 +139,66 @@ on_both_stores! {
         small.stop().await;
     }
 }
+
+/// A refresh on `app`, authenticated with HTTP Basic; the status and the response body.
+async fn refresh_on(app: &TestApp, client: &NewClient, refresh_token: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(
+            client.client_id.as_str(),
+            Some(client.client_secret.as_ref().unwrap().reveal()),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Runs the code flow for alice on the flow's own instance; returns the refresh token.
+async fn refresh_token_for_alice(flow: &Flow, client: &NewClient) -> String {
+    use crate::oauth::flow::{pkce, Auth};
+    let (verifier, challenge) = pkce();
+    let code = flow
+        .code(client, "alice", &[("scope", "openid")], &challenge)
+        .await;
+    let (status, _, tokens) = flow.exchange(Auth::Basic(client), &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+on_both_stores! {
+    async fn a_grant_kept_in_memory_by_one_instance_follows_what_another_did_to_it(kind: Kind) {
+        use crate::oauth::flow::web_client;
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let client = flow.client(web_client()).await;
+        let a = &flow.app;
+        let b = a.another_instance(authledger::config::DEFAULT_TOKEN_CACHE).await;
+        // A keeps the grant after the exchange; B rotates its refresh token; A is handed the
+        // new one, which its kept grant has never seen, and must accept it.
+        let first = refresh_token_for_alice(&flow, &client).await;
+        let (status, rotated) = refresh_on(&b, &client, &first).await;
+        assert_eq!(status, 200, "{rotated}");
+        let second = rotated["refresh_token"].as_str().unwrap();
+        let (status, body) = refresh_on(a, &client, second).await;
+        assert_eq!(status, 200, "a token rotated on another instance: {body}");
+
+        // A keeps a grant whose refresh token B then rotates; presenting the old token to A,
+        // which still holds it as current, is a replay and revokes the family (RFC 9700 §4.14.2).
+        let old = refresh_token_for_alice(&flow, &client).await;
+        let (status, rotated) = refresh_on(&b, &client, &old).await;
+        assert_eq!(status, 200, "{rotated}");
+        let (status, body) = refresh_on(a, &client, &old).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+        let newest = rotated["refresh_token"].as_str().unwrap();
+        let (status, body) = refresh_on(&b, &client, newest).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked: {body}");
+        b.stop().await;
+    }
+}
