@@ -164,11 +164,16 @@ impl ViewTx {
         self.grant_subjects.get(grant_id).cloned()
     }
 
-    /// Writes everything deferred and commits.
-    pub async fn commit(mut self) -> Result<(), ProjectionError> {
+    /// Writes everything deferred, counters included.
+    pub async fn flush(&mut self) -> Result<(), ProjectionError> {
         self.flush_rows().await?;
         self.flush_counters().await?;
-        self.flush_rows().await?;
+        self.flush_rows().await
+    }
+
+    /// Writes everything deferred and commits.
+    pub async fn commit(mut self) -> Result<(), ProjectionError> {
+        self.flush().await?;
         match self.tx {
             DbTx::Sqlite(tx) => tx.commit().await?,
             DbTx::Postgres(tx) => tx.commit().await?,
@@ -210,27 +215,9 @@ impl ViewTx {
             if pending.values.is_empty() {
                 continue;
             }
-            let rows = pending.values.len() / pending.width;
-            let mut sql = String::with_capacity(pending.head.len() + rows * pending.width * 6);
-            sql.push_str(pending.head);
-            sql.push_str(" VALUES ");
-            let mut n = 0;
-            for row in 0..rows {
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for column in 0..pending.width {
-                    n += 1;
-                    if column > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                sql.push(')');
-            }
-            sql.push(' ');
-            sql.push_str(pending.tail);
-            macro_rules! bind_all {
-                ($conn:expr) => {{
+            match &mut self.tx {
+                DbTx::Sqlite(tx) => {
+                    let sql = values_statement(&pending);
                     let mut query = sqlx::query(&sql);
                     for value in pending.values {
                         query = match value {
@@ -239,14 +226,97 @@ impl ViewTx {
                             Value::Int(n) => query.bind(n),
                         };
                     }
-                    query.execute($conn).await?;
-                }};
-            }
-            match &mut self.tx {
-                DbTx::Sqlite(tx) => bind_all!(&mut **tx),
-                DbTx::Postgres(tx) => bind_all!(&mut **tx),
+                    query.execute(&mut **tx).await?;
+                }
+                DbTx::Postgres(tx) => {
+                    let (sql, columns) = unnest_statement(pending)?;
+                    let mut query = sqlx::query(&sql);
+                    for column in columns {
+                        query = match column {
+                            Column::Text(values) => query.bind(values),
+                            Column::Int(values) => query.bind(values),
+                        };
+                    }
+                    query.execute(&mut **tx).await?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// `head VALUES ($1, $2), ($3, $4) tail`: SQLite's multi-row insert.
+fn values_statement(pending: &PendingRows) -> String {
+    let rows = pending.values.len() / pending.width;
+    let mut sql = String::with_capacity(pending.head.len() + rows * pending.width * 6);
+    sql.push_str(pending.head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..pending.width {
+            n += 1;
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(pending.tail);
+    sql
+}
+
+/// One column of a Postgres batch, bound as one array.
+enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<i64>),
+}
+
+/// `head SELECT * FROM UNNEST($1::text[], $2::int8[]) tail`: Postgres gets one parameter per
+/// column whatever the number of rows, so the statement text is the same for every batch
+/// (prepared once) and planning does not grow with the rows, as it does for a VALUES list.
+fn unnest_statement(pending: PendingRows) -> Result<(String, Vec<Column>), ProjectionError> {
+    let rows = pending.values.len() / pending.width;
+    let mut columns: Vec<Column> = pending.values[..pending.width]
+        .iter()
+        .map(|first| match first {
+            Value::Int(_) => Column::Int(Vec::with_capacity(rows)),
+            _ => Column::Text(Vec::with_capacity(rows)),
+        })
+        .collect();
+    for (i, value) in pending.values.into_iter().enumerate() {
+        match (&mut columns[i % pending.width], value) {
+            (Column::Int(column), Value::Int(n)) => column.push(n),
+            (Column::Text(column), Value::Text(s)) => column.push(Some(s)),
+            (Column::Text(column), Value::MaybeText(s)) => column.push(s),
+            // One column holds one kind of value in every row (the projections build rows
+            // with one function per table); a mix is a bug, caught by the tests.
+            (_, value) => {
+                return Err(ProjectionError::InvalidRow(format!(
+                    "{}: column {} mixes kinds ({value:?})",
+                    pending.head,
+                    i % pending.width
+                )))
+            }
+        }
+    }
+    let mut sql = String::with_capacity(pending.head.len() + pending.tail.len() + 40);
+    sql.push_str(pending.head);
+    sql.push_str(" SELECT * FROM UNNEST(");
+    for (n, column) in columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        let kind = match column {
+            Column::Int(_) => "int8",
+            Column::Text(_) => "text",
+        };
+        sql.push_str(&format!("${}::{kind}[]", n + 1));
+    }
+    sql.push_str(") ");
+    sql.push_str(pending.tail);
+    Ok((sql, columns))
 }

@@ -27,6 +27,7 @@ pub mod db;
 pub mod event_log;
 pub mod grants;
 pub mod live;
+mod rebuild;
 pub mod runner;
 pub mod usage;
 pub mod users;

@@ -17,6 +17,7 @@ use crate::batch::ViewTx;
 use crate::db::{Db, DbTx};
 use crate::event_log::{self, Position, StoredEvent};
 use crate::on_tx;
+use crate::rebuild;
 
 /// A read model fed from the event log.
 #[async_trait]
@@ -36,6 +37,8 @@ pub enum ProjectionError {
     Db(#[from] sqlx::Error),
     #[error("undecodable event: {0}")]
     Decode(String),
+    #[error("a view row does not fit its table: {0}")]
+    InvalidRow(String),
     #[error("no projection is named `{0}`")]
     UnknownProjection(String),
     #[error("projections did not reach position {0} within {1:?}")]
@@ -163,15 +166,14 @@ impl ProjectionRunner {
         let mut tx = ViewTx::new(self.db.begin().await?);
         for projection in &selected {
             lock_checkpoint(tx.db().await?, projection.name()).await?;
-            for table in projection.tables() {
-                let sql = format!("DELETE FROM {table}");
-                on_tx!(tx.db().await?, conn => sqlx::query(&sql).execute(conn).await.map(|r| r.rows_affected()))?;
-            }
         }
+        let tables: Vec<&str> = selected.iter().flat_map(|p| p.tables()).copied().collect();
+        let scratch = rebuild::prepare(tx.db().await?, &tables).await?;
         let mut position = Position::default();
         let mut replayed = 0u64;
-        loop {
-            let events = event_log::read_after(tx.db().await?, position, REBUILD_BATCH).await?;
+        let mut pages = read_ahead(self.db.clone());
+        while let Some(events) = pages.recv().await {
+            let events = events?;
             let Some(last) = events.last().map(|e| e.position) else {
                 break;
             };
@@ -183,6 +185,8 @@ impl ProjectionRunner {
             replayed += events.len() as u64;
             position = last;
         }
+        tx.flush().await?;
+        rebuild::finish(tx.db().await?, scratch).await?;
         for projection in &selected {
             save_checkpoint(tx.db().await?, projection.name(), position).await?;
         }
@@ -190,6 +194,39 @@ impl ProjectionRunner {
         *reached = self.catch_up_locked().await?;
         Ok(replayed)
     }
+}
+
+/// The log from the start, page by page, read on a connection of its own while the rebuild
+/// applies the previous page: reading and decoding overlap with writing the views. An empty
+/// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
+/// only grows, and the rebuild's checkpoint is the last event it applied.
+fn read_ahead(db: Db) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, ProjectionError>> {
+    let (pages, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut position = Position::default();
+        loop {
+            let page = async {
+                let mut tx = db.begin().await?;
+                event_log::read_after(&mut tx, position, REBUILD_BATCH).await
+            }
+            .await;
+            let end = match &page {
+                Ok(events) => match events.last() {
+                    Some(last) => {
+                        position = last.position;
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            // A closed channel means the rebuild stopped (failed): stop reading too.
+            if pages.send(page).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    receiver
 }
 
 /// One transaction for every projection: lock their checkpoints, read the batch after the

@@ -577,6 +577,28 @@ on_both_stores! {
 }
 
 /// Every view, as the read side serves it.
+/// Every table and index definition, as the store's catalog gives them, and on Postgres the
+/// schemas a rebuild might have left behind.
+async fn schema(db: &authledger_projections::Db) -> Vec<(String, Option<String>)> {
+    use authledger_projections::Db;
+    match db {
+        Db::Sqlite(pool) => sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        Db::Postgres(pool) => sqlx::query_as(
+            "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             UNION ALL SELECT nspname::text, NULL FROM pg_namespace WHERE nspname LIKE 'authledger%' \
+             ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    }
+}
+
 async fn all_views(db: &authledger_projections::Db) -> Value {
     use authledger_projections::{audit, clients, consents, grants, usage, users};
     let everyone = grants::Subject::default();
@@ -619,11 +641,17 @@ on_both_stores! {
         assert!(live["audit"].as_array().unwrap().len() > 25);
         assert!(live["tokens"].as_array().unwrap().len() > 8);
 
+        let tables_and_indexes = schema(&flow.store.db).await;
+        assert!(tables_and_indexes.iter().any(|(name, _)| name == "audit_by_grant"));
+
         let rebuilt = cli(&flow.app.db, &["projections", "rebuild"]);
         assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
         let message = String::from_utf8(rebuilt.stderr).unwrap();
         assert!(message.contains("events/s"), "the rebuild prints its rate: {message}");
 
+        // The rebuild builds the secondary indexes after the replay (and on Postgres in
+        // tables it then swaps in): what comes back is what the migrations made.
+        assert_eq!(schema(&flow.store.db).await, tables_and_indexes);
         let after = all_views(&flow.store.db).await;
         for view in ["clients", "users", "grants", "tokens", "consents", "audit", "usage"] {
             assert_eq!(after[view], live[view], "{view} differs after the rebuild");
@@ -631,6 +659,7 @@ on_both_stores! {
         let one = cli(&flow.app.db, &["projections", "rebuild", "audit"]);
         assert!(one.status.success());
         assert_eq!(all_views(&flow.store.db).await, live);
+        assert_eq!(schema(&flow.store.db).await, tables_and_indexes);
         let unknown = cli(&flow.app.db, &["projections", "rebuild", "nonsense"]);
         assert!(!unknown.status.success());
         assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection is named `nonsense`"));
