@@ -159,6 +159,13 @@ impl ViewTx {
         );
     }
 
+    /// Forgets the remembered grants: a rebuild, one transaction over the whole log, calls
+    /// this after each page so the memo stays a page's size. Later events find the grant's
+    /// row in the views instead.
+    pub fn forget_grants(&mut self) {
+        self.grant_subjects.clear();
+    }
+
     /// A grant's client and user, if an earlier event of this batch named them.
     pub fn remembered_grant(&self, grant_id: &str) -> Option<(String, Option<String>)> {
         self.grant_subjects.get(grant_id).cloned()

@@ -182,6 +182,7 @@ impl ProjectionRunner {
                     projection.apply(&mut tx, event).await?;
                 }
             }
+            tx.forget_grants();
             replayed += events.len() as u64;
             position = last;
         }
