@@ -15,7 +15,9 @@
 //!   wait only for the swap.
 //!
 //! Either way the indexes come back with their names and definitions as the migrations made
-//! them, read from the catalog rather than repeated here.
+//! them, read from the catalog rather than repeated here. On Postgres the new tables also get
+//! the old tables' privileges; triggers or row-level policies an operator added to a view
+//! table by hand are not carried over.
 
 use sqlx::Row;
 
@@ -89,6 +91,25 @@ pub(crate) async fn prepare(tx: &mut DbTx, tables: &[&str]) -> Result<Scratch, s
                 ))
                 .execute(&mut **tx)
                 .await?;
+                // LIKE copies no privileges: grant the new table what the old one had (a
+                // reporting role's SELECT on the audit log, say), so the swap takes none away.
+                let grants: Vec<String> = sqlx::query_scalar(
+                    "SELECT 'GRANT ' || a.privilege_type || ' ON ' || $3 || ' TO ' || \
+                            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END || \
+                            CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+                     FROM pg_class t CROSS JOIN LATERAL aclexplode(t.relacl) a \
+                     LEFT JOIN pg_roles r ON r.oid = a.grantee \
+                     WHERE t.relname = $1 AND t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) \
+                     ORDER BY a.grantee, a.privilege_type",
+                )
+                .bind(table)
+                .bind(&home_schema)
+                .bind(format!("{scratch_schema}.{table}"))
+                .fetch_all(&mut **tx)
+                .await?;
+                for grant in grants {
+                    sqlx::query(&grant).execute(&mut **tx).await?;
+                }
                 // LIKE copied every index under a generated name: keep the unique ones, drop
                 // the rest and recreate them later from the originals' definitions.
                 let copies: Vec<String> = sqlx::query_scalar(
