@@ -265,6 +265,38 @@ async fn rs256_rate(authority: &Arc<Authority>, duration: Duration) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Cumulative CPU time of the whole machine, from the first line of `/proc/stat`.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    steal: u64,
+    total: u64,
+}
+
+fn cpu_times() -> Option<CpuTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    Some(CpuTimes {
+        steal: *fields.get(7)?,
+        total: fields.iter().sum(),
+    })
+}
+
+/// The share of CPU time the hypervisor gave to other guests ("steal") since `from`: on a
+/// shared virtual machine every figure moves with it, so each one is printed with its own.
+fn steal_since(from: Option<CpuTimes>) -> Option<f64> {
+    let (from, to) = (from?, cpu_times()?);
+    let total = to.total.checked_sub(from.total)?;
+    (total > 0).then(|| to.steal.saturating_sub(from.steal) as f64 / total as f64)
+}
+
 /// The peak resident set of this process (server and load generator share it), in MiB.
 fn rss_peak_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -546,13 +578,16 @@ async fn run(args: Args) {
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
     eprintln!("measuring the yardsticks ({} s each) ...", args.duration);
+    let yardsticks_started = cpu_times();
     let commits = yardstick(&store.db, args.connections, duration).await;
     let signs = rs256_rate(&authority, duration).await;
+    let yardsticks_steal = steal_since(yardsticks_started);
     eprintln!("  store INSERT+COMMIT: {commits:.0}/s; RS256 signing: {signs:.0}/s");
 
     let mut rows: Vec<Value> = Vec::new();
     for scenario in &scenarios {
         eprintln!("{scenario}: preparing ...");
+        let scenario_started = cpu_times();
         let measured = match scenario.as_str() {
             "client_credentials" => {
                 let b = bench.clone();
@@ -691,6 +726,7 @@ async fn run(args: Args) {
             "errors": measured.errors,
             "ratio_to_commit_yardstick": if issuance { json!(rps / commits) } else { Value::Null },
             "ratio_to_rs256": if scenario == "authcode" { json!(rps / signs) } else { Value::Null },
+            "cpu_steal": steal_since(scenario_started),
         });
         if measured.errors > 0 {
             eprintln!("  !!! {scenario}: {} ERRORS", measured.errors);
@@ -720,38 +756,41 @@ async fn run(args: Args) {
     println!();
     println!("authledger load benchmark: store={}, connections={}, {} s per scenario (+{} s warm-up), preload={} events",
         args.store, args.connections, args.duration, args.warmup, args.preload);
+    let percent = |v: &Value| {
+        v.as_f64()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
-        "yardsticks: store INSERT+COMMIT {commits:.0}/s, RS256 signing {signs:.0}/s (all cores)"
+        "yardsticks: store INSERT+COMMIT {commits:.0}/s, RS256 signing {signs:.0}/s (all cores; CPU steal {})",
+        percent(&json!(yardsticks_steal))
     );
     println!(
-        "{:<20} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x commit", "x RS256"
+        "{:<20} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x commit", "x RS256", "steal"
     );
     for row in &rows {
-        let ratio = |v: &Value| {
-            v.as_f64()
-                .map(|r| format!("{:.0}%", r * 100.0))
-                .unwrap_or_else(|| "-".into())
-        };
         println!(
-            "{:<20} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9}",
+            "{:<20} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7}",
             row["scenario"].as_str().unwrap(),
             row["rps"].as_f64().unwrap(),
             row["p50_ms"].as_f64().unwrap(),
             row["p99_ms"].as_f64().unwrap(),
             row["max_ms"].as_f64().unwrap(),
             row["errors"],
-            ratio(&row["ratio_to_commit_yardstick"]),
-            ratio(&row["ratio_to_rs256"])
+            percent(&row["ratio_to_commit_yardstick"]),
+            percent(&row["ratio_to_rs256"]),
+            percent(&row["cpu_steal"])
         );
     }
+    println!("steal: CPU time the hypervisor gave to other guests during that measurement; figures taken under different steal do not compare");
     println!("process RSS peak (server and load generator share the process): {rss:.0} MiB");
     println!("read-your-writes: {not_visible} of 50 fresh tokens not yet introspectable as active");
 
     if let Some(path) = &args.json {
         let report = json!({
             "store": args.store, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
-            "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate, "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs,
+            "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate, "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs, "yardsticks_cpu_steal": yardsticks_steal,
             "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
