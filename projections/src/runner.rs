@@ -58,6 +58,8 @@ pub struct ProjectionRunner {
     /// One catch-up at a time in this process; the lowest checkpoint it reached, so callers
     /// waiting for a position that is already projected return without a query.
     reached: Mutex<Position>,
+    /// Events per page of a rebuild: [`REBUILD_BATCH`] unless a test asks for small pages.
+    rebuild_page: std::sync::atomic::AtomicI64,
 }
 
 impl ProjectionRunner {
@@ -76,7 +78,15 @@ impl ProjectionRunner {
             db,
             projections,
             reached: Mutex::new(Position::default()),
+            rebuild_page: std::sync::atomic::AtomicI64::new(REBUILD_BATCH),
         })
+    }
+
+    /// Makes later rebuilds read the log `events` at a time, so a test can make a grant's events
+    /// fall on different pages (what a rebuild of a large log does) with a small one.
+    pub fn rebuild_in_pages_of(&self, events: i64) {
+        self.rebuild_page
+            .store(events.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn db(&self) -> &Db {
@@ -171,7 +181,8 @@ impl ProjectionRunner {
         let scratch = rebuild::prepare(tx.db().await?, &tables).await?;
         let mut position = Position::default();
         let mut replayed = 0u64;
-        let mut pages = read_ahead(self.db.clone());
+        let page = self.rebuild_page.load(std::sync::atomic::Ordering::Relaxed);
+        let mut pages = read_ahead(self.db.clone(), page);
         while let Some(events) = pages.recv().await {
             let events = events?;
             let Some(last) = events.last().map(|e| e.position) else {
@@ -201,14 +212,17 @@ impl ProjectionRunner {
 /// applies the previous page: reading and decoding overlap with writing the views. An empty
 /// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
 /// only grows, and the rebuild's checkpoint is the last event it applied.
-fn read_ahead(db: Db) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, ProjectionError>> {
+fn read_ahead(
+    db: Db,
+    page: i64,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, ProjectionError>> {
     let (pages, receiver) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
         let mut position = Position::default();
         loop {
             let page = async {
                 let mut tx = db.begin().await?;
-                event_log::read_after(&mut tx, position, REBUILD_BATCH).await
+                event_log::read_after(&mut tx, position, page).await
             }
             .await;
             let end = match &page {
