@@ -112,40 +112,28 @@ pub(crate) async fn prepare(tx: &mut DbTx, tables: &[&str]) -> Result<Scratch, s
                 }
                 // LIKE copied every index under a generated name: keep the unique ones, drop
                 // the rest and recreate them later from the originals' definitions.
-                let copies: Vec<String> = sqlx::query_scalar(
-                    "SELECT i.relname::text FROM pg_index x \
-                     JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
-                     WHERE t.relname = $1 AND t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND NOT x.indisunique",
-                )
-                .bind(table)
-                .bind(&scratch_schema)
-                .fetch_all(&mut **tx)
-                .await?;
-                for copy in copies {
-                    sqlx::query(&format!("DROP INDEX {scratch_schema}.{}", quote(&copy)))
-                        .execute(&mut **tx)
-                        .await?;
+                for copy in secondary_indexes(tx, &scratch_schema, table).await? {
+                    sqlx::query(&format!(
+                        "DROP INDEX {scratch_schema}.{}",
+                        quote(&copy.name)
+                    ))
+                    .execute(&mut **tx)
+                    .await?;
                 }
-                let originals = sqlx::query(
-                    "SELECT pg_get_indexdef(x.indexrelid) AS definition, \
-                            ' ON ' || quote_ident($2) || '.' || quote_ident($1) || ' ' AS home_target \
-                     FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid \
-                     WHERE t.relname = $1 AND t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND NOT x.indisunique",
-                )
-                .bind(table)
-                .bind(&home_schema)
-                .fetch_all(&mut **tx)
-                .await?;
+                let originals = secondary_indexes(tx, &home_schema, table).await?;
                 for original in originals {
-                    let definition: String = original.get("definition");
-                    let home_target: String = original.get("home_target");
                     let scratch_target = format!(" ON {scratch_schema}.{} ", quote(table));
-                    if !definition.contains(&home_target) {
+                    if !original.definition.contains(&original.target) {
                         return Err(sqlx::Error::Protocol(format!(
-                            "unexpected index definition on {table}: {definition}"
+                            "unexpected index definition on {table}: {}",
+                            original.definition
                         )));
                     }
-                    deferred_indexes.push(definition.replacen(&home_target, &scratch_target, 1));
+                    deferred_indexes.push(original.definition.replacen(
+                        &original.target,
+                        &scratch_target,
+                        1,
+                    ));
                 }
             }
             sqlx::query(&format!(
@@ -201,6 +189,40 @@ pub(crate) async fn finish(tx: &mut DbTx, scratch: Scratch) -> Result<(), sqlx::
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// A non-unique index of a Postgres table: its name, its `CREATE INDEX` statement, and the
+/// ` ON schema.table ` part of that statement.
+struct SecondaryIndex {
+    name: String,
+    definition: String,
+    target: String,
+}
+
+async fn secondary_indexes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<SecondaryIndex>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT i.relname::text AS name, pg_get_indexdef(x.indexrelid) AS definition, \
+                ' ON ' || quote_ident($2) || '.' || quote_ident($1) || ' ' AS target \
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+         WHERE t.relname = $1 AND t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) \
+           AND NOT x.indisunique",
+    )
+    .bind(table)
+    .bind(schema)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SecondaryIndex {
+            name: row.get("name"),
+            definition: row.get("definition"),
+            target: row.get("target"),
+        })
+        .collect())
 }
 
 /// A Postgres identifier, quoted.

@@ -476,7 +476,8 @@ where
         }
         if after.expects_more_commands() {
             self.kept.put(aggregate_id, after.clone(), last.sequence);
-        } else {
+        } else if !fresh {
+            // A new aggregate was never kept: no lock to take on the issuance path.
             self.kept.forget(aggregate_id);
         }
         if let Some(live) = live {
