@@ -387,8 +387,13 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(serving: bool) {
-    // The server logs requests at info; one-shot commands stay quiet unless asked.
-    let default = if serving { "info,sqlx=warn" } else { "warn" };
+    // The server logs requests at info; one-shot commands stay quiet unless asked (a
+    // rebuild's index builds are slow statements by design: sqlx would warn about each).
+    let default = if serving {
+        "info,sqlx=warn"
+    } else {
+        "warn,sqlx::query=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

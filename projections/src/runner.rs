@@ -43,10 +43,12 @@ pub enum ProjectionError {
     UnknownProjection(String),
     #[error("projections did not reach position {0} within {1:?}")]
     Lagging(i64, Duration),
+    #[error("the rebuild stopped: its log reader or another projection's replay failed")]
+    RebuildStopped,
 }
 
 const BATCH: i64 = 500;
-/// A rebuild reads the log in larger pages: it is one transaction anyway.
+/// A rebuild reads the log in larger pages: its transactions are long anyway.
 const REBUILD_BATCH: i64 = 5_000;
 /// How long a command waits for its own events to reach the views. On Postgres the wait is
 /// only as long as the oldest transaction still open when the command committed.
@@ -153,18 +155,20 @@ impl ProjectionRunner {
         }
     }
 
-    /// Rebuilds the named projection (or every one) from position 0 in one transaction: its
-    /// tables are emptied and refilled from the whole log, and the checkpoint set, all in one
-    /// commit. Readers see the old view until that commit and the rebuilt one after it, never a
-    /// half-built one. Returns how many events were replayed.
+    /// Rebuilds the named projection (or every one) from position 0: its views are built
+    /// again from the whole log and put in place of the old ones in one commit, with the
+    /// checkpoints. Readers see the old views until that commit and the rebuilt ones after it,
+    /// never a half-built one; on Postgres the old views keep following the log meanwhile (see
+    /// `rebuild.rs`). Returns how many events were replayed.
     pub async fn rebuild(&self, name: Option<&str>) -> Result<u64, ProjectionError> {
-        let selected: Vec<&Arc<dyn Projection>> = match name {
-            None => self.projections.iter().collect(),
+        let selected: Vec<Arc<dyn Projection>> = match name {
+            None => self.projections.clone(),
             Some(name) => {
                 let found: Vec<_> = self
                     .projections
                     .iter()
                     .filter(|p| p.name() == name)
+                    .cloned()
                     .collect();
                 if found.is_empty() {
                     return Err(ProjectionError::UnknownProjection(name.to_owned()));
@@ -172,76 +176,17 @@ impl ProjectionRunner {
                 found
             }
         };
-        let mut reached = self.reached.lock().await;
-        let mut tx = ViewTx::new(self.db.begin().await?);
-        for projection in &selected {
-            lock_checkpoint(tx.db().await?, projection.name()).await?;
-        }
-        let tables: Vec<&str> = selected.iter().flat_map(|p| p.tables()).copied().collect();
-        let scratch = rebuild::prepare(tx.db().await?, &tables).await?;
-        let mut position = Position::default();
-        let mut replayed = 0u64;
         let page = self.rebuild_page.load(std::sync::atomic::Ordering::Relaxed);
-        let mut pages = read_ahead(self.db.clone(), page);
-        while let Some(events) = pages.recv().await {
-            let events = events?;
-            let Some(last) = events.last().map(|e| e.position) else {
-                break;
-            };
-            for event in &events {
-                for projection in &selected {
-                    projection.apply(&mut tx, event).await?;
-                }
+        let replayed = match &self.db {
+            Db::Sqlite(_) => {
+                let _one_writer = self.reached.lock().await;
+                rebuild::in_one_transaction(&self.db, &selected, page).await?
             }
-            tx.forget_grants();
-            replayed += events.len() as u64;
-            position = last;
-        }
-        tx.flush().await?;
-        rebuild::finish(tx.db().await?, scratch).await?;
-        for projection in &selected {
-            save_checkpoint(tx.db().await?, projection.name(), position).await?;
-        }
-        tx.commit().await?;
-        *reached = self.catch_up_locked().await?;
+            Db::Postgres(pool) => rebuild::side_by_side(&self.db, pool, &selected, page).await?,
+        };
+        self.catch_up().await?;
         Ok(replayed)
     }
-}
-
-/// The log from the start, page by page, read on a connection of its own while the rebuild
-/// applies the previous page: reading and decoding overlap with writing the views. An empty
-/// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
-/// only grows, and the rebuild's checkpoint is the last event it applied.
-fn read_ahead(
-    db: Db,
-    page: i64,
-) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredEvent>, ProjectionError>> {
-    let (pages, receiver) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        let mut position = Position::default();
-        loop {
-            let page = async {
-                let mut tx = db.begin().await?;
-                event_log::read_after(&mut tx, position, page).await
-            }
-            .await;
-            let end = match &page {
-                Ok(events) => match events.last() {
-                    Some(last) => {
-                        position = last.position;
-                        false
-                    }
-                    None => true,
-                },
-                Err(_) => true,
-            };
-            // A closed channel means the rebuild stopped (failed): stop reading too.
-            if pages.send(page).await.is_err() || end {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 /// One transaction for every projection: lock their checkpoints, read the batch after the
@@ -280,7 +225,10 @@ async fn step_all(
 /// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
 /// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
 /// apply the same batch twice.
-async fn lock_checkpoint(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError> {
+pub(crate) async fn lock_checkpoint(
+    tx: &mut DbTx,
+    name: &str,
+) -> Result<Position, ProjectionError> {
     let touch = "UPDATE projection_checkpoints SET projection = projection WHERE projection = $1";
     on_tx!(tx, conn => sqlx::query(touch).bind(name).execute(conn).await.map(|r| r.rows_affected()))?;
     let select = "SELECT transaction_id, global_position FROM projection_checkpoints \
@@ -293,7 +241,7 @@ async fn lock_checkpoint(tx: &mut DbTx, name: &str) -> Result<Position, Projecti
     })
 }
 
-async fn save_checkpoint(
+pub(crate) async fn save_checkpoint(
     tx: &mut DbTx,
     name: &str,
     position: Position,

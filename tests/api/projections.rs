@@ -207,3 +207,214 @@ on_both_stores! {
         assert_eq!(snapshot(&store.db).await, live);
     }
 }
+
+/// Registers `count` clients named `prefix 0`, `prefix 1`...
+async fn register_clients(store: &authledger::store::Store, prefix: &str, count: usize) {
+    let who = metadata(Actor::Cli("ops".into()));
+    for n in 0..count {
+        let input = client_input(&format!("{prefix} {n}"));
+        clients::register(store, input, RegistrationSource::Admin, &who, None)
+            .await
+            .unwrap();
+    }
+}
+
+/// The checkpoints, and on Postgres the schemas a rebuild builds in.
+async fn checkpoints_and_scratch(db: &Db) -> (Vec<(String, i64)>, Vec<String>) {
+    let checkpoints =
+        "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection";
+    let checkpoints = authledger_projections::on_db!(db, pool => sqlx::query_as(checkpoints).fetch_all(pool).await).unwrap();
+    let scratch = match db {
+        Db::Sqlite(_) => Vec::new(),
+        Db::Postgres(pool) => sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'authledger%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    };
+    (checkpoints, scratch)
+}
+
+on_both_stores! {
+    async fn a_rebuild_that_fails_leaves_the_views_and_checkpoints_as_they_were(kind: Kind) {
+        let test_db = TestDb::new(kind).await;
+        let store = test_db.store().await;
+        let who = metadata(Actor::Cli("ops".into()));
+        for n in 0..3 {
+            clients::register(&store, client_input(&format!("c{n}")), RegistrationSource::Admin, &who, None).await.unwrap();
+            users::create(&store, UserInput {
+                username: format!("user{n}"),
+                password: "long enough password".into(),
+                ..UserInput::default()
+            }, &who).await.unwrap();
+        }
+        store.runner.catch_up_fully().await.unwrap();
+        if let Db::Postgres(pool) = &store.db {
+            // What a rebuild that crashed half-way leaves: the next one clears it away.
+            sqlx::query("CREATE SCHEMA authledger_rebuild_1").execute(pool).await.unwrap();
+            sqlx::query("CREATE TABLE authledger_rebuild_1.client_view (client_id text)").execute(pool).await.unwrap();
+        }
+        let views = snapshot(&store.db).await;
+        let (checkpoints, _) = checkpoints_and_scratch(&store.db).await;
+
+        // The users projection fails at its fifth event, after the clients projection (on
+        // Postgres, rebuilt on another connection) may have finished its own tables.
+        let failing = ProjectionRunner::new(
+            store.db.clone(),
+            vec![
+                Arc::new(ClientsView),
+                Arc::new(FailsMidway { inner: UsersView, applied: AtomicUsize::new(0), fail_at: 5 }),
+            ],
+        )
+        .await
+        .unwrap();
+        failing.rebuild_in_pages_of(2);
+        let error = failing.rebuild(None).await.unwrap_err();
+        assert!(error.to_string().contains("injected failure"), "{error}");
+
+        assert_eq!(snapshot(&store.db).await, views);
+        assert_eq!(checkpoints_and_scratch(&store.db).await, (checkpoints, Vec::new()), "no scratch schema is left");
+        // And the next rebuild works.
+        store.runner.rebuild(None).await.unwrap();
+        assert_eq!(snapshot(&store.db).await, views);
+    }
+}
+
+on_both_stores! {
+    async fn events_committed_during_a_rebuild_reach_the_rebuilt_views(kind: Kind) {
+        let test_db = TestDb::new(kind).await;
+        let store = Arc::new(test_db.store().await);
+        let who = metadata(Actor::Cli("ops".into()));
+        register_clients(&store, "before", 30).await;
+        store.runner.catch_up_fully().await.unwrap();
+
+        // Two rebuilds at once, reading the log an event at a time, while commands keep
+        // committing: the rebuilds take turns, and what was committed meanwhile is in the views
+        // they leave (on Postgres the old views follow the log during the build, and the swap
+        // replays onto the new ones what the build did not read).
+        store.runner.rebuild_in_pages_of(1);
+        let rebuilds: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.runner.rebuild(None).await })
+            })
+            .collect();
+        for n in 0..6 {
+            clients::register(&store, client_input(&format!("during {n}")), RegistrationSource::Admin, &who, None).await.unwrap();
+            store.runner.catch_up().await.unwrap();
+        }
+        for rebuild in rebuilds {
+            rebuild.await.unwrap().unwrap();
+        }
+        store.runner.catch_up_fully().await.unwrap();
+
+        let names: Vec<String> = ClientsView::list(&store.db, None, 1000).await.unwrap().into_iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), 36, "{names:?}");
+        for n in 0..6 {
+            assert!(names.contains(&format!("during {n}")), "{names:?}");
+        }
+        // One audit row per event, none twice.
+        let events: i64 = authledger_projections::on_db!(&store.db, pool => sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(pool).await).unwrap();
+        let audited: i64 = authledger_projections::on_db!(&store.db, pool => sqlx::query_scalar("SELECT count(DISTINCT global_position) FROM audit_log").fetch_one(pool).await).unwrap();
+        let rows: i64 = authledger_projections::on_db!(&store.db, pool => sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(pool).await).unwrap();
+        assert_eq!((audited, rows), (events, events));
+        let (checkpoints, scratch) = checkpoints_and_scratch(&store.db).await;
+        assert!(scratch.is_empty(), "{scratch:?}");
+        let last = authledger_projections::event_log::last_position(&store.db).await.unwrap().unwrap();
+        for (projection, position) in checkpoints {
+            if projection != "cascade" {
+                assert_eq!(position, last.global, "{projection}");
+            }
+        }
+    }
+}
+
+/// A projection with no tables whose replay pauses at the event at `pause_at` until the test
+/// lets it go on. Having written nothing, its transaction holds back no reader of the log.
+struct PausesAt {
+    pause_at: i64,
+    paused: tokio::sync::Notify,
+    resume: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Projection for PausesAt {
+    fn name(&self) -> &'static str {
+        "test_pause"
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn apply(&self, _: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.position.global == self.pause_at {
+            self.paused.notify_one();
+            self.resume.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// Postgres builds the new views while the server goes on committing and projecting: what was
+/// committed after the build read the end of the log is replayed onto the new views when they
+/// are swapped in. (On SQLite the rebuild is one transaction that other writers wait for.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_what_is_committed_while_a_rebuild_builds_is_in_the_views_it_swaps_in() {
+    let test_db = TestDb::new(Kind::Postgres).await;
+    let store = test_db.store().await;
+    register_clients(&store, "before", 3).await;
+    store.runner.catch_up_fully().await.unwrap();
+    let last = authledger_projections::event_log::last_position(&store.db)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let gate = Arc::new(PausesAt {
+        pause_at: last.global,
+        paused: Default::default(),
+        resume: Default::default(),
+    });
+    let runner = Arc::new(
+        ProjectionRunner::new(store.db.clone(), vec![Arc::new(ClientsView), gate.clone()])
+            .await
+            .unwrap(),
+    );
+    let rebuild = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.rebuild(None).await }
+    });
+    gate.paused.notified().await;
+    // The build has the last event; give the reader the moment it needs to find the log's end
+    // and the clients' build the moment it needs to finish.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    register_clients(&store, "during", 3).await;
+    // The old views keep following the log meanwhile.
+    store.runner.catch_up_fully().await.unwrap();
+    assert_eq!(
+        ClientsView::list(&store.db, None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    gate.resume.notify_one();
+    assert!(rebuild.await.unwrap().unwrap() >= 3);
+
+    let names: Vec<String> = ClientsView::list(&store.db, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let (checkpoints, scratch) = checkpoints_and_scratch(&store.db).await;
+    assert!(scratch.is_empty(), "{scratch:?}");
+    let now = authledger_projections::event_log::last_position(&store.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        checkpoints.contains(&("clients".to_owned(), now.global)),
+        "{checkpoints:?}"
+    );
+}
