@@ -3,7 +3,9 @@
 //! Everything above this module holds a [`Store`] and `Arc<dyn Commands<A>>`; only
 //! `sqlite.rs` and `postgres.rs` know which crate writes the events. Both use cqrs-es'
 //! `PersistedEventStore::new_event_store` and nothing else: its snapshot and aggregate stores
-//! apply events twice in 0.5 (see STACK.md), and our aggregates are small.
+//! apply events twice in 0.5 (see STACK.md), and our aggregates are small. On Postgres the
+//! repository behind it reads through postgres-es and commits commands in groups
+//! (`postgres.rs`).
 
 mod aggregate_cache;
 mod postgres;
@@ -121,7 +123,10 @@ impl Store {
         }
         Ok(match &db {
             Db::Sqlite(pool) => wire!(sqlite::repository(pool)),
-            Db::Postgres(pool) => wire!(postgres::repository(pool)),
+            Db::Postgres(pool) => {
+                let committer = postgres::GroupCommit::start(pool);
+                wire!(postgres::repository(pool, &committer))
+            }
         })
     }
 

@@ -58,6 +58,38 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    /// On Postgres, commands arriving together are committed in one transaction (group
+    /// commit); a group holding a conflicting command fails whole and each of its commands is
+    /// committed again alone. Either way each command gets the answer it would get alone.
+    async fn commands_committed_together_each_get_their_own_answer(kind: Kind) {
+        let db = TestDb::new(kind).await;
+        let store = std::sync::Arc::new(db.store().await);
+
+        let attempts = (0..36).map(|n| {
+            let store = store.clone();
+            let user = match n % 6 {
+                0 => carol(),
+                _ => UserInput { username: format!("user{n}"), ..carol() },
+            };
+            tokio::spawn(async move { users::create(&store, user, &metadata(Actor::Anonymous)).await })
+        });
+        let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
+
+        let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(refused.len(), 5, "only the other registrations of carol fail: {refused:?}");
+        for error in refused {
+            assert!(matches!(error, AppError::Conflict(m) if m.contains("already taken")), "{error:?}");
+        }
+        for n in (0..36).filter(|n| n % 6 != 0) {
+            let history = event_log::read_aggregate(&store.db, "User", &format!("user{n}")).await.unwrap();
+            assert_eq!(history.len(), 1, "user{n}");
+        }
+        assert_eq!(event_log::read_aggregate(&store.db, "User", "carol").await.unwrap().len(), 1);
+        assert_eq!(authledger_projections::users::UsersView::list(&store.db, None, 100).await.unwrap().len(), 31);
+    }
+}
+
+on_both_stores! {
     async fn events_carry_who_did_it_from_where_and_when(kind: Kind) {
         let db = TestDb::new(kind).await;
         let store = db.store().await;
