@@ -48,7 +48,9 @@ pub enum ProjectionError {
 }
 
 const BATCH: i64 = 500;
-/// A rebuild reads the log in larger pages: its transactions are long anyway.
+/// A rebuild reads the log in larger pages: fewer, larger statements per event. (Measured on
+/// Postgres with a million events: pages of 2,000 lowered the rebuild's memory from about 210
+/// to 140 MiB but took about 15% longer.)
 const REBUILD_BATCH: i64 = 5_000;
 /// How long a command waits for its own events to reach the views. On Postgres the wait is
 /// only as long as the oldest transaction still open when the command committed.
