@@ -505,6 +505,7 @@ async fn run(args: Args) {
         master_key: Some(MasterKey::generate().to_base64()),
         master_key_file: "unused".into(),
         token_cache_capacity: authledger::config::DEFAULT_TOKEN_CACHE,
+        limits: Default::default(),
     })
     .await
     .expect("server starts");

@@ -160,7 +160,7 @@ async fn revoke_all(
             .grants
             .execute(&grant_id, GrantCommand::RevokeGrant { reason }, metadata)
             .await
-            .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+            .map_err(AppError::store)?;
     }
     Ok(())
 }

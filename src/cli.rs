@@ -61,6 +61,15 @@ enum Command {
         /// the tokens left out reads the database.
         #[arg(long, env = "AUTHLEDGER_TOKEN_CACHE", default_value_t = DEFAULT_TOKEN_CACHE)]
         token_cache: usize,
+        /// The most connections open at once; past it a new one is answered 503 and closed.
+        #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = crate::http::Limits::default().max_connections as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
+        /// Seconds a client may take to send a request's headers (and a keep-alive connection
+        /// may stay idle).
+        #[arg(long, env = "AUTHLEDGER_HEADER_READ_TIMEOUT", default_value_t = crate::http::Limits::default().header_read_timeout.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout: u64,
     },
     /// Create or upgrade the database schema.
     Migrate,
@@ -367,6 +376,19 @@ impl From<ClientCreateArgs> for ClientInput {
 }
 
 pub fn main() -> ExitCode {
+    // Arguments can reach events (a client's name, a disable reason): the log cannot be
+    // edited afterwards, so control characters are refused before anything runs.
+    if let Some((index, argument)) = std::env::args_os()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| a.to_string_lossy().chars().any(char::is_control))
+    {
+        eprintln!(
+            "error: argument {index} ({:?}) contains a control character; none is allowed",
+            argument.to_string_lossy()
+        );
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve { .. });
     init_tracing(serving);
@@ -427,6 +449,8 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             listen,
             issuer,
             token_cache,
+            max_connections,
+            header_read_timeout,
         } => {
             let config = Config {
                 database_url,
@@ -435,6 +459,11 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 master_key: master.configured,
                 master_key_file: master.file,
                 token_cache_capacity: token_cache,
+                limits: crate::http::Limits {
+                    header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                    max_connections: max_connections as usize,
+                    ..Default::default()
+                },
             };
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal())

@@ -18,6 +18,8 @@ pub struct Config {
     pub master_key_file: std::path::PathBuf,
     /// `AUTHLEDGER_TOKEN_CACHE`: how many live access tokens the in-memory index holds.
     pub token_cache_capacity: usize,
+    /// Connection limits: header-read timeout and the cap on open connections.
+    pub limits: crate::http::Limits,
 }
 
 /// `AUTHLEDGER_TOKEN_CACHE` when unset: about 200 bytes each, so at most ~100 MB.

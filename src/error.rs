@@ -15,21 +15,74 @@ pub enum AppError {
     /// The request is well-formed but the current state refuses it.
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached (no connection within the pool's acquire timeout, or
+    /// a connection broke): answered 503 with `Retry-After`, since it passes by itself.
+    #[error("the database is unreachable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// A store or infrastructure failure. Rendered as a generic message; the cause chain is
     /// logged, never shown to an HTTP caller.
     #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl AppError {
     pub fn invalid(message: impl std::fmt::Display) -> Self {
         AppError::Invalid(message.to_string())
     }
+
+    /// A failure of the event store behind a command: [`AppError::Unavailable`] when the
+    /// database could not be reached, [`AppError::Internal`] otherwise.
+    pub fn store<E: std::error::Error + Send + Sync + 'static>(error: AggregateError<E>) -> Self {
+        let unreachable = match &error {
+            AggregateError::DatabaseConnectionError(_) => true,
+            AggregateError::UnexpectedError(cause) => cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(authledger_projections::db::is_unreachable),
+            _ => false,
+        };
+        match unreachable {
+            true => AppError::Unavailable(anyhow::Error::new(error)),
+            false => AppError::Internal(anyhow::Error::new(error)),
+        }
+    }
+
+    /// Whether this failure means the database cannot be reached, wherever in the cause chain
+    /// that was found.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AppError::Unavailable(_) => true,
+            AppError::Internal(error) => unreachable_in_chain(error),
+            _ => false,
+        }
+    }
+}
+
+fn unreachable_in_chain(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(authledger_projections::db::is_unreachable)
+            || cause
+                .downcast_ref::<ProjectionError>()
+                .is_some_and(ProjectionError::is_unreachable)
+    })
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(error: anyhow::Error) -> Self {
+        match unreachable_in_chain(&error) {
+            true => AppError::Unavailable(error),
+            false => AppError::Internal(error),
+        }
+    }
 }
 
 impl From<ProjectionError> for AppError {
     fn from(error: ProjectionError) -> Self {
-        AppError::Internal(error.into())
+        match error.is_unreachable() {
+            true => AppError::Unavailable(error.into()),
+            false => AppError::Internal(error.into()),
+        }
     }
 }
 
@@ -44,7 +97,7 @@ fn from_aggregate_error<E: std::error::Error + Send + Sync + 'static>(
         AggregateError::AggregateConflict => AppError::Conflict(format!(
             "{subject} was changed concurrently too many times; try again"
         )),
-        other => AppError::Internal(anyhow::Error::new(other)),
+        other => AppError::store(other),
     }
 }
 

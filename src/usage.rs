@@ -108,23 +108,41 @@ impl Usage {
             .or_default() += 1;
     }
 
-    /// Adds the pending counts to the store; on failure they stay pending for the next flush.
+    /// Adds the pending counts to the store. While the database cannot be reached they stay
+    /// pending for the next flush. A row the database refuses is refused alone: the rows are
+    /// then saved one by one, and only the refused one is dropped (and logged), so one bad
+    /// value can never stop usage from being saved.
     pub async fn flush(&self, db: &Db) {
         let drained: Vec<(Key, i64)> = self.pending.lock().expect("usage lock").drain().collect();
-        let rows: Vec<UsageRow> = drained
-            .iter()
-            .map(|((hour, client_id, username, metric), count)| UsageRow {
-                hour: hour.clone(),
-                client_id: client_id.clone(),
-                username: username.clone(),
-                metric: metric.as_str().to_owned(),
-                count: *count,
-            })
-            .collect();
-        if let Err(error) = add_read_counts(db, &rows).await {
+        let row = |((hour, client_id, username, metric), count): &(Key, i64)| UsageRow {
+            hour: hour.clone(),
+            client_id: client_id.clone(),
+            username: username.clone(),
+            metric: metric.as_str().to_owned(),
+            count: *count,
+        };
+        let rows: Vec<UsageRow> = drained.iter().map(row).collect();
+        let Err(error) = add_read_counts(db, &rows).await else {
+            return;
+        };
+        let mut keep = Vec::new();
+        if error.is_unreachable() {
+            keep = drained;
+        } else {
+            for entry in drained {
+                match add_read_counts(db, &[row(&entry)]).await {
+                    Ok(()) => {}
+                    Err(error) if error.is_unreachable() => keep.push(entry),
+                    Err(error) => {
+                        tracing::warn!(%error, client_id = %entry.0 .1.escape_debug(), "a usage count the database refuses was dropped")
+                    }
+                }
+            }
+        }
+        if !keep.is_empty() {
             tracing::warn!(%error, "usage counts not saved yet; keeping them for the next flush");
             let mut pending = self.pending.lock().expect("usage lock");
-            for (key, count) in drained {
+            for (key, count) in keep {
                 *pending.entry(key).or_default() += count;
             }
         }

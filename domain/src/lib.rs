@@ -15,6 +15,7 @@
 //!   carry).
 //! - [`metadata`]: who did what, from where and when; attached to every event.
 //! - [`services`]: the trait through which the outside world is injected.
+//! - [`text`]: the rule for free text that enters an event (printable, bounded).
 
 pub mod client;
 pub mod consent;
@@ -26,6 +27,7 @@ pub mod secret;
 pub mod services;
 pub mod settings;
 pub mod signing_keys;
+pub mod text;
 pub mod user;
 
 #[cfg(test)]

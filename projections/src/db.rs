@@ -61,6 +61,11 @@ macro_rules! on_tx {
 /// the file) before giving up with "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a request waits for a Postgres connection. With Postgres down, every command
+/// fails after this long and is answered 503: a second keeps that answer quick, and under
+/// load the pool hands a connection over in milliseconds.
+pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Db {
     /// Connects to the store named by `url`: `sqlite://PATH` (created if missing) or
     /// `postgres://...`.
@@ -93,7 +98,7 @@ impl Db {
                 PgConnectOptions::from_str(url).map_err(|e| ConnectError::BadUrl(e.to_string()))?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
                 .map_err(ConnectError::Unreachable)?;
@@ -131,6 +136,20 @@ impl DbTx {
             DbTx::Postgres(tx) => tx.commit().await,
         }
     }
+}
+
+/// Whether `error` says the database could not be reached (no connection within the pool's
+/// acquire timeout, a broken connection), as opposed to a statement it refused: the first
+/// passes when the database returns, the second does not.
+pub fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

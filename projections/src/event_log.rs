@@ -82,8 +82,19 @@ impl TryFrom<EventRow> for StoredEvent {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             ProjectionError::Decode(format!("event {}: {what}: {e}", row.global_position))
         };
-        let raw_metadata: HashMap<String, String> =
+        let mut raw_metadata: HashMap<String, String> =
             serde_json::from_str(&row.metadata).map_err(|e| corrupt("metadata", &e))?;
+        if row.metadata.contains(JSON_NUL) {
+            raw_metadata = raw_metadata
+                .into_iter()
+                .map(|(k, v)| (storable(&k), storable(&v)))
+                .collect();
+        }
+        let mut payload: serde_json::Value =
+            serde_json::from_str(&row.payload).map_err(|e| corrupt("payload", &e))?;
+        if row.payload.contains(JSON_NUL) {
+            make_storable(&mut payload);
+        }
         Ok(StoredEvent {
             position: Position {
                 transaction: row.transaction_id,
@@ -92,13 +103,41 @@ impl TryFrom<EventRow> for StoredEvent {
             metadata: EventMetadata::from_map(&raw_metadata)
                 .map_err(|e| corrupt("metadata", &e))?,
             raw_metadata,
-            payload: serde_json::from_str(&row.payload).map_err(|e| corrupt("payload", &e))?,
+            payload,
             aggregate_type: row.aggregate_type,
             aggregate_id: row.aggregate_id,
             sequence: row.sequence,
             event_type: row.event_type,
             event_version: row.event_version,
         })
+    }
+}
+
+/// How JSON writes a NUL character. An event's text may hold one that was accepted before
+/// input was checked at the edge: JSON (and so the log) keeps it, but Postgres text columns
+/// refuse it (`invalid byte sequence for encoding "UTF8": 0x00`), and a projection that cannot
+/// store an event stops there for good, since the log cannot be edited.
+const JSON_NUL: &str = "\\u0000";
+
+/// `text` as a view stores it: each NUL written as JSON writes it (`\u0000`, six characters),
+/// the same on both stores, so a rebuild on either equals the live views.
+fn storable(text: &str) -> String {
+    text.replace('\0', JSON_NUL)
+}
+
+/// [`storable`] applied to every string and key of a JSON document.
+fn make_storable(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = storable(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(make_storable),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                make_storable(&mut item);
+                map.insert(storable(&key), item);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -47,6 +47,13 @@ pub enum ProjectionError {
     RebuildStopped,
 }
 
+impl ProjectionError {
+    /// Whether the database could not be reached (see [`crate::db::is_unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ProjectionError::Db(e) if crate::db::is_unreachable(e))
+    }
+}
+
 const BATCH: i64 = 500;
 /// A rebuild reads the log in larger pages: fewer, larger statements per event. (Measured on
 /// Postgres with a million events: pages of 2,000 lowered the rebuild's memory from about 210

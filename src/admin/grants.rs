@@ -34,7 +34,7 @@ pub async fn revoke_consent(
                 "no consent of {user} for client {client_id} is in force"
             )))
         }
-        Err(other) => return Err(AppError::Internal(anyhow::Error::new(other))),
+        Err(other) => return Err(AppError::store(other)),
     }
     store.run_cascades().await
 }
@@ -55,7 +55,7 @@ pub async fn revoke_grant(
                 "grant {grant_id} does not exist"
             )))
         }
-        Err(other) => return Err(AppError::Internal(anyhow::Error::new(other))),
+        Err(other) => return Err(AppError::store(other)),
     }
     show_grant(store, grant_id).await
 }

@@ -65,6 +65,7 @@ pub enum ApiError {
     Forbidden(&'static str),
     NotFound(String),
     Conflict(String),
+    Unavailable,
     Internal,
 }
 
@@ -97,7 +98,8 @@ impl From<AppError> for ApiError {
             AppError::Invalid(m) => ApiError::invalid(m),
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
-            AppError::Internal(e) => {
+            error if error.is_unavailable() => ApiError::Unavailable,
+            AppError::Unavailable(e) | AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "admin API failure");
                 ApiError::Internal
             }
@@ -137,6 +139,12 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store is unreachable; retry shortly".into(),
+                None,
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -149,6 +157,11 @@ impl IntoResponse for ApiError {
             body["field"] = json!(field);
         }
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -739,7 +752,7 @@ async fn change_settings(
                 &admin.metadata,
             )
             .await
-            .map_err(|e| ApiError::from(AppError::Internal(anyhow::Error::new(e))))?;
+            .map_err(|e| ApiError::from(AppError::store(e)))?;
     }
     ok(store.settings_values().await?)
 }

@@ -64,10 +64,10 @@ pub async fn authorize(
     };
     let mut params = match Params::parse(raw) {
         Ok(params) => params,
-        Err(name) => {
+        Err(error) => {
             return AuthorizeError::Untrusted {
                 title: "Malformed request",
-                message: format!("The parameter `{name}` appears more than once."),
+                message: format!("The request is malformed: {error}."),
             }
             .into_response()
         }
@@ -83,11 +83,11 @@ pub async fn authorize(
 }
 
 fn internal(error: AppError) -> AuthorizeError {
-    tracing::error!(%error, "authorization endpoint failure");
-    AuthorizeError::Untrusted {
-        title: "Temporary failure",
-        message: "The request could not be processed; please try again.".into(),
+    let unavailable = error.is_unavailable();
+    if !unavailable {
+        tracing::error!(%error, "authorization endpoint failure");
     }
+    AuthorizeError::Failure { unavailable }
 }
 
 async fn signed_in_user(
@@ -162,7 +162,7 @@ async fn run(
         .consents
         .load(&consent_key)
         .await
-        .map_err(|e| internal(AppError::Internal(anyhow::Error::new(e))))?;
+        .map_err(|e| internal(AppError::store(e)))?;
     let consent_needed = request.prompt.consent
         || (!request.client.metadata.skip_authorization
             && (settings.consent_mode == ConsentMode::Force || !consent.covers(&request.scopes)));
@@ -202,7 +202,7 @@ async fn run(
                         &metadata,
                     )
                     .await
-                    .map_err(|e| internal(AppError::Internal(anyhow::Error::new(e))))?;
+                    .map_err(|e| internal(AppError::store(e)))?;
             }
             Some(_) => {
                 return Err(request.refuse(

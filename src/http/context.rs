@@ -39,7 +39,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(256).collect::<String>())
+                // A tab is the one control character a header value may carry: it would
+                // become part of an event's metadata, so it is a space there.
+                .map(|v| {
+                    v.chars()
+                        .take(256)
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect::<String>()
+                })
         };
         Ok(RequestContext {
             // Set by the request-id layer before any handler runs.

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use axum_extra::extract::cookie::Key;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -31,9 +29,13 @@ use crate::store::Store;
 mod admin;
 mod authorize;
 pub mod context;
+mod edge;
+pub mod health;
 pub mod pages;
 mod register;
+mod serve;
 pub mod session;
+pub mod surface;
 mod token;
 mod userinfo;
 mod well_known;
@@ -41,6 +43,7 @@ mod well_known;
 /// Paths, shared by the router and the discovery metadata.
 pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
     pub const AUTHORIZE: &str = "/oauth/authorize";
     pub const TOKEN: &str = "/oauth/token";
     pub const JWKS: &str = "/oauth/jwks";
@@ -86,6 +89,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Per-IP limit on dynamic registrations.
     pub registrations: Arc<register::RegistrationLimiter>,
+    /// Whether the database answered the store watch's last question.
+    pub store_health: Arc<health::StoreHealth>,
 }
 
 impl FromRef<AppState> for Key {
@@ -94,9 +99,12 @@ impl FromRef<AppState> for Key {
     }
 }
 
+pub use serve::Limits;
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    limits: Limits,
 }
 
 impl Application {
@@ -120,6 +128,7 @@ impl Application {
         let cookie_key = Key::from(&master.derive("authledger cookies v1"));
         Ok(Application {
             listener,
+            limits: config.limits,
             state: AppState {
                 secure_cookies: issuer.starts_with("https://"),
                 authority: Arc::new(Authority {
@@ -131,6 +140,7 @@ impl Application {
                 }),
                 cookie_key,
                 registrations: Default::default(),
+                store_health: Default::default(),
             },
         })
     }
@@ -152,16 +162,24 @@ impl Application {
     ) -> std::io::Result<()> {
         let authority = self.state.authority.clone();
         let store = authority.store.clone();
+        let health = self.state.store_health.clone();
         let background = [
-            tokio::spawn(keep_projections_current(authority.clone())),
-            tokio::spawn(project_in_batches(store.clone())),
-            tokio::spawn(follow_the_log(store.clone())),
+            tokio::spawn(keep_projections_current(authority.clone(), health.clone())),
+            tokio::spawn(project_in_batches(store.clone(), health.clone())),
+            tokio::spawn(follow_the_log(store.clone(), health.clone())),
+            tokio::spawn(health::watch_the_store(
+                store.db.clone(),
+                self.state.store_health.clone(),
+            )),
         ];
         info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(
+            self.listener,
+            router(self.state, self.limits),
+            self.limits,
+            shutdown,
+        )
+        .await;
         for task in background {
             task.abort();
         }
@@ -172,7 +190,7 @@ impl Application {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: Limits) -> Router {
     let security_headers = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,
@@ -220,7 +238,8 @@ pub fn router(state: AppState) -> Router {
         .layer(cors_for_public_clients(state.authority.clone()));
     Router::new()
         .merge(public_client_endpoints)
-        .route(paths::HEALTHZ, get(healthz))
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
         .route(
             paths::AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize),
@@ -256,6 +275,7 @@ pub fn router(state: AppState) -> Router {
             record_latency,
         ))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(limits, edge::guard))
         .layer(security_headers)
         .layer(
             ServiceBuilder::new()
@@ -333,29 +353,28 @@ async fn record_latency(
     response
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = match state.authority.store.kind() {
-        authledger_projections::StoreKind::Sqlite => "sqlite",
-        authledger_projections::StoreKind::Postgres => "postgres",
-    };
-    Json(json!({ "status": "ok", "store": store }))
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    surface::Surface::of(uri.path()).error(StatusCode::NOT_FOUND, "no such endpoint", None)
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "not_found", "error_description": "no such endpoint" })),
-    )
+/// Logs a background task's failure, unless the database is unreachable: the store watch
+/// says that once per outage, and the tasks retry by themselves.
+fn background_failure(health: &health::StoreHealth, error: &dyn std::fmt::Display, what: &str) {
+    if health.reachable() {
+        warn!(%error, "{what}");
+    } else {
+        tracing::debug!(%error, "{what}");
+    }
 }
 
 /// Updates the views behind token commands, which return without waiting for them: woken by
 /// each such command, it applies whatever has accumulated in batches (one transaction per
 /// batch), so under load many commands share one view update.
-async fn project_in_batches(store: Arc<Store>) {
+async fn project_in_batches(store: Arc<Store>, health: Arc<health::StoreHealth>) {
     loop {
         let _ = tokio::time::timeout(PROJECTOR_IDLE_INTERVAL, store.views_behind()).await;
         if let Err(error) = store.runner.catch_up().await {
-            warn!(%error, "projection catch-up failed; retrying");
+            background_failure(&health, &error, "updating the views failed; retrying");
             tokio::time::sleep(PROJECTOR_IDLE_INTERVAL).await;
         }
     }
@@ -363,7 +382,7 @@ async fn project_in_batches(store: Arc<Store>) {
 
 /// Keeps the live index current with events committed by others (CLI commands, other
 /// instances), and drops the tokens that expired.
-async fn follow_the_log(store: Arc<Store>) {
+async fn follow_the_log(store: Arc<Store>, health: Arc<health::StoreHealth>) {
     let Some(live) = store.live().cloned() else {
         return;
     };
@@ -373,7 +392,7 @@ async fn follow_the_log(store: Arc<Store>) {
     loop {
         tick.tick().await;
         if let Err(error) = live.follow().await {
-            warn!(%error, "following the event log failed; retrying");
+            background_failure(&health, &error, "following the event log failed; retrying");
         }
         if last_prune.elapsed() >= LIVE_PRUNE_INTERVAL {
             live.prune(chrono::Utc::now());
@@ -384,7 +403,7 @@ async fn follow_the_log(store: Arc<Store>) {
 
 /// Reads events written by others (CLI commands, other instances) into the views, runs the
 /// cascades they cause, and saves read usage counts.
-async fn keep_projections_current(authority: Arc<Authority>) {
+async fn keep_projections_current(authority: Arc<Authority>, health: Arc<health::StoreHealth>) {
     let mut tick = tokio::time::interval(CATCH_UP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = tokio::time::Instant::now();
@@ -392,7 +411,7 @@ async fn keep_projections_current(authority: Arc<Authority>) {
     loop {
         tick.tick().await;
         if let Err(error) = authority.store.run_cascades().await {
-            warn!(%error, "projection catch-up failed; retrying");
+            background_failure(&health, &error, "running cascades failed; retrying");
         }
         if last_flush.elapsed() >= crate::usage::FLUSH_INTERVAL {
             authority.usage.flush(&authority.store.db).await;
@@ -405,7 +424,7 @@ async fn keep_projections_current(authority: Arc<Authority>) {
                 Err(error) => Err(error),
             };
             if let Err(error) = maintained {
-                warn!(%error, "signing key maintenance failed; retrying");
+                background_failure(&health, &error, "signing key maintenance failed; retrying");
             }
             last_keys = tokio::time::Instant::now();
         }

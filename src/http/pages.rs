@@ -51,6 +51,28 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     render(status, &MessagePage { title, message })
 }
 
+/// The page for our own failure: 503 with `Retry-After` while the database cannot be
+/// reached, else 500. The cause is logged by whoever saw it, never shown.
+pub fn failure_page(unavailable: bool) -> Response {
+    if unavailable {
+        let mut page = error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "The service is briefly unavailable. Please try again in a moment.",
+        );
+        page.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return page;
+    }
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The request could not be completed. Please try again.",
+    )
+}
+
 /// Only local paths may be returned to after sign-in: anything else would make the sign-in
 /// page an open redirector.
 fn safe_return_to(raw: Option<&str>) -> String {
@@ -194,12 +216,11 @@ pub async fn login(
             failed(jar)
         }
         Err(error) => {
-            tracing::error!(error = %error, "recording a sign-in failed");
-            error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Temporary failure",
-                "Please try again.",
-            )
+            let error = crate::error::user_error(username.as_str(), error);
+            if !error.is_unavailable() {
+                tracing::error!(%error, "recording a sign-in failed");
+            }
+            failure_page(error.is_unavailable())
         }
     }
 }

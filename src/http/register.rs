@@ -81,6 +81,13 @@ fn invalid_token(description: &str) -> Response {
 }
 
 fn internal(error: AppError) -> Response {
+    if error.is_unavailable() {
+        return super::surface::Surface::Registration.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; retry shortly",
+            None,
+        );
+    }
     tracing::error!(%error, "registration endpoint failure");
     json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +111,14 @@ async fn enabled_settings(app: &AppState) -> Result<Option<SettingsValues>, Resp
         .await
         .map_err(internal)?;
     Ok(settings.enable_dynamic_registration.then_some(settings))
+}
+
+/// RFC 7591 §3.1: the client metadata is sent as `application/json`.
+fn not_json() -> Response {
+    json_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        json!({ "error": "invalid_request", "error_description": "the body must be application/json (RFC 7591 §3.1)" }),
+    )
 }
 
 fn parse_request(body: &[u8]) -> Result<RegistrationRequest, RegistrationError> {
@@ -149,6 +164,9 @@ pub async fn register(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return response;
         }
+    }
+    if !super::edge::is_json(&headers) {
+        return not_json();
     }
     let metadata = match parse_request(&body).and_then(to_metadata) {
         Ok(metadata) => metadata,
@@ -256,6 +274,9 @@ pub async fn manage(
     match method {
         axum::http::Method::GET => read_back(&client.metadata),
         axum::http::Method::PUT => {
+            if !super::edge::is_json(&headers) {
+                return not_json();
+            }
             let request = match parse_request(&body) {
                 Ok(request) => request,
                 Err(error) => return error.into_response(),

@@ -68,18 +68,24 @@ async fn authenticated(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let params = Params::parse(body).map_err(|name| {
-        TokenError::invalid_request(format!("parameter `{name}` appears more than once"))
-    })?;
+    let params = Params::parse(body).map_err(|e| TokenError::invalid_request(e.to_string()))?;
     let authority = &app.authority;
     match client_auth::authenticate(&authority.store, headers, &params).await {
         Ok(client) => Ok((params, client)),
         Err(error) => {
-            if error.code == TokenErrorCode::InvalidClient {
-                let claimed = client_auth::claimed_client_id(headers, &params).unwrap_or_default();
-                authority
-                    .usage
-                    .count(&claimed, None, ReadMetric::ClientAuthFailed);
+            // Counted for registered clients only: a made-up client id must not become a
+            // metric label or a usage row (unbounded, and attacker-chosen).
+            let claimed = client_auth::claimed_client_id(headers, &params);
+            if error.code == TokenErrorCode::InvalidClient
+                && claimed
+                    .as_deref()
+                    .is_some_and(|id| authority.store.is_known_client(id))
+            {
+                authority.usage.count(
+                    claimed.as_deref().unwrap_or_default(),
+                    None,
+                    ReadMetric::ClientAuthFailed,
+                );
             }
             Err(error)
         }

@@ -15,6 +15,11 @@ pub enum TokenErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    /// Too many failed attempts from this caller: 429 with `Retry-After`.
+    TooManyAttempts,
+    /// The database cannot be reached: 503 with `Retry-After` (the RFC 6749 §4.1.2.1 code
+    /// for a temporary condition).
+    TemporarilyUnavailable,
     ServerError,
 }
 
@@ -27,6 +32,8 @@ impl TokenErrorCode {
             TokenErrorCode::UnauthorizedClient => "unauthorized_client",
             TokenErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             TokenErrorCode::InvalidScope => "invalid_scope",
+            TokenErrorCode::TooManyAttempts => "invalid_client",
+            TokenErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             TokenErrorCode::ServerError => "server_error",
         }
     }
@@ -39,6 +46,8 @@ pub struct TokenError {
     pub description: String,
     /// RFC 6749 §5.2: when the client tried HTTP Basic, a 401 carries `WWW-Authenticate`.
     pub basic_attempted: bool,
+    /// Seconds before trying again, for 429 and 503 answers.
+    pub retry_after: Option<u64>,
 }
 
 impl TokenError {
@@ -47,6 +56,7 @@ impl TokenError {
             code,
             description: description.into(),
             basic_attempted: false,
+            retry_after: None,
         }
     }
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -65,7 +75,14 @@ impl From<AppError> for TokenError {
         match error {
             AppError::Invalid(m) => TokenError::invalid_request(m),
             AppError::NotFound(m) | AppError::Conflict(m) => TokenError::invalid_grant(m),
-            AppError::Internal(e) => {
+            error if error.is_unavailable() => TokenError {
+                retry_after: Some(1),
+                ..TokenError::new(
+                    TokenErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable; retry shortly",
+                )
+            },
+            AppError::Unavailable(e) | AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "token endpoint failure");
                 TokenError::new(TokenErrorCode::ServerError, "internal error")
             }
@@ -77,11 +94,18 @@ impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         let status = match self.code {
             TokenErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            TokenErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            TokenErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         let body = json!({ "error": self.code.as_str(), "error_description": self.description });
         let mut response = (status, no_store(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED && self.basic_attempted {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -173,6 +197,9 @@ pub enum AuthorizeError {
         title: &'static str,
         message: String,
     },
+    /// Our own failure: a generic page (500), or 503 with `Retry-After` while the database
+    /// cannot be reached. Never a redirect, never a 400.
+    Failure { unavailable: bool },
     /// Sent back to the client.
     Redirect {
         target: ResponseTarget,
@@ -186,6 +213,9 @@ impl IntoResponse for AuthorizeError {
         match self {
             AuthorizeError::Untrusted { title, message } => {
                 crate::http::pages::error_page(StatusCode::BAD_REQUEST, title, &message)
+            }
+            AuthorizeError::Failure { unavailable } => {
+                crate::http::pages::failure_page(unavailable)
             }
             AuthorizeError::Redirect {
                 target,

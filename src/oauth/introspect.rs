@@ -112,6 +112,6 @@ pub async fn revoke(
             metadata,
         )
         .await
-        .map_err(|e| TokenError::from(AppError::Internal(anyhow::Error::new(e))))?;
+        .map_err(|e| TokenError::from(AppError::store(e)))?;
     Ok(())
 }

@@ -65,7 +65,7 @@ fn grant_error(error: AggregateError<GrantError>) -> TokenError {
         AggregateError::AggregateConflict => {
             TokenError::invalid_grant("the grant was used concurrently; try again")
         }
-        other => TokenError::from(AppError::Internal(anyhow::Error::new(other))),
+        other => TokenError::from(AppError::store(other)),
     }
 }
 
@@ -442,7 +442,7 @@ pub async fn issue_code(
         .grants
         .create(grant_id.as_str(), GrantCommand::IssueCode(issue), metadata)
         .await
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+        .map_err(AppError::store)?;
     Ok(code.reveal().to_owned())
 }
 
@@ -474,6 +474,6 @@ pub async fn issue_implicit(
             metadata,
         )
         .await
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+        .map_err(AppError::store)?;
     Ok((minted.access.reveal().to_owned(), minted.expires_in))
 }

@@ -196,6 +196,13 @@ impl Store {
         Ok(client.registered().cloned())
     }
 
+    /// Whether the live index knows `client_id` (no database read; false without an index).
+    pub fn is_known_client(&self, client_id: &str) -> bool {
+        self.live
+            .get()
+            .is_some_and(|live| live.client(client_id).is_some())
+    }
+
     /// The OAuth settings in force.
     pub async fn settings_values(&self) -> Result<SettingsValues, crate::error::AppError> {
         if let Some(live) = self.live.get() {
@@ -205,7 +212,7 @@ impl Store {
             .settings
             .load(SETTINGS_ID)
             .await
-            .map_err(|e| crate::error::AppError::Internal(anyhow::Error::new(e)))?;
+            .map_err(crate::error::AppError::store)?;
         Ok(settings.values().clone())
     }
 }

@@ -100,14 +100,27 @@ async fn commit_group(pool: &PgPool, group: Vec<Waiting>) {
             .iter()
             .flat_map(|w| w.events.iter().map(|e| (w.aggregate_type, e)))
             .collect();
-        if insert_and_commit(pool, &all).await.is_ok() {
-            for waiting in group {
-                // A command whose caller went away has committed all the same.
-                let _ = waiting.committed.send(Ok(()));
+        match insert_and_commit(pool, &all).await {
+            Ok(()) => {
+                for waiting in group {
+                    // A command whose caller went away has committed all the same.
+                    let _ = waiting.committed.send(Ok(()));
+                }
+                return;
             }
-            return;
+            // No connection: each command on its own would wait the pool's acquire timeout
+            // in turn, the last of a large group many seconds. They all fail now instead.
+            Err(error) if authledger_projections::db::is_unreachable(&error) => {
+                for waiting in group {
+                    let cause = sqlx::Error::PoolTimedOut;
+                    let _ = waiting.committed.send(Err(persistence_error(cause)));
+                }
+                tracing::debug!(%error, "a commit group failed: the database is unreachable");
+                return;
+            }
+            // Nothing of the group was written: each command on its own, for its own answer.
+            Err(_) => {}
         }
-        // Nothing of the group was written: each command on its own, for its own answer.
     }
     for waiting in group {
         let events: Vec<_> = waiting

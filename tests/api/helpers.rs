@@ -157,6 +157,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, token_cache_capacity: usize) -> TestApp {
+        TestApp::spawn_configured(db, token_cache_capacity, Default::default()).await
+    }
+
+    /// A server with its own connection limits (short timeouts, a small cap).
+    pub async fn spawn_limited(kind: Kind, limits: authledger::http::Limits) -> TestApp {
+        let db = TestDb::new(kind).await;
+        TestApp::spawn_configured(db, authledger::config::DEFAULT_TOKEN_CACHE, limits).await
+    }
+
+    pub async fn spawn_configured(
+        db: TestDb,
+        token_cache_capacity: usize,
+        limits: authledger::http::Limits,
+    ) -> TestApp {
         let app = Application::build(Config {
             database_url: db.url.clone(),
             listen: "127.0.0.1:0".into(),
@@ -164,6 +178,7 @@ impl TestApp {
             master_key: Some(db.master_key.clone()),
             master_key_file: "unused-when-a-key-is-configured".into(),
             token_cache_capacity,
+            limits,
         })
         .await
         .expect("the application starts");

@@ -8,6 +8,7 @@ mod cli;
 mod discovery;
 mod event_log;
 mod health;
+mod hostile_input;
 mod live_index;
 mod oauth;
 mod projections;

@@ -95,44 +95,6 @@ fn trusted() -> ClientInput {
     }
 }
 
-/// An admin bearer token, from a client registered for scope `admin` (client credentials).
-async fn admin_token(flow: &Flow) -> String {
-    let ops = flow
-        .client(ClientInput {
-            name: "Operations".into(),
-            grant_types: vec!["client_credentials".into()],
-            redirect_uris: vec![],
-            scope: Some("admin".into()),
-            ..ClientInput::default()
-        })
-        .await;
-    let (status, _, tokens) = flow
-        .token(Auth::Basic(&ops), &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(status, 200, "{tokens}");
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn admin(
-    flow: &Flow,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = flow
-        .app
-        .http
-        .request(method, flow.app.url(&format!("/admin/api{path}")))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 on_both_stores! {
     async fn introspection_answers_for_the_callers_own_active_tokens_only(kind: Kind) {
         let flow = Flow::new(kind).await;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ClientError;
 use crate::oauth::{GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl};
+use crate::text;
 
 /// The client's registered metadata: Frappe's OAuth Client fields, named as in RFC 7591 §2.
 ///
@@ -92,6 +93,11 @@ pub enum RegistrationSource {
 }
 
 const NAME_MAX_CHARS: usize = 200;
+/// More redirect URIs than any real client needs; the limit keeps one registration from
+/// growing the log and every client lookup without bound.
+pub const MAX_REDIRECT_URIS: usize = 100;
+const MAX_CONTACTS: usize = 20;
+const MAX_ALLOWED_ROLES: usize = 100;
 
 impl ClientMetadata {
     /// The cross-field rules of RFC 7591 §2 and RFC 6749.
@@ -171,6 +177,54 @@ impl ClientMetadata {
                 "contacts",
                 format!("`{contact}` is empty"),
             ));
+        }
+        self.check_sizes()
+    }
+
+    /// Every string is printable and bounded, and every list is bounded (see [`crate::text`]).
+    fn check_sizes(&self) -> Result<(), ClientError> {
+        for (field, count, max) in [
+            ("redirect_uris", self.redirect_uris.len(), MAX_REDIRECT_URIS),
+            ("contacts", self.contacts.len(), MAX_CONTACTS),
+            ("allowed_roles", self.allowed_roles.len(), MAX_ALLOWED_ROLES),
+        ] {
+            if count > max {
+                return Err(ClientError::invalid(
+                    field,
+                    format!("at most {max} entries, not {count}"),
+                ));
+            }
+        }
+        let uris = self
+            .redirect_uris
+            .iter()
+            .chain(&self.default_redirect_uri)
+            .map(|u| ("redirect_uris", u.as_str()))
+            .chain(
+                [
+                    ("client_uri", &self.client_uri),
+                    ("logo_uri", &self.logo_uri),
+                    ("tos_uri", &self.tos_uri),
+                    ("policy_uri", &self.policy_uri),
+                ]
+                .into_iter()
+                .filter_map(|(field, uri)| uri.as_ref().map(|u| (field, u.as_str()))),
+            )
+            .map(|(field, value)| (field, value, text::MAX_URI_CHARS));
+        let lines = [
+            ("software_id", &self.software_id),
+            ("software_version", &self.software_version),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| value.as_deref().map(|v| (field, v, text::MAX_LINE_CHARS)))
+        .chain(self.contacts.iter().map(|c| ("contacts", c.as_str(), 254)))
+        .chain(
+            self.allowed_roles
+                .iter()
+                .map(|r| ("allowed_roles", r.as_str(), 64)),
+        );
+        for (field, value, max) in uris.chain(lines) {
+            text::check(value, max).map_err(|why| ClientError::invalid(field, why))?;
         }
         Ok(())
     }

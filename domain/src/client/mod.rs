@@ -127,10 +127,16 @@ impl Client {
                     revoke_tokens,
                 }]
             }
-            ClientCommand::Disable { reason } => match client.status {
-                ClientStatus::Disabled => return Err(ClientError::AlreadyDisabled),
-                _ => vec![ClientEvent::ClientDisabled { reason }],
-            },
+            ClientCommand::Disable { reason } => {
+                if let Some(reason) = &reason {
+                    crate::text::check(reason, crate::text::MAX_LINE_CHARS)
+                        .map_err(|why| ClientError::invalid("reason", why))?;
+                }
+                match client.status {
+                    ClientStatus::Disabled => return Err(ClientError::AlreadyDisabled),
+                    _ => vec![ClientEvent::ClientDisabled { reason }],
+                }
+            }
             ClientCommand::Enable => match client.status {
                 ClientStatus::Disabled => vec![ClientEvent::ClientEnabled {}],
                 _ => return Err(ClientError::AlreadyEnabled),

@@ -141,7 +141,11 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
 
 impl Flow {
     pub async fn new(kind: Kind) -> Flow {
-        let app = TestApp::spawn(kind).await;
+        Flow::with_app(TestApp::spawn(kind).await).await
+    }
+
+    /// A browser and a client against a server started by the test.
+    pub async fn with_app(app: TestApp) -> Flow {
         let store = app.db.store().await;
         let master = MasterKey::from_base64(&app.db.master_key).unwrap();
         let browser = reqwest::Client::builder()
@@ -421,4 +425,42 @@ impl Flow {
 
 pub fn urlencode(raw: &str) -> String {
     form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
+
+/// An admin bearer token, from a client registered for scope `admin` (client credentials).
+pub async fn admin_token(flow: &Flow) -> String {
+    let ops = flow
+        .client(ClientInput {
+            name: "Operations".into(),
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec![],
+            scope: Some("admin".into()),
+            ..ClientInput::default()
+        })
+        .await;
+    let (status, _, tokens) = flow
+        .token(Auth::Basic(&ops), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+pub async fn admin(
+    flow: &Flow,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = flow
+        .app
+        .http
+        .request(method, flow.app.url(&format!("/admin/api{path}")))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -1,0 +1,7 @@
+//! Input from an anonymous client, or an operator's typo, must never stop the server: each
+//! test here was written against a defect found by attacking the server from outside, and
+//! failed before its fix.
+
+mod control_characters;
+mod http_limits;
+mod outage;
