@@ -432,8 +432,9 @@ struct MasterKeySource {
 }
 
 impl MasterKeySource {
-    fn load(&self) -> Result<MasterKey, AppError> {
-        MasterKey::load(self.configured.as_deref(), &self.file)
+    async fn load(&self, store: &Store) -> Result<MasterKey, AppError> {
+        let may_generate = !store.holds_sealed_values().await?;
+        MasterKey::load(self.configured.as_deref(), &self.file, may_generate)
             .map_err(|e| AppError::Internal(e.into()))
     }
 }
@@ -523,7 +524,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                         })
                         .collect::<Result<Vec<_>, _>>()?
                 };
-                let master = master.load()?;
+                let master = master.load(&store).await?;
                 let kids = crate::signing::rotate(&store, &master, &algs, now, &cli_metadata())
                     .await
                     .map_err(|e| AppError::Internal(e.into()))?;
@@ -686,7 +687,7 @@ async fn client(
         ClientCommand::Create(args) => {
             let input = ClientInput::from(*args);
             let master = match input.id_token_signed_response_alg.as_deref() {
-                Some("HS256") => Some(master.load()?),
+                Some("HS256") => Some(master.load(store).await?),
                 _ => None,
             };
             let client = admin::clients::register(
@@ -733,7 +734,7 @@ async fn client(
         } => {
             let current = admin::clients::show(store, &client_id).await?;
             let master = match admin::clients::signs_with_secret(&current.metadata) {
-                true => Some(master.load()?),
+                true => Some(master.load(store).await?),
                 false => None,
             };
             let secret = admin::clients::rotate_secret(

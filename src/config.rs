@@ -27,3 +27,73 @@ pub const DEFAULT_TOKEN_CACHE: usize = 500_000;
 
 /// `AUTHLEDGER_MASTER_KEY_FILE` when unset.
 pub const DEFAULT_MASTER_KEY_FILE: &str = "authledger.key";
+
+impl Config {
+    /// Refuses a listen address or issuer that cannot work, with a message that says what is
+    /// expected, before anything is opened.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let listen_ok = self
+            .listen
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !listen_ok {
+            anyhow::bail!(
+                "AUTHLEDGER_LISTEN `{}` is not HOST:PORT; expected e.g. 127.0.0.1:8080, \
+                 0.0.0.0:8080 or [::1]:8080",
+                self.listen
+            );
+        }
+        if let Some(issuer) = &self.issuer {
+            // RFC 8414 §2: an https URL (http for local testing) with no query or fragment.
+            let usable = url::Url::parse(issuer).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+            });
+            if !usable {
+                anyhow::bail!(
+                    "AUTHLEDGER_ISSUER `{issuer}` is not an absolute http(s) URL without query \
+                     or fragment; expected e.g. https://auth.example.com"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, issuer: Option<&str>) -> Config {
+        Config {
+            database_url: DEFAULT_DATABASE_URL.into(),
+            listen: listen.into(),
+            issuer: issuer.map(str::to_owned),
+            master_key: None,
+            master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
+            token_cache_capacity: DEFAULT_TOKEN_CACHE,
+            limits: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_listen_address_needs_a_port_and_an_issuer_must_be_an_http_url() {
+        assert!(config("127.0.0.1:8080", Some("https://auth.example"))
+            .check()
+            .is_ok());
+        assert!(config("[::1]:0", None).check().is_ok());
+        let error = config("localhost", None).check().unwrap_err().to_string();
+        assert!(error.contains("HOST:PORT"), "{error}");
+        assert!(config("127.0.0.1:8080", Some("auth.example"))
+            .check()
+            .is_err());
+        assert!(config("127.0.0.1:8080", Some("ftp://auth.example"))
+            .check()
+            .is_err());
+        assert!(config("127.0.0.1:8080", Some("https://a.example/?x=1"))
+            .check()
+            .is_err());
+    }
+}

@@ -33,6 +33,12 @@ pub enum MasterKeyError {
     },
     #[error("a sealed value could not be opened: wrong master key, or the data was altered")]
     CannotOpen,
+    #[error(
+        "the store holds values sealed under a master key, but the key file {path} does not \
+         exist; run from the directory that holds it, or set AUTHLEDGER_MASTER_KEY_FILE or \
+         AUTHLEDGER_MASTER_KEY (a new key would not open them)"
+    )]
+    Missing { path: String },
 }
 
 impl MasterKey {
@@ -55,8 +61,15 @@ impl MasterKey {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
-    /// The configured key, or the key file's, creating the file if there is none.
-    pub fn load(configured: Option<&str>, file: &Path) -> Result<Self, MasterKeyError> {
+    /// The configured key, or the key file's, creating the file if there is none and
+    /// `may_generate` (false when the store already holds values sealed under some key: a new
+    /// key could not open them, and the right one is probably beside another working
+    /// directory).
+    pub fn load(
+        configured: Option<&str>,
+        file: &Path,
+        may_generate: bool,
+    ) -> Result<Self, MasterKeyError> {
         if let Some(encoded) = configured {
             return MasterKey::from_base64(encoded);
         }
@@ -66,6 +79,12 @@ impl MasterKey {
         };
         match std::fs::read_to_string(file) {
             Ok(encoded) => MasterKey::from_base64(&encoded),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_generate => {
+                let path = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+                Err(MasterKeyError::Missing {
+                    path: path.display().to_string(),
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = MasterKey::generate();
                 write_private(file, &key.to_base64()).map_err(file_error)?;
@@ -159,10 +178,10 @@ mod tests {
     fn a_key_file_is_created_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authledger.key");
-        let first = MasterKey::load(None, &path).unwrap();
-        let again = MasterKey::load(None, &path).unwrap();
+        let first = MasterKey::load(None, &path, true).unwrap();
+        let again = MasterKey::load(None, &path, true).unwrap();
         assert_eq!(first.to_base64(), again.to_base64());
-        assert!(MasterKey::load(Some("too-short"), &path).is_err());
+        assert!(MasterKey::load(Some("too-short"), &path, true).is_err());
     }
 
     #[test]

@@ -61,6 +61,24 @@ macro_rules! on_tx {
 /// the file) before giving up with "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Creates the SQLite file readable by its owner only, if it does not exist yet: it holds
+/// password hashes and personal data. SQLite gives its WAL and shared-memory files the
+/// database file's permissions.
+fn create_private_file(path: &str) -> std::io::Result<()> {
+    if path.is_empty() || path.starts_with(':') || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// How long a request waits for a Postgres connection. With Postgres down, every command
 /// fails after this long and is answered 503: a second keeps that answer quick, and under
 /// load the pool hands a connection over in milliseconds.
@@ -77,6 +95,8 @@ impl Db {
             if rest.is_empty() {
                 return Err(ConnectError::BadUrl("sqlite:// needs a file path".into()));
             }
+            create_private_file(rest.split('?').next().unwrap_or(rest))
+                .map_err(|e| ConnectError::BadUrl(format!("cannot create {rest}: {e}")))?;
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| ConnectError::BadUrl(e.to_string()))?
                 .create_if_missing(true)

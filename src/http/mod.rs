@@ -109,6 +109,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        config.check()?;
         let store = Store::open(&config.database_url, Arc::new(SystemServices)).await?;
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
@@ -123,7 +124,11 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+        let master = MasterKey::load(
+            config.master_key.as_deref(),
+            &config.master_key_file,
+            !store.holds_sealed_values().await?,
+        )?;
         let keys = KeyRing::open(&store, &master).await?;
         let cookie_key = Key::from(&master.derive("authledger cookies v1"));
         Ok(Application {

@@ -196,6 +196,15 @@ impl Store {
         Ok(client.registered().cloned())
     }
 
+    /// Whether any value is sealed under a master key (signing keys, HS256 client secrets):
+    /// then a missing key file means the wrong directory, not a first start.
+    pub async fn holds_sealed_values(&self) -> Result<bool, crate::error::AppError> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM client_secret_keys)";
+        let held: bool = authledger_projections::on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+            .map_err(|e| crate::error::AppError::from(anyhow::Error::new(e)))?;
+        Ok(held)
+    }
+
     /// Whether the live index knows `client_id` (no database read; false without an index).
     pub fn is_known_client(&self, client_id: &str) -> bool {
         self.live

@@ -5,3 +5,4 @@
 mod control_characters;
 mod http_limits;
 mod outage;
+mod startup;

@@ -1,0 +1,139 @@
+//! Misconfiguration is refused at start with a message that says what is expected, and what
+//! the server writes to disk is private to its owner.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::oauth::flow::*;
+
+/// The binary with only the environment given (no master key from the test store).
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authledger"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AUTHLEDGER_MASTER_KEY")
+        .env_remove("AUTHLEDGER_MASTER_KEY_FILE")
+        .env_remove("AUTHLEDGER_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn a_listen_address_without_a_port_or_a_bad_issuer_is_refused_with_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &["serve"],
+        &[("AUTHLEDGER_LISTEN", "localhost")],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("HOST:PORT") && stderr.contains("127.0.0.1:8080"),
+        "{stderr}"
+    );
+
+    let output = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("AUTHLEDGER_LISTEN", "127.0.0.1:0"),
+            ("AUTHLEDGER_ISSUER", "auth.example"),
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AUTHLEDGER_ISSUER") && stderr.contains("https://"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_database_and_key_file_are_private_and_a_missing_key_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["keys", "rotate", "--now"], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["authledger.db", "authledger.key"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
+    // The same store from another directory: the key file is not there, and a new key would
+    // not open the sealed signing keys, so none is made.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("authledger.db").display());
+    let output = run(
+        elsewhere.path(),
+        &["keys", "rotate", "--now"],
+        &[("AUTHLEDGER_DATABASE_URL", &url)],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("authledger.key") && stderr.contains("AUTHLEDGER_MASTER_KEY_FILE"),
+        "{stderr}"
+    );
+    assert!(!elsewhere.path().join("authledger.key").exists());
+}
+
+on_both_stores! {
+    async fn revoking_another_clients_token_is_answered_200_and_records_nothing(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        let service = |name: &str| authledger::admin::clients::ClientInput {
+            name: name.into(),
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec![],
+            scope: Some("read".into()),
+            ..Default::default()
+        };
+        let owner = flow.client(service("Owner")).await;
+        let other = flow.client(service("Other")).await;
+        let (_, _, tokens) = flow.token(Auth::Basic(&owner), &[("grant_type", "client_credentials")]).await;
+        let token = tokens["access_token"].as_str().unwrap();
+        let response = flow
+            .app
+            .http
+            .post(flow.app.url("/oauth/revoke"))
+            .basic_auth(other.client_id.as_str(), other.client_secret.as_ref().map(|s| s.reveal()))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({}));
+        let grant = authledger::oauth::tokens::grant_of(token, "alat_").unwrap().as_str().to_owned();
+        let history = flow.history("Grant", &grant).await;
+        assert!(!history.iter().any(|e| e.contains("Revoked")), "{history:?}");
+        let introspection: Value = flow
+            .app
+            .http
+            .post(flow.app.url("/oauth/introspect"))
+            .basic_auth(owner.client_id.as_str(), owner.client_secret.as_ref().map(|s| s.reveal()))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(introspection["active"], true);
+    }
+}
