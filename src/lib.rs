@@ -17,6 +17,7 @@
 //! - [`http`]: the axum application, built so tests run it on port 0.
 //! - [`cli`]: the `authledger` command line (DESIGN §4).
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
+//! - [`throttle`]: failed sign-ins and client authentications make their source wait.
 
 pub mod admin;
 pub mod cascade;
@@ -31,4 +32,5 @@ pub mod secrets;
 pub mod services;
 pub mod signing;
 pub mod store;
+pub mod throttle;
 pub mod usage;

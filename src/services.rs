@@ -31,6 +31,10 @@ impl DomainServices for SystemServices {
         .map_err(|e| ServiceError(e.to_string()))?
     }
 
+    async fn spend_a_verification(&self, _password: &Password) {
+        spend_a_password_verification().await
+    }
+
     async fn verify_password(&self, password: &Password, hash: &PasswordHash) -> bool {
         let password = password.clone();
         let hash = hash.clone();

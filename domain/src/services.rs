@@ -15,6 +15,9 @@ pub trait DomainServices: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     async fn hash_password(&self, password: &Password) -> Result<PasswordHash, ServiceError>;
     async fn verify_password(&self, password: &Password, hash: &PasswordHash) -> bool;
+    /// Spends what one verification costs, against no real hash: a sign-in to an unknown
+    /// account then takes as long as one with a wrong password.
+    async fn spend_a_verification(&self, _password: &Password) {}
 }
 
 /// What every aggregate's `Services` is.

@@ -178,6 +178,9 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 UserEvent::LoginFailed { reason } => {
                     format!("sign-in failed: {}", snake(reason).replace('_', " "))
                 }
+                UserEvent::LoginThrottled {
+                    retry_after_seconds,
+                } => format!("sign-in throttled for {retry_after_seconds} s after failures"),
             };
             subjects(None, Some(id), summary)
         }

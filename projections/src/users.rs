@@ -162,7 +162,7 @@ impl Projection for UsersView {
                 "UPDATE user_view SET last_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),
-            UserEvent::LoginFailed { .. } => (
+            UserEvent::LoginFailed { .. } | UserEvent::LoginThrottled { .. } => (
                 "UPDATE user_view SET last_failed_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),

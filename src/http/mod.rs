@@ -91,6 +91,8 @@ pub struct AppState {
     pub registrations: Arc<register::RegistrationLimiter>,
     /// Whether the database answered the store watch's last question.
     pub store_health: Arc<health::StoreHealth>,
+    /// Failed sign-ins and client authentications (see [`crate::throttle`]).
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 impl FromRef<AppState> for Key {
@@ -146,6 +148,7 @@ impl Application {
                 cookie_key,
                 registrations: Default::default(),
                 store_health: Default::default(),
+                throttle: Default::default(),
             },
         })
     }

@@ -4,13 +4,12 @@
 use askama::Template;
 use authledger_domain::metadata::Actor;
 use authledger_domain::secret::Password;
-use authledger_domain::user::{UserCommand, UserError, UserEvent, Username};
+use authledger_domain::user::{UserCommand, UserEvent, Username};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
-use cqrs_es::AggregateError;
 use serde::Deserialize;
 
 use super::context::RequestContext;
@@ -18,6 +17,7 @@ use super::session::{self, Session};
 use super::{paths, AppState};
 use crate::oauth::error::html;
 use crate::oauth::params::Params;
+use crate::throttle::{Key, Policy, Verdict};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -181,10 +181,62 @@ pub async fn login(
             Some(SIGN_IN_FAILED),
         )
     };
-    let (Ok(username), Ok(password)) = (
-        Username::parse(&typed_username),
+    let settings = match app.authority.store.settings_values().await {
+        Ok(settings) => settings,
+        Err(error) => return failure_page(error.is_unavailable()),
+    };
+    let policy = Policy::from_settings(&settings);
+    let username = Username::parse(&typed_username).ok();
+    let mut keys: Vec<Key> = username
+        .iter()
+        .map(|u| Key::Account(u.to_string()))
+        .collect();
+    keys.extend(
+        context
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(Key::Address),
+    );
+    let now = std::time::Instant::now();
+    if let Verdict::Throttled { retry_after, first } = app.throttle.check(&keys, now) {
+        // Refused without checking the password: a right one must not show through.
+        let seconds = retry_after.as_secs().max(1);
+        if let (true, Some(username)) = (first, &username) {
+            let command = UserCommand::RecordThrottled {
+                retry_after_seconds: seconds,
+            };
+            // An unknown account has no stream to record it on; the answer is the same.
+            let _ = app
+                .authority
+                .store
+                .users
+                .execute(
+                    username.as_str(),
+                    command,
+                    &context.metadata(Actor::Anonymous),
+                )
+                .await;
+        }
+        let message =
+            format!("Too many failed sign-ins. Please wait {seconds} seconds before trying again.");
+        let mut page = login_form(
+            jar,
+            app.secure_cookies,
+            StatusCode::TOO_MANY_REQUESTS,
+            &return_to,
+            &typed_username,
+            Some(&message),
+        );
+        page.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        return page;
+    }
+    let (Some(username), Ok(password)) = (
+        username,
         Password::attempt(form.get("password").unwrap_or_default()),
     ) else {
+        app.throttle.failed(&keys, policy, now);
         return failed(jar);
     };
     let users = &app.authority.store.users;
@@ -201,6 +253,7 @@ pub async fn login(
                 .iter()
                 .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
         {
+            app.throttle.succeeded(&Key::Account(username.to_string()));
             let session = Session {
                 username: username.to_string(),
                 auth_time: chrono::Utc::now().timestamp(),
@@ -208,11 +261,10 @@ pub async fn login(
             let jar = session::start(jar, &session, app.secure_cookies);
             (jar, Redirect::to(&return_to)).into_response()
         }
-        Ok(_) => failed(jar),
-        Err(AggregateError::UserError(UserError::NotRegistered)) => {
-            // Unknown names take as long as wrong passwords, so timing does not reveal which
-            // usernames exist.
-            crate::services::spend_a_password_verification().await;
+        // A wrong password, a disabled account or an unknown name: recorded, and answered
+        // alike.
+        Ok(_) => {
+            app.throttle.failed(&keys, policy, now);
             failed(jar)
         }
         Err(error) => {

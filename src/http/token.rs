@@ -16,6 +16,7 @@ use crate::oauth::error::{no_store, TokenError, TokenErrorCode};
 use crate::oauth::introspect;
 use crate::oauth::params::Params;
 use crate::oauth::token::{exchange, TokenResponse, VerifierRules};
+use crate::throttle::{Key, Policy, Verdict};
 use crate::usage::ReadMetric;
 
 pub async fn token(
@@ -60,6 +61,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 /// client that sent it.
 async fn authenticated(
     app: &AppState,
+    context: &RequestContext,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Params, RegisteredClient), TokenError> {
@@ -70,12 +72,35 @@ async fn authenticated(
     }
     let params = Params::parse(body).map_err(|e| TokenError::invalid_request(e.to_string()))?;
     let authority = &app.authority;
+    let claimed = client_auth::claimed_client_id(headers, &params);
+    let throttle_key = match (
+        &claimed,
+        context.ip.as_deref().and_then(|ip| ip.parse().ok()),
+    ) {
+        (Some(id), Some(ip)) => vec![Key::Client(id.clone(), ip)],
+        _ => vec![],
+    };
+    let now = std::time::Instant::now();
+    if let Verdict::Throttled { retry_after, .. } = app.throttle.check(&throttle_key, now) {
+        let seconds = retry_after.as_secs().max(1);
+        return Err(TokenError {
+            retry_after: Some(seconds),
+            ..TokenError::new(
+                TokenErrorCode::TooManyAttempts,
+                format!("too many failed authentications of this client from this address; retry after {seconds} s"),
+            )
+        });
+    }
     match client_auth::authenticate(&authority.store, headers, &params).await {
         Ok(client) => Ok((params, client)),
         Err(error) => {
+            if error.code == TokenErrorCode::InvalidClient {
+                let settings = authority.store.settings_values().await?;
+                app.throttle
+                    .failed(&throttle_key, Policy::from_settings(&settings), now);
+            }
             // Counted for registered clients only: a made-up client id must not become a
             // metric label or a usage row (unbounded, and attacker-chosen).
-            let claimed = client_auth::claimed_client_id(headers, &params);
             if error.code == TokenErrorCode::InvalidClient
                 && claimed
                     .as_deref()
@@ -99,7 +124,7 @@ async fn handle(
     body: &[u8],
     rules: VerifierRules,
 ) -> Result<TokenResponse, TokenError> {
-    let (params, client) = authenticated(app, headers, body).await?;
+    let (params, client) = authenticated(app, context, headers, body).await?;
     let metadata = context.metadata(Actor::Client(client.client_id.clone()));
     let grant_type = params.get("grant_type").unwrap_or_default().to_owned();
     let response = exchange(&app.authority, &client, &params, &metadata, rules).await?;
@@ -112,9 +137,14 @@ async fn handle(
 }
 
 /// `POST /oauth/introspect` (RFC 7662) and Frappe's `introspect_token`.
-pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(
+    State(app): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
-        let (params, client) = authenticated(&app, &headers, &body).await?;
+        let (params, client) = authenticated(&app, &context, &headers, &body).await?;
         introspect::introspect(&app.authority, &client, &params).await
     }
     .await;
@@ -132,7 +162,7 @@ pub async fn revoke(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (params, client) = authenticated(&app, &headers, &body).await?;
+        let (params, client) = authenticated(&app, &context, &headers, &body).await?;
         let metadata = context.metadata(Actor::Client(client.client_id.clone()));
         introspect::revoke(&app.authority, &client, &params, &metadata).await
     }

@@ -57,6 +57,11 @@ pub enum Setting {
     KeyActivationDelay(u32),
     /// Seconds after which a signing key is replaced automatically; 0 turns that off.
     KeyRotationPeriod(u32),
+    /// Failed sign-ins (or client authentications) allowed before each further failure
+    /// makes the account, address or client wait, twice as long each time.
+    LoginMaxFailures(u32),
+    /// The longest such wait, in seconds: the temporary lock after many failures.
+    LoginLockoutSeconds(u32),
 }
 
 /// The settings in force.
@@ -85,6 +90,8 @@ pub struct SettingsValues {
     pub allowed_public_client_origins: Vec<String>,
     pub key_activation_delay: u32,
     pub key_rotation_period: u32,
+    pub login_max_failures: u32,
+    pub login_lockout_seconds: u32,
 }
 
 impl Default for SettingsValues {
@@ -110,6 +117,10 @@ impl Default for SettingsValues {
             allowed_public_client_origins: vec![],
             key_activation_delay: 3600,
             key_rotation_period: 0,
+            // Five tries for a typo, then 1, 2, 4, ... seconds, at most 15 minutes: online
+            // guessing gets a few hundred tries a day per account instead of millions.
+            login_max_failures: 5,
+            login_lockout_seconds: 900,
         }
     }
 }
@@ -126,7 +137,8 @@ const KEYS: &str = "consent_mode, access_token_ttl, refresh_token_ttl, code_ttl,
     show_openid_configuration, show_auth_server_metadata, show_protected_resource_metadata, \
     resource_name, resource_documentation, resource_policy_uri, resource_tos_uri, \
     enable_dynamic_registration, registration_initial_access_token, registration_rate_limit, \
-    allowed_public_client_origins, key_activation_delay, key_rotation_period";
+    allowed_public_client_origins, key_activation_delay, key_rotation_period, login_max_failures, \
+    login_lockout_seconds";
 
 /// `none` (or an empty value) clears an optional setting.
 fn cleared(value: &str) -> bool {
@@ -168,6 +180,8 @@ impl Setting {
             Setting::AllowedPublicClientOrigins(_) => "allowed_public_client_origins",
             Setting::KeyActivationDelay(_) => "key_activation_delay",
             Setting::KeyRotationPeriod(_) => "key_rotation_period",
+            Setting::LoginMaxFailures(_) => "login_max_failures",
+            Setting::LoginLockoutSeconds(_) => "login_lockout_seconds",
         }
     }
 
@@ -251,6 +265,20 @@ impl Setting {
                     Some(sha256(value))
                 })
             }
+            "login_max_failures" => Setting::LoginMaxFailures(
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=1000).contains(v))
+                    .ok_or_else(|| invalid("login_max_failures", "1 to 1000"))?,
+            ),
+            "login_lockout_seconds" => Setting::LoginLockoutSeconds(
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=86_400).contains(v))
+                    .ok_or_else(|| invalid("login_lockout_seconds", "seconds, 1 to 86400"))?,
+            ),
             "registration_rate_limit" => Setting::RegistrationRateLimit(
                 value
                     .parse::<u32>()
@@ -308,7 +336,9 @@ impl fmt::Display for Setting {
             | Setting::CodeTtl(v)
             | Setting::RegistrationRateLimit(v)
             | Setting::KeyActivationDelay(v)
-            | Setting::KeyRotationPeriod(v) => v.to_string(),
+            | Setting::KeyRotationPeriod(v)
+            | Setting::LoginMaxFailures(v)
+            | Setting::LoginLockoutSeconds(v) => v.to_string(),
             Setting::AllowImplicit(v)
             | Setting::ShowOpenidConfiguration(v)
             | Setting::ShowAuthServerMetadata(v)
@@ -353,6 +383,8 @@ impl SettingsValues {
             Setting::AllowedPublicClientOrigins(v) => next.allowed_public_client_origins = v,
             Setting::KeyActivationDelay(v) => next.key_activation_delay = v,
             Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,
+            Setting::LoginMaxFailures(v) => next.login_max_failures = v,
+            Setting::LoginLockoutSeconds(v) => next.login_lockout_seconds = v,
         }
         next
     }

@@ -29,4 +29,8 @@ pub enum UserCommand {
     RecordLogin {
         password: Password,
     },
+    /// Failed sign-ins made the account wait this long (see `LoginThrottled`).
+    RecordThrottled {
+        retry_after_seconds: u64,
+    },
 }

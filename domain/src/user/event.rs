@@ -29,6 +29,11 @@ pub enum UserEvent {
     LoginFailed {
         reason: LoginFailure,
     },
+    /// Failed sign-ins made the account wait: recorded once per throttling window, not per
+    /// refused attempt, so that guessing cannot grow the log.
+    LoginThrottled {
+        retry_after_seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +41,10 @@ pub enum UserEvent {
 pub enum LoginFailure {
     WrongPassword,
     UserDisabled,
+    /// No account has this name. Recorded on the name's own stream (the account does not
+    /// exist, and may never), through the same path and in the same time as a wrong
+    /// password, so the answer does not tell which names exist.
+    UnknownUser,
 }
 
 impl cqrs_es::DomainEvent for UserEvent {
@@ -49,6 +58,7 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::UserEnabled {} => "UserEnabled",
             UserEvent::LoginSucceeded {} => "LoginSucceeded",
             UserEvent::LoginFailed { .. } => "LoginFailed",
+            UserEvent::LoginThrottled { .. } => "LoginThrottled",
         }
         .to_owned()
     }

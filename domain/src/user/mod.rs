@@ -99,6 +99,14 @@ impl cqrs_es::Aggregate for User {
                 }
                 UserEvent::UserDisabled {}
             }
+            UserCommand::RecordThrottled {
+                retry_after_seconds,
+            } => {
+                self.existing()?;
+                UserEvent::LoginThrottled {
+                    retry_after_seconds,
+                }
+            }
             UserCommand::Enable => {
                 if !self.existing()?.disabled {
                     return Err(UserError::AlreadyEnabled);
@@ -106,7 +114,17 @@ impl cqrs_es::Aggregate for User {
                 UserEvent::UserEnabled {}
             }
             UserCommand::RecordLogin { password } => {
-                let user = self.existing()?;
+                let Some(user) = self.registered.as_ref() else {
+                    services.spend_a_verification(&password).await;
+                    sink.write(
+                        UserEvent::LoginFailed {
+                            reason: LoginFailure::UnknownUser,
+                        },
+                        self,
+                    )
+                    .await;
+                    return Ok(());
+                };
                 if user.disabled {
                     UserEvent::LoginFailed {
                         reason: LoginFailure::UserDisabled,
@@ -154,7 +172,9 @@ impl cqrs_es::Aggregate for User {
             UserEvent::RolesSet { roles } => user.roles = roles,
             UserEvent::UserDisabled {} => user.disabled = true,
             UserEvent::UserEnabled {} => user.disabled = false,
-            UserEvent::LoginSucceeded {} | UserEvent::LoginFailed { .. } => {}
+            UserEvent::LoginSucceeded {}
+            | UserEvent::LoginFailed { .. }
+            | UserEvent::LoginThrottled { .. } => {}
         }
     }
 }

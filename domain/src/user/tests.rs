@@ -217,12 +217,26 @@ fn a_disabled_user_cannot_sign_in_even_with_the_right_password() {
         }]);
 }
 
+/// The attempt is recorded as a wrong password is, so the answer (and its timing) does not
+/// tell which names exist, and the audit trail shows it.
 #[test]
-fn an_unknown_user_cannot_sign_in() {
+fn an_unknown_user_cannot_sign_in_and_the_attempt_is_recorded() {
     UserTest::with(services())
         .given_no_previous_events()
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::LoginFailed {
+            reason: LoginFailure::UnknownUser,
+        }]);
+}
+
+#[test]
+fn throttling_is_recorded_for_an_existing_account_only() {
+    UserTest::with(services())
+        .given_no_previous_events()
+        .when(UserCommand::RecordThrottled {
+            retry_after_seconds: 4,
         })
         .then_expect_error(UserError::NotRegistered);
 }

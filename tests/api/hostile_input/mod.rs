@@ -3,6 +3,8 @@
 //! failed before its fix.
 
 mod control_characters;
+mod fuzz;
 mod http_limits;
 mod outage;
 mod startup;
+mod throttling;
