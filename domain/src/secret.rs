@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 ///
 /// A fast hash is safe here because the secrets are 256-bit random values: there is nothing to
 /// brute-force. The hashing itself happens at the edge (see the server's `secrets` module).
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SecretHash(String);
 

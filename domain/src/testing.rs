@@ -30,8 +30,11 @@ impl DomainServices for FixedServices {
     }
 }
 
+/// The fixed clock's time.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
 pub fn services() -> Services {
-    Arc::new(FixedServices {
-        now: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
-    })
+    Arc::new(FixedServices { now: now() })
 }

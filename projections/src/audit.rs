@@ -181,6 +181,12 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 UserEvent::LoginThrottled {
                     retry_after_seconds,
                 } => format!("sign-in throttled for {retry_after_seconds} s after failures"),
+                UserEvent::SessionStarted { expires_at, .. } => {
+                    format!("session started, until {}", crate::view_time(expires_at))
+                }
+                UserEvent::SessionEnded { reason, .. } => {
+                    format!("session ended: {}", reason.as_str().replace('_', " "))
+                }
             };
             subjects(None, Some(id), summary)
         }

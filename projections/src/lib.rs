@@ -16,6 +16,7 @@
 //! - [`grants`]: grants and the token index behind introspection, userinfo and revocation.
 //! - [`audit`]: one row per event, for audit queries.
 //! - [`usage`]: hourly token usage per client and user.
+//! - [`sessions`]: sign-in sessions, open and ended.
 //! - [`live`]: the in-memory index of clients, settings and live access tokens that the hot
 //!   paths of a running server read instead of the views.
 
@@ -29,6 +30,7 @@ pub mod grants;
 pub mod live;
 mod rebuild;
 pub mod runner;
+pub mod sessions;
 pub mod usage;
 pub mod users;
 
@@ -46,6 +48,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(grants::GrantsView),
         Arc::new(consents::ConsentsView),
         Arc::new(audit::AuditLog),
+        Arc::new(sessions::SessionsView),
     ]
 }
 

@@ -162,6 +162,8 @@ impl Projection for UsersView {
                 "UPDATE user_view SET last_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),
+            // The sessions projection keeps those.
+            UserEvent::SessionStarted { .. } | UserEvent::SessionEnded { .. } => return Ok(()),
             UserEvent::LoginFailed { .. } | UserEvent::LoginThrottled { .. } => (
                 "UPDATE user_view SET last_failed_login_at = $1, version = $2 WHERE username = $3",
                 None,

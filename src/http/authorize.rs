@@ -94,7 +94,10 @@ async fn signed_in_user(
     app: &AppState,
     jar: &SignedCookieJar,
 ) -> Result<Option<(RegisteredUser, DateTime<Utc>)>, AuthorizeError> {
-    let Some(current) = session::current(jar) else {
+    let Some(current) = session::current(&app.authority.store, jar)
+        .await
+        .map_err(internal)?
+    else {
         return Ok(None);
     };
     let Ok(username) = Username::parse(&current.username) else {

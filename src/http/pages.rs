@@ -121,7 +121,11 @@ pub async fn login_page(
 ) -> Response {
     let return_to = safe_return_to(query.return_to.as_deref());
     if query.return_to.is_none() {
-        if let Some(current) = session::current(&jar) {
+        let current = match session::current(&app.authority.store, &jar).await {
+            Ok(current) => current,
+            Err(error) => return failure_page(error.is_unavailable()),
+        };
+        if let Some(current) = current {
             let message = format!("You are signed in as {}.", current.username);
             return render(
                 StatusCode::OK,
@@ -240,10 +244,14 @@ pub async fn login(
         return failed(jar);
     };
     let users = &app.authority.store.users;
+    let (session, opened) = Session::begin(username.as_str());
     let outcome = users
         .execute(
             username.as_str(),
-            UserCommand::RecordLogin { password },
+            UserCommand::RecordLogin {
+                password,
+                session: opened,
+            },
             &context.metadata(Actor::Anonymous),
         )
         .await;
@@ -254,10 +262,6 @@ pub async fn login(
                 .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
         {
             app.throttle.succeeded(&Key::Account(username.to_string()));
-            let session = Session {
-                username: username.to_string(),
-                auth_time: chrono::Utc::now().timestamp(),
-            };
             let jar = session::start(jar, &session, app.secure_cookies);
             (jar, Redirect::to(&return_to)).into_response()
         }
@@ -277,7 +281,14 @@ pub async fn login(
     }
 }
 
-pub async fn logout(jar: SignedCookieJar, body: Bytes) -> Response {
+/// Signs out: the session ends in the log (so its cookie is refused everywhere, even if
+/// copied), and the cookie is removed.
+pub async fn logout(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    context: RequestContext,
+    body: Bytes,
+) -> Response {
     let form = Params::parse(&body).unwrap_or_default();
     if !session::csrf_valid(&jar, form.get("csrf_token")) {
         return error_page(
@@ -285,6 +296,30 @@ pub async fn logout(jar: SignedCookieJar, body: Bytes) -> Response {
             "Form expired",
             "Please go back and try again.",
         );
+    }
+    let store = &app.authority.store;
+    let current = match session::current(store, &jar).await {
+        Ok(current) => current,
+        Err(error) => return failure_page(error.is_unavailable()),
+    };
+    if let Some(current) = current {
+        let ended = store
+            .users
+            .execute(
+                &current.username,
+                UserCommand::EndSession {
+                    id_hash: current.id_hash(),
+                },
+                &context.metadata(Actor::User(current.username.clone())),
+            )
+            .await;
+        if let Err(error) = ended {
+            let error = crate::error::user_error(&current.username, error);
+            if !error.is_unavailable() {
+                tracing::error!(%error, "ending a session failed");
+            }
+            return failure_page(error.is_unavailable());
+        }
     }
     let jar = session::end(jar);
     (

@@ -1,10 +1,15 @@
 //! The sign-in session and CSRF protection, in signed cookies.
 //!
-//! The session cookie holds the username and the time of sign-in, signed with a key derived
-//! from the master key: HttpOnly, SameSite=Lax (it must travel on the top-level redirect from
-//! a client to the authorization endpoint), Secure when the issuer is https. Forms carry a
-//! CSRF token equal to a random value in a second, SameSite=Strict signed cookie.
+//! The session cookie holds the username, the time of sign-in and the session's random id,
+//! signed with a key derived from the master key: HttpOnly, SameSite=Lax (it must travel on
+//! the top-level redirect from a client to the authorization endpoint), Secure when the issuer
+//! is https. A signed cookie is honoured only while its session is open in the log (see
+//! `authledger_domain::user::SessionEnd`): signing out, a password change or disabling the
+//! account ends it everywhere, so a copied cookie stops working. Forms carry a CSRF token
+//! equal to a random value in a second, SameSite=Strict signed cookie.
 
+use authledger_domain::secret::SecretHash;
+use authledger_domain::user::NewSession;
 use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -12,10 +17,12 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::error::AppError;
+use crate::store::Store;
+
 pub const SESSION_COOKIE: &str = "authledger_session";
 pub const CSRF_COOKIE: &str = "authledger_csrf";
-/// After this long a person signs in again, whatever the cookie says.
-pub const SESSION_LIFETIME: Duration = Duration::hours(12);
+pub use authledger_domain::user::SESSION_LIFETIME;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -24,9 +31,32 @@ pub struct Session {
     /// Unix seconds of the sign-in: `auth_time` of ID tokens (OIDC Core §2).
     #[serde(rename = "t")]
     pub auth_time: i64,
+    /// The session's id: 256 random bits. The log keeps only its hash.
+    #[serde(rename = "s")]
+    pub id: String,
 }
 
 impl Session {
+    /// A new session for `username`, and what its sign-in records of it.
+    pub fn begin(username: &str) -> (Session, NewSession) {
+        let id = crate::secrets::mint("");
+        let now = Utc::now();
+        let session = Session {
+            username: username.to_owned(),
+            auth_time: now.timestamp(),
+            id: id.reveal().to_owned(),
+        };
+        let record = NewSession {
+            id_hash: id.hash().clone(),
+            expires_at: now + SESSION_LIFETIME,
+        };
+        (session, record)
+    }
+
+    pub fn id_hash(&self) -> SecretHash {
+        crate::secrets::hash(&self.id)
+    }
+
     pub fn auth_time(&self) -> DateTime<Utc> {
         Utc.timestamp_opt(self.auth_time, 0)
             .single()
@@ -34,10 +64,22 @@ impl Session {
     }
 }
 
-/// The signed-in person, if the session is valid and not too old.
-pub fn current(jar: &SignedCookieJar) -> Option<Session> {
+/// The session the cookie names, if its signature holds and it has not run out; whether it is
+/// still open is [`current`]'s question.
+fn from_cookie(jar: &SignedCookieJar) -> Option<Session> {
     let session: Session = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
     (Utc::now() - session.auth_time() < SESSION_LIFETIME).then_some(session)
+}
+
+/// The signed-in person: a valid cookie whose session is still open.
+pub async fn current(store: &Store, jar: &SignedCookieJar) -> Result<Option<Session>, AppError> {
+    let Some(session) = from_cookie(jar) else {
+        return Ok(None);
+    };
+    let open = store
+        .session_is_open(&session.id_hash(), &session.username)
+        .await?;
+    Ok(open.then_some(session))
 }
 
 fn cookie(name: &'static str, value: String, same_site: SameSite, secure: bool) -> Cookie<'static> {

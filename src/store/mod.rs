@@ -205,6 +205,28 @@ impl Store {
         Ok(held)
     }
 
+    /// Whether the sign-in session whose id hashes to `id_hash` is open and `username`'s. A
+    /// session opened a moment ago by another instance is found by reading the log once;
+    /// without a live index (one-shot CLI commands) no session is open.
+    pub async fn session_is_open(
+        &self,
+        id_hash: &authledger_domain::secret::SecretHash,
+        username: &str,
+    ) -> Result<bool, crate::error::AppError> {
+        let Some(live) = self.live.get() else {
+            return Ok(false);
+        };
+        let owned = |live: &LiveIndex| {
+            live.session(id_hash)
+                .is_some_and(|s| s.username == username)
+        };
+        if owned(live) {
+            return Ok(true);
+        }
+        live.follow().await?;
+        Ok(owned(live))
+    }
+
     /// Whether the live index knows `client_id` (no database read; false without an index).
     pub fn is_known_client(&self, client_id: &str) -> bool {
         self.live
@@ -316,10 +338,15 @@ impl Live for User {
         id: &str,
         after: &Self,
         events: &[EventEnvelope<Self>],
-        _: &EventMetadata,
+        metadata: &EventMetadata,
     ) {
         let disabled = after.registered().is_some_and(|u| u.disabled);
-        live.user_committed(id, last_sequence(events), disabled);
+        live.user_committed(
+            id,
+            last_sequence(events),
+            disabled,
+            events.iter().map(|e| (&e.payload, metadata.at)),
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
 
 use super::profile::{Role, UserProfile, Username};
-use crate::secret::Password;
+use super::session::NewSession;
+use crate::secret::{Password, SecretHash};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserCommand {
@@ -28,9 +29,15 @@ pub enum UserCommand {
     /// login for user U"); the caller reads the outcome from the committed event.
     RecordLogin {
         password: Password,
+        /// The session a success opens (its id minted outside, only its hash here).
+        session: NewSession,
     },
     /// Failed sign-ins made the account wait this long (see `LoginThrottled`).
     RecordThrottled {
         retry_after_seconds: u64,
+    },
+    /// The person signed out of this session.
+    EndSession {
+        id_hash: SecretHash,
     },
 }

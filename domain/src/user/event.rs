@@ -2,8 +2,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use super::profile::{Role, UserProfile, Username};
-use crate::secret::PasswordHash;
+use super::session::SessionEnd;
+use crate::secret::{PasswordHash, SecretHash};
 
 /// What happened to a user. Passwords appear only as argon2id hashes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +37,16 @@ pub enum UserEvent {
     LoginThrottled {
         retry_after_seconds: u64,
     },
+    /// A sign-in opened a session; its id is in the person's cookie, its hash here.
+    SessionStarted {
+        id_hash: SecretHash,
+        expires_at: DateTime<Utc>,
+    },
+    /// A session ended before its time: its cookie is refused from now on.
+    SessionEnded {
+        id_hash: SecretHash,
+        reason: SessionEnd,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +72,8 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::LoginSucceeded {} => "LoginSucceeded",
             UserEvent::LoginFailed { .. } => "LoginFailed",
             UserEvent::LoginThrottled { .. } => "LoginThrottled",
+            UserEvent::SessionStarted { .. } => "SessionStarted",
+            UserEvent::SessionEnded { .. } => "SessionEnded",
         }
         .to_owned()
     }

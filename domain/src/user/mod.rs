@@ -6,19 +6,22 @@ mod command;
 mod error;
 mod event;
 mod profile;
+mod session;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use command::UserCommand;
 pub use error::UserError;
 pub use event::{LoginFailure, UserEvent};
 pub use profile::{Email, ProfileRejected, Role, UserProfile, Username};
+pub use session::{NewSession, SessionEnd, SESSION_LIFETIME};
 
-use crate::secret::PasswordHash;
+use crate::secret::{PasswordHash, SecretHash};
 use crate::services::Services;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +36,24 @@ pub struct RegisteredUser {
     pub profile: UserProfile,
     pub roles: BTreeSet<Role>,
     pub disabled: bool,
+    /// Open sign-in sessions: the hash of each one's id, and when it runs out. Sessions
+    /// that ran out are dropped as new ones start.
+    #[serde(default)]
+    pub sessions: BTreeMap<SecretHash, DateTime<Utc>>,
+}
+
+impl RegisteredUser {
+    /// The events that end every session still open at `now`, for `reason`.
+    fn end_sessions(&self, now: DateTime<Utc>, reason: SessionEnd) -> Vec<UserEvent> {
+        self.sessions
+            .iter()
+            .filter(|(_, expires_at)| **expires_at > now)
+            .map(|(id_hash, _)| UserEvent::SessionEnded {
+                id_hash: id_hash.clone(),
+                reason,
+            })
+            .collect()
+    }
 }
 
 impl User {
@@ -42,6 +63,30 @@ impl User {
 
     fn existing(&self) -> Result<&RegisteredUser, UserError> {
         self.registered.as_ref().ok_or(UserError::NotRegistered)
+    }
+
+    /// A sign-in to an enabled account: the right password opens `session`.
+    async fn verify(
+        services: &Services,
+        password: &crate::secret::Password,
+        user: &RegisteredUser,
+        session: NewSession,
+    ) -> Vec<UserEvent> {
+        if !services
+            .verify_password(password, &user.password_hash)
+            .await
+        {
+            return vec![UserEvent::LoginFailed {
+                reason: LoginFailure::WrongPassword,
+            }];
+        }
+        vec![
+            UserEvent::LoginSucceeded {},
+            UserEvent::SessionStarted {
+                id_hash: session.id_hash,
+                expires_at: session.expires_at,
+            },
+        ]
     }
 }
 
@@ -58,7 +103,8 @@ impl cqrs_es::Aggregate for User {
         services: &Self::Services,
         sink: &cqrs_es::event_sink::EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let event = match command {
+        let now = services.now();
+        let events = match command {
             UserCommand::Register {
                 username,
                 password,
@@ -68,80 +114,87 @@ impl cqrs_es::Aggregate for User {
                 if self.registered.is_some() {
                     return Err(UserError::UsernameTaken);
                 }
-                UserEvent::UserRegistered {
+                vec![UserEvent::UserRegistered {
                     username,
                     password_hash: services.hash_password(&password).await?,
                     profile,
                     roles,
-                }
+                }]
             }
             UserCommand::UpdateProfile { profile } => {
                 if self.existing()?.profile == profile {
                     return Ok(());
                 }
-                UserEvent::ProfileUpdated { profile }
+                vec![UserEvent::ProfileUpdated { profile }]
             }
             UserCommand::ChangePassword { password } => {
-                self.existing()?;
-                UserEvent::PasswordChanged {
+                let user = self.existing()?;
+                let mut events = vec![UserEvent::PasswordChanged {
                     password_hash: services.hash_password(&password).await?,
-                }
+                }];
+                // Whoever held a session may have held it with the old password.
+                events.extend(user.end_sessions(now, SessionEnd::PasswordChanged));
+                events
             }
             UserCommand::SetRoles { roles } => {
                 if self.existing()?.roles == roles {
                     return Ok(());
                 }
-                UserEvent::RolesSet { roles }
+                vec![UserEvent::RolesSet { roles }]
             }
             UserCommand::Disable => {
-                if self.existing()?.disabled {
+                let user = self.existing()?;
+                if user.disabled {
                     return Err(UserError::AlreadyDisabled);
                 }
-                UserEvent::UserDisabled {}
-            }
-            UserCommand::RecordThrottled {
-                retry_after_seconds,
-            } => {
-                self.existing()?;
-                UserEvent::LoginThrottled {
-                    retry_after_seconds,
-                }
+                let mut events = vec![UserEvent::UserDisabled {}];
+                events.extend(user.end_sessions(now, SessionEnd::UserDisabled));
+                events
             }
             UserCommand::Enable => {
                 if !self.existing()?.disabled {
                     return Err(UserError::AlreadyEnabled);
                 }
-                UserEvent::UserEnabled {}
+                vec![UserEvent::UserEnabled {}]
             }
-            UserCommand::RecordLogin { password } => {
-                let Some(user) = self.registered.as_ref() else {
+            UserCommand::RecordLogin { password, session } => match self.registered.as_ref() {
+                None => {
                     services.spend_a_verification(&password).await;
-                    sink.write(
-                        UserEvent::LoginFailed {
-                            reason: LoginFailure::UnknownUser,
-                        },
-                        self,
-                    )
-                    .await;
-                    return Ok(());
-                };
-                if user.disabled {
-                    UserEvent::LoginFailed {
-                        reason: LoginFailure::UserDisabled,
-                    }
-                } else if services
-                    .verify_password(&password, &user.password_hash)
-                    .await
-                {
-                    UserEvent::LoginSucceeded {}
-                } else {
-                    UserEvent::LoginFailed {
-                        reason: LoginFailure::WrongPassword,
-                    }
+                    vec![UserEvent::LoginFailed {
+                        reason: LoginFailure::UnknownUser,
+                    }]
                 }
+                Some(user) if user.disabled => vec![UserEvent::LoginFailed {
+                    reason: LoginFailure::UserDisabled,
+                }],
+                Some(user) => Self::verify(services, &password, user, session).await,
+            },
+            UserCommand::RecordThrottled {
+                retry_after_seconds,
+            } => {
+                self.existing()?;
+                vec![UserEvent::LoginThrottled {
+                    retry_after_seconds,
+                }]
+            }
+            UserCommand::EndSession { id_hash } => {
+                let open = self
+                    .existing()?
+                    .sessions
+                    .get(&id_hash)
+                    .is_some_and(|expires_at| *expires_at > now);
+                if !open {
+                    return Ok(());
+                }
+                vec![UserEvent::SessionEnded {
+                    id_hash,
+                    reason: SessionEnd::SignedOut,
+                }]
             }
         };
-        sink.write(event, self).await;
+        for event in events {
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 
@@ -159,6 +212,7 @@ impl cqrs_es::Aggregate for User {
                 profile,
                 roles,
                 disabled: false,
+                sessions: BTreeMap::new(),
             });
             return;
         }
@@ -172,6 +226,18 @@ impl cqrs_es::Aggregate for User {
             UserEvent::RolesSet { roles } => user.roles = roles,
             UserEvent::UserDisabled {} => user.disabled = true,
             UserEvent::UserEnabled {} => user.disabled = false,
+            UserEvent::SessionStarted {
+                id_hash,
+                expires_at,
+            } => {
+                // Those that ran out before this one started are of no more use.
+                let started = expires_at - SESSION_LIFETIME;
+                user.sessions.retain(|_, until| *until > started);
+                user.sessions.insert(id_hash, expires_at);
+            }
+            UserEvent::SessionEnded { id_hash, .. } => {
+                user.sessions.remove(&id_hash);
+            }
             UserEvent::LoginSucceeded {}
             | UserEvent::LoginFailed { .. }
             | UserEvent::LoginThrottled { .. } => {}

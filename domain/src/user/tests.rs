@@ -35,6 +35,29 @@ fn registered() -> UserEvent {
     }
 }
 
+/// The session a sign-in at the fixed clock's time opens.
+fn session(n: u8) -> NewSession {
+    NewSession {
+        id_hash: crate::secret::SecretHash::from_hex(&format!("{n:02x}").repeat(32)).unwrap(),
+        expires_at: crate::testing::now() + SESSION_LIFETIME,
+    }
+}
+
+fn session_started(n: u8) -> UserEvent {
+    let session = session(n);
+    UserEvent::SessionStarted {
+        id_hash: session.id_hash,
+        expires_at: session.expires_at,
+    }
+}
+
+fn session_ended(n: u8, reason: SessionEnd) -> UserEvent {
+    UserEvent::SessionEnded {
+        id_hash: session(n).id_hash,
+        reason,
+    }
+}
+
 fn register() -> UserCommand {
     UserCommand::Register {
         username: alice(),
@@ -189,8 +212,9 @@ fn a_sign_in_with_the_right_password_succeeds() {
         .given(vec![registered()])
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
+            session: session(1),
         })
-        .then_expect_events(vec![UserEvent::LoginSucceeded {}]);
+        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
 }
 
 #[test]
@@ -199,6 +223,7 @@ fn a_wrong_password_is_recorded_as_a_failed_sign_in() {
         .given(vec![registered()])
         .when(UserCommand::RecordLogin {
             password: Password::attempt("short").unwrap(),
+            session: session(1),
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::WrongPassword,
@@ -211,6 +236,7 @@ fn a_disabled_user_cannot_sign_in_even_with_the_right_password() {
         .given(vec![registered(), UserEvent::UserDisabled {}])
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
+            session: session(1),
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::UserDisabled,
@@ -225,6 +251,7 @@ fn an_unknown_user_cannot_sign_in_and_the_attempt_is_recorded() {
         .given_no_previous_events()
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
+            session: session(1),
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::UnknownUser,
@@ -239,4 +266,55 @@ fn throttling_is_recorded_for_an_existing_account_only() {
             retry_after_seconds: 4,
         })
         .then_expect_error(UserError::NotRegistered);
+}
+
+#[test]
+fn signing_out_ends_that_session_only() {
+    UserTest::with(services())
+        .given(vec![registered(), session_started(1), session_started(2)])
+        .when(UserCommand::EndSession {
+            id_hash: session(1).id_hash,
+        })
+        .then_expect_events(vec![session_ended(1, SessionEnd::SignedOut)]);
+}
+
+#[test]
+fn signing_out_of_a_session_that_is_not_open_records_nothing() {
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            session_started(1),
+            session_ended(1, SessionEnd::SignedOut),
+        ])
+        .when(UserCommand::EndSession {
+            id_hash: session(1).id_hash,
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_password_change_ends_every_open_session() {
+    UserTest::with(services())
+        .given(vec![registered(), session_started(1), session_started(2)])
+        .when(UserCommand::ChangePassword {
+            password: Password::parse("looking-glass").unwrap(),
+        })
+        .then_expect_events(vec![
+            UserEvent::PasswordChanged {
+                password_hash: fake_hash("looking-glass"),
+            },
+            session_ended(1, SessionEnd::PasswordChanged),
+            session_ended(2, SessionEnd::PasswordChanged),
+        ]);
+}
+
+#[test]
+fn disabling_a_user_ends_every_open_session() {
+    UserTest::with(services())
+        .given(vec![registered(), session_started(1)])
+        .when(UserCommand::Disable)
+        .then_expect_events(vec![
+            UserEvent::UserDisabled {},
+            session_ended(1, SessionEnd::UserDisabled),
+        ]);
 }

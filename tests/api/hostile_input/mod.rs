@@ -6,5 +6,6 @@ mod control_characters;
 mod fuzz;
 mod http_limits;
 mod outage;
+mod sessions;
 mod startup;
 mod throttling;

@@ -94,7 +94,7 @@ on_both_stores! {
             flow.history("Grant", grant_id).await,
             ["CodeIssued", "CodeRedeemed", "TokensIssued", "TokensRefreshed"]
         );
-        assert_eq!(flow.history("User", "alice").await, ["UserRegistered", "LoginFailed", "LoginSucceeded"]);
+        assert_eq!(flow.history("User", "alice").await, ["UserRegistered", "LoginFailed", "LoginSucceeded", "SessionStarted"]);
         let events = cli(&flow.app.db, &["events", "--json"]);
         let log = String::from_utf8(events.stdout).unwrap();
         for secret in [code.as_str(), access, refresh.as_str(), &verifier, &password_of("alice")] {

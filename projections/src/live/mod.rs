@@ -38,6 +38,10 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
+mod sessions;
+
+pub use sessions::OpenSession;
+
 use crate::db::Db;
 use crate::event_log::{self, Position, StoredEvent};
 use crate::grants::TokenRecord;
@@ -116,6 +120,8 @@ struct LiveState {
     early_revocations: HashMap<TokenKey, DateTime<Utc>>,
     /// False once a token was left out for want of room: "not held" then means "ask the view".
     complete: bool,
+    /// Open sign-in sessions, by the hash of their id.
+    sessions: sessions::Sessions,
 }
 
 /// What the index knows of a presented token.
@@ -158,7 +164,7 @@ impl LiveIndex {
                 .await?;
         }
         let checkpoints = "SELECT transaction_id, global_position FROM projection_checkpoints \
-                           WHERE projection IN ('grants', 'users') \
+                           WHERE projection IN ('grants', 'users', 'sessions') \
                            ORDER BY transaction_id, global_position LIMIT 1";
         let start: Option<(i64, i64)> =
             on_tx!(&mut tx, conn => sqlx::query_as(checkpoints).fetch_optional(conn).await)?;
@@ -179,6 +185,10 @@ impl LiveIndex {
         let disabled = "SELECT username, version FROM user_view WHERE status = 'disabled'";
         let users: Vec<(String, i64)> =
             on_tx!(&mut tx, conn => sqlx::query_as(disabled).fetch_all(conn).await)?;
+        let open = "SELECT session_hash, username, expires_at FROM session_view \
+                    WHERE ended_at IS NULL AND expires_at > $1";
+        let open: Vec<(String, String, String)> =
+            on_tx!(&mut tx, conn => sqlx::query_as(open).bind(&now).fetch_all(conn).await)?;
         drop(tx);
 
         let time = |s: &str| {
@@ -216,6 +226,9 @@ impl LiveIndex {
                     revoked_at: None,
                 },
             );
+        }
+        for (hash, username, expires_at) in open {
+            state.sessions.started(&hash, &username, time(&expires_at)?);
         }
         for (username, version) in users {
             state.user_disabled.insert(
@@ -369,9 +382,25 @@ impl LiveIndex {
         }
     }
 
-    /// A user command committed: the user's status after `sequence`.
-    pub fn user_committed(&self, username: &str, sequence: i64, disabled: bool) {
-        self.write().set_user(username, sequence, disabled);
+    /// A user command committed `events`: the user's status after `sequence`, and the
+    /// sessions they start and end.
+    pub fn user_committed<'a>(
+        &self,
+        username: &str,
+        sequence: i64,
+        disabled: bool,
+        events: impl IntoIterator<Item = (&'a UserEvent, DateTime<Utc>)>,
+    ) {
+        let mut state = self.write();
+        state.set_user(username, sequence, disabled);
+        for (event, at) in events {
+            state.apply_session(username, event, at);
+        }
+    }
+
+    /// The open session whose id hashes to `hash`, if it is open now.
+    pub fn session(&self, hash: &SecretHash) -> Option<OpenSession> {
+        self.read().sessions.get(hash.as_hex(), Utc::now()).cloned()
     }
 
     /// A grant command committed these events; `client_id` and `username` are the grant's.
@@ -470,15 +499,19 @@ impl LiveIndex {
                     }
                 }
             }
-            "User" => match event.decode::<UserEvent>()? {
-                UserEvent::UserDisabled {} => {
-                    self.user_committed(&event.aggregate_id, event.sequence, true)
+            "User" => {
+                let user_event = event.decode::<UserEvent>()?;
+                let mut state = self.write();
+                match user_event {
+                    UserEvent::UserDisabled {} => {
+                        state.set_user(&event.aggregate_id, event.sequence, true)
+                    }
+                    UserEvent::UserEnabled {} => {
+                        state.set_user(&event.aggregate_id, event.sequence, false)
+                    }
+                    ref other => state.apply_session(&event.aggregate_id, other, event.metadata.at),
                 }
-                UserEvent::UserEnabled {} => {
-                    self.user_committed(&event.aggregate_id, event.sequence, false)
-                }
-                _ => {}
-            },
+            }
             "Grant" => {
                 let grant_event: GrantEvent = event.decode()?;
                 let at = event.metadata.at;
@@ -517,6 +550,7 @@ impl LiveIndex {
             g.expires_at.is_some_and(|e| e > now) || g.revoked_at.is_some_and(|r| r > horizon)
         });
         state.early_revocations.retain(|_, at| *at > horizon);
+        state.sessions.prune(now);
         before - state.access_tokens.len()
     }
 }
@@ -562,6 +596,19 @@ impl LiveState {
         }
         self.complete = false;
         false
+    }
+
+    fn apply_session(&mut self, username: &str, event: &UserEvent, at: DateTime<Utc>) {
+        match event {
+            UserEvent::SessionStarted {
+                id_hash,
+                expires_at,
+            } => self
+                .sessions
+                .started(id_hash.as_hex(), username, *expires_at),
+            UserEvent::SessionEnded { id_hash, .. } => self.sessions.ended(id_hash.as_hex(), at),
+            _ => {}
+        }
     }
 
     fn set_user(&mut self, username: &str, sequence: i64, disabled: bool) {
