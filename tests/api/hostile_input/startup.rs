@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::oauth::flow::*;
 
 /// The binary with only the environment given (no master key from the test store).
-fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn binary(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_authledger"));
     command
         .args(args)
@@ -31,7 +31,7 @@ fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 #[test]
 fn a_listen_address_without_a_port_or_a_bad_issuer_is_refused_with_what_is_expected() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(
+    let output = binary(
         dir.path(),
         &["serve"],
         &[("AUTHLEDGER_LISTEN", "localhost")],
@@ -43,7 +43,7 @@ fn a_listen_address_without_a_port_or_a_bad_issuer_is_refused_with_what_is_expec
         "{stderr}"
     );
 
-    let output = run(
+    let output = binary(
         dir.path(),
         &["serve"],
         &[
@@ -60,9 +60,9 @@ fn a_listen_address_without_a_port_or_a_bad_issuer_is_refused_with_what_is_expec
 }
 
 #[test]
-fn the_database_and_key_file_are_private_and_a_missing_key_is_not_replaced() {
+fn the_sqlite_database_and_the_key_file_are_readable_by_their_owner_only() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(dir.path(), &["keys", "rotate", "--now"], &[]);
+    let output = binary(dir.path(), &["keys", "rotate", "--now"], &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -75,22 +75,27 @@ fn the_database_and_key_file_are_private_and_a_missing_key_is_not_replaced() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
     }
-    // The same store from another directory: the key file is not there, and a new key would
-    // not open the sealed signing keys, so none is made.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("authledger.db").display());
-    let output = run(
-        elsewhere.path(),
-        &["keys", "rotate", "--now"],
-        &[("AUTHLEDGER_DATABASE_URL", &url)],
-    );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("authledger.key") && stderr.contains("AUTHLEDGER_MASTER_KEY_FILE"),
-        "{stderr}"
-    );
-    assert!(!elsewhere.path().join("authledger.key").exists());
+}
+
+on_both_stores! {
+    async fn a_missing_key_file_is_not_replaced_when_the_store_holds_sealed_values(kind: Kind) {
+        let db = crate::helpers::TestDb::new(kind).await;
+        let first = tempfile::tempdir().unwrap();
+        let store = [("AUTHLEDGER_DATABASE_URL", db.url.as_str())];
+        let output = binary(first.path(), &["keys", "rotate", "--now"], &store);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        // The same store from another directory: the key file is not there, and a new key
+        // would not open the sealed signing keys, so none is made.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let output = binary(elsewhere.path(), &["keys", "rotate", "--now"], &store);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("authledger.key") && stderr.contains("AUTHLEDGER_MASTER_KEY_FILE"), "{stderr}");
+        assert!(!elsewhere.path().join("authledger.key").exists());
+        let output = binary(elsewhere.path(), &["serve"], &[store[0], ("AUTHLEDGER_LISTEN", "127.0.0.1:0")]);
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("AUTHLEDGER_MASTER_KEY_FILE"));
+    }
 }
 
 on_both_stores! {
