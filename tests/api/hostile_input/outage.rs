@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::*;
@@ -102,39 +101,18 @@ async fn with_postgres_down_token_requests_get_a_quick_503_and_service_resumes_b
 
     relay.cut();
     let started = Instant::now();
-    let response = flow
-        .app
-        .http
-        .post(flow.app.url("/oauth/token"))
-        .basic_auth(
-            ops.client_id.as_str(),
-            ops.client_secret.as_ref().map(|s| s.reveal()),
-        )
-        .form(&grant)
-        .send()
-        .await
-        .unwrap();
+    let (status, headers, body) = flow.token(Auth::Basic(&ops), &grant).await;
     let took = started.elapsed();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < Duration::from_secs(3), "answered after {took:?}");
-    assert_eq!(response.headers()["retry-after"], "1");
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(headers["retry-after"], "1");
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
 
     // Tokens already issued are still introspected, from memory.
-    let introspection = flow
-        .app
-        .http
-        .post(flow.app.url("/oauth/introspect"))
-        .basic_auth(
-            ops.client_id.as_str(),
-            ops.client_secret.as_ref().map(|s| s.reveal()),
-        )
-        .form(&[("token", before["access_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
-    let introspection: Value = introspection.json().await.unwrap();
+    let token = before["access_token"].as_str().unwrap();
+    let (_, _, introspection) = flow
+        .token_at("/oauth/introspect", Auth::Basic(&ops), &[("token", token)])
+        .await;
     assert_eq!(introspection["active"], true);
     let healthz = flow
         .app

@@ -5,7 +5,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::oauth::flow::*;
 
@@ -112,33 +111,17 @@ on_both_stores! {
         let other = flow.client(service("Other")).await;
         let (_, _, tokens) = flow.token(Auth::Basic(&owner), &[("grant_type", "client_credentials")]).await;
         let token = tokens["access_token"].as_str().unwrap();
-        let response = flow
-            .app
-            .http
-            .post(flow.app.url("/oauth/revoke"))
-            .basic_auth(other.client_id.as_str(), other.client_secret.as_ref().map(|s| s.reveal()))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
+        let (status, _, body) = flow
+            .token_at("/oauth/revoke", Auth::Basic(&other), &[("token", token)])
+            .await;
+        assert_eq!(status, StatusCode::OK);
         assert_eq!(body, serde_json::json!({}));
         let grant = authledger::oauth::tokens::grant_of(token, "alat_").unwrap().as_str().to_owned();
         let history = flow.history("Grant", &grant).await;
         assert!(!history.iter().any(|e| e.contains("Revoked")), "{history:?}");
-        let introspection: Value = flow
-            .app
-            .http
-            .post(flow.app.url("/oauth/introspect"))
-            .basic_auth(owner.client_id.as_str(), owner.client_secret.as_ref().map(|s| s.reveal()))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, _, introspection) = flow
+            .token_at("/oauth/introspect", Auth::Basic(&owner), &[("token", token)])
+            .await;
         assert_eq!(introspection["active"], true);
     }
 }
