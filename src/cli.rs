@@ -671,7 +671,7 @@ async fn settings(store: &Store, command: SettingsCommand) -> Result<(), AppErro
                 &cli_metadata(),
             )
             .await
-            .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+            .map_err(crate::error::settings_error)?;
         eprintln!("{setting}");
     }
     print_json(&store.settings_values().await?)

@@ -1,6 +1,7 @@
 //! The application's error: what the CLI and HTTP layers render, each in one place.
 
 use authledger_domain::client::ClientError;
+use authledger_domain::settings::SettingsError;
 use authledger_domain::user::UserError;
 use authledger_projections::ProjectionError;
 use cqrs_es::AggregateError;
@@ -30,9 +31,16 @@ impl AppError {
         AppError::Invalid(message.to_string())
     }
 
-    /// A failure of the event store behind a command: [`AppError::Unavailable`] when the
-    /// database could not be reached, [`AppError::Internal`] otherwise.
+    /// A failure of the event store behind a command: [`AppError::Conflict`] when the
+    /// aggregate kept changing under it (the store already retried), [`AppError::Unavailable`]
+    /// when the database could not be reached, [`AppError::Internal`] otherwise. An
+    /// aggregate's own refusal ([`AggregateError::UserError`]) is for its caller to map first.
     pub fn store<E: std::error::Error + Send + Sync + 'static>(error: AggregateError<E>) -> Self {
+        if let AggregateError::AggregateConflict = error {
+            return AppError::Conflict(
+                "it was changed concurrently too many times; try again".into(),
+            );
+        }
         let unreachable = match &error {
             AggregateError::DatabaseConnectionError(_) => true,
             AggregateError::UnexpectedError(cause) => cause
@@ -87,7 +95,7 @@ impl From<ProjectionError> for AppError {
 }
 
 /// Store-level outcomes of any aggregate; `domain` maps the aggregate's own refusals.
-fn from_aggregate_error<E: std::error::Error + Send + Sync + 'static>(
+pub fn from_aggregate_error<E: std::error::Error + Send + Sync + 'static>(
     error: AggregateError<E>,
     subject: &str,
     domain: impl FnOnce(E) -> AppError,
@@ -117,4 +125,28 @@ pub fn user_error(username: &str, error: AggregateError<UserError>) -> AppError 
         UserError::Hashing(_) => AppError::Internal(anyhow::Error::new(e)),
         _ => AppError::Conflict(format!("{subject}: {e}")),
     })
+}
+
+pub fn settings_error(error: AggregateError<SettingsError>) -> AppError {
+    from_aggregate_error(error, "the settings", |e| AppError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_that_outlasted_the_retries_is_a_conflict_not_an_internal_error() {
+        let error = AppError::store(AggregateError::<SettingsError>::AggregateConflict);
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+        let error = settings_error(AggregateError::AggregateConflict);
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable() {
+        let cause: Box<dyn std::error::Error + Send + Sync> = Box::new(sqlx::Error::PoolTimedOut);
+        let error = AppError::store(AggregateError::<SettingsError>::UnexpectedError(cause));
+        assert!(error.is_unavailable(), "{error:?}");
+    }
 }

@@ -109,11 +109,16 @@ fn compact_jws(
 struct Keys {
     active: HashMap<IdTokenAlg, ActiveKey>,
     published: JwkSet,
+    /// The lifecycle these keys were loaded from: a reload that finds it unchanged parses
+    /// nothing again.
+    source: SigningKeys,
 }
 
 /// The signing keys, following the `SigningKeys` aggregate.
 pub struct KeyRing {
     current: RwLock<Arc<Keys>>,
+    /// How many times private keys were read and parsed (a reload that found a change).
+    loads: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,8 @@ pub enum SigningError {
     Signature,
     #[error("stored key {0} is unusable")]
     Corrupt(String),
+    #[error("no private key is stored for active key {0} (the signing_keys table lacks its row)")]
+    Missing(String),
     #[error("signing key lifecycle: {0}")]
     Lifecycle(String),
 }
@@ -360,14 +367,19 @@ impl KeyRing {
         maintain(store, master).await?;
         let ring = KeyRing {
             current: RwLock::new(Arc::new(Keys::default())),
+            loads: Default::default(),
         };
         ring.reload(store, master).await?;
         Ok(ring)
     }
 
-    /// Reads the lifecycle and the sealed keys again (after a rotation here or elsewhere).
+    /// Reads the lifecycle again, and the sealed keys when it changed (after a rotation here
+    /// or elsewhere).
     pub async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), SigningError> {
         let keys = lifecycle(store).await?;
+        if self.current.read().expect("key ring lock").source == keys {
+            return Ok(());
+        }
         let mut active = HashMap::new();
         for alg in ASYMMETRIC {
             let Some(key) = keys.active(alg) else {
@@ -379,7 +391,7 @@ impl KeyRing {
             .bind(&key.kid)
             .fetch_optional(pool)
             .await)?;
-            let sealed = sealed.ok_or_else(|| SigningError::Corrupt(key.kid.clone()))?;
+            let sealed = sealed.ok_or_else(|| SigningError::Missing(key.kid.clone()))?;
             let der = master.open(&sealed, &format!("signing-key:{}", key.kid))?;
             let private = PrivateKey::parse(alg, &der)
                 .ok_or_else(|| SigningError::Corrupt(key.kid.clone()))?;
@@ -401,8 +413,16 @@ impl KeyRing {
         *self.current.write().expect("key ring lock") = Arc::new(Keys {
             active,
             published: JwkSet { keys: published },
+            source: keys,
         });
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// How many times the private keys were read and parsed.
+    pub fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Signs `claims` as a JWT with this server's key for `alg`; `hs256_secret` is the client

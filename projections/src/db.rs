@@ -159,8 +159,9 @@ impl DbTx {
 }
 
 /// Whether `error` says the database could not be reached (no connection within the pool's
-/// acquire timeout, a broken connection), as opposed to a statement it refused: the first
-/// passes when the database returns, the second does not.
+/// acquire timeout, a broken or garbled connection: a proxy in front of a stopped database
+/// accepts and closes, which the driver reports as a protocol error), as opposed to a
+/// statement it refused: the first passes when the database returns, the second does not.
 pub fn is_unreachable(error: &sqlx::Error) -> bool {
     matches!(
         error,
@@ -168,6 +169,7 @@ pub fn is_unreachable(error: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed
     )
 }

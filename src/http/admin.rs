@@ -21,6 +21,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::bearer::{self, BearerError};
 use super::context::RequestContext;
 use super::AppState;
 use crate::admin::clients::{self, ClientInput};
@@ -121,22 +122,21 @@ impl From<JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refused = match &self {
+            ApiError::Unauthorized => Some(BearerError::invalid_token(
+                "a valid admin bearer token is required",
+            )),
+            ApiError::Forbidden(why) => Some(BearerError::insufficient_scope(*why)),
+            _ => None,
+        };
+        if let Some(refused) = refused {
+            return refused.with_scope("admin").into_response();
+        }
         let (status, error, description, field) = match self {
             ApiError::Invalid { field, message } => {
                 (StatusCode::BAD_REQUEST, "invalid_request", message, field)
             }
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "a valid admin bearer token is required".into(),
-                None,
-            ),
-            ApiError::Forbidden(why) => (
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                why.into(),
-                None,
-            ),
+            ApiError::Unauthorized | ApiError::Forbidden(_) => unreachable!("rendered above"),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
             ApiError::Unavailable => (
@@ -162,12 +162,6 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\", scope=\"admin\""),
-            );
-        }
         response
     }
 }
@@ -185,12 +179,7 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Ok(context) = RequestContext::from_request_parts(parts, state).await;
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
+        let presented = bearer::from_header(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let authority = &state.authority;
         let token = active_token(authority, presented.trim())
             .await
@@ -752,7 +741,7 @@ async fn change_settings(
                 &admin.metadata,
             )
             .await
-            .map_err(|e| ApiError::from(AppError::store(e)))?;
+            .map_err(|e| ApiError::from(crate::error::settings_error(e)))?;
     }
     ok(store.settings_values().await?)
 }

@@ -28,6 +28,7 @@ use crate::store::Store;
 
 mod admin;
 mod authorize;
+pub mod bearer;
 pub mod context;
 mod edge;
 pub mod health;

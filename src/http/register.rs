@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 
+use super::bearer::{self, BearerError};
 use super::context::RequestContext;
 use super::{paths, AppState};
 use crate::admin::clients;
@@ -30,30 +31,48 @@ const REGISTRATION_TOKEN_PREFIX: &str = "alrat_";
 
 /// Registrations per IP address, with the quota the settings name; rebuilt when it changes.
 #[derive(Default)]
-pub struct RegistrationLimiter(Mutex<Option<(u32, Arc<DefaultKeyedRateLimiter<IpAddr>>)>>);
+pub struct RegistrationLimiter(Mutex<Option<(Quota, Arc<DefaultKeyedRateLimiter<IpAddr>>)>>);
+
+/// Past this many addresses, those back to a full quota are forgotten: without it, every
+/// address ever seen stayed in memory.
+const FORGET_ABOVE: usize = 1024;
 
 impl RegistrationLimiter {
     /// `Err(seconds)` to wait when `ip` is over its quota.
     fn check(&self, ip: IpAddr, per_minute: u32) -> Result<(), u64> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least 1"));
+        self.check_quota(ip, quota)
+    }
+
+    fn check_quota(&self, ip: IpAddr, quota: Quota) -> Result<(), u64> {
         let limiter = {
             let mut current = self.0.lock().expect("limiter lock");
             match current.as_ref() {
-                Some((quota, limiter)) if *quota == per_minute => limiter.clone(),
+                Some((held, limiter)) if *held == quota => limiter.clone(),
                 _ => {
-                    let quota =
-                        Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least 1"));
                     let limiter = Arc::new(RateLimiter::keyed(quota));
-                    *current = Some((per_minute, limiter.clone()));
+                    *current = Some((quota, limiter.clone()));
                     limiter
                 }
             }
         };
+        if limiter.len() > FORGET_ABOVE {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
         limiter.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
             wait.as_secs() + 1
         })
+    }
+
+    /// How many addresses are remembered.
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        let current = self.0.lock().expect("limiter lock");
+        current.as_ref().map_or(0, |(_, limiter)| limiter.len())
     }
 }
 
@@ -69,15 +88,7 @@ fn not_found() -> Response {
 }
 
 fn invalid_token(description: &str) -> Response {
-    let mut response = json_response(
-        StatusCode::UNAUTHORIZED,
-        json!({ "error": "invalid_token", "error_description": description }),
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    );
-    response
+    BearerError::invalid_token(description).into_response()
 }
 
 fn internal(error: AppError) -> Response {
@@ -93,14 +104,6 @@ fn internal(error: AppError) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({ "error": "server_error" }),
     )
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 async fn enabled_settings(app: &AppState) -> Result<Option<SettingsValues>, Response> {
@@ -145,7 +148,7 @@ pub async fn register(
         Err(response) => return response,
     };
     if let Some(expected) = &settings.registration_initial_access_token {
-        let presented = bearer(&headers).map(secrets::hash);
+        let presented = bearer::from_header(&headers).map(secrets::hash);
         if !presented.is_some_and(|p| p.matches(expected)) {
             return invalid_token("an initial access token is required to register (RFC 7591 §3)");
         }
@@ -219,7 +222,7 @@ async fn authorized(
     client_id: &str,
     headers: &HeaderMap,
 ) -> Result<authledger_domain::client::RegisteredClient, Response> {
-    let presented = bearer(headers)
+    let presented = bearer::from_header(headers)
         .ok_or_else(|| invalid_token("the registration access token is required"))?;
     let client = app
         .authority
@@ -314,5 +317,24 @@ pub async fn manage(
             Err(error) => internal(error),
         },
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_back_to_a_full_quota_are_forgotten() {
+        let limiter = RegistrationLimiter::default();
+        let quota = Quota::per_second(NonZeroU32::new(1_000_000).unwrap());
+        for i in 0..5000u32 {
+            if i % 100 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let _ = limiter.check_quota(IpAddr::from(i.to_be_bytes()), quota);
+        }
+        let kept = limiter.remembered();
+        assert!(kept <= FORGET_ABOVE + 100, "{kept} of 5,000 addresses kept");
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::bearer::{self, BearerError};
 use super::AppState;
 use crate::error::AppError;
 use crate::oauth::error::no_store;
@@ -20,36 +21,18 @@ use crate::oauth::introspect::active_token;
 use crate::oauth::params::Params;
 use crate::usage::ReadMetric;
 
-/// RFC 6750 §3 challenge, pointing at the protected-resource metadata (RFC 9728 §5.1).
-fn challenge(app: &AppState, status: StatusCode, error: &str, description: &str) -> Response {
-    let value = format!(
-        "Bearer error=\"{error}\", error_description=\"{description}\", resource_metadata=\"{}/.well-known/oauth-protected-resource\"",
+/// A refusal, pointing at the protected-resource metadata (RFC 9728 §5.1).
+fn refuse(app: &AppState, error: BearerError) -> Response {
+    let metadata = format!(
+        "{}/.well-known/oauth-protected-resource",
         app.authority.issuer
     );
-    let mut response = (
-        status,
-        no_store(),
-        Json(json!({ "error": error, "error_description": description })),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
+    error.with_resource_metadata(metadata).into_response()
 }
 
 /// RFC 6750 §2.1 (header) and §2.2 (form body, POST only).
 fn bearer(method: &Method, headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned());
+    let from_header = bearer::from_header(headers).map(str::to_owned);
     from_header.or_else(|| {
         (*method == Method::POST)
             .then(|| {
@@ -70,13 +53,18 @@ pub async fn userinfo(
 ) -> Response {
     match answer(&app, &method, &headers, &body).await {
         Ok(response) => response,
+        Err(error) if error.is_unavailable() => super::surface::Surface::OAuth.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; retry shortly",
+            None,
+        ),
         Err(error) => {
             tracing::error!(%error, "userinfo failure");
-            (
+            super::surface::Surface::OAuth.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "server_error" })),
+                "internal error",
+                None,
             )
-                .into_response()
         }
     }
 }
@@ -89,11 +77,9 @@ async fn answer(
 ) -> Result<Response, AppError> {
     let authority = &app.authority;
     let invalid = || {
-        challenge(
+        refuse(
             app,
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the access token is missing, invalid, expired or revoked",
+            BearerError::invalid_token("the access token is missing, invalid, expired or revoked"),
         )
     };
     let Some(presented) = bearer(method, headers, body) else {
@@ -110,11 +96,9 @@ async fn answer(
         .as_deref()
         .filter(|_| token.has_scope("openid"))
     else {
-        return Ok(challenge(
+        return Ok(refuse(
             app,
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "the token lacks scope openid",
+            BearerError::insufficient_scope("the token lacks scope openid").with_scope("openid"),
         ));
     };
     let db = &authority.store.db;

@@ -19,11 +19,13 @@ struct Presented {
     method: TokenEndpointAuthMethod,
 }
 
-/// RFC 6749 §2.3.1: the Basic credentials are the form-urlencoded id and secret.
+/// RFC 6749 §2.3.1: the Basic credentials are the form-urlencoded id and secret. The scheme
+/// is case-insensitive (RFC 9110 §11.1).
 fn parse_basic(value: &str) -> Option<(String, String)> {
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let unescape = |s: &str| {
@@ -38,7 +40,10 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+        .filter(|v| {
+            v.split_once(' ')
+                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        });
     let fail = |basic_attempted: bool, description: &str| TokenError {
         basic_attempted,
         ..TokenError::invalid_client(description)

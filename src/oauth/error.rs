@@ -229,7 +229,27 @@ impl IntoResponse for AuthorizeError {
     }
 }
 
-/// An HTML page with the security headers every page carries.
+/// An HTML page, never cached (the router adds the security headers every response carries).
 pub fn html(status: StatusCode, body: String) -> Response {
     (status, no_store(), Html(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our own failure at the authorization endpoint was once answered 400, as if the request
+    /// were at fault.
+    #[test]
+    fn an_internal_failure_at_the_authorization_endpoint_is_a_500_page_and_an_outage_a_503() {
+        let failed = AuthorizeError::Failure { unavailable: false }.into_response();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(failed.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let down = AuthorizeError::Failure { unavailable: true }.into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
+    }
 }

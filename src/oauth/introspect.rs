@@ -18,10 +18,14 @@ use crate::error::AppError;
 use crate::secrets;
 use crate::usage::ReadMetric;
 
-fn unix(rfc3339: &str) -> i64 {
+/// A view time as Unix seconds. The views write these times themselves, so one that does not
+/// parse is a fault of the store, reported as such rather than answered as 1970.
+fn unix(rfc3339: &str) -> Result<i64, AppError> {
     DateTime::parse_from_rfc3339(rfc3339)
         .map(|t| t.timestamp())
-        .unwrap_or_default()
+        .map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("token time `{rfc3339}` in the views: {e}"))
+        })
 }
 
 /// The active token a presented bearer value stands for, if any. Access tokens come from the
@@ -68,7 +72,7 @@ pub async fn introspect(
         record.username.as_deref(),
         ReadMetric::IntrospectionActive,
     );
-    let iat = unix(&record.issued_at);
+    let iat = unix(&record.issued_at)?;
     Ok(json!({
         "active": true,
         "scope": record.scopes,
@@ -76,7 +80,7 @@ pub async fn introspect(
         "username": record.username,
         "sub": record.username.clone().unwrap_or_else(|| record.client_id.clone()),
         "token_type": if record.kind == "access" { "Bearer" } else { "refresh_token" },
-        "exp": unix(&record.expires_at),
+        "exp": unix(&record.expires_at)?,
         "iat": iat,
         "nbf": iat,
         "aud": record.client_id,
@@ -114,4 +118,15 @@ pub async fn revoke(
         .await
         .map_err(|e| TokenError::from(AppError::store(e)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_time_that_does_not_parse_is_an_error_not_1970() {
+        assert_eq!(unix("2026-11-27T07:00:00.000000Z").unwrap(), 1_795_762_800);
+        assert!(unix("yesterday").is_err());
+    }
 }

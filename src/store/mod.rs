@@ -471,7 +471,7 @@ where
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let live = self.live.get();
         let mut attempt = 0;
-        let (committed, mut after) = loop {
+        let (committed, after) = loop {
             attempt += 1;
             let kept = match fresh || attempt > 1 {
                 true => None,
@@ -502,7 +502,9 @@ where
             if events.is_empty() {
                 return Ok(vec![]);
             }
-            let before = context.aggregate().clone();
+            // `handle` wrote its events through the sink, which applied each one to the
+            // aggregate as it went: this is the aggregate after them.
+            let decided = context.aggregate().clone();
             match self.store.commit(events, context, metadata.to_map()).await {
                 Err(AggregateError::AggregateConflict) if !fresh && attempt < CONFLICT_RETRIES => {
                     // Decided on a state that was not the latest: what we kept is stale.
@@ -513,15 +515,12 @@ where
                     self.kept.forget(aggregate_id);
                     return Err(error);
                 }
-                Ok(committed) => break (committed, before),
+                Ok(committed) => break (committed, decided),
             }
         };
         let Some(last) = committed.last() else {
             return Ok(committed);
         };
-        for event in &committed {
-            after.apply(event.payload.clone());
-        }
         if after.expects_more_commands() {
             self.kept.put(aggregate_id, after.clone(), last.sequence);
         } else if !fresh {

@@ -452,3 +452,20 @@ on_both_stores! {
         assert!(history.contains("KeyGenerated") && history.contains("actor=system"), "{history}");
     }
 }
+
+on_both_stores! {
+    /// The server reloads its keys every few seconds; it once read and parsed every private
+    /// key each time, changed or not.
+    async fn the_key_ring_parses_private_keys_again_only_when_the_keys_changed(kind: Kind) {
+        let app = TestApp::spawn(kind).await;
+        let keys = &app.authority.keys;
+        let loads = keys.loads();
+        keys.reload(&app.store, &app.authority.master).await.unwrap();
+        keys.reload(&app.store, &app.authority.master).await.unwrap();
+        assert_eq!(keys.loads(), loads, "nothing changed, nothing parsed");
+        let output = cli(&app.db, &["keys", "rotate", "--now"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        keys.reload(&app.store, &app.authority.master).await.unwrap();
+        assert_eq!(keys.loads(), loads + 1);
+    }
+}

@@ -127,6 +127,8 @@ pub struct TestApp {
     pub address: String,
     /// The server's own store (not a second one opened on the same database).
     pub store: std::sync::Arc<authledger::store::Store>,
+    /// The server's protocol state (its key ring, master key, usage counters).
+    pub authority: std::sync::Arc<authledger::oauth::Authority>,
     pub http: reqwest::Client,
     pub db: TestDb,
     shutdown: Option<oneshot::Sender<()>>,
@@ -184,6 +186,7 @@ impl TestApp {
         .expect("the application starts");
         let address = format!("http://{}", app.local_addr());
         let store = app.state().authority.store.clone();
+        let authority = app.state().authority.clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stop.await;
@@ -191,6 +194,7 @@ impl TestApp {
         TestApp {
             address,
             store,
+            authority,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -198,3 +198,31 @@ on_both_stores! {
         );
     }
 }
+
+on_both_stores! {
+    /// A grant kept in memory between commands must be exactly what its events make: its
+    /// events were once applied to it twice, giving it duplicate tokens.
+    async fn a_grant_kept_in_memory_equals_the_grant_its_events_make(kind: Kind) {
+        use crate::oauth::flow::*;
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let client = flow.client(web_client()).await;
+        let (verifier, challenge) = pkce();
+        let code = flow.code(&client, "alice", &[("scope", "openid")], &challenge).await;
+        let (status, _, tokens) = flow.exchange(Auth::Basic(&client), &code, &verifier).await;
+        assert_eq!(status, 200, "{tokens}");
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let (status, _, refreshed) = flow
+            .token(Auth::Basic(&client), &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .await;
+        assert_eq!(status, 200, "{refreshed}");
+
+        let grant_id = authledger::oauth::tokens::grant_of(&code, "alac_").unwrap();
+        let kept = flow.app.store.grants.load(grant_id.as_str()).await.unwrap();
+        let stored = event_log::read_aggregate(&flow.app.store.db, "Grant", grant_id.as_str())
+            .await
+            .unwrap();
+        let folded: authledger_domain::grant::Grant = event_log::fold(&stored).unwrap();
+        assert_eq!(kept, folded);
+    }
+}

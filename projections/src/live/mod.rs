@@ -345,11 +345,6 @@ impl LiveIndex {
         }))
     }
 
-    /// How many access tokens are held (for the metrics and the benchmark).
-    pub fn held_tokens(&self) -> usize {
-        self.read().access_tokens.len()
-    }
-
     // ---- this instance's commands -------------------------------------------------------
 
     /// A client command committed: `client` is the aggregate after `sequence`.

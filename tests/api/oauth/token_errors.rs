@@ -95,3 +95,25 @@ on_both_stores! {
         assert_eq!(body["error"], "invalid_request");
     }
 }
+
+on_both_stores! {
+    /// RFC 9110 §11.1: `BASIC` and `Bearer` are case-insensitive; `BASIC` was once taken for a
+    /// Basic attempt and then refused as malformed.
+    async fn authorization_schemes_are_case_insensitive(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        let client = flow.client(ClientInput { grant_types: vec!["client_credentials".into()], redirect_uris: vec![], scope: Some("admin".into()), ..web_client() }).await;
+        let credentials = format!("{}:{}", client.client_id.as_str(), client.client_secret.as_ref().unwrap().reveal());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let response = flow.app.http.post(flow.app.url("/oauth/token"))
+            .header("authorization", format!("BASIC {encoded}"))
+            .form(&[("grant_type", "client_credentials")])
+            .send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let listed = flow.app.http.get(flow.app.url("/admin/api/clients"))
+            .header("authorization", format!("BEARER {token}"))
+            .send().await.unwrap();
+        assert_eq!(listed.status(), StatusCode::OK);
+    }
+}
