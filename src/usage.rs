@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use authledger_projections::grants::usage_hour;
+use authledger_projections::usage::usage_hour;
 use authledger_projections::usage::{add_read_counts, UsageRow};
 use authledger_projections::Db;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};

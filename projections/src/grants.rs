@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use authledger_domain::grant::GrantEvent;
 use authledger_domain::secret::SecretHash;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
@@ -17,19 +17,10 @@ use crate::batch::{Value, ViewTx};
 use crate::db::Db;
 use crate::event_log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
+use crate::usage::usage_hour;
 use crate::{on_db, on_tx, view_time};
 
 pub struct GrantsView;
-
-/// The hour a usage count belongs to, e.g. `2026-11-22T20:00:00Z`.
-pub fn usage_hour(at: DateTime<Utc>) -> String {
-    let hour = at
-        .with_minute(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(at);
-    hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// Adds to the hourly count of what events tell (tokens issued, refreshed, revoked).
 pub(crate) fn add_event_usage(
@@ -453,15 +444,3 @@ impl GrantsView {
 const GRANT_COLUMNS: &str =
     "grant_id, grant_type, client_id, username, scopes, status, created_at, \
      updated_at, revoked_at, revoked_reason, revoked_by, revoked_ip";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn usage_is_counted_per_hour() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 22, 20, 59, 59).unwrap();
-        assert_eq!(usage_hour(at), "2026-11-22T20:00:00Z");
-    }
-}

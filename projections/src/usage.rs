@@ -3,12 +3,23 @@
 //! userinfo calls, failed client authentications), which append no events and are counted in
 //! memory, then added here in batches.
 
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
 use crate::db::Db;
 use crate::runner::ProjectionError;
 use crate::{on_db, on_tx};
+
+/// The hour a usage count belongs to, e.g. `2026-11-22T20:00:00Z`.
+pub fn usage_hour(at: DateTime<Utc>) -> String {
+    let hour = at
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(at);
+    hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
 pub struct UsageRow {
@@ -64,4 +75,15 @@ pub async fn report(
         .bind(to.unwrap_or(""))
         .fetch_all(pool)
         .await)?)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn usage_is_counted_per_hour() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 20, 59, 59).unwrap();
+        assert_eq!(usage_hour(at), "2026-11-22T20:00:00Z");
+    }
 }

@@ -674,7 +674,7 @@ async fn usage(
     let hour = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
         rfc3339(field, v).map(|t| {
             t.map(|t| {
-                authledger_projections::grants::usage_hour(
+                authledger_projections::usage::usage_hour(
                     chrono::DateTime::parse_from_rfc3339(&t)
                         .expect("just formatted")
                         .with_timezone(&chrono::Utc),

@@ -16,13 +16,14 @@ use chrono::{DateTime, Utc};
 
 use super::context::RequestContext;
 use super::pages::render;
+use super::render;
 use super::session;
 use super::{paths, AppState};
 use crate::error::AppError;
 use crate::oauth::authorize::{validate, AuthorizationRequest};
 use crate::oauth::error::{AuthorizeError, AuthorizeErrorCode};
+use crate::oauth::grants::{issue_code, issue_implicit};
 use crate::oauth::params::Params;
-use crate::oauth::token::{issue_code, issue_implicit};
 
 #[derive(Template)]
 #[template(path = "consent.html")]
@@ -228,7 +229,7 @@ async fn run(
             )
             .await
             .map_err(internal)?;
-            request.target.redirect(&[("code", &code)])
+            render::redirect(&request.target, &[("code", &code)])
         }
         ResponseType::Token => {
             let (token, expires_in) = issue_implicit(
@@ -242,12 +243,15 @@ async fn run(
             .await
             .map_err(internal)?;
             let scope = request.scopes.to_string();
-            request.target.redirect(&[
-                ("access_token", &token),
-                ("token_type", "Bearer"),
-                ("expires_in", &expires_in.to_string()),
-                ("scope", &scope),
-            ])
+            render::redirect(
+                &request.target,
+                &[
+                    ("access_token", &token),
+                    ("token_type", "Bearer"),
+                    ("expires_in", &expires_in.to_string()),
+                    ("scope", &scope),
+                ],
+            )
         }
     };
     Ok(response)

@@ -32,8 +32,10 @@ pub mod bearer;
 pub mod context;
 mod edge;
 pub mod health;
+mod metrics;
 pub mod pages;
 mod register;
+pub mod render;
 mod serve;
 pub mod session;
 pub mod surface;
@@ -245,10 +247,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .delete(register::manage),
         )
         .layer(cors_for_public_clients(state.authority.clone()));
-    Router::new()
+    // Responses that carry tokens, codes, claims or a person's pages: never cached.
+    let not_cached = Router::new()
         .merge(public_client_endpoints)
-        .route(paths::HEALTHZ, get(health::healthz))
-        .route(paths::READYZ, get(health::readyz))
         .route(
             paths::AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize),
@@ -257,6 +258,14 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::FRAPPE_AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize),
         )
+        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
+        .route(paths::LOGOUT, post(pages::logout))
+        .nest(paths::ADMIN_API, admin::router())
+        .layer(render::no_store());
+    Router::new()
+        .merge(not_cached)
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
         .route(paths::JWKS, get(well_known::jwks))
         .route(
             paths::OPENID_CONFIGURATION,
@@ -274,10 +283,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::PROTECTED_RESOURCE_PATH,
             get(well_known::protected_resource_path),
         )
-        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
-        .route(paths::LOGOUT, post(pages::logout))
-        .route(paths::METRICS, get(userinfo::metrics))
-        .nest(paths::ADMIN_API, admin::router())
+        .route(paths::METRICS, get(metrics::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

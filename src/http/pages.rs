@@ -13,9 +13,9 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::context::RequestContext;
+use super::render::html;
 use super::session::{self, Session};
 use super::{paths, AppState};
-use crate::oauth::error::html;
 use crate::oauth::params::Params;
 use crate::throttle::{Key, Policy, Verdict};
 

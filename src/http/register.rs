@@ -20,7 +20,6 @@ use super::context::RequestContext;
 use super::{paths, AppState};
 use crate::admin::clients;
 use crate::error::{client_error, AppError};
-use crate::oauth::error::no_store;
 use crate::oauth::registration::{
     describe, refusal, to_metadata, RegistrationError, RegistrationRequest,
 };
@@ -77,7 +76,7 @@ impl RegistrationLimiter {
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, no_store(), axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
 }
 
 fn not_found() -> Response {

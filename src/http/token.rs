@@ -11,13 +11,15 @@ use super::AppState;
 use authledger_domain::client::RegisteredClient;
 use axum::Json;
 
-use crate::oauth::client_auth;
-use crate::oauth::error::{no_store, TokenError, TokenErrorCode};
+use crate::oauth::client_auth::{self, Credentials};
+use crate::oauth::error::{TokenError, TokenErrorCode};
+use crate::oauth::grants::{exchange, TokenRequest, TokenResponse, VerifierRules};
 use crate::oauth::introspect;
 use crate::oauth::params::Params;
-use crate::oauth::token::{exchange, TokenResponse, VerifierRules};
 use crate::throttle::{Key, Policy, Verdict};
 use crate::usage::ReadMetric;
+use authledger_domain::oauth::{GrantType, Scopes};
+use authledger_domain::pkce::CodeVerifier;
 
 pub async fn token(
     State(app): State<AppState>,
@@ -72,7 +74,14 @@ async fn authenticated(
     }
     let params = Params::parse(body).map_err(|e| TokenError::invalid_request(e.to_string()))?;
     let authority = &app.authority;
-    let claimed = client_auth::claimed_client_id(headers, &params);
+    let credentials = Credentials {
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        client_id: params.get("client_id"),
+        client_secret: params.get("client_secret"),
+    };
+    let claimed = client_auth::claimed_client_id(credentials);
     let throttle_key = match (
         &claimed,
         context.ip.as_deref().and_then(|ip| ip.parse().ok()),
@@ -91,7 +100,7 @@ async fn authenticated(
             )
         });
     }
-    match client_auth::authenticate(&authority.store, headers, &params).await {
+    match client_auth::authenticate(&authority.store, credentials).await {
         Ok(client) => Ok((params, client)),
         Err(error) => {
             if error.code == TokenErrorCode::InvalidClient {
@@ -126,14 +135,65 @@ async fn handle(
 ) -> Result<TokenResponse, TokenError> {
     let (params, client) = authenticated(app, context, headers, body).await?;
     let metadata = context.metadata(Actor::Client(client.client_id.clone()));
-    let grant_type = params.get("grant_type").unwrap_or_default().to_owned();
-    let response = exchange(&app.authority, &client, &params, &metadata, rules).await?;
+    let request = token_request(&params, rules)?;
+    let grant_type = request.grant_type();
+    let response = exchange(&app.authority, &client, request, &metadata).await?;
     app.authority
         .usage
         .tokens_issued
         .with_label_values(&[client.client_id.as_str(), grant_type.as_str()])
         .inc();
     Ok(response)
+}
+
+/// The token request a form makes (RFC 6749 §4.1.3, §4.4.2, §6): a missing `grant_type` or a
+/// missing parameter its grant needs is `invalid_request`, a grant this endpoint does not serve
+/// `unsupported_grant_type`.
+fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, TokenError> {
+    let required = |name: &str| {
+        params
+            .get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| TokenError::invalid_request(format!("{name} is required")))
+    };
+    let scope = || {
+        params
+            .get("scope")
+            .map(Scopes::parse)
+            .transpose()
+            .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))
+    };
+    let grant_type = required("grant_type")?;
+    match grant_type.parse::<GrantType>() {
+        Ok(GrantType::AuthorizationCode) => Ok(TokenRequest::AuthorizationCode {
+            code: required("code")?,
+            redirect_uri: params.get("redirect_uri").map(str::to_owned),
+            code_verifier: params
+                .get("code_verifier")
+                .map(|raw| match rules {
+                    VerifierRules::Rfc7636 => CodeVerifier::parse(raw),
+                    VerifierRules::Frappe => CodeVerifier::parse_lenient(raw),
+                })
+                .transpose()
+                .map_err(|e| TokenError::invalid_request(e.to_string()))?,
+        }),
+        Ok(GrantType::RefreshToken) => Ok(TokenRequest::RefreshToken {
+            refresh_token: required("refresh_token")?,
+            scope: scope()?,
+        }),
+        Ok(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials { scope: scope()? }),
+        Ok(GrantType::Implicit) | Err(_) => Err(TokenError::new(
+            TokenErrorCode::UnsupportedGrantType,
+            format!("grant_type `{grant_type}` is not supported"),
+        )),
+    }
+}
+
+/// The `token` of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1).
+fn token_parameter(params: &Params) -> Result<&str, TokenError> {
+    params
+        .get("token")
+        .ok_or_else(|| TokenError::invalid_request("token is required"))
 }
 
 /// `POST /oauth/introspect` (RFC 7662) and Frappe's `introspect_token`.
@@ -145,11 +205,11 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let (params, client) = authenticated(&app, &context, &headers, &body).await?;
-        introspect::introspect(&app.authority, &client, &params).await
+        introspect::introspect(&app.authority, &client, token_parameter(&params)?).await
     }
     .await;
     match result {
-        Ok(answer) => (no_store(), Json(answer)).into_response(),
+        Ok(answer) => Json(answer).into_response(),
         Err(error) => error.into_response(),
     }
 }
@@ -164,11 +224,17 @@ pub async fn revoke(
     let result = async {
         let (params, client) = authenticated(&app, &context, &headers, &body).await?;
         let metadata = context.metadata(Actor::Client(client.client_id.clone()));
-        introspect::revoke(&app.authority, &client, &params, &metadata).await
+        introspect::revoke(
+            &app.authority,
+            &client,
+            token_parameter(&params)?,
+            &metadata,
+        )
+        .await
     }
     .await;
     match result {
-        Ok(()) => (no_store(), Json(serde_json::json!({}))).into_response(),
+        Ok(()) => Json(serde_json::json!({})).into_response(),
         Err(error) => error.into_response(),
     }
 }

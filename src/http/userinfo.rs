@@ -7,7 +7,7 @@ use authledger_projections::clients::ClientsView;
 use authledger_projections::users::UsersView;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -15,7 +15,6 @@ use serde_json::json;
 use super::bearer::{self, BearerError};
 use super::AppState;
 use crate::error::AppError;
-use crate::oauth::error::no_store;
 use crate::oauth::id_token::user_claims;
 use crate::oauth::introspect::active_token;
 use crate::oauth::params::Params;
@@ -122,17 +121,5 @@ async fn answer(
     authority
         .usage
         .count(&token.client_id, Some(username), ReadMetric::Userinfo);
-    Ok((no_store(), Json(serde_json::Value::Object(claims))).into_response())
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        app.authority.usage.render(),
-    )
-        .into_response()
+    Ok(Json(serde_json::Value::Object(claims)).into_response())
 }

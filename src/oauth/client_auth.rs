@@ -3,14 +3,21 @@
 
 use authledger_domain::client::{ClientStatus, RegisteredClient};
 use authledger_domain::oauth::TokenEndpointAuthMethod;
-use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::error::TokenError;
-use super::params::Params;
 use crate::secrets;
 use crate::store::Store;
+
+/// The client credentials a request carries (RFC 6749 §2.3.1): its `Authorization` header
+/// and its `client_id` and `client_secret` parameters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+}
 
 /// What the request presented.
 struct Presented {
@@ -36,14 +43,11 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            v.split_once(' ')
-                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        });
+fn presented(credentials: Credentials<'_>) -> Result<Presented, TokenError> {
+    let basic = credentials.authorization.filter(|v| {
+        v.split_once(' ')
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+    });
     let fail = |basic_attempted: bool, description: &str| TokenError {
         basic_attempted,
         ..TokenError::invalid_client(description)
@@ -51,12 +55,12 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
     if let Some(value) = basic {
         let (client_id, secret) =
             parse_basic(value).ok_or_else(|| fail(true, "malformed HTTP Basic credentials"))?;
-        if params.get("client_secret").is_some() {
+        if credentials.client_secret.is_some() {
             return Err(TokenError::invalid_request(
                 "use one client authentication method, not HTTP Basic and client_secret both",
             ));
         }
-        if params.get("client_id").is_some_and(|id| id != client_id) {
+        if credentials.client_id.is_some_and(|id| id != client_id) {
             return Err(TokenError::invalid_request(
                 "client_id differs from the HTTP Basic user name",
             ));
@@ -67,11 +71,11 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
             method: TokenEndpointAuthMethod::ClientSecretBasic,
         });
     }
-    let client_id = params
-        .get("client_id")
+    let client_id = credentials
+        .client_id
         .ok_or_else(|| fail(false, "client authentication is required"))?
         .to_owned();
-    Ok(match params.get("client_secret") {
+    Ok(match credentials.client_secret {
         Some(secret) => Presented {
             client_id,
             secret: Some(secret.to_owned()),
@@ -86,17 +90,16 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, TokenErr
 }
 
 /// The client a request claims to be (for counting failed authentications), if it names one.
-pub fn claimed_client_id(headers: &HeaderMap, params: &Params) -> Option<String> {
-    presented(headers, params).ok().map(|p| p.client_id)
+pub fn claimed_client_id(credentials: Credentials<'_>) -> Option<String> {
+    presented(credentials).ok().map(|p| p.client_id)
 }
 
 /// Authenticates the calling client; returns it as its events make it now.
 pub async fn authenticate(
     store: &Store,
-    headers: &HeaderMap,
-    params: &Params,
+    credentials: Credentials<'_>,
 ) -> Result<RegisteredClient, TokenError> {
-    let presented = presented(headers, params)?;
+    let presented = presented(credentials)?;
     let basic_attempted = presented.method == TokenEndpointAuthMethod::ClientSecretBasic;
     let fail = || TokenError {
         basic_attempted,

@@ -1,8 +1,6 @@
-//! The OAuth error surfaces, each rendered once.
-
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde_json::json;
+//! The OAuth errors, as the protocol defines them: the token endpoint's (RFC 6749 §5.2) and
+//! the authorization endpoint's (§4.1.2.1), and where an authorization response goes.
+//! `crate::http::render` says them to the client, once each.
 
 use crate::error::AppError;
 
@@ -90,40 +88,6 @@ impl From<AppError> for TokenError {
     }
 }
 
-impl IntoResponse for TokenError {
-    fn into_response(self) -> Response {
-        let status = match self.code {
-            TokenErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            TokenErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            TokenErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            TokenErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let body = json!({ "error": self.code.as_str(), "error_description": self.description });
-        let mut response = (status, no_store(), axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        if status == StatusCode::UNAUTHORIZED && self.basic_attempted {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"authledger\", charset=\"UTF-8\""),
-            );
-        }
-        response
-    }
-}
-
-/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
-pub fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
-    [
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (header::PRAGMA, HeaderValue::from_static("no-cache")),
-    ]
-}
-
 /// Error codes of the authorization endpoint (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthorizeErrorCode {
@@ -165,9 +129,9 @@ pub struct ResponseTarget {
 }
 
 impl ResponseTarget {
-    /// Redirects with `params`, plus `state` and `iss`. Existing query parameters of the
-    /// registered URI are kept (RFC 6749 §3.1.2).
-    pub fn redirect(&self, params: &[(&str, &str)]) -> Response {
+    /// Where to send the person back with `params`, plus `state` and `iss`. Existing query
+    /// parameters of the registered URI are kept (RFC 6749 §3.1.2).
+    pub fn url(&self, params: &[(&str, &str)]) -> url::Url {
         let mut pairs: Vec<(&str, &str)> = params.to_vec();
         if let Some(state) = &self.state {
             pairs.push(("state", state));
@@ -182,9 +146,7 @@ impl ResponseTarget {
         } else {
             url.query_pairs_mut().extend_pairs(pairs);
         }
-        let mut response = Redirect::to(url.as_str()).into_response();
-        response.headers_mut().extend(no_store());
-        response
+        url
     }
 }
 
@@ -206,50 +168,4 @@ pub enum AuthorizeError {
         code: AuthorizeErrorCode,
         description: String,
     },
-}
-
-impl IntoResponse for AuthorizeError {
-    fn into_response(self) -> Response {
-        match self {
-            AuthorizeError::Untrusted { title, message } => {
-                crate::http::pages::error_page(StatusCode::BAD_REQUEST, title, &message)
-            }
-            AuthorizeError::Failure { unavailable } => {
-                crate::http::pages::failure_page(unavailable)
-            }
-            AuthorizeError::Redirect {
-                target,
-                code,
-                description,
-            } => target.redirect(&[
-                ("error", code.as_str()),
-                ("error_description", &description),
-            ]),
-        }
-    }
-}
-
-/// An HTML page, never cached (the router adds the security headers every response carries).
-pub fn html(status: StatusCode, body: String) -> Response {
-    (status, no_store(), Html(body)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Our own failure at the authorization endpoint was once answered 400, as if the request
-    /// were at fault.
-    #[test]
-    fn an_internal_failure_at_the_authorization_endpoint_is_a_500_page_and_an_outage_a_503() {
-        let failed = AuthorizeError::Failure { unavailable: false }.into_response();
-        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(failed.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
-        let down = AuthorizeError::Failure { unavailable: true }.into_response();
-        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
-    }
 }

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::error::TokenError;
-use super::params::Params;
 use super::tokens::{self, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use super::Authority;
 use crate::error::AppError;
@@ -56,11 +55,8 @@ pub async fn active_token(
 pub async fn introspect(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    token: &str,
 ) -> Result<Value, TokenError> {
-    let token = params
-        .get("token")
-        .ok_or_else(|| TokenError::invalid_request("token is required"))?;
     let Some(record) = active_token(authority, token)
         .await?
         .filter(|r| r.client_id == client.client_id)
@@ -93,12 +89,9 @@ pub async fn introspect(
 pub async fn revoke(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    token: &str,
     metadata: &EventMetadata,
 ) -> Result<(), TokenError> {
-    let token = params
-        .get("token")
-        .ok_or_else(|| TokenError::invalid_request("token is required"))?;
     let Some(grant) = tokens::grant_of(token, ACCESS_TOKEN_PREFIX)
         .or_else(|| tokens::grant_of(token, REFRESH_TOKEN_PREFIX))
     else {

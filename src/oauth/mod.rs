@@ -1,24 +1,27 @@
 //! The OAuth 2 / OpenID Connect protocol, between HTTP and the aggregates: what a request
-//! means, which command it becomes, and what answer follows from the committed events.
+//! means, which command it becomes, and what answer follows from the committed events. It
+//! returns typed outcomes and typed errors; `crate::http` parses requests into them and
+//! renders them (`http::render`), so nothing here knows about responses.
 //!
-//! - [`error`]: the two error surfaces of RFC 6749, rendered in one place each: JSON for the
-//!   token endpoint (§5.2) and redirects for the authorization endpoint (§4.1.2.1), plus the
-//!   HTML page for requests whose client or redirect URI cannot be trusted.
+//! - [`error`]: the errors of RFC 6749: the token endpoint's (§5.2), the authorization
+//!   endpoint's (§4.1.2.1), and refusals whose client or redirect URI cannot be trusted.
 //! - [`tokens`]: minting codes and tokens (with their grant id inside) and reading them back.
 //! - [`authorize`]: validation of authorization requests.
-//! - [`token`]: the grants of the token endpoint.
+//! - [`grants`]: the grants of the token endpoint, from a typed [`grants::TokenRequest`].
 //! - [`client_auth`]: client authentication (RFC 6749 §2.3).
 //! - [`id_token`]: ID token claims (OIDC Core §2, §5.4) and signing.
 //! - [`introspect`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`params`]: request parameters (each at most once, no control characters).
+//! - [`registration`]: dynamic client registration (RFC 7591, RFC 7592).
 
 pub mod authorize;
 pub mod client_auth;
 pub mod error;
+pub mod grants;
 pub mod id_token;
 pub mod introspect;
 pub mod params;
 pub mod registration;
-pub mod token;
 pub mod tokens;
 
 use std::sync::Arc;

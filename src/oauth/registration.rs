@@ -12,12 +12,8 @@ use authledger_domain::client::{ClientError, ClientMetadata, IdTokenAlg};
 use authledger_domain::oauth::{
     GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl,
 };
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-
-use super::error::no_store;
 
 /// Scopes a registrant may register; `admin` and any other scope stay with operators.
 pub const DYNAMIC_SCOPES: [&str; 4] = ["openid", "profile", "email", "roles"];
@@ -53,21 +49,6 @@ pub struct RegistrationRequest {
 pub enum RegistrationError {
     InvalidRedirectUri(String),
     InvalidClientMetadata(String),
-}
-
-impl IntoResponse for RegistrationError {
-    fn into_response(self) -> Response {
-        let (error, description) = match self {
-            RegistrationError::InvalidRedirectUri(d) => ("invalid_redirect_uri", d),
-            RegistrationError::InvalidClientMetadata(d) => ("invalid_client_metadata", d),
-        };
-        (
-            StatusCode::BAD_REQUEST,
-            no_store(),
-            axum::Json(json!({ "error": error, "error_description": description })),
-        )
-            .into_response()
-    }
 }
 
 fn metadata_error(field: &str, reason: impl std::fmt::Display) -> RegistrationError {

@@ -11,15 +11,13 @@ use authledger_domain::oauth::{GrantType, Scopes};
 use authledger_domain::pkce::CodeVerifier;
 use authledger_domain::settings::SettingsValues;
 use authledger_domain::user::{RegisteredUser, Username};
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::{AggregateError, EventEnvelope};
 use serde::Serialize;
 
 use super::authorize::AuthorizationRequest;
-use super::error::{no_store, TokenError, TokenErrorCode};
+use super::error::{TokenError, TokenErrorCode};
 use super::id_token::{self, IdTokenInput};
-use super::params::Params;
 use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
 use super::Authority;
 use crate::error::{user_error, AppError};
@@ -38,9 +36,31 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
-impl IntoResponse for TokenResponse {
-    fn into_response(self) -> Response {
-        (no_store(), axum::Json(self)).into_response()
+/// A token request (RFC 6749 §4.1.3, §4.4.2, §6), parsed from its form by the HTTP layer:
+/// the grants this endpoint serves, each with exactly its parameters.
+#[derive(Debug)]
+pub enum TokenRequest {
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<CodeVerifier>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<Scopes>,
+    },
+    ClientCredentials {
+        scope: Option<Scopes>,
+    },
+}
+
+impl TokenRequest {
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+        }
     }
 }
 
@@ -151,22 +171,10 @@ async fn grant_and_user(
 pub async fn exchange(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    request: TokenRequest,
     metadata: &EventMetadata,
-    rules: VerifierRules,
 ) -> Result<TokenResponse, TokenError> {
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| TokenError::invalid_request("grant_type is required"))?;
-    let grant_type = match grant_type.parse::<GrantType>() {
-        Ok(GrantType::Implicit) | Err(_) => {
-            return Err(TokenError::new(
-                TokenErrorCode::UnsupportedGrantType,
-                format!("grant_type `{grant_type}` is not supported"),
-            ))
-        }
-        Ok(grant_type) => grant_type,
-    };
+    let grant_type = request.grant_type();
     if !client.metadata.grant_types.contains(&grant_type) {
         return Err(TokenError::new(
             TokenErrorCode::UnauthorizedClient,
@@ -174,42 +182,50 @@ pub async fn exchange(
         ));
     }
     let settings = authority.store.settings_values().await?;
-    match grant_type {
-        GrantType::AuthorizationCode => {
-            authorization_code(authority, client, params, metadata, rules, &settings).await
+    match request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let presented = PresentedCode {
+                code: &code,
+                redirect_uri,
+                code_verifier,
+            };
+            authorization_code(authority, client, presented, metadata, &settings).await
         }
-        GrantType::RefreshToken => {
-            refresh_token(authority, client, params, metadata, &settings).await
+        TokenRequest::RefreshToken {
+            refresh_token: presented,
+            scope,
+        } => refresh_token(authority, client, &presented, scope, metadata, &settings).await,
+        TokenRequest::ClientCredentials { scope } => {
+            client_credentials(authority, client, scope, metadata, &settings).await
         }
-        GrantType::ClientCredentials => {
-            client_credentials(authority, client, params, metadata, &settings).await
-        }
-        GrantType::Implicit => unreachable!("refused above"),
     }
+}
+
+/// What an authorization-code request presents.
+struct PresentedCode<'a> {
+    code: &'a str,
+    redirect_uri: Option<String>,
+    code_verifier: Option<CodeVerifier>,
 }
 
 async fn authorization_code(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    presented: PresentedCode<'_>,
     metadata: &EventMetadata,
-    rules: VerifierRules,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
-    let code = params
-        .get("code")
-        .ok_or_else(|| TokenError::invalid_request("code is required"))?;
+    let PresentedCode {
+        code,
+        redirect_uri,
+        code_verifier,
+    } = presented;
     let grant_id = tokens::grant_of(code, CODE_PREFIX)
         .ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
-    let code_verifier = params
-        .get("code_verifier")
-        .map(|raw| match rules {
-            VerifierRules::Rfc7636 => CodeVerifier::parse(raw),
-            VerifierRules::Frappe => CodeVerifier::parse_lenient(raw),
-        })
-        .transpose()
-        .map_err(|e| TokenError::invalid_request(e.to_string()))?;
-
     let (state, user) = grant_and_user(
         authority,
         &grant_id,
@@ -233,7 +249,7 @@ async fn authorization_code(
             GrantCommand::RedeemCode {
                 client_id: client.client_id.clone(),
                 code_hash: secrets::hash(code),
-                redirect_uri: params.get("redirect_uri").map(str::to_owned),
+                redirect_uri,
                 code_verifier,
                 tokens: minted.tokens.clone(),
             },
@@ -265,20 +281,13 @@ async fn authorization_code(
 async fn refresh_token(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    presented: &str,
+    scopes: Option<Scopes>,
     metadata: &EventMetadata,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
-    let presented = params
-        .get("refresh_token")
-        .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?;
     let grant_id = tokens::grant_of(presented, REFRESH_TOKEN_PREFIX)
         .ok_or_else(|| TokenError::invalid_grant("refresh token is invalid"))?;
-    let scopes = params
-        .get("scope")
-        .map(Scopes::parse)
-        .transpose()
-        .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
     let (state, user) =
         grant_and_user(authority, &grant_id, client, "refresh token is invalid").await?;
 
@@ -329,15 +338,13 @@ async fn refresh_token(
 async fn client_credentials(
     authority: &Authority,
     client: &RegisteredClient,
-    params: &Params,
+    requested: Option<Scopes>,
     metadata: &EventMetadata,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
-    let scopes = match params.get("scope") {
+    let scopes = match requested {
         None => client.metadata.scopes.clone(),
-        Some(raw) => {
-            let scopes = Scopes::parse(raw)
-                .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
+        Some(scopes) => {
             if !scopes.is_subset_of(&client.metadata.scopes) {
                 return Err(TokenError::new(
                     TokenErrorCode::InvalidScope,
