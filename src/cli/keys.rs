@@ -1,0 +1,69 @@
+//! `authledger keys list|rotate`.
+
+use clap::Subcommand;
+
+use super::output::print_json;
+use super::{cli_metadata, MasterKeySource};
+use crate::error::AppError;
+use crate::store::Store;
+
+#[derive(Subcommand)]
+pub(super) enum KeysCommand {
+    /// Every key with its state (published, active, retired, removed), as JSON.
+    List,
+    /// Generate new keys: published now, signing after `key_activation_delay`.
+    Rotate {
+        /// RS256, ES256 or EdDSA; every algorithm when omitted.
+        #[arg(long = "alg", value_name = "ALG")]
+        algs: Vec<String>,
+        /// Sign with the new keys at once (relying parties with a cached JWKS will fail to
+        /// verify new tokens until they refresh it).
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+pub(super) async fn keys(
+    store: &Store,
+    command: KeysCommand,
+    master: &MasterKeySource,
+) -> Result<(), AppError> {
+    if let KeysCommand::Rotate { algs, now } = command {
+        let algs = if algs.is_empty() {
+            crate::signing::ASYMMETRIC.to_vec()
+        } else {
+            algs.iter()
+                .map(|raw| {
+                    authledger_domain::client::IdTokenAlg::parse(raw)
+                        .filter(|alg| crate::signing::ASYMMETRIC.contains(alg))
+                        .ok_or_else(|| {
+                            AppError::invalid(format!(
+                                "--alg: `{raw}` is not RS256, ES256 or EdDSA"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let master = master.load(store).await?;
+        let kids = crate::signing::rotate(store, &master, &algs, now, &cli_metadata())
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        eprintln!("published {} new key(s): {}", kids.len(), kids.join(", "));
+    }
+    let keys = store
+        .signing_keys
+        .load(authledger_domain::signing_keys::SIGNING_KEYS_ID)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    let listed: Vec<serde_json::Value> = keys
+        .keys()
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid, "alg": k.alg.as_str(), "state": k.state,
+                "activate_after": k.activate_after, "remove_after": k.remove_after,
+            })
+        })
+        .collect();
+    print_json(&listed)
+}

@@ -1,0 +1,298 @@
+//! The `authledger` command line (DESIGN §4). Output meant for programs is JSON on stdout;
+//! messages for people go to stderr; every failure exits non-zero.
+//!
+//! This file holds the command tree and runs the one chosen; each command group has its own
+//! file (`user`, `client`, `settings`, `audit`, `events`, `keys`), with `output` for what they
+//! print and `logging` for the log set-up.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use authledger_domain::metadata::{Actor, EventMetadata, Source};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::admin;
+use crate::config::{
+    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_MASTER_KEY_FILE, DEFAULT_TOKEN_CACHE,
+};
+use crate::error::AppError;
+use crate::http::{shutdown_signal, Application};
+use crate::master_key::MasterKey;
+use crate::services::SystemServices;
+use crate::store::Store;
+
+mod audit;
+mod client;
+mod events;
+mod keys;
+mod logging;
+mod output;
+mod settings;
+mod user;
+
+use audit::AuditArgs;
+use client::ClientCommand;
+use keys::KeysCommand;
+use settings::SettingsCommand;
+use user::UserCommand;
+
+#[derive(Parser)]
+#[command(
+    name = "authledger",
+    version,
+    about = "An event-sourced OAuth 2 / OpenID Connect authorization server"
+)]
+struct Cli {
+    /// Where events and views live: sqlite://PATH or postgres://...
+    #[arg(long, global = true, env = "AUTHLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+    /// The master key (base64url, 32 bytes) sealing signing keys and HS256 client secrets.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHLEDGER_MASTER_KEY",
+        hide_env_values = true
+    )]
+    master_key: Option<String>,
+    /// Where the master key is kept when AUTHLEDGER_MASTER_KEY is unset (created if missing).
+    #[arg(long, global = true, env = "AUTHLEDGER_MASTER_KEY_FILE", default_value = DEFAULT_MASTER_KEY_FILE)]
+    master_key_file: std::path::PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server (runs `migrate` first).
+    Serve {
+        #[arg(long, env = "AUTHLEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// The issuer identifier; defaults to http:// + the listen address.
+        #[arg(long, env = "AUTHLEDGER_ISSUER")]
+        issuer: Option<String>,
+        /// How many live access tokens the in-memory index holds; past it, introspection of
+        /// the tokens left out reads the database.
+        #[arg(long, env = "AUTHLEDGER_TOKEN_CACHE", default_value_t = DEFAULT_TOKEN_CACHE)]
+        token_cache: usize,
+        /// The most connections open at once; past it a new one is answered 503 and closed.
+        #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = crate::http::Limits::default().max_connections as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
+        /// Seconds a client may take to send a request's headers (and a keep-alive connection
+        /// may stay idle).
+        #[arg(long, env = "AUTHLEDGER_HEADER_READ_TIMEOUT", default_value_t = crate::http::Limits::default().header_read_timeout.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_read_timeout: u64,
+    },
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Show or change the OAuth settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Manage consents.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Query the audit trail (one row per event), or export it as JSON lines.
+    Audit(AuditArgs),
+    /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
+    History {
+        #[arg(value_name = "TYPE:ID")]
+        aggregate: String,
+    },
+    /// Print an aggregate's state as it was at an instant, replaying only the events before it.
+    State {
+        #[arg(value_name = "TYPE:ID")]
+        aggregate: String,
+        #[arg(long, value_name = "RFC3339")]
+        as_of: String,
+    },
+    /// Rebuild read models from the event log.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// List or rotate the ID token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the raw event history, with metadata.
+    Events {
+        /// Only this aggregate's events, e.g. client:ID or user:NAME.
+        #[arg(long, value_name = "TYPE:ID")]
+        aggregate: Option<String>,
+        /// Only events at or after this RFC 3339 time.
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Withdraw a person's consent for a client; their grants to it are revoked.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Replay the whole log into fresh views (all, or the one named) and swap them in.
+    Rebuild { name: Option<String> },
+}
+
+pub fn main() -> ExitCode {
+    // Arguments can reach events (a client's name, a disable reason): the log cannot be
+    // edited afterwards, so control characters are refused before anything runs.
+    if let Some((index, argument)) = std::env::args_os()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| a.to_string_lossy().chars().any(char::is_control))
+    {
+        eprintln!(
+            "error: argument {index} ({:?}) contains a control character; none is allowed",
+            argument.to_string_lossy()
+        );
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
+    logging::init(serving);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How the CLI finds the master key, loaded only by the commands that need it.
+pub(super) struct MasterKeySource {
+    configured: Option<String>,
+    file: std::path::PathBuf,
+}
+
+impl MasterKeySource {
+    pub(super) async fn load(&self, store: &Store) -> Result<MasterKey, AppError> {
+        let may_generate = !store.holds_sealed_values().await?;
+        MasterKey::load(self.configured.as_deref(), &self.file, may_generate)
+            .map_err(|e| AppError::Internal(e.into()))
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), AppError> {
+    let database_url = cli.database_url;
+    let master = MasterKeySource {
+        configured: cli.master_key,
+        file: cli.master_key_file,
+    };
+    match cli.command {
+        Command::Serve {
+            listen,
+            issuer,
+            token_cache,
+            max_connections,
+            header_read_timeout,
+        } => {
+            let config = Config {
+                database_url,
+                listen,
+                issuer,
+                master_key: master.configured,
+                master_key_file: master.file,
+                token_cache_capacity: token_cache,
+                limits: crate::http::Limits {
+                    header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
+                    max_connections: max_connections as usize,
+                    ..Default::default()
+                },
+            };
+            let app = Application::build(config).await?;
+            app.run_until(shutdown_signal())
+                .await
+                .map_err(|e| AppError::Internal(e.into()))
+        }
+        Command::Migrate => {
+            let store = open(&database_url).await?;
+            store.runner.catch_up_fully().await?;
+            eprintln!("schema is up to date");
+            Ok(())
+        }
+        Command::User(command) => user::user(&open(&database_url).await?, command).await,
+        Command::Client(command) => {
+            client::client(&open(&database_url).await?, command, &master).await
+        }
+        Command::Settings(command) => {
+            settings::settings(&open(&database_url).await?, command).await
+        }
+        Command::Consent(ConsentCommand::Revoke { user, client }) => {
+            let store = open(&database_url).await?;
+            admin::grants::revoke_consent(&store, &user, &client, &cli_metadata()).await?;
+            eprintln!("consent of {user} for client {client} revoked, with every grant it covered");
+            Ok(())
+        }
+        Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
+        Command::History { aggregate } => {
+            events::history(&open(&database_url).await?, &aggregate).await
+        }
+        Command::State { aggregate, as_of } => {
+            let store = open(&database_url).await?;
+            output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
+        }
+        Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
+        Command::Projections(ProjectionsCommand::Rebuild { name }) => {
+            let store = open(&database_url).await?;
+            let started = std::time::Instant::now();
+            let replayed = store.runner.rebuild(name.as_deref()).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "rebuilt {} from {replayed} events in {seconds:.2} s ({:.0} events/s)",
+                name.as_deref().unwrap_or("every projection"),
+                replayed as f64 / seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Events {
+            aggregate,
+            since,
+            json,
+        } => {
+            let store = open(&database_url).await?;
+            events::events(&store.db, aggregate, since, json).await
+        }
+    }
+}
+
+pub(super) async fn open(database_url: &str) -> Result<Store, AppError> {
+    Store::open(database_url, Arc::new(SystemServices))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// Metadata for everything one CLI invocation does: the OS user is the actor.
+pub(super) fn cli_metadata() -> EventMetadata {
+    let os_user = whoami::username();
+    EventMetadata {
+        actor: Actor::Cli(os_user),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source: Source::Cli,
+        at: Utc::now(),
+    }
+}

@@ -1,0 +1,46 @@
+//! What commands print: JSON for programs on stdout, a line at a time, and the paging
+//! through every item of a listing.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::admin;
+use crate::error::AppError;
+
+pub(super) fn print_json(value: &impl Serialize) -> Result<(), AppError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Internal(e.into()))?;
+    write_line(&mut std::io::stdout().lock(), &text).map(drop)
+}
+
+/// Writes one line of output. A reader that went away (`| head`) is not an error: returns
+/// `Ok(false)` so the caller stops producing.
+pub(super) fn write_line(out: &mut impl Write, line: &str) -> Result<bool, AppError> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(AppError::Internal(e.into())),
+    }
+}
+
+/// Follows keyset pages to the end.
+pub(super) async fn all_pages<T, F, Fut>(
+    mut page: F,
+    key: impl Fn(&T) -> String,
+) -> Result<Vec<T>, AppError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, AppError>>,
+{
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = page(after.take()).await?;
+        let full = batch.len() as i64 == admin::MAX_PAGE;
+        after = batch.last().map(&key);
+        all.extend(batch);
+        if !full {
+            return Ok(all);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `authledger user ...`.
+
+use std::io::BufRead;
+
+use clap::{Args, Subcommand};
+
+use super::cli_metadata;
+use super::output::{all_pages, print_json};
+use crate::admin::{self, users::UserInput};
+use crate::error::AppError;
+use crate::store::Store;
+
+#[derive(Subcommand)]
+pub(super) enum UserCommand {
+    /// Register a user; prints it as JSON.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[arg(long)]
+        email: Option<String>,
+        /// Full name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        #[arg(long)]
+        picture: Option<String>,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    List,
+    Show {
+        username: String,
+    },
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+    SetRoles {
+        username: String,
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(super) struct PasswordArg {
+    /// The password (visible to other local users in the process list; prefer --password-stdin).
+    #[arg(long)]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArg {
+    fn read(self) -> Result<String, AppError> {
+        match self.password {
+            Some(password) => Ok(password),
+            None => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| AppError::invalid(format!("password: cannot read stdin: {e}")))?;
+                Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+            }
+        }
+    }
+}
+
+pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppError> {
+    let metadata = cli_metadata();
+    match command {
+        UserCommand::Create {
+            username,
+            password,
+            email,
+            name,
+            given_name,
+            family_name,
+            picture,
+            roles,
+        } => {
+            let input = UserInput {
+                username,
+                password: password.read()?,
+                email,
+                name,
+                given_name,
+                family_name,
+                picture,
+                roles,
+            };
+            print_json(&admin::users::create(store, input, &metadata).await?)
+        }
+        UserCommand::List => {
+            let users = all_pages(
+                |after| async move {
+                    admin::users::list(store, after.as_deref(), admin::MAX_PAGE).await
+                },
+                |u| u.username.clone(),
+            )
+            .await?;
+            print_json(&users)
+        }
+        UserCommand::Show { username } => print_json(&admin::users::show(store, &username).await?),
+        UserCommand::Disable { username } => {
+            admin::users::disable(store, &username, &metadata).await?;
+            eprintln!("user {username} disabled");
+            Ok(())
+        }
+        UserCommand::Enable { username } => {
+            admin::users::enable(store, &username, &metadata).await?;
+            eprintln!("user {username} enabled");
+            Ok(())
+        }
+        UserCommand::SetRoles { username, roles } => {
+            print_json(&admin::users::set_roles(store, &username, &roles, &metadata).await?)
+        }
+        UserCommand::SetPassword { username, password } => {
+            admin::users::set_password(store, &username, &password.read()?, &metadata).await?;
+            eprintln!("password of {username} changed");
+            Ok(())
+        }
+    }
+}
