@@ -1,0 +1,130 @@
+//! The server's background tasks, each on its own clock: applying views in batches,
+//! following the log written by others, running cascades, saving read usage counts,
+//! maintaining signing keys, pruning the live index, and watching the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use super::health::{self, StoreHealth};
+use crate::oauth::Authority;
+use crate::store::Store;
+
+/// How often the projector looks for events when no command woke it (others' events).
+const PROJECTOR_IDLE_INTERVAL: Duration = Duration::from_millis(250);
+/// How often cascades caused by others' events (a client disabled from the CLI) run.
+const CASCADE_INTERVAL: Duration = Duration::from_millis(500);
+/// How often signing keys are activated, retired and removed as their times come, and reloaded
+/// (rotations by the CLI or another instance take effect within this).
+const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often expired tokens and sessions leave the live index.
+const LIVE_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Starts every task; the server aborts them when it stops.
+pub fn start(authority: &Arc<Authority>, health: &Arc<StoreHealth>) -> Vec<JoinHandle<()>> {
+    let store = authority.store.clone();
+    let mut tasks = vec![
+        tokio::spawn(project_in_batches(store.clone(), health.clone())),
+        tokio::spawn(run_cascades(store.clone(), health.clone())),
+        tokio::spawn(save_usage(authority.clone())),
+        tokio::spawn(maintain_keys(authority.clone(), health.clone())),
+        tokio::spawn(health::watch_the_store(store.db.clone(), health.clone())),
+    ];
+    if let Some(live) = store.live().cloned() {
+        tasks.push(tokio::spawn(follow_the_log(live.clone(), health.clone())));
+        tasks.push(tokio::spawn(prune_the_live_index(live)));
+    }
+    tasks
+}
+
+/// A ticker that waits out a slow tick rather than bursting to catch up.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Logs a background task's failure, unless the database is unreachable: the store watch
+/// says that once per outage, and the tasks retry by themselves.
+fn failed(health: &StoreHealth, error: &dyn std::fmt::Display, what: &str) {
+    if health.reachable() {
+        warn!(%error, "{what}");
+    } else {
+        tracing::debug!(%error, "{what}");
+    }
+}
+
+/// Updates the views behind token commands, which return without waiting for them: woken by
+/// each such command, it applies whatever has accumulated in batches (one transaction per
+/// batch), so under load many commands share one view update.
+async fn project_in_batches(store: Arc<Store>, health: Arc<StoreHealth>) {
+    loop {
+        let _ = tokio::time::timeout(PROJECTOR_IDLE_INTERVAL, store.views_behind()).await;
+        if let Err(error) = store.runner.catch_up().await {
+            failed(&health, &error, "updating the views failed; retrying");
+            tokio::time::sleep(PROJECTOR_IDLE_INTERVAL).await;
+        }
+    }
+}
+
+/// Keeps the live index current with events committed by others (CLI commands, other
+/// instances).
+async fn follow_the_log(
+    live: Arc<authledger_projections::live::LiveIndex>,
+    health: Arc<StoreHealth>,
+) {
+    let mut tick = every(authledger_projections::live::FOLLOW_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(error) = live.follow().await {
+            failed(&health, &error, "following the event log failed; retrying");
+        }
+    }
+}
+
+async fn prune_the_live_index(live: Arc<authledger_projections::live::LiveIndex>) {
+    let mut tick = every(LIVE_PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        live.prune(chrono::Utc::now());
+    }
+}
+
+/// Revokes the grants that others' events end (see `crate::cascade`).
+async fn run_cascades(store: Arc<Store>, health: Arc<StoreHealth>) {
+    let mut tick = every(CASCADE_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(error) = store.run_cascades().await {
+            failed(&health, &error, "running cascades failed; retrying");
+        }
+    }
+}
+
+/// Adds the read usage counts kept in memory to the store (see `crate::usage`).
+async fn save_usage(authority: Arc<Authority>) {
+    let mut tick = every(crate::usage::FLUSH_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        authority.usage.flush(&authority.store.db).await;
+    }
+}
+
+async fn maintain_keys(authority: Arc<Authority>, health: Arc<StoreHealth>) {
+    let mut tick = every(KEY_MAINTENANCE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let store = &authority.store;
+        let maintained = match crate::signing::maintain(store, &authority.master).await {
+            Ok(()) => authority.keys.reload(store, &authority.master).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = maintained {
+            failed(&health, &error, "signing key maintenance failed; retrying");
+        }
+    }
+}

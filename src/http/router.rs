@@ -1,0 +1,192 @@
+//! The routes, and the layers every request passes: request ids and tracing, the security
+//! headers, latency metrics, the edge checks (`edge.rs`), CORS for public clients and
+//! `no-store` on whatever carries a secret.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use super::{
+    admin, authorize, edge, health, metrics, pages, paths, register, render, surface, token,
+    userinfo, well_known, AppState, Limits,
+};
+use crate::oauth::Authority;
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let security_headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Authorization URLs carry state and (in responses) codes: never leak them onward.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
+    // Endpoints browser-based public clients call: CORS for the origins in settings.
+    let public_client_endpoints = Router::new()
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::FRAPPE_GET_TOKEN, post(token::frappe_get_token))
+        .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::FRAPPE_INTROSPECT, post(token::introspect))
+        .route(paths::REVOKE, post(token::revoke))
+        .route(paths::FRAPPE_REVOKE, post(token::revoke))
+        .route(
+            paths::USERINFO,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(
+            paths::FRAPPE_USERINFO,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route(paths::REGISTER, post(register::register))
+        .route(paths::FRAPPE_REGISTER, post(register::register))
+        .route(
+            paths::REGISTRATION,
+            get(register::manage)
+                .put(register::manage)
+                .delete(register::manage),
+        )
+        .layer(cors_for_public_clients(state.authority.clone()));
+    // Responses that carry tokens, codes, claims or a person's pages: never cached.
+    let not_cached = Router::new()
+        .merge(public_client_endpoints)
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(
+            paths::FRAPPE_AUTHORIZE,
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
+        .route(paths::LOGOUT, post(pages::logout))
+        .nest(paths::ADMIN_API, admin::router())
+        .layer(render::no_store());
+    Router::new()
+        .merge(not_cached)
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
+        .route(paths::JWKS, get(well_known::jwks))
+        .route(
+            paths::OPENID_CONFIGURATION,
+            get(well_known::openid_configuration),
+        )
+        .route(
+            paths::AUTHORIZATION_SERVER,
+            get(well_known::authorization_server),
+        )
+        .route(
+            paths::PROTECTED_RESOURCE,
+            get(well_known::protected_resource_root),
+        )
+        .route(
+            paths::PROTECTED_RESOURCE_PATH,
+            get(well_known::protected_resource_path),
+        )
+        .route(paths::METRICS, get(metrics::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(limits, edge::guard))
+        .layer(security_headers)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+/// The span every request's log lines carry. Only the path is logged, never the query
+/// string: authorization responses and some clients put codes and tokens there.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+/// CORS (tower-http) for the origins listed in `allowed_public_client_origins` (or `*`): the
+/// origin is echoed, with `Vary: Origin`; an unlisted origin gets no CORS headers at all.
+fn cors_for_public_clients(authority: Arc<Authority>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _| {
+                let authority = authority.clone();
+                async move {
+                    let Ok(settings) = authority.store.settings_values().await else {
+                        return false;
+                    };
+                    let origin = origin.to_str().unwrap_or_default();
+                    settings
+                        .allowed_public_client_origins
+                        .iter()
+                        .any(|allowed| allowed == "*" || allowed == origin)
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Observes each request's latency by route pattern (not raw path: ids would explode the
+/// label set).
+async fn record_latency(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .authority
+        .usage
+        .requests
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    surface::Surface::of(uri.path()).error(StatusCode::NOT_FOUND, "no such endpoint", None)
+}
