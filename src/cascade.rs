@@ -14,9 +14,9 @@ use authledger_domain::client::ClientEvent;
 use authledger_domain::consent::ConsentEvent;
 use authledger_domain::grant::{GrantCommand, RevocationReason};
 use authledger_domain::user::UserEvent;
+use authledger_projections::checkpoint;
 use authledger_projections::event_log::{self, StoredEvent};
 use authledger_projections::grants::{GrantsView, Subject};
-use authledger_projections::{on_db, on_tx, Position};
 use tokio::sync::Mutex;
 
 use crate::error::AppError;
@@ -25,18 +25,10 @@ use crate::store::Store;
 const CHECKPOINT: &str = "cascade";
 const BATCH: i64 = 500;
 
-/// Serialises cascade runs within the process.
-pub struct Cascade {
-    lock: Mutex<()>,
-}
-
-impl Default for Cascade {
-    fn default() -> Self {
-        Cascade {
-            lock: Mutex::new(()),
-        }
-    }
-}
+/// One cascade run at a time in this process: two would revoke the same grants twice over
+/// (harmless, every revocation is idempotent, but wasted). Across processes the reactor's
+/// checkpoint keeps them from going far apart.
+static RUNNING: Mutex<()> = Mutex::const_new(());
 
 /// The grants an event ends, and why.
 fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
@@ -85,56 +77,37 @@ fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
     }
 }
 
-impl Cascade {
-    /// Applies every cascade of the readable log after the reactor's checkpoint. The views must
-    /// be current first (the grants to revoke are found in `grant_view`), so this catches the
-    /// projections up before reading.
-    pub async fn run(&self, store: &Store) -> Result<(), AppError> {
-        let _guard = self.lock.lock().await;
-        store.runner.catch_up().await?;
-        let db = &store.db;
-        let insert =
-            "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
-                      VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
-        on_db!(db, pool => sqlx::query(insert).bind(CHECKPOINT).execute(pool).await.map(drop))
-            .map_err(|e| AppError::Internal(e.into()))?;
-        loop {
-            let select = "SELECT transaction_id, global_position FROM projection_checkpoints WHERE projection = $1";
-            let (transaction, global): (i64, i64) =
-                on_db!(db, pool => sqlx::query_as(select).bind(CHECKPOINT).fetch_one(pool).await)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-            let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
-            let events = event_log::read_after(
-                &mut tx,
-                Position {
-                    transaction,
-                    global,
-                },
-                BATCH,
-            )
-            .await?;
-            drop(tx);
-            let Some(last) = events.last().map(|e| e.position) else {
-                return Ok(());
-            };
-            // The grants an event ends are found in the grants view, which must therefore
-            // include every grant committed before it (token commands do not wait for it).
-            if events.iter().any(|e| affected(e).is_some()) {
-                store.runner.wait_for(last).await?;
-            }
-            for event in &events {
-                if let Some((subject, reason)) = affected(event) {
-                    revoke_all(store, &subject, reason, event).await?;
-                }
-            }
-            let update = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 WHERE projection = $3";
-            let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
-            on_tx!(&mut tx, conn => sqlx::query(update).bind(last.transaction).bind(last.global).bind(CHECKPOINT).execute(conn).await.map(drop))
-                .map_err(|e| AppError::Internal(e.into()))?;
-            tx.commit()
-                .await
-                .map_err(|e| AppError::Internal(e.into()))?;
+/// Applies every cascade of the readable log after the reactor's checkpoint. The views must
+/// be current first (the grants to revoke are found in `grant_view`), so this catches the
+/// projections up before reading.
+pub async fn run(store: &Store) -> Result<(), AppError> {
+    let _guard = RUNNING.lock().await;
+    store.runner.catch_up().await?;
+    let db = &store.db;
+    checkpoint::register(db, CHECKPOINT).await?;
+    loop {
+        let from = checkpoint::read(db, CHECKPOINT).await?;
+        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        let events = event_log::read_after(&mut tx, from, BATCH).await?;
+        drop(tx);
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        // The grants an event ends are found in the grants view, which must therefore
+        // include every grant committed before it (token commands do not wait for it).
+        if events.iter().any(|e| affected(e).is_some()) {
+            store.runner.wait_for(last).await?;
         }
+        for event in &events {
+            if let Some((subject, reason)) = affected(event) {
+                revoke_all(store, &subject, reason, event).await?;
+            }
+        }
+        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        checkpoint::save(&mut tx, CHECKPOINT, last).await?;
+        tx.commit()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
     }
 }
 

@@ -16,8 +16,8 @@ use sqlx::FromRow;
 use crate::batch::ViewTx;
 use crate::db::Db;
 use crate::event_log::StoredEvent;
-use crate::runner::{Projection, ProjectionError};
 use crate::{on_db, on_tx, view_time};
+use crate::{Projection, ProjectionError};
 
 pub struct AuditLog;
 

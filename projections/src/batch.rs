@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use crate::db::DbTx;
-use crate::runner::ProjectionError;
+use crate::error::ProjectionError;
 
 /// One bound value of a deferred row.
 #[derive(Debug, Clone)]

@@ -20,8 +20,8 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use crate::db::{Db, DbTx};
+use crate::error::ProjectionError;
 use crate::on_db;
-use crate::runner::ProjectionError;
 
 /// A point in the commit-ordered log. Ordered by `transaction` first (always 0 on SQLite),
 /// then `global`.

@@ -16,9 +16,9 @@ use sqlx::FromRow;
 use crate::batch::{Value, ViewTx};
 use crate::db::Db;
 use crate::event_log::StoredEvent;
-use crate::runner::{Projection, ProjectionError};
 use crate::usage::usage_hour;
 use crate::{on_db, on_tx, view_time};
+use crate::{Projection, ProjectionError};
 
 pub struct GrantsView;
 

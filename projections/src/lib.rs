@@ -9,6 +9,8 @@
 //! - [`event_log`]: the global, commit-ordered event log: [`event_log::Position`] and the query
 //!   that reads "everything after my checkpoint" without ever skipping a late commit.
 //! - [`batch`]: the transaction projections write through, which batches their inserts.
+//! - [`error`]: the read side's error; [`projection`]: what a read model is; [`checkpoint`]:
+//!   how far each reader of the log has read.
 //! - [`runner`]: the projection runner. Each projection's checkpoint is written in the same
 //!   transaction as its view rows, so a crash between an event's commit and its view update is
 //!   repaired by the next catch-up.
@@ -22,12 +24,15 @@
 
 pub mod audit;
 pub mod batch;
+pub mod checkpoint;
 pub mod clients;
 pub mod consents;
 pub mod db;
+pub mod error;
 pub mod event_log;
 pub mod grants;
 pub mod live;
+pub mod projection;
 mod rebuild;
 pub mod runner;
 pub mod sessions;
@@ -37,8 +42,10 @@ pub mod users;
 use std::sync::Arc;
 
 pub use db::{Db, DbTx, StoreKind};
+pub use error::ProjectionError;
 pub use event_log::{Position, StoredEvent};
-pub use runner::{Projection, ProjectionError, ProjectionRunner};
+pub use projection::Projection;
+pub use runner::ProjectionRunner;
 
 /// Every projection the server maintains, in the order the runner feeds them.
 pub fn all() -> Vec<Arc<dyn Projection>> {

@@ -41,9 +41,10 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::batch::ViewTx;
+use crate::checkpoint;
 use crate::db::{Db, DbTx};
 use crate::event_log::{self, Position, StoredEvent};
-use crate::runner::{lock_checkpoint, save_checkpoint, Projection, ProjectionError};
+use crate::{Projection, ProjectionError};
 
 /// Index builds sort; Postgres' default 64 MB spills a million-row sort to disk.
 const INDEX_BUILD_MEMORY: &str = "256MB";
@@ -62,7 +63,7 @@ pub(crate) async fn in_one_transaction(
 ) -> Result<u64, ProjectionError> {
     let mut tx = ViewTx::new(db.begin().await?);
     for projection in projections {
-        lock_checkpoint(tx.db().await?, projection.name()).await?;
+        checkpoint::lock(tx.db().await?, projection.name()).await?;
     }
     let DbTx::Sqlite(sqlite) = tx.db().await? else {
         unreachable!("in_one_transaction is the SQLite rebuild");
@@ -94,7 +95,7 @@ pub(crate) async fn in_one_transaction(
     }
     if let Some(position) = position {
         for projection in projections {
-            save_checkpoint(tx.db().await?, projection.name(), position).await?;
+            checkpoint::save(tx.db().await?, projection.name(), position).await?;
         }
     }
     tx.commit().await?;
@@ -307,7 +308,7 @@ async fn swap_in(
     let mut tx = ViewTx::new(db.begin().await?);
     let mut checkpoints = Vec::new();
     for projection in projections {
-        checkpoints.push(lock_checkpoint(tx.db().await?, projection.name()).await?);
+        checkpoints.push(checkpoint::lock(tx.db().await?, projection.name()).await?);
     }
     let DbTx::Postgres(pg) = tx.db().await? else {
         unreachable!("swap_in is the Postgres rebuild");
@@ -344,7 +345,7 @@ async fn swap_in(
     }
     scratch.search_home(pg).await?;
     for (projection, checkpoint) in projections.iter().zip(checkpoints) {
-        save_checkpoint(tx.db().await?, projection.name(), position.max(checkpoint)).await?;
+        checkpoint::save(tx.db().await?, projection.name(), position.max(checkpoint)).await?;
     }
     tx.commit().await?;
     Ok(())

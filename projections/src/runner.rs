@@ -10,49 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use crate::batch::ViewTx;
-use crate::db::{Db, DbTx};
-use crate::event_log::{self, Position, StoredEvent};
-use crate::on_tx;
+use crate::checkpoint;
+use crate::db::Db;
+use crate::error::ProjectionError;
+use crate::event_log::{self, Position};
+use crate::projection::Projection;
 use crate::rebuild;
-
-/// A read model fed from the event log.
-#[async_trait]
-pub trait Projection: Send + Sync {
-    /// Stable name: the checkpoint row's key and the argument of `projections rebuild NAME`.
-    fn name(&self) -> &'static str;
-    /// The tables this projection owns; a rebuild empties them.
-    fn tables(&self) -> &'static [&'static str];
-    /// Applies one event inside the runner's transaction. Events of aggregates the projection
-    /// does not follow are ignored.
-    async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("undecodable event: {0}")]
-    Decode(String),
-    #[error("a view row does not fit its table: {0}")]
-    InvalidRow(String),
-    #[error("no projection is named `{0}`")]
-    UnknownProjection(String),
-    #[error("projections did not reach position {0} within {1:?}")]
-    Lagging(i64, Duration),
-    #[error("the rebuild stopped: its log reader or another projection's replay failed")]
-    RebuildStopped,
-}
-
-impl ProjectionError {
-    /// Whether the database could not be reached (see [`crate::db::is_unreachable`]).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, ProjectionError::Db(e) if crate::db::is_unreachable(e))
-    }
-}
 
 const BATCH: i64 = 500;
 /// A rebuild reads the log in larger pages: fewer, larger statements per event. (Measured on
@@ -80,10 +46,7 @@ impl ProjectionRunner {
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
         for projection in &projections {
-            let sql =
-                "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
-                       VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
-            crate::on_db!(&db, pool => sqlx::query(sql).bind(projection.name()).execute(pool).await.map(|r| r.rows_affected()))?;
+            checkpoint::register(&db, projection.name()).await?;
         }
         Ok(ProjectionRunner {
             db,
@@ -209,7 +172,7 @@ async fn step_all(
     let mut tx = ViewTx::new(db.begin().await?);
     let mut checkpoints = Vec::with_capacity(projections.len());
     for projection in projections {
-        checkpoints.push(lock_checkpoint(tx.db().await?, projection.name()).await?);
+        checkpoints.push(checkpoint::lock(tx.db().await?, projection.name()).await?);
     }
     let lowest = checkpoints.iter().copied().min().unwrap_or_default();
     let events = event_log::read_after(tx.db().await?, lowest, BATCH).await?;
@@ -225,43 +188,8 @@ async fn step_all(
         }
     }
     for (projection, checkpoint) in projections.iter().zip(&checkpoints) {
-        save_checkpoint(tx.db().await?, projection.name(), last.max(*checkpoint)).await?;
+        checkpoint::save(tx.db().await?, projection.name(), last.max(*checkpoint)).await?;
     }
     tx.commit().await?;
     Ok((last, events.len()))
-}
-
-/// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
-/// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
-/// apply the same batch twice.
-pub(crate) async fn lock_checkpoint(
-    tx: &mut DbTx,
-    name: &str,
-) -> Result<Position, ProjectionError> {
-    let touch = "UPDATE projection_checkpoints SET projection = projection WHERE projection = $1";
-    on_tx!(tx, conn => sqlx::query(touch).bind(name).execute(conn).await.map(|r| r.rows_affected()))?;
-    let select = "SELECT transaction_id, global_position FROM projection_checkpoints \
-                  WHERE projection = $1";
-    let (transaction, global): (i64, i64) =
-        on_tx!(tx, conn => sqlx::query_as(select).bind(name).fetch_one(conn).await)?;
-    Ok(Position {
-        transaction,
-        global,
-    })
-}
-
-pub(crate) async fn save_checkpoint(
-    tx: &mut DbTx,
-    name: &str,
-    position: Position,
-) -> Result<(), ProjectionError> {
-    let sql = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 \
-               WHERE projection = $3";
-    on_tx!(tx, conn => sqlx::query(sql)
-        .bind(position.transaction)
-        .bind(position.global)
-        .bind(name)
-        .execute(conn)
-        .await.map(|r| r.rows_affected()))?;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use crate::db::Db;
-use crate::runner::ProjectionError;
+use crate::error::ProjectionError;
 use crate::{on_db, on_tx};
 
 /// The hour a usage count belongs to, e.g. `2026-11-22T20:00:00Z`.

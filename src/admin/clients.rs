@@ -267,7 +267,7 @@ pub async fn rotate_secret(
         revoke_tokens,
     };
     execute(store, client_id, command, metadata).await?;
-    store.run_cascades().await?;
+    crate::cascade::run(store).await?;
     Ok(secret)
 }
 
@@ -317,7 +317,7 @@ pub async fn disable(
         metadata,
     )
     .await?;
-    store.run_cascades().await?;
+    crate::cascade::run(store).await?;
     show(store, client_id).await
 }
 
@@ -336,7 +336,7 @@ pub async fn delete(
     metadata: &EventMetadata,
 ) -> Result<ClientSummary, AppError> {
     execute(store, client_id, ClientCommand::Delete, metadata).await?;
-    store.run_cascades().await?;
+    crate::cascade::run(store).await?;
     show(store, client_id).await
 }
 

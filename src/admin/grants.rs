@@ -36,7 +36,7 @@ pub async fn revoke_consent(
         }
         Err(other) => return Err(AppError::store(other)),
     }
-    store.run_cascades().await
+    crate::cascade::run(store).await
 }
 
 /// Revokes one grant and every token in it.

@@ -111,7 +111,7 @@ pub async fn disable(
 ) -> Result<UserSummary, AppError> {
     let username = parse_username(username)?;
     execute(store, &username, UserCommand::Disable, metadata).await?;
-    store.run_cascades().await?;
+    crate::cascade::run(store).await?;
     show(store, username.as_str()).await
 }
 

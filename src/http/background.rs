@@ -97,7 +97,7 @@ async fn run_cascades(store: Arc<Store>, health: Arc<StoreHealth>) {
     let mut tick = every(CASCADE_INTERVAL);
     loop {
         tick.tick().await;
-        if let Err(error) = store.run_cascades().await {
+        if let Err(error) = crate::cascade::run(&store).await {
             failed(&health, &error, "running cascades failed; retrying");
         }
     }

@@ -92,11 +92,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// How many events the slowest projection has still to read.
 async fn projection_lag(db: &Db) -> Result<i64, authledger_projections::ProjectionError> {
     let head = event_log::last_position(db).await?.map_or(0, |p| p.global);
-    let slowest: Option<i64> = authledger_projections::on_db!(db, pool => sqlx::query_scalar(
-        "SELECT MIN(global_position) FROM projection_checkpoints"
-    )
-    .fetch_one(pool)
-    .await)?;
+    let slowest = authledger_projections::checkpoint::slowest(db).await?;
     Ok((head - slowest.unwrap_or(head)).max(0))
 }
 

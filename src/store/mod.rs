@@ -70,7 +70,6 @@ pub struct Store {
     pub consents: Arc<dyn Commands<Consent>>,
     pub settings: Arc<dyn Commands<Settings>>,
     pub signing_keys: Arc<dyn Commands<SigningKeys>>,
-    cascade: crate::cascade::Cascade,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
@@ -115,7 +114,6 @@ impl Store {
                     signing_keys: wiring.commands::<SigningKeys, _>($repository),
                     runner: runner.clone(),
                     db: db.clone(),
-                    cascade: Default::default(),
                     live: wiring.live.clone(),
                     projector: wiring.projector.clone(),
                 }
@@ -132,12 +130,6 @@ impl Store {
 
     pub fn kind(&self) -> StoreKind {
         self.db.kind()
-    }
-
-    /// Revokes the grants that recent events (a client or user disabled, a consent revoked, a
-    /// secret rotated with token revocation) end; see [`crate::cascade`].
-    pub async fn run_cascades(&self) -> Result<(), crate::error::AppError> {
-        self.cascade.run(self).await
     }
 
     /// Loads the live index (see [`authledger_projections::live`]) and makes the store keep it

@@ -43,9 +43,9 @@ mod sessions;
 pub use sessions::OpenSession;
 
 use crate::db::Db;
+use crate::error::ProjectionError;
 use crate::event_log::{self, Position, StoredEvent};
 use crate::grants::TokenRecord;
-use crate::runner::ProjectionError;
 use crate::{on_tx, view_time};
 
 /// How often a server follows the log for changes made elsewhere: the bound on how stale this

@@ -1,0 +1,61 @@
+//! Checkpoints: how far each reader of the log (every projection, and the cascade reactor)
+//! has read, one row each in `projection_checkpoints`.
+
+use crate::db::{Db, DbTx};
+use crate::error::ProjectionError;
+use crate::event_log::Position;
+use crate::{on_db, on_tx};
+
+/// Adds `name`'s row, at the start of the log, unless it exists.
+pub async fn register(db: &Db, name: &str) -> Result<(), ProjectionError> {
+    let sql = "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
+               VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
+    on_db!(db, pool => sqlx::query(sql).bind(name).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+const SELECT: &str = "SELECT transaction_id, global_position FROM projection_checkpoints \
+                      WHERE projection = $1";
+
+fn position((transaction, global): (i64, i64)) -> Position {
+    Position {
+        transaction,
+        global,
+    }
+}
+
+/// `name`'s checkpoint, without locking it: for a reader whose work is idempotent and is
+/// done through commands on other connections while it reads (the cascade reactor), which a
+/// held lock would block on SQLite.
+pub async fn read(db: &Db, name: &str) -> Result<Position, ProjectionError> {
+    let row = on_db!(db, pool => sqlx::query_as(SELECT).bind(name).fetch_one(pool).await)?;
+    Ok(position(row))
+}
+
+/// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
+/// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
+/// apply the same batch twice.
+pub async fn lock(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError> {
+    let touch = "UPDATE projection_checkpoints SET projection = projection WHERE projection = $1";
+    on_tx!(tx, conn => sqlx::query(touch).bind(name).execute(conn).await.map(|r| r.rows_affected()))?;
+    let row = on_tx!(tx, conn => sqlx::query_as(SELECT).bind(name).fetch_one(conn).await)?;
+    Ok(position(row))
+}
+
+pub async fn save(tx: &mut DbTx, name: &str, position: Position) -> Result<(), ProjectionError> {
+    let sql = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 \
+               WHERE projection = $3";
+    on_tx!(tx, conn => sqlx::query(sql)
+        .bind(position.transaction)
+        .bind(position.global)
+        .bind(name)
+        .execute(conn)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The global position of the checkpoint furthest behind, if any reader has one.
+pub async fn slowest(db: &Db) -> Result<Option<i64>, ProjectionError> {
+    let sql = "SELECT MIN(global_position) FROM projection_checkpoints";
+    Ok(on_db!(db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+}
