@@ -17,6 +17,8 @@
 //! - [`http`]: the axum application, built so tests run it on port 0.
 //! - [`cli`]: the `authledger` command line (DESIGN §4).
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
+//! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
+//!   secrets), sealed under the master key outside the event log.
 //! - [`throttle`]: failed sign-ins and client authentications make their source wait.
 
 pub mod admin;
@@ -34,3 +36,4 @@ pub mod signing;
 pub mod store;
 pub mod throttle;
 pub mod usage;
+pub mod vault;

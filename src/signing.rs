@@ -12,7 +12,6 @@ use std::sync::{Arc, RwLock};
 use authledger_domain::client::IdTokenAlg;
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
 use authledger_domain::signing_keys::{KeyState, SigningKeys, SigningKeysCommand, SIGNING_KEYS_ID};
-use authledger_projections::on_db;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -28,6 +27,7 @@ use serde::Serialize;
 
 use crate::master_key::MasterKey;
 use crate::store::Store;
+use crate::vault::{NewSigningKey, Vault};
 
 struct ActiveKey {
     kid: String,
@@ -127,6 +127,8 @@ pub enum SigningError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     MasterKey(#[from] crate::master_key::MasterKeyError),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
     #[error("key generation failed for {0}")]
     Generation(&'static str),
     #[error("signing failed: {0}")]
@@ -241,20 +243,15 @@ async fn generate_and_publish(
     let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-    let sql =
-        "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, created_at, state) \
-               VALUES ($1, $2, $3, $4, $5, 'sealed')";
-    let sealed = master.seal(&der, &format!("signing-key:{kid}"));
     let public = serde_json::to_value(&jwk).expect("a JWK serialises");
-    on_db!(&store.db, pool => sqlx::query(sql)
-        .bind(&kid)
-        .bind(alg.as_str())
-        .bind(&sealed)
-        .bind(public.to_string())
-        .bind(authledger_projections::view_time(Utc::now()))
-        .execute(pool)
-        .await
-        .map(drop))?;
+    Vault::new(&store.db, master)
+        .put_signing_key(NewSigningKey {
+            kid: &kid,
+            alg: alg.as_str(),
+            private_der: &der,
+            public_jwk: &public,
+        })
+        .await?;
     store
         .signing_keys
         .execute(
@@ -385,14 +382,10 @@ impl KeyRing {
             let Some(key) = keys.active(alg) else {
                 continue;
             };
-            let sealed: Option<String> = on_db!(&store.db, pool => sqlx::query_scalar(
-                "SELECT sealed_private_key FROM signing_keys WHERE kid = $1"
-            )
-            .bind(&key.kid)
-            .fetch_optional(pool)
-            .await)?;
-            let sealed = sealed.ok_or_else(|| SigningError::Missing(key.kid.clone()))?;
-            let der = master.open(&sealed, &format!("signing-key:{}", key.kid))?;
+            let der = Vault::new(&store.db, master)
+                .signing_key(&key.kid)
+                .await?
+                .ok_or_else(|| SigningError::Missing(key.kid.clone()))?;
             let private = PrivateKey::parse(alg, &der)
                 .ok_or_else(|| SigningError::Corrupt(key.kid.clone()))?;
             active.insert(

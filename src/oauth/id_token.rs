@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::master_key::MasterKey;
 use crate::signing::KeyRing;
 use crate::store::Store;
+use crate::vault::Vault;
 
 /// The user's claims that `scopes` release (OIDC Core §5.4): `profile` gives the names and
 /// picture, `email` the address, `roles` the roles. With `frappe_claims` every one of them is
@@ -119,7 +120,7 @@ pub async fn issue(
         .map_err(|e| AppError::Internal(e.into()))
 }
 
-/// The sealed secret of an HS256 client, for its current secret hash.
+/// The secret of an HS256 client, for its current secret hash, from the vault.
 async fn hs256_secret(
     store: &Store,
     master: &MasterKey,
@@ -129,47 +130,33 @@ async fn hs256_secret(
         .secret_hash
         .as_ref()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("HS256 client without a secret")))?;
-    let sql =
-        "SELECT sealed_secret FROM client_secret_keys WHERE client_id = $1 AND secret_hash = $2";
-    let sealed: Option<String> =
-        authledger_projections::on_db!(&store.db, pool => sqlx::query_scalar(sql)
-        .bind(&client.client_id)
-        .bind(hash.as_hex())
-        .fetch_optional(pool)
-        .await)
-        .map_err(|e| AppError::Internal(e.into()))?;
-    let sealed = sealed.ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "client {} signs ID tokens with HS256 but its secret is not in the sealed store",
-            client.client_id
-        ))
-    })?;
-    master
-        .open(&sealed, &secret_context(&client.client_id))
-        .map_err(|e| AppError::Internal(e.into()))
+    Vault::new(&store.db, master)
+        .client_secret(&client.client_id, hash.as_hex())
+        .await
+        .map_err(|e| AppError::from(anyhow::Error::new(e)))?
+        .ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "client {} signs ID tokens with HS256 but its secret is not in the vault",
+                client.client_id
+            ))
+        })
 }
 
-pub fn secret_context(client_id: &str) -> String {
-    format!("client-secret:{client_id}")
-}
-
-/// Keeps an HS256 client's secret, sealed, so ID tokens can be signed with it.
+/// Keeps an HS256 client's secret in the vault, so ID tokens can be signed with it.
 pub async fn store_hs256_secret(
     store: &Store,
     master: &MasterKey,
     client_id: &str,
     secret: &crate::secrets::MintedSecret,
 ) -> Result<(), AppError> {
-    let sealed = master.seal(secret.reveal().as_bytes(), &secret_context(client_id));
-    let sql = "INSERT INTO client_secret_keys (client_id, secret_hash, sealed_secret) VALUES ($1, $2, $3)";
-    authledger_projections::on_db!(&store.db, pool => sqlx::query(sql)
-        .bind(client_id)
-        .bind(secret.hash().as_hex())
-        .bind(&sealed)
-        .execute(pool)
+    Vault::new(&store.db, master)
+        .put_client_secret(
+            client_id,
+            secret.hash().as_hex(),
+            secret.reveal().as_bytes(),
+        )
         .await
-        .map(drop))
-    .map_err(|e| AppError::Internal(e.into()))
+        .map_err(|e| AppError::from(anyhow::Error::new(e)))
 }
 
 #[cfg(test)]

@@ -191,10 +191,9 @@ impl Store {
     /// Whether any value is sealed under a master key (signing keys, HS256 client secrets):
     /// then a missing key file means the wrong directory, not a first start.
     pub async fn holds_sealed_values(&self) -> Result<bool, crate::error::AppError> {
-        let sql = "SELECT EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM client_secret_keys)";
-        let held: bool = authledger_projections::on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
-            .map_err(|e| crate::error::AppError::from(anyhow::Error::new(e)))?;
-        Ok(held)
+        crate::vault::holds_anything(&self.db)
+            .await
+            .map_err(|e| crate::error::AppError::from(anyhow::Error::new(e)))
     }
 
     /// Whether the sign-in session whose id hashes to `id_hash` is open and `username`'s. A
