@@ -1,0 +1,178 @@
+//! Starting the live index: filled from the views and the client and settings aggregates, in
+//! one snapshot with the checkpoints that say what those views include, so following the log
+//! from there misses nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use authledger_domain::client::Client;
+use authledger_domain::settings::{Settings, SETTINGS_ID};
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use tokio::sync::Mutex;
+
+use super::state::{LiveState, LiveToken, Owner, Versioned};
+use super::{token_key, LiveIndex};
+use crate::db::Db;
+use crate::error::ProjectionError;
+use crate::event_log::{self, Position};
+use crate::{on_tx, view_time};
+
+impl LiveIndex {
+    /// Fills the index from the views and the client and settings aggregates, and starts
+    /// following the log at the views' checkpoint. `capacity` caps the access tokens held.
+    pub async fn load(db: &Db, capacity: usize) -> Result<LiveIndex, ProjectionError> {
+        let mut state = LiveState {
+            complete: true,
+            ..Default::default()
+        };
+        // One snapshot for the rows and the checkpoints that say what they include.
+        let mut tx = db.begin().await?;
+        if let crate::db::DbTx::Postgres(tx) = &mut tx {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut **tx)
+                .await?;
+        }
+        let checkpoints = "SELECT transaction_id, global_position FROM projection_checkpoints \
+                           WHERE projection IN ('grants', 'users', 'sessions') \
+                           ORDER BY transaction_id, global_position LIMIT 1";
+        let start: Option<(i64, i64)> =
+            on_tx!(&mut tx, conn => sqlx::query_as(checkpoints).fetch_optional(conn).await)?;
+        let now = view_time(Utc::now());
+        let tokens = "SELECT token_hash, grant_id, client_id, username, scopes, issued_at, expires_at \
+                      FROM token_view WHERE kind = 'access' AND status = 'active' AND expires_at > $1";
+        type TokenRow = (
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<TokenRow> =
+            on_tx!(&mut tx, conn => sqlx::query_as(tokens).bind(&now).fetch_all(conn).await)?;
+        let disabled = "SELECT username, version FROM user_view WHERE status = 'disabled'";
+        let users: Vec<(String, i64)> =
+            on_tx!(&mut tx, conn => sqlx::query_as(disabled).fetch_all(conn).await)?;
+        let open = "SELECT session_hash, username, expires_at FROM session_view \
+                    WHERE ended_at IS NULL AND expires_at > $1";
+        let open: Vec<(String, String, String)> =
+            on_tx!(&mut tx, conn => sqlx::query_as(open).bind(&now).fetch_all(conn).await)?;
+        drop(tx);
+
+        let time = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| ProjectionError::Decode(format!("token_view time {s}: {e}")))
+        };
+        let mut owners: HashMap<(String, Option<String>), Arc<Owner>> = HashMap::new();
+        for (hash, grant_id, client_id, username, scopes, issued_at, expires_at) in rows {
+            let Some(key) = token_key(&hash) else {
+                continue;
+            };
+            let owner = owners
+                .entry((client_id.clone(), username.clone()))
+                .or_insert_with(|| {
+                    Arc::new(Owner {
+                        client_id,
+                        username,
+                    })
+                })
+                .clone();
+            let expires_at = time(&expires_at)?;
+            let grant_id = state.grant_entry(&grant_id, Some(&owner), expires_at);
+            if !state.has_room(capacity) {
+                continue;
+            }
+            state.access_tokens.insert(
+                key,
+                LiveToken {
+                    grant_id,
+                    owner,
+                    scopes: Arc::from(scopes),
+                    issued_at: time(&issued_at)?,
+                    expires_at,
+                    revoked_at: None,
+                },
+            );
+        }
+        for (hash, username, expires_at) in open {
+            state.sessions.started(&hash, &username, time(&expires_at)?);
+        }
+        for (username, version) in users {
+            state.user_disabled.insert(
+                username,
+                Versioned {
+                    sequence: version,
+                    value: true,
+                },
+            );
+        }
+        for (id, sequence, client) in load_aggregates::<Client>(db).await? {
+            state.clients.insert(
+                id,
+                Versioned {
+                    sequence,
+                    value: client,
+                },
+            );
+        }
+        if let Some((_, sequence, settings)) = load_aggregates::<Settings>(db)
+            .await?
+            .into_iter()
+            .find(|(id, _, _)| id == SETTINGS_ID)
+        {
+            state.settings = Some(Versioned {
+                sequence,
+                value: settings,
+            });
+        }
+        let start = start
+            .map(|(transaction, global)| Position {
+                transaction,
+                global,
+            })
+            .unwrap_or_default();
+        Ok(LiveIndex {
+            db: db.clone(),
+            state: RwLock::new(state),
+            capacity,
+            followed: Mutex::new(start),
+        })
+    }
+}
+
+pub(super) async fn load_aggregates<A: Aggregate>(
+    db: &Db,
+) -> Result<Vec<(String, i64, A)>, ProjectionError> {
+    let events = event_log::read_type(db, A::TYPE).await?;
+    let mut aggregates: Vec<(String, i64, A)> = Vec::new();
+    for event in events {
+        let payload: A::Event = event.decode()?;
+        match aggregates.last_mut() {
+            Some((id, sequence, aggregate)) if *id == event.aggregate_id => {
+                aggregate.apply(payload);
+                *sequence = event.sequence;
+            }
+            _ => {
+                let mut aggregate = A::default();
+                aggregate.apply(payload);
+                aggregates.push((event.aggregate_id.clone(), event.sequence, aggregate));
+            }
+        }
+    }
+    Ok(aggregates)
+}
+
+/// One aggregate folded from its events, if it has any.
+pub(super) async fn load_aggregate<A: Aggregate>(
+    db: &Db,
+    aggregate_id: &str,
+) -> Result<Option<(i64, A)>, ProjectionError> {
+    let events = event_log::read_aggregate(db, A::TYPE, aggregate_id).await?;
+    let Some(last) = events.last().map(|e| e.sequence) else {
+        return Ok(None);
+    };
+    Ok(Some((last, event_log::fold(&events)?)))
+}

@@ -1,0 +1,453 @@
+//! The live index's state, with no I/O: what it holds and the rules by which events change
+//! it. The same events may arrive twice and in another order (once from the command that
+//! committed them, again from the follower), and must leave the same state; the tests below
+//! pin those rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use authledger_domain::client::Client;
+use authledger_domain::grant::GrantEvent;
+use authledger_domain::secret::SecretHash;
+use authledger_domain::settings::Settings;
+use authledger_domain::user::UserEvent;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+
+use super::sessions;
+use crate::error::ProjectionError;
+
+/// A SHA-256 token hash as raw bytes: half the memory of its hex form, for the largest map.
+pub(super) type TokenKey = [u8; 32];
+
+pub(super) fn token_key(hex: &str) -> Option<TokenKey> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+/// A value and the sequence of the last event of its aggregate it reflects.
+pub(super) struct Versioned<T> {
+    pub(super) sequence: i64,
+    pub(super) value: T,
+}
+
+/// Whose a grant (and so each of its tokens) is.
+#[derive(Debug, PartialEq)]
+pub(super) struct Owner {
+    pub(super) client_id: String,
+    pub(super) username: Option<String>,
+}
+
+pub(super) struct LiveToken {
+    pub(super) grant_id: Arc<str>,
+    pub(super) owner: Arc<Owner>,
+    pub(super) scopes: Arc<str>,
+    pub(super) issued_at: DateTime<Utc>,
+    pub(super) expires_at: DateTime<Utc>,
+    /// Set once, never cleared.
+    pub(super) revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub(super) struct LiveGrant {
+    pub(super) owner: Option<Arc<Owner>>,
+    pub(super) revoked_at: Option<DateTime<Utc>>,
+    /// The latest expiry of any token this index holds for the grant: after it, and after the
+    /// tombstone lifetime if revoked, the entry can go.
+    pub(super) expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub(super) struct LiveState {
+    pub(super) clients: HashMap<String, Versioned<Client>>,
+    pub(super) settings: Option<Versioned<Settings>>,
+    /// Users whose status changed after registration: `true` if disabled. Users never
+    /// disabled are absent (enabled), so this stays small however many users there are.
+    pub(super) user_disabled: HashMap<String, Versioned<bool>>,
+    pub(super) access_tokens: HashMap<TokenKey, LiveToken>,
+    pub(super) grants: HashMap<Arc<str>, LiveGrant>,
+    /// Token endings seen before the token's issuance (or for tokens this index does not hold).
+    pub(super) early_revocations: HashMap<TokenKey, DateTime<Utc>>,
+    /// False once a token was left out for want of room: "not held" then means "ask the view".
+    pub(super) complete: bool,
+    /// Open sign-in sessions, by the hash of their id.
+    pub(super) sessions: sessions::Sessions,
+}
+
+/// A grant event whose grant's owner the index does not know (a refresh of a grant whose
+/// tokens it no longer holds); the follower loads it from the log.
+pub(super) struct OwnerNeeded;
+
+/// Applies the next event of a versioned aggregate if it is the next one; skips one already
+/// applied. Returns false on a gap (or an aggregate not held), which the caller repairs by
+/// loading the aggregate whole.
+pub(super) fn apply_versioned<A: Aggregate>(
+    entry: Option<&mut Versioned<A>>,
+    sequence: i64,
+    decode: impl FnOnce() -> Result<A::Event, ProjectionError>,
+) -> Result<bool, ProjectionError> {
+    match entry {
+        Some(entry) if sequence <= entry.sequence => Ok(true),
+        Some(entry) if sequence == entry.sequence + 1 => {
+            entry.value.apply(decode()?);
+            entry.sequence = sequence;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// An access token as an event issues it.
+pub(super) struct IssuedAccessToken<'a> {
+    pub(super) owner: Arc<Owner>,
+    pub(super) scopes: &'a str,
+    pub(super) hash: &'a SecretHash,
+    pub(super) issued_at: DateTime<Utc>,
+    pub(super) expires_at: DateTime<Utc>,
+}
+
+impl LiveState {
+    pub(super) fn has_room(&mut self, capacity: usize) -> bool {
+        if self.access_tokens.len() < capacity {
+            return true;
+        }
+        if self.complete {
+            tracing::warn!(
+                capacity,
+                "live token index is full: introspection of tokens left out reads the view"
+            );
+        }
+        self.complete = false;
+        false
+    }
+
+    pub(super) fn apply_session(&mut self, username: &str, event: &UserEvent, at: DateTime<Utc>) {
+        match event {
+            UserEvent::SessionStarted {
+                id_hash,
+                expires_at,
+            } => self
+                .sessions
+                .started(id_hash.as_hex(), username, *expires_at),
+            UserEvent::SessionEnded { id_hash, .. } => self.sessions.ended(id_hash.as_hex(), at),
+            _ => {}
+        }
+    }
+
+    pub(super) fn set_user(&mut self, username: &str, sequence: i64, disabled: bool) {
+        let current = self.user_disabled.get(username).map(|u| u.sequence);
+        if current.is_none_or(|current| sequence > current) {
+            self.user_disabled.insert(
+                username.to_owned(),
+                Versioned {
+                    sequence,
+                    value: disabled,
+                },
+            );
+        }
+    }
+
+    /// The grant's entry (created if new), its owner filled in if known; returns its shared id.
+    pub(super) fn grant_entry(
+        &mut self,
+        grant_id: &str,
+        owner: Option<&Arc<Owner>>,
+        token_expiry: DateTime<Utc>,
+    ) -> Arc<str> {
+        let id = match self.grants.get_key_value(grant_id) {
+            Some((id, _)) => id.clone(),
+            None => {
+                let id: Arc<str> = Arc::from(grant_id);
+                self.grants.insert(id.clone(), LiveGrant::default());
+                id
+            }
+        };
+        if let Some(grant) = self.grants.get_mut(grant_id) {
+            if grant.owner.is_none() {
+                grant.owner = owner.cloned();
+            }
+            grant.expires_at = Some(
+                grant
+                    .expires_at
+                    .map_or(token_expiry, |e| e.max(token_expiry)),
+            );
+        }
+        id
+    }
+
+    pub(super) fn issue(&mut self, grant_id: &str, token: IssuedAccessToken<'_>, capacity: usize) {
+        let IssuedAccessToken {
+            owner,
+            scopes,
+            hash,
+            issued_at,
+            expires_at,
+        } = token;
+        let Some(key) = token_key(hash.as_hex()) else {
+            return;
+        };
+        if expires_at <= Utc::now() || self.access_tokens.contains_key(&key) {
+            return;
+        }
+        let grant_id = self.grant_entry(grant_id, Some(&owner), expires_at);
+        if !self.has_room(capacity) {
+            return;
+        }
+        let revoked_at = self.early_revocations.remove(&key);
+        self.access_tokens.insert(
+            key,
+            LiveToken {
+                grant_id,
+                owner,
+                scopes: Arc::from(scopes),
+                issued_at,
+                expires_at,
+                revoked_at,
+            },
+        );
+    }
+
+    pub(super) fn apply_grant(
+        &mut self,
+        grant_id: &str,
+        event: &GrantEvent,
+        at: DateTime<Utc>,
+        owner: Option<&Arc<Owner>>,
+        capacity: usize,
+    ) -> Result<(), OwnerNeeded> {
+        match event {
+            GrantEvent::TokensIssued {
+                client_id,
+                user,
+                scopes,
+                access_token_hash,
+                access_expires_at,
+                ..
+            } => {
+                let owner = Arc::new(Owner {
+                    client_id: client_id.clone(),
+                    username: user.as_ref().map(|u| u.as_str().to_owned()),
+                });
+                let token = IssuedAccessToken {
+                    owner,
+                    scopes: &scopes.to_string(),
+                    hash: access_token_hash,
+                    issued_at: at,
+                    expires_at: *access_expires_at,
+                };
+                self.issue(grant_id, token, capacity);
+            }
+            GrantEvent::TokensRefreshed {
+                scopes,
+                access_token_hash,
+                access_expires_at,
+                ..
+            } => {
+                let known = self.grants.get(grant_id).and_then(|g| g.owner.clone());
+                let owner = known.or_else(|| owner.cloned()).ok_or(OwnerNeeded)?;
+                let token = IssuedAccessToken {
+                    owner,
+                    scopes: &scopes.to_string(),
+                    hash: access_token_hash,
+                    issued_at: at,
+                    expires_at: *access_expires_at,
+                };
+                self.issue(grant_id, token, capacity);
+            }
+            GrantEvent::TokenRevoked { token_hash } => {
+                let Some(key) = token_key(token_hash.as_hex()) else {
+                    return Ok(());
+                };
+                match self.access_tokens.get_mut(&key) {
+                    Some(token) => {
+                        token.revoked_at.get_or_insert(at);
+                    }
+                    None => {
+                        self.early_revocations.insert(key, at);
+                    }
+                }
+            }
+            GrantEvent::GrantRevoked { .. } => {
+                let grant = match self.grants.get_mut(grant_id) {
+                    Some(grant) => grant,
+                    None => self.grants.entry(Arc::from(grant_id)).or_default(),
+                };
+                grant.revoked_at.get_or_insert(at);
+            }
+            GrantEvent::CodeIssued { .. }
+            | GrantEvent::CodeRedeemed { .. }
+            | GrantEvent::CodeReplayDetected { .. }
+            | GrantEvent::RefreshReplayDetected { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// Every aggregate of type `A`, folded from its events: `(id, last sequence, aggregate)`.
+#[cfg(test)]
+mod tests {
+    //! The ordering rules: the same events, delivered by a command and again by the follower
+    //! in another order, leave the same state.
+    use super::*;
+    use authledger_domain::grant::RevocationReason;
+    use authledger_domain::oauth::{GrantType, Scopes};
+    use authledger_domain::user::Username;
+
+    fn hex(key: &TokenKey) -> String {
+        key.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn hash(n: u8) -> SecretHash {
+        SecretHash::from_hex(&format!("{n:02x}").repeat(32)).unwrap()
+    }
+
+    fn issued(access: u8) -> GrantEvent {
+        GrantEvent::TokensIssued {
+            grant_type: GrantType::AuthorizationCode,
+            client_id: "app".into(),
+            user: Some(Username::parse("alice").unwrap()),
+            scopes: Scopes::parse("openid").unwrap(),
+            auth_time: None,
+            access_token_hash: hash(access),
+            access_expires_at: Utc::now() + chrono::Duration::hours(1),
+            refresh_token_hash: None,
+            refresh_expires_at: None,
+        }
+    }
+
+    fn state_after(events: &[GrantEvent]) -> LiveState {
+        let mut state = LiveState {
+            complete: true,
+            ..Default::default()
+        };
+        for event in events {
+            state
+                .apply_grant("g1", event, Utc::now(), None, 10)
+                .unwrap_or_else(|_| panic!("owner needed for {event:?}"));
+        }
+        state
+    }
+
+    fn token_revoked(state: &LiveState, n: u8) -> bool {
+        let token = &state.access_tokens[&token_key(hash(n).as_hex()).unwrap()];
+        token.revoked_at.is_some()
+    }
+
+    #[test]
+    fn token_keys_round_trip_hex() {
+        let hex_hash = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let key = token_key(hex_hash).unwrap();
+        assert_eq!(hex(&key), hex_hash);
+        assert_eq!(token_key("zz"), None);
+        assert_eq!(token_key(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn a_revocation_seen_before_its_issuance_still_ends_the_token() {
+        let revoked = GrantEvent::TokenRevoked {
+            token_hash: hash(1),
+        };
+        let in_order = state_after(&[issued(1), revoked.clone()]);
+        let reversed = state_after(&[revoked, issued(1)]);
+        assert!(token_revoked(&in_order, 1));
+        assert!(token_revoked(&reversed, 1));
+    }
+
+    #[test]
+    fn a_revoked_grant_stays_revoked_whatever_arrives_after() {
+        let revoked = GrantEvent::GrantRevoked {
+            reason: RevocationReason::Admin,
+        };
+        let state = state_after(&[revoked.clone(), issued(1), issued(1), revoked]);
+        assert!(state.grants["g1"].revoked_at.is_some());
+        assert!(
+            !token_revoked(&state, 1),
+            "the token itself was not, its grant was"
+        );
+    }
+
+    #[test]
+    fn a_repeated_issuance_changes_nothing() {
+        let state = state_after(&[
+            issued(1),
+            GrantEvent::TokenRevoked {
+                token_hash: hash(1),
+            },
+            issued(1),
+        ]);
+        assert!(
+            token_revoked(&state, 1),
+            "a re-delivered issuance does not resurrect"
+        );
+        assert_eq!(state.access_tokens.len(), 1);
+    }
+
+    #[test]
+    fn a_refresh_of_a_grant_not_held_asks_for_its_owner() {
+        let refreshed = GrantEvent::TokensRefreshed {
+            previous_refresh_token_hash: hash(9),
+            scopes: Scopes::parse("openid").unwrap(),
+            access_token_hash: hash(2),
+            access_expires_at: Utc::now() + chrono::Duration::hours(1),
+            refresh_token_hash: hash(3),
+            refresh_expires_at: Utc::now() + chrono::Duration::days(1),
+        };
+        let mut state = LiveState::default();
+        assert!(state
+            .apply_grant("g1", &refreshed, Utc::now(), None, 10)
+            .is_err());
+        let held = state_after(&[issued(1), refreshed]);
+        assert_eq!(
+            held.access_tokens.len(),
+            2,
+            "the grant's owner came with its issuance"
+        );
+    }
+
+    #[test]
+    fn past_capacity_tokens_are_left_out_and_the_index_says_so() {
+        let mut state = LiveState {
+            complete: true,
+            ..Default::default()
+        };
+        for n in 1..=3 {
+            let _ = state.apply_grant("g1", &issued(n), Utc::now(), None, 2);
+        }
+        assert_eq!(state.access_tokens.len(), 2);
+        assert!(!state.complete);
+    }
+
+    #[test]
+    fn versioned_aggregates_take_only_the_next_event() {
+        use authledger_domain::settings::{Setting, SettingsEvent};
+        let mut settings = Versioned {
+            sequence: 2,
+            value: Settings::default(),
+        };
+        let change = || {
+            Ok(SettingsEvent::SettingsChanged {
+                setting: Setting::AccessTokenTtl(60),
+            })
+        };
+        assert!(
+            apply_versioned(Some(&mut settings), 2, change).unwrap(),
+            "seen: skipped"
+        );
+        assert_eq!(settings.value.values().access_token_ttl, 3600);
+        assert!(
+            !apply_versioned(Some(&mut settings), 4, change).unwrap(),
+            "a gap"
+        );
+        assert!(apply_versioned(Some(&mut settings), 3, change).unwrap());
+        assert_eq!(
+            (settings.sequence, settings.value.values().access_token_ttl),
+            (3, 60)
+        );
+    }
+}
