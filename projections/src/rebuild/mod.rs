@@ -1,0 +1,120 @@
+//! `projections rebuild`: replaying the whole log into fresh views, then putting them in place.
+//!
+//! Two costs dominate a rebuild, and both are avoided the same way on both stores:
+//! - Maintaining a view's secondary indexes row by row (measured on Postgres with a million
+//!   grants: 14 index entries per token, each a random B-tree insert), while building an index
+//!   over a full table is one sort. So the replay writes into tables that keep only their
+//!   unique indexes (the projections look rows up and upsert by them) and the other indexes
+//!   are created at the end, with the names and definitions the migrations gave them, read
+//!   from the catalog rather than repeated here.
+//! - Reading and decoding the log: the next page is read on a connection of its own while the
+//!   current one is applied.
+//!
+//! **SQLite** (`sqlite.rs`) has one writer, so the rebuild is one transaction: the
+//! secondary indexes are dropped, the tables emptied and refilled, the indexes created again
+//! and the checkpoints set, in one commit. Readers in WAL mode keep reading the old snapshot
+//! until then; other writers wait.
+//!
+//! **Postgres** (`postgres.rs`) builds the new views next to the old ones, in a schema of
+//! its own, while the server keeps serving and projecting into the old ones:
+//! 1. an advisory lock makes rebuilds take turns, and schemas a crashed rebuild left behind
+//!    are dropped;
+//! 2. each projection is replayed on a connection of its own, into copies of its tables in the
+//!    scratch schema (put first on the `search_path` of each of its transactions, so the
+//!    projections' unqualified SQL lands there), a transaction per page of the log, and its
+//!    indexes are built at the end. The log is read once and every page handed to each
+//!    projection, so the backends writing different views work in parallel (one backend
+//!    writing every view was the bottleneck: measured, it was busy 70% of the time and the
+//!    rest of the machine idle);
+//! 3. one short transaction then locks the checkpoints (waiting for a live projector's batch
+//!    in flight), replays onto the new tables whatever was committed during the build, drops
+//!    the old tables, moves the new ones in and moves the checkpoints. Readers see the old
+//!    views until that commit, wait only for the swap, and never see a checkpoint move back.
+//!
+//! The new tables get the old tables' privileges (a reporting role's `SELECT` on the audit
+//! log); triggers or row-level policies an operator added to a view table by hand are not
+//! carried over. If anything fails, the scratch schema is dropped and the old views stay.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+mod postgres;
+mod sqlite;
+
+pub(crate) use postgres::side_by_side;
+pub(crate) use sqlite::in_one_transaction;
+
+use crate::batch::ViewTx;
+use crate::db::Db;
+use crate::event_log::{self, Position, StoredEvent};
+use crate::{Projection, ProjectionError};
+
+/// A page of the log as the reader hands it to every projection being rebuilt; an empty page
+/// is the end of the log. A channel that closes before it means the reading stopped.
+pub(super) type Page = Arc<Vec<StoredEvent>>;
+pub(super) type Pages = mpsc::Receiver<Result<Page, ProjectionError>>;
+
+/// Applies every page to every projection; returns how many events there were and the last
+/// one's position. The per-page memo of grants is cleared after each page, so a rebuild's
+/// memory does not grow with the log.
+pub(super) async fn replay(
+    tx: &mut ViewTx,
+    projections: &[Arc<dyn Projection>],
+    mut pages: Pages,
+) -> Result<(u64, Option<Position>), ProjectionError> {
+    let mut replayed = 0;
+    let mut position = None;
+    loop {
+        let events = pages
+            .recv()
+            .await
+            .ok_or(ProjectionError::RebuildStopped)??;
+        let Some(last) = events.last().map(|e| e.position) else {
+            break;
+        };
+        for event in events.iter() {
+            for projection in projections {
+                projection.apply(tx, event).await?;
+            }
+        }
+        tx.forget_grants();
+        replayed += events.len() as u64;
+        position = Some(last);
+    }
+    Ok((replayed, position))
+}
+
+/// The log from the start, page by page, read on a connection of its own while the rebuild
+/// applies the previous page: reading and decoding overlap with writing the views. An empty
+/// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
+/// only grows, and the rebuild's checkpoint is the last event it applied.
+pub(super) fn read_ahead(db: &Db, page: i64) -> Pages {
+    let (pages, receiver) = mpsc::channel(2);
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut position = Position::default();
+        loop {
+            let page = async {
+                let mut tx = db.begin().await?;
+                event_log::read_after(&mut tx, position, page).await
+            }
+            .await;
+            let end = match &page {
+                Ok(events) => match events.last() {
+                    Some(last) => {
+                        position = last.position;
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            // A closed channel means the rebuild stopped (failed): stop reading too.
+            if pages.send(page.map(Arc::new)).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    receiver
+}
