@@ -20,6 +20,7 @@ use authledger::http::Application;
 use authledger::master_key::MasterKey;
 use authledger::oauth::tokens::{self, GrantId, CODE_PREFIX};
 use authledger::oauth::Authority;
+use authledger::scratch_db::ScratchPostgres;
 use authledger_domain::client::{IdTokenAlg, RegistrationSource};
 use authledger_domain::grant::{CodeIssue, GrantCommand};
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
@@ -87,12 +88,11 @@ fn main() {
 struct Database {
     url: String,
     _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+    postgres: Option<ScratchPostgres>,
 }
 
 impl Database {
     async fn create(store: &str) -> Database {
-        use sqlx::Connection;
         match store {
             "sqlite" => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -104,36 +104,20 @@ impl Database {
                 }
             }
             "postgres" => {
-                let admin = std::env::var("AUTHLEDGER_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let name = format!("authledger_bench_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL reachable");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create database");
-                let mut url = url::Url::parse(&admin).expect("URL");
-                url.set_path(&name);
+                let scratch = ScratchPostgres::create("authledger_bench").await;
                 Database {
-                    url: url.to_string(),
+                    url: scratch.url.clone(),
                     _dir: None,
-                    postgres: Some((admin, name)),
+                    postgres: Some(scratch),
                 }
             }
             other => panic!("--store must be sqlite or postgres, not {other}"),
         }
     }
 
-    async fn drop_database(&self) {
-        use sqlx::Connection;
-        if let Some((admin, name)) = &self.postgres {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+    async fn drop_database(&mut self) {
+        if let Some(scratch) = self.postgres.take() {
+            scratch.drop_now().await;
         }
     }
 }
@@ -476,7 +460,7 @@ async fn run(args: Args) {
     if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         panic!("unknown scenario {bad}; known: {}", SCENARIOS.join(", "));
     }
-    let database = Database::create(&args.store).await;
+    let mut database = Database::create(&args.store).await;
     let mut rebuild_rate = None;
     {
         let store = authledger::store::Store::open(

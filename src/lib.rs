@@ -17,6 +17,7 @@
 //! - [`http`]: the axum application, built so tests run it on port 0.
 //! - [`cli`]: the `authledger` command line (DESIGN §4).
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
+//! - [`scratch_db`]: throw-away Postgres databases for the test suites and the benchmark.
 //! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
 //!   secrets), sealed under the master key outside the event log.
 //! - [`throttle`]: failed sign-ins and client authentications make their source wait.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod master_key;
 pub mod oauth;
 pub mod replay;
+pub mod scratch_db;
 pub mod secrets;
 pub mod services;
 pub mod signing;

@@ -260,7 +260,6 @@ impl PersistedEventRepository for GroupCommitRepository {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Connection;
 
     use super::*;
 
@@ -292,18 +291,8 @@ mod tests {
     /// told of the conflict, and nothing is written twice.
     #[tokio::test]
     async fn a_group_with_a_conflict_commits_the_others_and_refuses_that_one() {
-        let admin_url = std::env::var("AUTHLEDGER_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("authledger_unit_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL must be reachable for this test (.ci/run starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let (server, _) = admin_url.rsplit_once('/').unwrap();
-        let pool = PgPool::connect(&format!("{server}/{name}")).await.unwrap();
+        let scratch = crate::scratch_db::ScratchPostgres::create("authledger_unit").await;
+        let pool = PgPool::connect(&scratch.url).await.unwrap();
         migrate(&pool).await.unwrap();
 
         let (first, _) = waiting(vec![event("taken", 1)]);
@@ -330,8 +319,6 @@ mod tests {
         assert_eq!(stored, expected);
 
         pool.close().await;
-        let _ = sqlx::query(&format!("DROP DATABASE {name}"))
-            .execute(&mut admin)
-            .await;
+        scratch.drop_now().await;
     }
 }

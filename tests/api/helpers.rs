@@ -10,22 +10,16 @@ use std::sync::Arc;
 
 use authledger::config::Config;
 use authledger::http::Application;
+use authledger::scratch_db::ScratchPostgres;
 use authledger::services::SystemServices;
 use authledger::store::Store;
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
-use sqlx::Connection;
 use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Sqlite,
     Postgres,
-}
-
-/// Where the Postgres tests create their databases. `.ci/run` makes sure it is up.
-pub fn postgres_admin_url() -> String {
-    std::env::var("AUTHLEDGER_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub struct TestDb {
@@ -36,7 +30,8 @@ pub struct TestDb {
     pub master_key: String,
     /// The SQLite file's directory (kept alive until the test ends).
     pub dir: Option<tempfile::TempDir>,
-    postgres_name: Option<String>,
+    /// The Postgres database, dropped with this value when it owns it.
+    postgres: Option<ScratchPostgres>,
 }
 
 impl TestDb {
@@ -50,33 +45,17 @@ impl TestDb {
                     url,
                     master_key: authledger::master_key::MasterKey::generate().to_base64(),
                     dir: Some(dir),
-                    postgres_name: None,
+                    postgres: None,
                 }
             }
             Kind::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("authledger_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL is not reachable at {admin_url} ({e}). Start it with \
-                         `pg_ctlcluster --skip-systemctl-redirect 15 main start` (.ci/run does), \
-                         or point AUTHLEDGER_TEST_POSTGRES_URL at a server."
-                        )
-                    });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create the test database");
-                let mut url = url::Url::parse(&admin_url).expect("a Postgres URL");
-                url.set_path(&name);
+                let scratch = ScratchPostgres::create("authledger_test").await;
                 TestDb {
                     kind,
-                    url: url.to_string(),
+                    url: scratch.url.clone(),
                     master_key: authledger::master_key::MasterKey::generate().to_base64(),
                     dir: None,
-                    postgres_name: Some(name),
+                    postgres: Some(scratch),
                 }
             }
         }
@@ -95,30 +74,6 @@ impl TestDb {
             .unwrap()
             .map(|entry| entry.unwrap().path())
             .collect()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some(name) = self.postgres_name.take() else {
-            return;
-        };
-        // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
-        let admin_url = postgres_admin_url();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
     }
 }
 
@@ -153,7 +108,7 @@ impl TestApp {
             url: self.db.url.clone(),
             master_key: self.db.master_key.clone(),
             dir: None,
-            postgres_name: None,
+            postgres: None,
         };
         TestApp::spawn_with(shared, token_cache_capacity).await
     }
@@ -235,7 +190,7 @@ impl TestApp {
             url: self.db.url.clone(),
             master_key: self.db.master_key.clone(),
             dir: self.db.dir.take(),
-            postgres_name: self.db.postgres_name.take(),
+            postgres: self.db.postgres.as_mut().map(ScratchPostgres::take),
         }
     }
 }
