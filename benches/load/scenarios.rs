@@ -1,0 +1,171 @@
+//! The scenarios' set-up: the client, user and codes each one needs, a realistic history for
+//! `--preload`, and the requests they send.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use authledger::admin::clients::NewClient;
+use authledger::oauth::tokens::{self, GrantId, CODE_PREFIX};
+use authledger::oauth::Authority;
+use authledger_domain::grant::{CodeIssue, GrantCommand};
+use authledger_domain::oauth::Scopes;
+use authledger_domain::pkce::{ChallengeMethod, CodeChallenge};
+use authledger_domain::user::Username;
+use authledger_projections::{on_db, on_tx, Db};
+use base64::Engine;
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::harness::metadata;
+use crate::REDIRECT;
+
+/// Writes `count` events of history: client-credentials grants of a year ago, each one
+/// `TokensIssued` event with its own grant (their tokens long expired), then moves every
+/// checkpoint past them, as if a long-running server had projected them already.
+pub(crate) async fn preload(db: &Db, count: u64) {
+    if count == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let meta = serde_json::to_string(&metadata().to_map()).unwrap();
+    let cast = if matches!(db, Db::Postgres(_)) {
+        "::json"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Grant', $1, 1, 'TokensIssued', '1', $2{cast}, $3{cast})"
+    );
+    let a_year_ago = chrono::Utc::now() - chrono::Duration::days(365);
+    let payload = |n: u64| {
+        let hash = authledger_domain::secret::SecretHash::from_hex(&format!("{n:064x}")).unwrap();
+        let event = authledger_domain::grant::GrantEvent::TokensIssued {
+            grant_type: authledger_domain::oauth::GrantType::ClientCredentials,
+            client_id: "history".into(),
+            user: None,
+            scopes: Scopes::parse("api").unwrap(),
+            auth_time: None,
+            access_token_hash: hash,
+            access_expires_at: a_year_ago,
+            refresh_token_hash: None,
+            refresh_expires_at: None,
+        };
+        // Stored as cqrs-es stores it: externally tagged.
+        serde_json::to_string(&event).unwrap()
+    };
+    let mut written = 0;
+    while written < count {
+        let mut tx = db.begin().await.unwrap();
+        for _ in 0..5000.min(count - written) {
+            on_tx!(&mut tx, conn => sqlx::query(&sql).bind(uuid::Uuid::new_v4().to_string()).bind(payload(written)).bind(&meta).execute(conn).await.map(drop)).unwrap();
+            written += 1;
+        }
+        tx.commit().await.unwrap();
+    }
+    let last = authledger_projections::event_log::last_position(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let upsert = "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) VALUES ($1, $2, $3) \
+                  ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, global_position = excluded.global_position";
+    for name in ["clients", "users", "grants", "consents", "audit", "cascade"] {
+        on_db!(db, pool => sqlx::query(upsert).bind(name).bind(last.transaction).bind(last.global).execute(pool).await.map(drop)).unwrap();
+    }
+    eprintln!(
+        "preloaded {count} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+pub(crate) struct Bench {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) authority: Arc<Authority>,
+    pub(crate) client: NewClient,
+    pub(crate) basic: String,
+}
+
+impl Bench {
+    pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Option<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", &self.basic)
+            .form(form)
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// Codes issued straight through the grant aggregate (the person's sign-in and consent
+    /// are not what is measured), each with its PKCE verifier.
+    pub(crate) async fn codes(&self, count: usize, parallel: usize) -> Vec<(String, String)> {
+        let out = Arc::new(Mutex::new(Vec::with_capacity(count)));
+        let next = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..parallel)
+            .map(|_| {
+                let authority = self.authority.clone();
+                let client_id = self.client.client_id.to_string();
+                let out = out.clone();
+                let next = next.clone();
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < count as u64 {
+                        let verifier = format!(
+                            "{}{}",
+                            uuid::Uuid::new_v4().simple(),
+                            uuid::Uuid::new_v4().simple()
+                        );
+                        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+                        let grant = GrantId::new();
+                        let code = tokens::mint(CODE_PREFIX, &grant);
+                        let issue = CodeIssue {
+                            client_id: client_id.clone(),
+                            user: Username::parse("bench").unwrap(),
+                            scopes: Scopes::parse("openid email").unwrap(),
+                            redirect_uri: REDIRECT.into(),
+                            redirect_uri_explicit: true,
+                            challenge: Some(
+                                CodeChallenge::parse(&challenge, ChallengeMethod::S256).unwrap(),
+                            ),
+                            nonce: Some("bench".into()),
+                            auth_time: chrono::Utc::now(),
+                            code_hash: code.hash().clone(),
+                            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
+                        };
+                        authority
+                            .store
+                            .grants
+                            .execute(grant.as_str(), GrantCommand::IssueCode(issue), &metadata())
+                            .await
+                            .unwrap();
+                        out.lock()
+                            .unwrap()
+                            .push((code.reveal().to_owned(), verifier));
+                    }
+                })
+            })
+            .collect();
+        futures::future::join_all(tasks).await;
+        Arc::try_unwrap(out).unwrap().into_inner().unwrap()
+    }
+
+    pub(crate) async fn exchange(&self, code: &str, verifier: &str) -> Option<Value> {
+        self.post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+}
