@@ -5,22 +5,32 @@
 //! models of `authledger-projections` are fed from that log.
 //!
 //! # Layout
-//! - [`config`]: settings from the environment (`AUTHLEDGER_*`).
+//! The dependency picture is domain < projections < this crate; inside it, `http` and `cli`
+//! are the edges, `oauth` the protocol, `store` the command path.
+//! - [`config`]: settings from the environment (`AUTHLEDGER_*`), checked at start.
 //! - [`store`]: opens SQLite or Postgres once, at start-up, and hands out store-agnostic
 //!   command executors; the only place that names `sqlite_es` / `postgres_es`.
 //! - [`services`]: the production clock and argon2id password hashing behind the domain's
 //!   `DomainServices`.
 //! - [`secrets`]: minting 256-bit secrets and hashing them; raw values never leave this module
 //!   except to be shown once.
+//! - [`master_key`]: the key that seals what the vault keeps, and the cookies' signing key.
+//! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
+//!   secrets), sealed under the master key outside the event log.
+//! - [`signing`]: the ID token signing keys and their lifecycle.
+//! - [`oauth`]: the OAuth 2 / OpenID Connect protocol: typed requests in, typed outcomes and
+//!   errors out, no HTTP.
 //! - [`admin`]: the operations an operator performs (register a client, create a user, ...),
-//!   shared by the CLI and, later, the admin API.
+//!   shared by the CLI and the admin API.
+//! - [`cascade`]: the reactor that revokes the grants a disabled client or user, a rotated
+//!   secret or a withdrawn consent ends.
+//! - [`replay`]: an aggregate as it was at an instant (`state --as-of`).
+//! - [`usage`]: read counts kept in memory and saved in batches; the Prometheus metrics.
+//! - [`throttle`]: failed sign-ins and client authentications make their source wait.
 //! - [`http`]: the axum application, built so tests run it on port 0.
 //! - [`cli`]: the `authledger` command line (DESIGN §4).
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
 //! - [`scratch_db`]: throw-away Postgres databases for the test suites and the benchmark.
-//! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
-//!   secrets), sealed under the master key outside the event log.
-//! - [`throttle`]: failed sign-ins and client authentications make their source wait.
 
 pub mod admin;
 pub mod cascade;

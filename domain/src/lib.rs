@@ -8,7 +8,14 @@
 //! # Layout
 //! - [`client`]: the `Client` aggregate (RFC 6749 §2 client registration, RFC 7591 metadata).
 //! - [`user`]: the `User` aggregate; its id is the normalised username, so the event store's
-//!   primary key is what keeps usernames unique.
+//!   primary key is what keeps usernames unique. It also holds sign-in sessions.
+//! - [`grant`]: the `Grant` aggregate, one authorization = one token family: codes, tokens,
+//!   refresh rotation, replay detection, revocation (RFC 6749 §4, §6, §10; RFC 9700).
+//! - [`consent`]: the `Consent` aggregate, a person's consent for one client.
+//! - [`settings`]: the `Settings` aggregate (a singleton): the OAuth settings in force.
+//! - [`signing_keys`]: the `SigningKeys` aggregate: the lifecycle of the ID token signing
+//!   keys (public halves only).
+//! - [`pkce`]: code challenges and verifiers (RFC 7636).
 //! - [`oauth`]: parsed protocol values (redirect URIs, scopes, grant and response types):
 //!   once parsed, nothing re-checks them.
 //! - [`secret`]: hashes of secrets (what events carry) and redacted raw secrets (what they never

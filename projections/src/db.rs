@@ -1,7 +1,7 @@
 //! One handle for both stores.
 //!
 //! The read side's SQL is written once: SQLite and Postgres both take `$n` placeholders,
-//! `ON CONFLICT ... DO UPDATE` and keyset `LIMIT` queries. [`on_db!`] and [`on_tx!`] run one
+//! `ON CONFLICT ... DO UPDATE` and keyset `LIMIT` queries. [`on_db!`](crate::on_db) and [`on_tx!`](crate::on_tx) run one
 //! expression against whichever pool or transaction is behind the handle; the expression is
 //! type-checked for each store.
 

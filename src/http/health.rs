@@ -96,7 +96,7 @@ async fn projection_lag(db: &Db) -> Result<i64, authledger_projections::Projecti
     Ok((head - slowest.unwrap_or(head)).max(0))
 }
 
-/// Asks the database every [`WATCH_INTERVAL`] whether it is there; logs each change, with
+/// Asks the database every second whether it is there; logs each change, with
 /// the database's address and the cause.
 pub async fn watch_the_store(db: Db, health: Arc<StoreHealth>) {
     let address = address_of(&db);

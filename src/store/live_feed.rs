@@ -16,7 +16,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 pub trait Live: Aggregate {
     /// True if, with a live index, commands return without waiting for the views: the
     /// index alone serves what must see them at once, and the projector updates the views in
-    /// batches. Readers of these views call [`Store::current_views`].
+    /// batches. Readers of these views call [`super::Store::current_views`].
     const VIEWS_FOLLOW_LATER: bool = false;
 
     /// How many of these aggregates stay in memory between commands (see

@@ -2,8 +2,10 @@
 //!
 //! Everything above this module holds a [`Store`] and `Arc<dyn Commands<A>>`; only
 //! `sqlite.rs` and `postgres.rs` know which crate writes the events. Both use cqrs-es'
-//! `PersistedEventStore::new_event_store` and nothing else: its snapshot and aggregate stores
-//! apply events twice in 0.5 (see STACK.md), and our aggregates are small. On Postgres the
+//! `PersistedEventStore::new_event_store` and nothing else: in cqrs-es 0.5 its snapshot and
+//! aggregate stores apply each event twice (`EventSink::write` already applies it, and
+//! `update_snapshot_with_events` applies it again: a grant after 1 issue and 12 rotations
+//! loads as 14 or 24 rotations), and our aggregates are small enough to load whole. On Postgres the
 //! repository behind it reads through postgres-es and commits commands in groups
 //! (`postgres.rs`).
 

@@ -16,8 +16,8 @@
 //! is committed again on its own: each command gets the answer it would have got alone, the
 //! optimistic-concurrency conflict included.
 //!
-//! Reads (loading an aggregate's events) and snapshots (never used, see `STACK.md`) go to
-//! postgres-es unchanged.
+//! Reads (loading an aggregate's events) go to postgres-es unchanged. Snapshots are never
+//! used (see `store/mod.rs` for why).
 
 use std::sync::Arc;
 
