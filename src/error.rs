@@ -8,9 +8,12 @@ use cqrs_es::AggregateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Bad input; the message names the field.
-    #[error("{0}")]
-    Invalid(String),
+    /// Bad input: the field at fault, when there is one, and a message that names it.
+    #[error("{message}")]
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     /// The request is well-formed but the current state refuses it.
@@ -28,7 +31,19 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(message: impl std::fmt::Display) -> Self {
-        AppError::Invalid(message.to_string())
+        AppError::Invalid {
+            field: None,
+            message: message.to_string(),
+        }
+    }
+
+    /// Bad input in `field`; the message (which says what is wrong) names it too, for people
+    /// reading a CLI error.
+    pub fn invalid_field(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        AppError::Invalid {
+            field: Some(field.into()),
+            message: message.to_string(),
+        }
     }
 
     /// A failure of the event store behind a command: [`AppError::Conflict`] when the
@@ -113,7 +128,9 @@ pub fn client_error(client_id: &str, error: AggregateError<ClientError>) -> AppE
     let subject = format!("client {client_id}");
     from_aggregate_error(error, &subject, |e| match e {
         ClientError::NotRegistered => AppError::NotFound(format!("{subject}: {e}")),
-        ClientError::InvalidMetadata { .. } => AppError::Invalid(e.to_string()),
+        ClientError::InvalidMetadata { ref field, .. } => {
+            AppError::invalid_field(field.clone(), &e)
+        }
         _ => AppError::Conflict(format!("{subject}: {e}")),
     })
 }
@@ -128,7 +145,16 @@ pub fn user_error(username: &str, error: AggregateError<UserError>) -> AppError 
 }
 
 pub fn settings_error(error: AggregateError<SettingsError>) -> AppError {
-    from_aggregate_error(error, "the settings", |e| AppError::Invalid(e.to_string()))
+    from_aggregate_error(error, "the settings", |e| match &e {
+        SettingsError::InvalidValue { key, .. } => AppError::invalid_field(*key, &e),
+        SettingsError::UnknownKey(key) => AppError::invalid_field(key.clone(), &e),
+    })
+}
+
+impl From<authledger_domain::user::ProfileRejected> for AppError {
+    fn from(rejected: authledger_domain::user::ProfileRejected) -> Self {
+        AppError::invalid_field(rejected.field(), &rejected)
+    }
 }
 
 #[cfg(test)]

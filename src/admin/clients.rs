@@ -50,7 +50,8 @@ impl ClientInput {
     /// Parses every field; the first problem found is reported with the field's name.
     pub fn parse(self) -> Result<ClientMetadata, AppError> {
         let redirect = |field: &str, raw: &str| {
-            RedirectUri::parse(raw).map_err(|e| AppError::invalid(format!("{field} `{raw}`: {e}")))
+            RedirectUri::parse(raw)
+                .map_err(|e| AppError::invalid_field(field, format!("{field} `{raw}`: {e}")))
         };
         let redirect_uris = self
             .redirect_uris
@@ -63,15 +64,16 @@ impl ClientInput {
             .map(|raw| redirect("default_redirect_uri", raw))
             .transpose()?;
         let scopes = Scopes::parse(self.scope.as_deref().unwrap_or(DEFAULT_SCOPES))
-            .map_err(|e| AppError::invalid(format!("scope: {e}")))?;
+            .map_err(|e| AppError::invalid_field("scope", format!("scope: {e}")))?;
         let grant_types: BTreeSet<GrantType> = if self.grant_types.is_empty() {
             BTreeSet::from([GrantType::AuthorizationCode, GrantType::RefreshToken])
         } else {
             self.grant_types
                 .iter()
                 .map(|g| {
-                    g.parse()
-                        .map_err(|e| AppError::invalid(format!("grant_type: {e}")))
+                    g.parse().map_err(|e| {
+                        AppError::invalid_field("grant_types", format!("grant_type: {e}"))
+                    })
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -86,22 +88,27 @@ impl ClientInput {
             })
             .collect();
         let token_endpoint_auth_method = match (&self.token_endpoint_auth_method, self.public) {
-            (Some(method), _) => method
-                .parse::<TokenEndpointAuthMethod>()
-                .map_err(|e| AppError::invalid(format!("token_endpoint_auth_method: {e}")))?,
+            (Some(method), _) => method.parse::<TokenEndpointAuthMethod>().map_err(|e| {
+                AppError::invalid_field(
+                    "token_endpoint_auth_method",
+                    format!("token_endpoint_auth_method: {e}"),
+                )
+            })?,
             (None, true) => TokenEndpointAuthMethod::None,
             (None, false) => TokenEndpointAuthMethod::ClientSecretBasic,
         };
         if self.public && !token_endpoint_auth_method.is_public() {
-            return Err(AppError::invalid(
+            return Err(AppError::invalid_field(
+                "token_endpoint_auth_method",
                 "token_endpoint_auth_method: a public client uses `none`",
             ));
         }
         let web = |field: &str, raw: &Option<String>| {
             raw.as_deref()
                 .map(|raw| {
-                    WebUrl::parse(raw)
-                        .map_err(|e| AppError::invalid(format!("{field} `{raw}`: {e}")))
+                    WebUrl::parse(raw).map_err(|e| {
+                        AppError::invalid_field(field, format!("{field} `{raw}`: {e}"))
+                    })
                 })
                 .transpose()
         };
@@ -128,9 +135,10 @@ impl ClientInput {
                 .as_deref()
                 .map(|raw| {
                     IdTokenAlg::parse(raw).ok_or_else(|| {
-                        AppError::invalid(format!(
-                            "id_token_signed_response_alg: `{raw}` is not one of RS256, ES256, EdDSA, HS256"
-                        ))
+                        AppError::invalid_field(
+                            "id_token_signed_response_alg",
+                            format!("id_token_signed_response_alg: `{raw}` is not one of RS256, ES256, EdDSA, HS256"),
+                        )
                     })
                 })
                 .transpose()?,
@@ -284,13 +292,14 @@ pub async fn update(
     for (field, value) in patch {
         let object = merged.as_object_mut().expect("metadata is an object");
         if !object.contains_key(&field) {
-            return Err(AppError::invalid(format!(
-                "{field}: not a client metadata field"
-            )));
+            return Err(AppError::invalid_field(
+                &field,
+                format!("{field}: not a client metadata field"),
+            ));
         }
         object.insert(field.clone(), value);
         if let Err(e) = serde_json::from_value::<ClientMetadata>(merged.clone()) {
-            return Err(AppError::invalid(format!("{field}: {e}")));
+            return Err(AppError::invalid_field(&field, format!("{field}: {e}")));
         }
     }
     let updated: ClientMetadata = serde_json::from_value(merged).expect("checked field by field");

@@ -31,17 +31,17 @@ impl std::fmt::Debug for UserInput {
 }
 
 pub fn parse_username(raw: &str) -> Result<Username, AppError> {
-    Username::parse(raw).map_err(AppError::invalid)
+    Username::parse(raw).map_err(AppError::from)
 }
 
 pub fn parse_roles(raw: &[String]) -> Result<BTreeSet<Role>, AppError> {
     raw.iter()
-        .map(|r| Role::parse(r).map_err(AppError::invalid))
+        .map(|r| Role::parse(r).map_err(AppError::from))
         .collect()
 }
 
 fn parse_password(raw: &str) -> Result<Password, AppError> {
-    Password::parse(raw).map_err(AppError::invalid)
+    Password::parse(raw).map_err(|e| AppError::invalid_field("password", e))
 }
 
 pub async fn create(
@@ -51,22 +51,20 @@ pub async fn create(
 ) -> Result<UserSummary, AppError> {
     let username = parse_username(&input.username)?;
     let profile = UserProfile {
-        email: input
-            .email
-            .as_deref()
-            .map(Email::parse)
-            .transpose()
-            .map_err(AppError::invalid)?,
+        email: input.email.as_deref().map(Email::parse).transpose()?,
         name: input.name,
         given_name: input.given_name,
         family_name: input.family_name,
         picture: input
             .picture
             .as_deref()
-            .map(|raw| WebUrl::parse(raw).map_err(|e| AppError::invalid(format!("picture: {e}"))))
+            .map(|raw| {
+                WebUrl::parse(raw)
+                    .map_err(|e| AppError::invalid_field("picture", format!("picture: {e}")))
+            })
             .transpose()?,
     };
-    profile.check().map_err(AppError::invalid)?;
+    profile.check()?;
     let command = UserCommand::Register {
         username: username.clone(),
         password: parse_password(&input.password)?,

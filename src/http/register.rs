@@ -193,7 +193,7 @@ pub async fn register(
     .await;
     let client = match registered {
         Ok(client) => client,
-        Err(AppError::Invalid(message)) => {
+        Err(AppError::Invalid { message, .. }) => {
             return RegistrationError::InvalidClientMetadata(message).into_response()
         }
         Err(error) => return internal(error),
@@ -299,12 +299,15 @@ pub async fn manage(
             };
             match clients::replace(store, &client_id, metadata.clone(), &actor).await {
                 Ok(()) => read_back(&metadata),
-                Err(AppError::Invalid(message)) => {
-                    let (field, reason) =
-                        message.split_once(": ").unwrap_or(("metadata", &message));
+                Err(AppError::Invalid { field, message }) => {
+                    let field = field.unwrap_or_else(|| "metadata".into());
+                    let reason = message
+                        .strip_prefix(&format!("{field}: "))
+                        .unwrap_or(&message)
+                        .to_owned();
                     refusal(authledger_domain::client::ClientError::InvalidMetadata {
-                        field: field.into(),
-                        reason: reason.into(),
+                        field,
+                        reason,
                     })
                     .into_response()
                 }

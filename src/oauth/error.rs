@@ -71,7 +71,7 @@ impl TokenError {
 impl From<AppError> for TokenError {
     fn from(error: AppError) -> Self {
         match error {
-            AppError::Invalid(m) => TokenError::invalid_request(m),
+            AppError::Invalid { message, .. } => TokenError::invalid_request(message),
             AppError::NotFound(m) | AppError::Conflict(m) => TokenError::invalid_grant(m),
             error if error.is_unavailable() => TokenError {
                 retry_after: Some(1),

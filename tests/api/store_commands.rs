@@ -176,7 +176,7 @@ on_both_stores! {
         let refused = clients::register(&store, relative, RegistrationSource::Admin, &who, None)
             .await
             .unwrap_err();
-        assert!(matches!(&refused, AppError::Invalid(m) if m.starts_with("redirect_uri `/cb`")), "{refused:?}");
+        assert!(matches!(&refused, AppError::Invalid { message: m, .. } if m.starts_with("redirect_uri `/cb`")), "{refused:?}");
 
         let fragment = ClientInput {
             redirect_uris: vec!["https://app.example/cb#x".into()],
@@ -185,11 +185,11 @@ on_both_stores! {
         let refused = clients::register(&store, fragment, RegistrationSource::Admin, &who, None)
             .await
             .unwrap_err();
-        assert!(matches!(&refused, AppError::Invalid(m) if m.contains("fragment")), "{refused:?}");
+        assert!(matches!(&refused, AppError::Invalid { message: m, .. } if m.contains("fragment")), "{refused:?}");
 
         let short = UserInput { password: "short".into(), ..carol() };
         let refused = users::create(&store, short, &who).await.unwrap_err();
-        assert!(matches!(&refused, AppError::Invalid(m) if m.starts_with("password")), "{refused:?}");
+        assert!(matches!(&refused, AppError::Invalid { message: m, .. } if m.starts_with("password")), "{refused:?}");
         // No event was written for any refusal but the three accepted commands.
         let history = event_log::read_aggregate(&store.db, "Client", id).await.unwrap();
         assert_eq!(

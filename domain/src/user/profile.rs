@@ -26,6 +26,19 @@ pub enum ProfileRejected {
     Picture,
 }
 
+impl ProfileRejected {
+    /// The field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ProfileRejected::Username => "username",
+            ProfileRejected::Email(_) => "email",
+            ProfileRejected::Role(_) => "roles",
+            ProfileRejected::Text(field) => field,
+            ProfileRejected::Picture => "picture",
+        }
+    }
+}
+
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, ProfileRejected> {
         let normalised = raw.trim().to_ascii_lowercase();

@@ -25,25 +25,12 @@ pub enum ApiError {
     Internal,
 }
 
-/// The field an error message is about: `missing field \`x\``, or the leading identifier of
-/// messages written as `field: reason`.
-pub(super) fn field_of(message: &str) -> Option<String> {
-    if let Some(rest) = message.split("field `").nth(1) {
-        return rest.split('`').next().map(str::to_owned);
-    }
-    let lead: String = message
-        .chars()
-        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-        .collect();
-    (!lead.is_empty() && message[lead.len()..].starts_with([':', ' '])).then_some(lead)
-}
-
 impl ApiError {
+    /// Bad input that no single field is to blame for.
     pub(super) fn invalid(message: impl Into<String>) -> Self {
-        let message = message.into();
         ApiError::Invalid {
-            field: field_of(&message),
-            message,
+            field: None,
+            message: message.into(),
         }
     }
 }
@@ -51,7 +38,7 @@ impl ApiError {
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {
-            AppError::Invalid(m) => ApiError::invalid(m),
+            AppError::Invalid { field, message } => ApiError::Invalid { field, message },
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
             error if error.is_unavailable() => ApiError::Unavailable,
@@ -71,7 +58,14 @@ impl From<authledger_projections::ProjectionError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::invalid(rejection.body_text())
+        // serde names the field it could not read: "missing field `x`", "unknown field `x`".
+        let message = rejection.body_text();
+        let field = message
+            .split("field `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        ApiError::Invalid { field, message }
     }
 }
 
