@@ -84,11 +84,7 @@ pub async fn authorize(
 }
 
 fn internal(error: AppError) -> AuthorizeError {
-    let unavailable = error.is_unavailable();
-    if !unavailable {
-        tracing::error!(%error, "authorization endpoint failure");
-    }
-    AuthorizeError::Failure { unavailable }
+    AuthorizeError::Failure(error)
 }
 
 async fn signed_in_user(

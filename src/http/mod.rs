@@ -16,6 +16,7 @@ mod background;
 pub mod bearer;
 pub mod context;
 mod edge;
+pub mod failure;
 pub mod health;
 mod metrics;
 pub mod pages;

@@ -13,9 +13,11 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::context::RequestContext;
+use super::failure::Failure;
 use super::render::html;
 use super::session::{self, Session};
 use super::{paths, AppState};
+use crate::error::AppError;
 use crate::oauth::params::Params;
 use crate::throttle::{Key, Policy, Verdict};
 
@@ -52,9 +54,9 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
 }
 
 /// The page for our own failure: 503 with `Retry-After` while the database cannot be
-/// reached, else 500. The cause is logged by whoever saw it, never shown.
-pub fn failure_page(unavailable: bool) -> Response {
-    if unavailable {
+/// reached, else 500, whose cause is logged once (see `failure.rs`), never shown.
+pub fn failure_page(error: AppError) -> Response {
+    if error.is_unavailable() {
         let mut page = error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Temporarily unavailable",
@@ -66,11 +68,15 @@ pub fn failure_page(unavailable: bool) -> Response {
         );
         return page;
     }
-    error_page(
+    let mut page = error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
         "The request could not be completed. Please try again.",
-    )
+    );
+    if let Some(failure) = Failure::of(error) {
+        failure.attach(&mut page);
+    }
+    page
 }
 
 /// Only local paths may be returned to after sign-in: anything else would make the sign-in
@@ -123,7 +129,7 @@ pub async fn login_page(
     if query.return_to.is_none() {
         let current = match session::current(&app.authority.store, &jar).await {
             Ok(current) => current,
-            Err(error) => return failure_page(error.is_unavailable()),
+            Err(error) => return failure_page(error),
         };
         if let Some(current) = current {
             let message = format!("You are signed in as {}.", current.username);
@@ -187,7 +193,7 @@ pub async fn login(
     };
     let settings = match app.authority.store.settings_values().await {
         Ok(settings) => settings,
-        Err(error) => return failure_page(error.is_unavailable()),
+        Err(error) => return failure_page(error),
     };
     let policy = Policy::from_settings(&settings);
     let username = Username::parse(&typed_username).ok();
@@ -271,13 +277,7 @@ pub async fn login(
             app.throttle.failed(&keys, policy, now);
             failed(jar)
         }
-        Err(error) => {
-            let error = crate::error::user_error(username.as_str(), error);
-            if !error.is_unavailable() {
-                tracing::error!(%error, "recording a sign-in failed");
-            }
-            failure_page(error.is_unavailable())
-        }
+        Err(error) => failure_page(crate::error::user_error(username.as_str(), error)),
     }
 }
 
@@ -300,7 +300,7 @@ pub async fn logout(
     let store = &app.authority.store;
     let current = match session::current(store, &jar).await {
         Ok(current) => current,
-        Err(error) => return failure_page(error.is_unavailable()),
+        Err(error) => return failure_page(error),
     };
     if let Some(current) = current {
         let ended = store
@@ -314,11 +314,7 @@ pub async fn logout(
             )
             .await;
         if let Err(error) = ended {
-            let error = crate::error::user_error(&current.username, error);
-            if !error.is_unavailable() {
-                tracing::error!(%error, "ending a session failed");
-            }
-            return failure_page(error.is_unavailable());
+            return failure_page(crate::error::user_error(&current.username, error));
         }
     }
     let jar = session::end(jar);

@@ -98,11 +98,14 @@ fn internal(error: AppError) -> Response {
             None,
         );
     }
-    tracing::error!(%error, "registration endpoint failure");
-    json_response(
+    let mut response = json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({ "error": "server_error" }),
-    )
+    );
+    if let Some(failure) = super::failure::Failure::of(error) {
+        failure.attach(&mut response);
+    }
+    response
 }
 
 async fn enabled_settings(app: &AppState) -> Result<Option<SettingsValues>, Response> {

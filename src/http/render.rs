@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::failure::Failure;
 use crate::oauth::error::{AuthorizeError, ResponseTarget, TokenError, TokenErrorCode};
 use crate::oauth::grants::TokenResponse;
 use crate::oauth::registration::RegistrationError;
@@ -39,6 +40,9 @@ impl IntoResponse for TokenError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"authledger\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(cause) = self.cause {
+            Failure::new(cause).attach(&mut response);
         }
         response
     }
@@ -73,7 +77,7 @@ impl IntoResponse for AuthorizeError {
             AuthorizeError::Untrusted { title, message } => {
                 super::pages::error_page(StatusCode::BAD_REQUEST, title, &message)
             }
-            AuthorizeError::Failure { unavailable } => super::pages::failure_page(unavailable),
+            AuthorizeError::Failure(error) => super::pages::failure_page(error),
             AuthorizeError::Redirect {
                 target,
                 code,
@@ -111,18 +115,29 @@ pub fn html(status: StatusCode, body: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AppError;
 
     /// Our own failure at the authorization endpoint was once answered 400, as if the request
     /// were at fault.
     #[test]
     fn an_internal_failure_at_the_authorization_endpoint_is_a_500_page_and_an_outage_a_503() {
-        let failed = AuthorizeError::Failure { unavailable: false }.into_response();
+        let failed =
+            AuthorizeError::Failure(AppError::Internal(anyhow::anyhow!("a bug"))).into_response();
         assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(failed.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
             .starts_with("text/html"));
-        let down = AuthorizeError::Failure { unavailable: true }.into_response();
+        assert!(
+            failed.extensions().get::<Failure>().is_some(),
+            "the cause goes to the one log line"
+        );
+        let down =
+            AuthorizeError::Failure(AppError::Unavailable(anyhow::anyhow!("down"))).into_response();
+        assert!(
+            down.extensions().get::<Failure>().is_none(),
+            "an outage is reported by the store watch, not per request"
+        );
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(down.headers()[header::RETRY_AFTER], "1");
     }

@@ -15,8 +15,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
-    admin, authorize, edge, health, metrics, pages, paths, register, render, surface, token,
-    userinfo, well_known, AppState, Limits,
+    admin, authorize, edge, failure, health, metrics, pages, paths, register, render, surface,
+    token, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -109,6 +109,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             record_latency,
         ))
         .with_state(state)
+        .layer(axum::middleware::from_fn(failure::log_failures))
         .layer(axum::middleware::from_fn_with_state(limits, edge::guard))
         .layer(security_headers)
         .layer(

@@ -58,12 +58,15 @@ pub async fn userinfo(
             None,
         ),
         Err(error) => {
-            tracing::error!(%error, "userinfo failure");
-            super::surface::Surface::OAuth.error(
+            let mut response = super::surface::Surface::OAuth.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error",
                 None,
-            )
+            );
+            if let Some(failure) = super::failure::Failure::of(error) {
+                failure.attach(&mut response);
+            }
+            response
         }
     }
 }

@@ -103,13 +103,12 @@ pub async fn validate(
             "The request does not name a client (client_id).",
         )
     })?;
-    let client = authority.store.clients.load(client_id).await.map_err(|e| {
-        tracing::error!(error = %client_error(client_id, e), "loading a client failed");
-        untrusted(
-            "Temporary failure",
-            "The request could not be processed; try again.",
-        )
-    })?;
+    let client = authority
+        .store
+        .clients
+        .load(client_id)
+        .await
+        .map_err(|e| AuthorizeError::Failure(client_error(client_id, e)))?;
     let client = match client.registered() {
         Some(client) if client.status == ClientStatus::Active => client.clone(),
         Some(client) if client.status == ClientStatus::Disabled => {

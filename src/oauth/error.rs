@@ -46,6 +46,8 @@ pub struct TokenError {
     pub basic_attempted: bool,
     /// Seconds before trying again, for 429 and 503 answers.
     pub retry_after: Option<u64>,
+    /// Our own failure behind a `server_error`: logged once by the HTTP layer, never shown.
+    pub cause: Option<std::sync::Arc<anyhow::Error>>,
 }
 
 impl TokenError {
@@ -55,6 +57,7 @@ impl TokenError {
             description: description.into(),
             basic_attempted: false,
             retry_after: None,
+            cause: None,
         }
     }
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -80,10 +83,10 @@ impl From<AppError> for TokenError {
                     "the service is temporarily unavailable; retry shortly",
                 )
             },
-            AppError::Unavailable(e) | AppError::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "token endpoint failure");
-                TokenError::new(TokenErrorCode::ServerError, "internal error")
-            }
+            AppError::Unavailable(e) | AppError::Internal(e) => TokenError {
+                cause: Some(std::sync::Arc::new(e)),
+                ..TokenError::new(TokenErrorCode::ServerError, "internal error")
+            },
         }
     }
 }
@@ -161,7 +164,7 @@ pub enum AuthorizeError {
     },
     /// Our own failure: a generic page (500), or 503 with `Retry-After` while the database
     /// cannot be reached. Never a redirect, never a 400.
-    Failure { unavailable: bool },
+    Failure(AppError),
     /// Sent back to the client.
     Redirect {
         target: ResponseTarget,

@@ -22,7 +22,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     Unavailable,
-    Internal,
+    /// Our own failure; its cause is logged once (see `http/failure.rs`), never shown.
+    Internal(std::sync::Arc<anyhow::Error>),
 }
 
 impl ApiError {
@@ -43,8 +44,7 @@ impl From<AppError> for ApiError {
             AppError::Conflict(m) => ApiError::Conflict(m),
             error if error.is_unavailable() => ApiError::Unavailable,
             AppError::Unavailable(e) | AppError::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "admin API failure");
-                ApiError::Internal
+                ApiError::Internal(std::sync::Arc::new(e))
             }
         }
     }
@@ -81,6 +81,10 @@ impl IntoResponse for ApiError {
         if let Some(refused) = refused {
             return refused.with_scope("admin").into_response();
         }
+        let cause = match &self {
+            ApiError::Internal(cause) => Some(cause.clone()),
+            _ => None,
+        };
         let (status, error, description, field) = match self {
             ApiError::Invalid { field, message } => {
                 (StatusCode::BAD_REQUEST, "invalid_request", message, field)
@@ -94,7 +98,7 @@ impl IntoResponse for ApiError {
                 "the store is unreachable; retry shortly".into(),
                 None,
             ),
-            ApiError::Internal => (
+            ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "internal error".into(),
@@ -110,6 +114,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(cause) = cause {
+            crate::http::failure::Failure::new(cause).attach(&mut response);
         }
         response
     }
