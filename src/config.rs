@@ -1,19 +1,22 @@
 //! Settings, from the environment (DESIGN §4).
 
+use secrecy::SecretString;
+
 /// `AUTHLEDGER_DATABASE_URL` when unset: an SQLite file in the working directory, so the
 /// server starts with no database server.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://authledger.db";
 /// `AUTHLEDGER_LISTEN` when unset.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// `Debug` prints neither the master key nor the database URL (which may hold a password).
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database_url: SecretString,
     pub listen: String,
     /// `AUTHLEDGER_ISSUER`; `None` means `http://` + the address actually bound.
     pub issuer: Option<String>,
     /// `AUTHLEDGER_MASTER_KEY` (base64url, 32 bytes); when unset, the key file is used.
-    pub master_key: Option<String>,
+    pub master_key: Option<SecretString>,
     /// `AUTHLEDGER_MASTER_KEY_FILE`, created on first start if missing.
     pub master_key_file: std::path::PathBuf,
     /// `AUTHLEDGER_TOKEN_CACHE`: how many live access tokens the in-memory index holds.
@@ -95,5 +98,28 @@ mod tests {
         assert!(config("127.0.0.1:8080", Some("https://a.example/?x=1"))
             .check()
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod secrets_in_config {
+    use super::*;
+
+    #[test]
+    fn debug_prints_neither_the_master_key_nor_the_database_password() {
+        let config = Config {
+            database_url: "postgres://app:hunter2@db/authledger".into(),
+            master_key: Some("a-master-key-value".into()),
+            listen: DEFAULT_LISTEN.into(),
+            issuer: None,
+            master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
+            token_cache_capacity: DEFAULT_TOKEN_CACHE,
+            limits: Default::default(),
+        };
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("a-master-key-value"),
+            "{printed}"
+        );
     }
 }

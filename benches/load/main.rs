@@ -115,10 +115,10 @@ async fn run(args: Args) {
         store.db.close().await;
     }
     let app = Application::build(Config {
-        database_url: database.url.clone(),
+        database_url: database.url.clone().into(),
         listen: "127.0.0.1:0".into(),
         issuer: None,
-        master_key: Some(MasterKey::generate().to_base64()),
+        master_key: Some(MasterKey::generate().to_base64().into()),
         master_key_file: "unused".into(),
         token_cache_capacity: authledger::config::DEFAULT_TOKEN_CACHE,
         limits: Default::default(),

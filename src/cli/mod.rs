@@ -212,10 +212,10 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             header_read_timeout,
         } => {
             let config = Config {
-                database_url,
+                database_url: database_url.clone().into(),
                 listen,
                 issuer,
-                master_key: master.configured,
+                master_key: master.configured.map(Into::into),
                 master_key_file: master.file,
                 token_cache_capacity: token_cache,
                 limits: crate::http::Limits {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum_extra::extract::cookie::Key;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -27,7 +28,11 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check()?;
-        let store = Store::open(&config.database_url, Arc::new(SystemServices)).await?;
+        let store = Store::open(
+            config.database_url.expose_secret(),
+            Arc::new(SystemServices),
+        )
+        .await?;
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
         store.runner.catch_up_fully().await?;
@@ -42,7 +47,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let master = MasterKey::load(
-            config.master_key.as_deref(),
+            config.master_key.as_ref().map(|k| k.expose_secret()),
             &config.master_key_file,
             !store.holds_sealed_values().await?,
         )?;

@@ -24,7 +24,8 @@ pub const SESSION_COOKIE: &str = "authledger_session";
 pub const CSRF_COOKIE: &str = "authledger_csrf";
 pub use authledger_domain::user::SESSION_LIFETIME;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` shows who and when, never the session id.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     #[serde(rename = "u")]
     pub username: String,
@@ -34,6 +35,15 @@ pub struct Session {
     /// The session's id: 256 random bits. The log keeps only its hash.
     #[serde(rename = "s")]
     pub id: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("username", &self.username)
+            .field("auth_time", &self.auth_time)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {

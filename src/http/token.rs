@@ -166,7 +166,7 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
     let grant_type = required("grant_type")?;
     match grant_type.parse::<GrantType>() {
         Ok(GrantType::AuthorizationCode) => Ok(TokenRequest::AuthorizationCode {
-            code: required("code")?,
+            code: required("code")?.into(),
             redirect_uri: params.get("redirect_uri").map(str::to_owned),
             code_verifier: params
                 .get("code_verifier")
@@ -178,7 +178,7 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
                 .map_err(|e| TokenError::invalid_request(e.to_string()))?,
         }),
         Ok(GrantType::RefreshToken) => Ok(TokenRequest::RefreshToken {
-            refresh_token: required("refresh_token")?,
+            refresh_token: required("refresh_token")?.into(),
             scope: scope()?,
         }),
         Ok(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials { scope: scope()? }),

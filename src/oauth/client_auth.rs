@@ -11,12 +11,20 @@ use crate::secrets;
 use crate::store::Store;
 
 /// The client credentials a request carries (RFC 6749 §2.3.1): its `Authorization` header
-/// and its `client_id` and `client_secret` parameters.
-#[derive(Debug, Clone, Copy, Default)]
+/// and its `client_id` and `client_secret` parameters. `Debug` shows only the client id.
+#[derive(Clone, Copy, Default)]
 pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub client_secret: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the request presented.

@@ -22,9 +22,10 @@ use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOK
 use super::Authority;
 use crate::error::{user_error, AppError};
 use crate::secrets::{self, MintedSecret};
+use secrecy::{ExposeSecret, SecretString};
 
-/// RFC 6749 §5.1.
-#[derive(Debug, Serialize)]
+/// RFC 6749 §5.1. Its `Debug` shows no token.
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -36,17 +37,30 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("id_token", &self.id_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A token request (RFC 6749 §4.1.3, §4.4.2, §6), parsed from its form by the HTTP layer:
-/// the grants this endpoint serves, each with exactly its parameters.
+/// the grants this endpoint serves, each with exactly its parameters. The code and refresh
+/// token are secrets: `Debug` cannot print them.
 #[derive(Debug)]
 pub enum TokenRequest {
     AuthorizationCode {
-        code: String,
+        code: SecretString,
         redirect_uri: Option<String>,
         code_verifier: Option<CodeVerifier>,
     },
     RefreshToken {
-        refresh_token: String,
+        refresh_token: SecretString,
         scope: Option<Scopes>,
     },
     ClientCredentials {
@@ -189,7 +203,7 @@ pub async fn exchange(
             code_verifier,
         } => {
             let presented = PresentedCode {
-                code: &code,
+                code: code.expose_secret(),
                 redirect_uri,
                 code_verifier,
             };
@@ -198,7 +212,10 @@ pub async fn exchange(
         TokenRequest::RefreshToken {
             refresh_token: presented,
             scope,
-        } => refresh_token(authority, client, &presented, scope, metadata, &settings).await,
+        } => {
+            let presented = presented.expose_secret();
+            refresh_token(authority, client, presented, scope, metadata, &settings).await
+        }
         TokenRequest::ClientCredentials { scope } => {
             client_credentials(authority, client, scope, metadata, &settings).await
         }

@@ -129,10 +129,10 @@ impl TestApp {
         limits: authledger::http::Limits,
     ) -> TestApp {
         let app = Application::build(Config {
-            database_url: db.url.clone(),
+            database_url: db.url.clone().into(),
             listen: "127.0.0.1:0".into(),
             issuer: None,
-            master_key: Some(db.master_key.clone()),
+            master_key: Some(db.master_key.clone().into()),
             master_key_file: "unused-when-a-key-is-configured".into(),
             token_cache_capacity,
             limits,
