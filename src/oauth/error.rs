@@ -22,6 +22,20 @@ pub enum TokenErrorCode {
 }
 
 impl TokenErrorCode {
+    /// The code of an RFC 6749 §5.2 error name, as domain errors give it.
+    pub fn from_rfc6749(code: &str) -> Option<TokenErrorCode> {
+        [
+            TokenErrorCode::InvalidRequest,
+            TokenErrorCode::InvalidClient,
+            TokenErrorCode::InvalidGrant,
+            TokenErrorCode::UnauthorizedClient,
+            TokenErrorCode::UnsupportedGrantType,
+            TokenErrorCode::InvalidScope,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TokenErrorCode::InvalidRequest => "invalid_request",

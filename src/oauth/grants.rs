@@ -88,14 +88,11 @@ pub enum VerifierRules {
 
 fn grant_error(error: AggregateError<GrantError>) -> TokenError {
     match error {
-        AggregateError::UserError(GrantError::InvalidGrant(reason)) => {
-            TokenError::invalid_grant(reason)
+        AggregateError::UserError(refused) => {
+            let code = TokenErrorCode::from_rfc6749(refused.code())
+                .unwrap_or(TokenErrorCode::InvalidGrant);
+            TokenError::new(code, refused.to_string())
         }
-        AggregateError::UserError(GrantError::InvalidScope) => TokenError::new(
-            TokenErrorCode::InvalidScope,
-            GrantError::InvalidScope.to_string(),
-        ),
-        AggregateError::UserError(other) => TokenError::invalid_grant(other.to_string()),
         AggregateError::AggregateConflict => {
             TokenError::invalid_grant("the grant was used concurrently; try again")
         }
