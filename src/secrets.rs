@@ -50,7 +50,7 @@ pub fn mint(prefix: &str) -> MintedSecret {
 /// SHA-256 of the secret as presented (prefix included).
 pub fn hash(raw: &str) -> SecretHash {
     let digest = Sha256::digest(raw.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(digest);
     SecretHash::from_hex(&hex).expect("SHA-256 hex is a valid secret hash")
 }
 

@@ -192,39 +192,11 @@ fn generate(alg: IdTokenAlg) -> Result<Vec<u8>, SigningError> {
     }
 }
 
-/// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo:
-/// `SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey }`.
+/// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo (RFC 5208 §5).
 fn pkcs1_from_pkcs8(der: &[u8]) -> Option<&[u8]> {
-    fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-            (len, &rest[n..])
-        };
-        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-    }
-    let (0x30, info, _) = element(der)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = element(info)? else {
-        return None;
-    };
-    let (0x30, _algorithm, rest) = element(rest)? else {
-        return None;
-    };
-    let (0x04, private_key, _) = element(rest)? else {
-        return None;
-    };
-    Some(private_key)
+    pkcs8::PrivateKeyInfo::try_from(der)
+        .ok()
+        .map(|info| info.private_key)
 }
 
 /// Generates a key for `alg`, seals its private part in `signing_keys`, and publishes it

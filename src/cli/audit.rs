@@ -15,12 +15,20 @@ pub(super) struct AuditArgs {
     export: Option<AuditExport>,
     #[command(flatten)]
     filter: AuditFilterArgs,
-    /// json (one object per line) or table.
-    #[arg(long, default_value = "table")]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     /// At most this many rows.
     #[arg(long, default_value_t = 100)]
     limit: i64,
+}
+
+/// How audit rows are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Format {
+    /// One JSON object per line.
+    Json,
+    /// Aligned columns for people.
+    Table,
 }
 
 #[derive(Subcommand)]
@@ -53,18 +61,7 @@ pub(super) async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError
     use authledger_projections::audit::{AuditFilter, AuditLog};
     let (filter, json, limit) = match args.export {
         Some(AuditExport::Export { filter }) => (filter, true, i64::MAX),
-        None => {
-            let json = match args.format.as_str() {
-                "json" => true,
-                "table" => false,
-                other => {
-                    return Err(AppError::invalid(format!(
-                        "--format: `{other}` is not json or table"
-                    )))
-                }
-            };
-            (args.filter, json, args.limit)
-        }
+        None => (args.filter, args.format == Format::Json, args.limit),
     };
     let time = |flag: &str, value: Option<String>| -> Result<Option<String>, AppError> {
         value

@@ -1,5 +1,6 @@
 //! `authledger keys list|rotate`.
 
+use authledger_domain::client::IdTokenAlg;
 use clap::Subcommand;
 
 use super::output::print_json;
@@ -13,14 +14,35 @@ pub(super) enum KeysCommand {
     List,
     /// Generate new keys: published now, signing after `key_activation_delay`.
     Rotate {
-        /// RS256, ES256 or EdDSA; every algorithm when omitted.
-        #[arg(long = "alg", value_name = "ALG")]
-        algs: Vec<String>,
+        /// Every algorithm when omitted.
+        #[arg(long = "alg", value_name = "ALG", value_enum)]
+        algs: Vec<KeyAlg>,
         /// Sign with the new keys at once (relying parties with a cached JWKS will fail to
         /// verify new tokens until they refresh it).
         #[arg(long)]
         now: bool,
     },
+}
+
+/// The algorithms this server signs ID tokens with (HS256 signs with a client's secret).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum KeyAlg {
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl From<KeyAlg> for IdTokenAlg {
+    fn from(alg: KeyAlg) -> Self {
+        match alg {
+            KeyAlg::Rs256 => IdTokenAlg::RS256,
+            KeyAlg::Es256 => IdTokenAlg::ES256,
+            KeyAlg::EdDsa => IdTokenAlg::EdDSA,
+        }
+    }
 }
 
 pub(super) async fn keys(
@@ -32,17 +54,7 @@ pub(super) async fn keys(
         let algs = if algs.is_empty() {
             crate::signing::ASYMMETRIC.to_vec()
         } else {
-            algs.iter()
-                .map(|raw| {
-                    authledger_domain::client::IdTokenAlg::parse(raw)
-                        .filter(|alg| crate::signing::ASYMMETRIC.contains(alg))
-                        .ok_or_else(|| {
-                            AppError::invalid(format!(
-                                "--alg: `{raw}` is not RS256, ES256 or EdDSA"
-                            ))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?
+            algs.into_iter().map(IdTokenAlg::from).collect()
         };
         let master = master.load(store).await?;
         let kids = crate::signing::rotate(store, &master, &algs, now, &cli_metadata())

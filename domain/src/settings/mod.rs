@@ -24,9 +24,14 @@ pub enum ConsentMode {
     Auto,
 }
 
-/// One setting with its value. The wire name of each is what `settings set KEY VALUE` takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One setting with its value. The wire name of each is what `settings set KEY VALUE` takes;
+/// the event's `key`, [`Setting::key`] and the list of known keys all derive from the variant
+/// names.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "key", content = "value", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Setting {
     ConsentMode(ConsentMode),
     AccessTokenTtl(u32),
@@ -127,18 +132,11 @@ impl Default for SettingsValues {
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    #[error("unknown setting `{0}` (known: {KEYS})")]
+    #[error("unknown setting `{0}` (known: {known})", known = <Setting as strum::VariantNames>::VARIANTS.join(", "))]
     UnknownKey(String),
     #[error("{key}: {reason}")]
     InvalidValue { key: &'static str, reason: String },
 }
-
-const KEYS: &str = "consent_mode, access_token_ttl, refresh_token_ttl, code_ttl, allow_implicit, \
-    show_openid_configuration, show_auth_server_metadata, show_protected_resource_metadata, \
-    resource_name, resource_documentation, resource_policy_uri, resource_tos_uri, \
-    enable_dynamic_registration, registration_initial_access_token, registration_rate_limit, \
-    allowed_public_client_origins, key_activation_delay, key_rotation_period, login_max_failures, \
-    login_lockout_seconds";
 
 /// `none` (or an empty value) clears an optional setting.
 fn cleared(value: &str) -> bool {
@@ -161,28 +159,7 @@ fn origin_ok(origin: &str) -> bool {
 
 impl Setting {
     pub fn key(&self) -> &'static str {
-        match self {
-            Setting::ConsentMode(_) => "consent_mode",
-            Setting::AccessTokenTtl(_) => "access_token_ttl",
-            Setting::RefreshTokenTtl(_) => "refresh_token_ttl",
-            Setting::CodeTtl(_) => "code_ttl",
-            Setting::AllowImplicit(_) => "allow_implicit",
-            Setting::ShowOpenidConfiguration(_) => "show_openid_configuration",
-            Setting::ShowAuthServerMetadata(_) => "show_auth_server_metadata",
-            Setting::ShowProtectedResourceMetadata(_) => "show_protected_resource_metadata",
-            Setting::ResourceName(_) => "resource_name",
-            Setting::ResourceDocumentation(_) => "resource_documentation",
-            Setting::ResourcePolicyUri(_) => "resource_policy_uri",
-            Setting::ResourceTosUri(_) => "resource_tos_uri",
-            Setting::EnableDynamicRegistration(_) => "enable_dynamic_registration",
-            Setting::RegistrationInitialAccessToken(_) => "registration_initial_access_token",
-            Setting::RegistrationRateLimit(_) => "registration_rate_limit",
-            Setting::AllowedPublicClientOrigins(_) => "allowed_public_client_origins",
-            Setting::KeyActivationDelay(_) => "key_activation_delay",
-            Setting::KeyRotationPeriod(_) => "key_rotation_period",
-            Setting::LoginMaxFailures(_) => "login_max_failures",
-            Setting::LoginLockoutSeconds(_) => "login_lockout_seconds",
-        }
+        self.into()
     }
 
     /// Parses `settings set KEY VALUE`. The initial access token is hashed here: the value
@@ -318,10 +295,7 @@ impl Setting {
 
 fn sha256(raw: &str) -> SecretHash {
     use sha2::Digest;
-    let hex: String = sha2::Sha256::digest(raw.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = hex::encode(sha2::Sha256::digest(raw.as_bytes()));
     SecretHash::from_hex(&hex).expect("SHA-256 hex is a valid secret hash")
 }
 

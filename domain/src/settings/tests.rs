@@ -79,3 +79,24 @@ fn public_client_origins_are_origins_or_a_wildcard() {
     assert!(Setting::parse("allowed_public_client_origins", "https://a.example/path").is_err());
     assert!(Setting::parse("allowed_public_client_origins", "a.example").is_err());
 }
+
+/// The name `settings set` takes, the event's `key` and the list of known keys are one list.
+#[test]
+fn a_settings_key_is_the_name_its_events_carry() {
+    for (key, value) in [
+        ("consent_mode", "auto"),
+        ("show_openid_configuration", "false"),
+        ("registration_rate_limit", "5"),
+        ("login_lockout_seconds", "60"),
+    ] {
+        let setting = Setting::parse(key, value).unwrap();
+        assert_eq!(setting.key(), key);
+        let event = serde_json::to_value(&setting).unwrap();
+        assert_eq!(event["key"], key);
+    }
+    let unknown = Setting::parse("nope", "1").unwrap_err().to_string();
+    assert!(
+        unknown.contains("login_max_failures") && unknown.contains("consent_mode"),
+        "{unknown}"
+    );
+}

@@ -21,13 +21,8 @@ use crate::error::ProjectionError;
 pub(super) type TokenKey = [u8; 32];
 
 pub(super) fn token_key(hex: &str) -> Option<TokenKey> {
-    if hex.len() != 64 {
-        return None;
-    }
     let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(hex, &mut key).ok()?;
     Some(key)
 }
 
@@ -300,7 +295,7 @@ mod tests {
     use authledger_domain::user::Username;
 
     fn hex(key: &TokenKey) -> String {
-        key.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(key)
     }
 
     fn hash(n: u8) -> SecretHash {
