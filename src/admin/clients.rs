@@ -19,30 +19,67 @@ use authledger_domain::secret::SecretHash;
 /// Scopes a client gets when registered without `--scope`.
 pub const DEFAULT_SCOPES: &str = "openid profile email";
 
-/// A client registration as an operator writes it (CLI flags, admin API JSON).
-#[derive(Debug, Clone, Default)]
+/// A client registration as an operator writes it: the CLI's `client create` flags and the
+/// admin API's JSON body are this one type, checked by one [`ClientInput::parse`]. (Dynamic
+/// registration speaks RFC 7591 and has narrower rules: `oauth::registration`.)
+#[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientInput {
+    #[arg(long)]
+    #[serde(rename = "client_name")]
     pub name: String,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
+    #[arg(long, value_name = "URI")]
     pub default_redirect_uri: Option<String>,
+    /// Space-separated scopes [default: "openid profile email"].
+    #[arg(long)]
     pub scope: Option<String>,
-    /// Empty means `authorization_code` + `refresh_token`.
+    /// authorization_code | refresh_token | client_credentials | implicit
+    /// [default: authorization_code refresh_token].
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    #[serde(default)]
     pub grant_types: Vec<String>,
-    /// Overrides the method implied by `public`.
+    /// client_secret_basic (default) | client_secret_post | none
+    #[arg(long)]
     pub token_endpoint_auth_method: Option<String>,
+    /// A public client (no secret; token_endpoint_auth_method `none`).
+    #[arg(long)]
+    #[serde(default)]
     pub public: bool,
+    /// A trusted client: people are not asked for consent.
+    #[arg(long)]
+    #[serde(default)]
     pub skip_authorization: bool,
+    /// Require PKCE although the client is confidential.
+    #[arg(long)]
+    #[serde(default)]
     pub require_pkce: bool,
+    #[arg(long = "allowed-role", value_name = "ROLE")]
+    #[serde(default)]
     pub allowed_roles: Vec<String>,
+    #[arg(long)]
     pub client_uri: Option<String>,
+    #[arg(long)]
     pub logo_uri: Option<String>,
+    #[arg(long)]
     pub tos_uri: Option<String>,
+    #[arg(long)]
     pub policy_uri: Option<String>,
+    #[arg(long = "contact", value_name = "CONTACT")]
+    #[serde(default)]
     pub contacts: Vec<String>,
+    #[arg(long)]
     pub software_id: Option<String>,
+    #[arg(long)]
     pub software_version: Option<String>,
-    /// RS256 (default), ES256, EdDSA or HS256.
+    /// RS256 (default) | ES256 | EdDSA | HS256 (signed with the client secret, as Frappe does).
+    #[arg(long)]
     pub id_token_signed_response_alg: Option<String>,
+    /// Put every profile claim under `openid`, as Frappe does.
+    #[arg(long)]
+    #[serde(default)]
     pub frappe_claims: bool,
 }
 

@@ -15,34 +15,6 @@ use super::paging::{page, Page};
 use crate::admin::clients::{self, ClientInput};
 use crate::http::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NewClientBody {
-    client_name: String,
-    #[serde(default)]
-    redirect_uris: Vec<String>,
-    default_redirect_uri: Option<String>,
-    scope: Option<String>,
-    #[serde(default)]
-    grant_types: Vec<String>,
-    token_endpoint_auth_method: Option<String>,
-    #[serde(default)]
-    skip_authorization: bool,
-    #[serde(default)]
-    require_pkce: bool,
-    #[serde(default)]
-    allowed_roles: Vec<String>,
-    client_uri: Option<String>,
-    logo_uri: Option<String>,
-    tos_uri: Option<String>,
-    policy_uri: Option<String>,
-    #[serde(default)]
-    contacts: Vec<String>,
-    id_token_signed_response_alg: Option<String>,
-    #[serde(default)]
-    frappe_claims: bool,
-}
-
 pub(super) async fn list_clients(
     State(app): State<AppState>,
     _admin: Admin,
@@ -56,30 +28,9 @@ pub(super) async fn list_clients(
 pub(super) async fn create_client(
     State(app): State<AppState>,
     admin: Admin,
-    body: Result<Json<NewClientBody>, JsonRejection>,
+    body: Result<Json<ClientInput>, JsonRejection>,
 ) -> ApiResult {
-    let Json(body) = body?;
-    let input = ClientInput {
-        name: body.client_name,
-        redirect_uris: body.redirect_uris,
-        default_redirect_uri: body.default_redirect_uri,
-        scope: body.scope,
-        grant_types: body.grant_types,
-        public: body.token_endpoint_auth_method.as_deref() == Some("none"),
-        token_endpoint_auth_method: body.token_endpoint_auth_method,
-        skip_authorization: body.skip_authorization,
-        require_pkce: body.require_pkce,
-        allowed_roles: body.allowed_roles,
-        client_uri: body.client_uri,
-        logo_uri: body.logo_uri,
-        tos_uri: body.tos_uri,
-        policy_uri: body.policy_uri,
-        contacts: body.contacts,
-        software_id: None,
-        software_version: None,
-        id_token_signed_response_alg: body.id_token_signed_response_alg,
-        frappe_claims: body.frappe_claims,
-    };
+    let Json(input) = body?;
     let authority = &app.authority;
     let client = clients::register(
         &authority.store,
