@@ -17,23 +17,6 @@ async fn get_json(flow: &Flow, path: &str) -> (StatusCode, reqwest::header::Head
     )
 }
 
-async fn register(flow: &Flow, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let response = flow
-        .app
-        .http
-        .post(flow.app.url("/oauth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    (
-        status,
-        headers,
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()

@@ -7,24 +7,17 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::oauth::flow::*;
 
-async fn register(flow: &Flow, body: Value) -> (StatusCode, Value) {
-    let response = flow
-        .app
-        .http
-        .post(flow.app.url("/oauth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+/// A dynamic registration's status and body.
+async fn registered(flow: &Flow, body: Value) -> (StatusCode, Value) {
+    let (status, _, body) = register(flow, body).await;
+    (status, body)
 }
 
 on_both_stores! {
     async fn a_nul_in_registration_metadata_is_refused_naming_the_field(kind: Kind) {
         let flow = Flow::new(kind).await;
         flow.set("enable_dynamic_registration", "true").await;
-        let (status, body) = register(
+        let (status, body) = registered(
             &flow,
             json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "software_id": "a\u{0}b"}),
         )
@@ -46,16 +39,16 @@ on_both_stores! {
         let flow = Flow::new(kind).await;
         flow.set("enable_dynamic_registration", "true").await;
         let many: Vec<String> = (0..101).map(|i| format!("http://127.0.0.1:9/cb{i}")).collect();
-        let (status, body) = register(&flow, json!({"redirect_uris": many})).await;
+        let (status, body) = registered(&flow, json!({"redirect_uris": many})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"], "invalid_redirect_uri", "RFC 7591 §3.2.2");
         assert!(body["error_description"].as_str().unwrap().contains("redirect_uris"), "{body}");
 
         let long = format!("http://127.0.0.1:9/{}", "a".repeat(2100));
-        let (status, body) = register(&flow, json!({"redirect_uris": [long]})).await;
+        let (status, body) = registered(&flow, json!({"redirect_uris": [long]})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-        let (status, body) = register(
+        let (status, body) = registered(
             &flow,
             json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "client_name": "x".repeat(5000)}),
         )

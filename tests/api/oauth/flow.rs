@@ -464,3 +464,21 @@ pub async fn admin(
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// A dynamic registration (RFC 7591): status, headers and JSON body.
+pub async fn register(flow: &Flow, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = flow
+        .app
+        .http
+        .post(flow.app.url("/oauth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
