@@ -11,6 +11,7 @@ use authledger::scratch_db::ScratchPostgres;
 use authledger_domain::client::IdTokenAlg;
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
 use authledger_projections::{on_db, on_tx, Db};
+use hdrhistogram::Histogram;
 use serde_json::json;
 
 /// A fresh database, dropped at the end for Postgres.
@@ -176,7 +177,8 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) struct Measured {
-    pub(crate) latencies_us: Vec<u32>,
+    /// Latencies in microseconds.
+    pub(crate) latencies_us: Histogram<u64>,
     pub(crate) errors: u64,
     pub(crate) elapsed: Duration,
 }
@@ -197,7 +199,7 @@ where
         .map(|connection| {
             let request = request.clone();
             tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::with_capacity(100_000), 0u64);
+                let (mut latencies, mut errors) = (latency_histogram(), 0u64);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     match request(connection).await {
@@ -205,31 +207,39 @@ where
                         Outcome::Error => errors += 1,
                         Outcome::Exhausted => break,
                     }
-                    latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    let micros = sent.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                    latencies.saturating_record(micros.max(1));
                 }
                 (latencies, errors)
             })
         })
         .collect();
     let mut measured = Measured {
-        latencies_us: Vec::new(),
+        latencies_us: latency_histogram(),
         errors: 0,
         elapsed: Duration::ZERO,
     };
     for task in futures::future::join_all(tasks).await {
         let (latencies, errors) = task.unwrap();
-        measured.latencies_us.extend(latencies);
+        measured
+            .latencies_us
+            .add(latencies)
+            .expect("histograms of the same bounds add");
         measured.errors += errors;
     }
     measured.elapsed = started.elapsed();
-    measured.latencies_us.sort_unstable();
     measured
 }
 
-pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
+/// Latencies from 1 µs to an hour, to three significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The latency at quantile `q` (0 to 1), in milliseconds.
+pub(crate) fn percentile(latencies_us: &Histogram<u64>, q: f64) -> f64 {
+    if latencies_us.is_empty() {
         return f64::NAN;
     }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index] as f64 / 1000.0
+    latencies_us.value_at_quantile(q) as f64 / 1000.0
 }
