@@ -1,5 +1,7 @@
 //! Settings, from the environment (DESIGN §4).
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 /// `AUTHLEDGER_DATABASE_URL` when unset: an SQLite file in the working directory, so the
@@ -22,7 +24,32 @@ pub struct Config {
     /// `AUTHLEDGER_TOKEN_CACHE`: how many live access tokens the in-memory index holds.
     pub token_cache_capacity: usize,
     /// Connection limits: header-read timeout and the cap on open connections.
-    pub limits: crate::http::Limits,
+    pub limits: Limits,
+}
+
+/// Connection limits (README, *Security*), enforced by the HTTP server's accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may stay idle.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive, once the headers are in.
+    pub body_read_timeout: Duration,
+    /// How many connections may be open at once (`AUTHLEDGER_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// `AUTHLEDGER_TOKEN_CACHE` when unset: about 200 bytes each, so at most ~100 MB.

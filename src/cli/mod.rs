@@ -76,12 +76,12 @@ enum Command {
         #[arg(long, env = "AUTHLEDGER_TOKEN_CACHE", default_value_t = DEFAULT_TOKEN_CACHE)]
         token_cache: usize,
         /// The most connections open at once; past it a new one is answered 503 and closed.
-        #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = crate::http::Limits::default().max_connections as u32,
+        #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = crate::config::Limits::default().max_connections as u32,
               value_parser = clap::value_parser!(u32).range(1..))]
         max_connections: u32,
         /// Seconds a client may take to send a request's headers (and a keep-alive connection
         /// may stay idle).
-        #[arg(long, env = "AUTHLEDGER_HEADER_READ_TIMEOUT", default_value_t = crate::http::Limits::default().header_read_timeout.as_secs(),
+        #[arg(long, env = "AUTHLEDGER_HEADER_READ_TIMEOUT", default_value_t = crate::config::Limits::default().header_read_timeout.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         header_read_timeout: u64,
     },
@@ -218,7 +218,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 master_key: master.configured.map(Into::into),
                 master_key_file: master.file,
                 token_cache_capacity: token_cache,
-                limits: crate::http::Limits {
+                limits: crate::config::Limits {
                     header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
                     max_connections: max_connections as usize,
                     ..Default::default()

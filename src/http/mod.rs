@@ -30,9 +30,9 @@ mod token;
 mod userinfo;
 mod well_known;
 
+pub use crate::config::Limits;
 pub use app::{shutdown_signal, Application};
 pub use router::router;
-pub use serve::Limits;
 
 /// Paths, shared by the router and the discovery metadata.
 pub mod paths {

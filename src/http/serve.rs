@@ -25,36 +25,13 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
-/// Connection limits (README, "Limits and timeouts").
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// How long a client may take to send a request's headers, and how long a keep-alive
-    /// connection may stay idle.
-    pub header_read_timeout: Duration,
-    /// How long a request body may take to arrive, once the headers are in.
-    pub body_read_timeout: Duration,
-    /// How many connections may be open at once (`AUTHLEDGER_MAX_CONNECTIONS`).
-    pub max_connections: usize,
-}
+use crate::config::Limits;
 
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// File descriptors kept for everything but client connections (database pool, log files,
 /// the SQLite WAL).
 const RESERVED_DESCRIPTORS: u64 = 64;
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
 
 /// The connection cap the process can honour: the configured one, lowered to what the
 /// open-file limit leaves once it is raised as far as the OS allows.
