@@ -8,13 +8,12 @@ use authledger_domain::user::{UserCommand, UserEvent, Username};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::context::RequestContext;
 use super::failure::Failure;
-use super::render::html;
 use super::session::{self, Session};
 use super::{paths, AppState};
 use crate::error::AppError;
@@ -38,6 +37,10 @@ struct MessagePage<'a> {
     message: &'a str,
 }
 
+/// An HTML page (the router adds `Cache-Control: no-store` and the security headers).
+pub fn html(status: StatusCode, body: String) -> Response {
+    (status, Html(body)).into_response()
+}
 /// Renders a template; a template that fails to render is a bug, answered as a plain 500.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {

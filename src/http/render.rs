@@ -1,10 +1,10 @@
 //! Protocol outcomes and errors as HTTP responses, each rendered here once: the token
 //! endpoint's JSON (RFC 6749 §5.1, §5.2), redirects back to a client (§4.1.2, §4.1.2.1),
-//! registration errors (RFC 7591 §3.2.2) and pages for people. None of them may be cached:
+//! registration errors (RFC 7591 §3.2.2), and refusals for people through `pages`. None of them may be cached:
 //! the routers that serve them add `Cache-Control: no-store` (see [`no_store`]).
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -105,11 +105,6 @@ impl IntoResponse for RegistrationError {
         )
             .into_response()
     }
-}
-
-/// An HTML page (the router adds `Cache-Control: no-store` and the security headers).
-pub fn html(status: StatusCode, body: String) -> Response {
-    (status, Html(body)).into_response()
 }
 
 #[cfg(test)]
