@@ -90,13 +90,7 @@ async fn with_postgres_down_token_requests_get_a_quick_503_and_service_resumes_b
     let grant = [("grant_type", "client_credentials")];
     let (status, _, before) = flow.token(Auth::Basic(&ops), &grant).await;
     assert_eq!(status, 200, "{before}");
-    let ready = flow
-        .app
-        .http
-        .get(flow.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = flow.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
 
     relay.cut();
@@ -114,25 +108,13 @@ async fn with_postgres_down_token_requests_get_a_quick_503_and_service_resumes_b
         .token_at("/oauth/introspect", Auth::Basic(&ops), &[("token", token)])
         .await;
     assert_eq!(introspection["active"], true);
-    let healthz = flow
-        .app
-        .http
-        .get(flow.app.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let healthz = flow.get("/healthz").await;
     assert_eq!(
         healthz.status(),
         StatusCode::OK,
         "liveness is not readiness"
     );
-    let not_ready = flow
-        .app
-        .http
-        .get(flow.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let not_ready = flow.get("/readyz").await;
     assert_eq!(not_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     relay.restore();
@@ -149,16 +131,7 @@ async fn with_postgres_down_token_requests_get_a_quick_503_and_service_resumes_b
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while flow
-        .app
-        .http
-        .get(flow.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != StatusCode::OK
-    {
+    while flow.get("/readyz").await.status() != StatusCode::OK {
         assert!(
             Instant::now() < deadline,
             "/readyz still failing after recovery"
