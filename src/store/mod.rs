@@ -414,7 +414,20 @@ where
             self.kept.forget(aggregate_id);
         }
         if let Some(live) = live {
-            A::committed(live, aggregate_id, &after, &committed, metadata);
+            for event in &committed {
+                let fed = A::feed(
+                    live,
+                    aggregate_id,
+                    event.sequence as i64,
+                    &event.payload,
+                    metadata.at,
+                );
+                if let Err(error) = fed.await {
+                    // Committed all the same; the follower brings the event within
+                    // FOLLOW_INTERVAL, or the index reloads the aggregate on its next gap.
+                    warn!(%error, aggregate_id, "live index not fed a committed event");
+                }
+            }
         }
         if live.is_some() && A::VIEWS_FOLLOW_LATER {
             self.projector.notify_one();

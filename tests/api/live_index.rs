@@ -202,3 +202,35 @@ on_both_stores! {
         b.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn an_instance_that_missed_another_process_change_still_sees_its_own_next_one(kind: Kind) {
+        // The CLI (another process) rotates the client's secret; before this instance follows
+        // the log, its own admin API disables and enables the client. The index learns from
+        // events alone: it must notice the event it has not seen and read the client whole, so
+        // the next request already authenticates with the new secret.
+        let flow = Flow::new(kind).await;
+        let client = flow.client(service()).await;
+        let token = issue(&flow.app, &client).await;
+        let admin_token = crate::oauth::flow::admin_token(&flow).await;
+        let id = client.client_id.as_str();
+
+        let rotated = crate::helpers::cli(&flow.app.db, &["client", "rotate-secret", id]);
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+        let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+        let secret = rotated["client_secret"].as_str().unwrap();
+        for action in ["disable", "enable"] {
+            let path = format!("/clients/{id}/{action}");
+            let (status, body) = crate::oauth::flow::admin(&flow, &admin_token, reqwest::Method::POST, &path, None).await;
+            assert!(status.is_success(), "{action}: {status}: {body}");
+        }
+
+        let introspect = |secret: &str| {
+            let form = [("client_id", id), ("client_secret", secret), ("token", token.as_str())];
+            flow.app.http.post(flow.app.url("/oauth/introspect")).form(&form).send()
+        };
+        assert_eq!(introspect(secret).await.unwrap().status(), 200, "the new secret, at once");
+        let old = client.client_secret.as_ref().unwrap().reveal();
+        assert_eq!(introspect(old).await.unwrap().status(), 401, "the old secret is gone");
+    }
+}

@@ -5,14 +5,14 @@
 //! settings, the live access tokens, which grants are revoked, which users are disabled) and is
 //! kept correct by the event stream alone, from two sides:
 //!
-//! - **this instance's own commands**: the store hands each command's committed events (and the
-//!   aggregate they produced) to the index before the command returns, so a token is
-//!   introspectable, and a revocation visible, to the very next request on this instance;
+//! - **this instance's own commands**: the store hands each command's committed events to the
+//!   index ([`Fed::feed`]) before the command returns, so a token is introspectable, and a
+//!   revocation visible, to the very next request on this instance;
 //! - **everyone else** (the CLI, other instances): [`LiveIndex::follow`] reads the commit-ordered
 //!   log after its own position, like a projection without a checkpoint. The server calls it
 //!   every [`FOLLOW_INTERVAL`], so their changes show here within about that long.
 //!
-//! Both sides deliver the same events, in different orders, and every rule below is written so
+//! Both sides deliver the same events, through the same [`Fed`] functions, in different orders, and every rule below is written so
 //! that order and repetition do not matter:
 //! - clients, settings and user status carry their aggregate's sequence, and only a higher
 //!   sequence replaces them (a stale re-delivery is ignored);
@@ -25,26 +25,27 @@
 //! number of access tokens held is capped ([`LiveIndex::load`]); past the cap the index says
 //! "not held" and callers fall back to the view.
 
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use authledger_domain::client::{Client, RegisteredClient};
-use authledger_domain::grant::{Grant, GrantEvent};
+use authledger_domain::grant::Grant;
 use authledger_domain::secret::SecretHash;
-use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
-use authledger_domain::user::UserEvent;
+use authledger_domain::settings::{Settings, SettingsValues};
+use authledger_domain::user::User;
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
+mod feed;
 mod load;
 mod sessions;
 mod state;
 
-use load::load_aggregate;
-
+pub use feed::Fed;
 pub use sessions::OpenSession;
 
-use state::{apply_versioned, token_key, LiveState, Owner, OwnerNeeded, Versioned};
+use state::{token_key, LiveState};
 
 use crate::db::Db;
 use crate::error::ProjectionError;
@@ -159,76 +160,9 @@ impl LiveIndex {
         }))
     }
 
-    // ---- this instance's commands -------------------------------------------------------
-
-    /// A client command committed: `client` is the aggregate after `sequence`.
-    pub fn client_committed(&self, client_id: &str, sequence: i64, client: &Client) {
-        let mut state = self.write();
-        let current = state.clients.get(client_id).map(|c| c.sequence);
-        if current.is_none_or(|current| sequence > current) {
-            state.clients.insert(
-                client_id.to_owned(),
-                Versioned {
-                    sequence,
-                    value: client.clone(),
-                },
-            );
-        }
-    }
-
-    /// A settings command committed.
-    pub fn settings_committed(&self, sequence: i64, settings: &Settings) {
-        let mut state = self.write();
-        if state
-            .settings
-            .as_ref()
-            .is_none_or(|s| sequence > s.sequence)
-        {
-            state.settings = Some(Versioned {
-                sequence,
-                value: settings.clone(),
-            });
-        }
-    }
-
-    /// A user command committed `events`: the user's status after `sequence`, and the
-    /// sessions they start and end.
-    pub fn user_committed<'a>(
-        &self,
-        username: &str,
-        sequence: i64,
-        disabled: bool,
-        events: impl IntoIterator<Item = (&'a UserEvent, DateTime<Utc>)>,
-    ) {
-        let mut state = self.write();
-        state.set_user(username, sequence, disabled);
-        for (event, at) in events {
-            state.apply_session(username, event, at);
-        }
-    }
-
     /// The open session whose id hashes to `hash`, if it is open now.
     pub fn session(&self, hash: &SecretHash) -> Option<OpenSession> {
         self.read().sessions.get(hash.as_hex(), Utc::now()).cloned()
-    }
-
-    /// A grant command committed these events; `client_id` and `username` are the grant's.
-    pub fn grant_committed<'a>(
-        &self,
-        grant_id: &str,
-        client_id: &str,
-        username: Option<&str>,
-        events: impl IntoIterator<Item = (&'a GrantEvent, DateTime<Utc>)>,
-    ) {
-        let owner = Arc::new(Owner {
-            client_id: client_id.to_owned(),
-            username: username.map(str::to_owned),
-        });
-        let mut state = self.write();
-        for (event, at) in events {
-            // The owner is given, so the event always applies.
-            let _ = state.apply_grant(grant_id, event, at, Some(&owner), self.capacity);
-        }
     }
 
     // ---- everyone else's ----------------------------------------------------------------
@@ -277,75 +211,27 @@ impl LiveIndex {
     }
 
     async fn apply_stored(&self, event: &StoredEvent) -> Result<(), ProjectionError> {
-        match event.aggregate_type.as_str() {
-            "Client" => {
-                let applied = {
-                    let mut state = self.write();
-                    apply_versioned(
-                        state.clients.get_mut(&event.aggregate_id),
-                        event.sequence,
-                        || event.decode(),
-                    )?
-                };
-                if !applied {
-                    // A gap (or a client this index never saw): load it whole.
-                    let loaded = load_aggregate::<Client>(&self.db, &event.aggregate_id).await?;
-                    if let Some((sequence, client)) = loaded {
-                        self.client_committed(&event.aggregate_id, sequence, &client);
-                    }
-                }
-            }
-            "Settings" if event.aggregate_id == SETTINGS_ID => {
-                let applied = {
-                    let mut state = self.write();
-                    apply_versioned(state.settings.as_mut(), event.sequence, || event.decode())?
-                };
-                if !applied {
-                    if let Some((sequence, settings)) =
-                        load_aggregate::<Settings>(&self.db, SETTINGS_ID).await?
-                    {
-                        self.settings_committed(sequence, &settings);
-                    }
-                }
-            }
-            "User" => {
-                let user_event = event.decode::<UserEvent>()?;
-                let mut state = self.write();
-                match user_event {
-                    UserEvent::UserDisabled {} => {
-                        state.set_user(&event.aggregate_id, event.sequence, true)
-                    }
-                    UserEvent::UserEnabled {} => {
-                        state.set_user(&event.aggregate_id, event.sequence, false)
-                    }
-                    ref other => state.apply_session(&event.aggregate_id, other, event.metadata.at),
-                }
-            }
-            "Grant" => {
-                let grant_event: GrantEvent = event.decode()?;
-                let at = event.metadata.at;
-                let outcome = self.write().apply_grant(
-                    &event.aggregate_id,
-                    &grant_event,
-                    at,
-                    None,
-                    self.capacity,
-                );
-                if let Err(OwnerNeeded) = outcome {
-                    let loaded = load_aggregate::<Grant>(&self.db, &event.aggregate_id).await?;
-                    if let Some(grant) = loaded.as_ref().and_then(|(_, g)| g.state()) {
-                        self.grant_committed(
-                            &event.aggregate_id,
-                            &grant.client_id,
-                            grant.user.as_ref().map(|u| u.as_str()),
-                            [(&grant_event, at)],
-                        );
-                    }
-                }
-            }
-            _ => {}
+        async fn feed<A: Fed>(
+            live: &LiveIndex,
+            event: &StoredEvent,
+        ) -> Result<(), ProjectionError> {
+            let payload: A::Event = event.decode()?;
+            A::feed(
+                live,
+                &event.aggregate_id,
+                event.sequence,
+                &payload,
+                event.metadata.at,
+            )
+            .await
         }
-        Ok(())
+        match event.aggregate_type.as_str() {
+            Client::TYPE => feed::<Client>(self, event).await,
+            Settings::TYPE => feed::<Settings>(self, event).await,
+            User::TYPE => feed::<User>(self, event).await,
+            Grant::TYPE => feed::<Grant>(self, event).await,
+            _ => Ok(()),
+        }
     }
 
     /// Drops what can no longer matter: expired tokens, and grants and endings past their

@@ -135,6 +135,28 @@ impl LiveState {
         }
     }
 
+    /// Keeps `client` as of `sequence`, unless a later one is held.
+    pub(super) fn set_client(&mut self, client_id: &str, sequence: i64, client: Client) {
+        let current = self.clients.get(client_id).map(|c| c.sequence);
+        if current.is_none_or(|current| sequence > current) {
+            let value = Versioned {
+                sequence,
+                value: client,
+            };
+            self.clients.insert(client_id.to_owned(), value);
+        }
+    }
+
+    /// Keeps `settings` as of `sequence`, unless a later one is held.
+    pub(super) fn set_settings(&mut self, sequence: i64, settings: Settings) {
+        if self.settings.as_ref().is_none_or(|s| sequence > s.sequence) {
+            self.settings = Some(Versioned {
+                sequence,
+                value: settings,
+            });
+        }
+    }
+
     pub(super) fn set_user(&mut self, username: &str, sequence: i64, disabled: bool) {
         let current = self.user_disabled.get(username).map(|u| u.sequence);
         if current.is_none_or(|current| sequence > current) {
