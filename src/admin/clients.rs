@@ -21,7 +21,8 @@ pub const DEFAULT_SCOPES: &str = "openid profile email";
 
 /// A client registration as an operator writes it: the CLI's `client create` flags and the
 /// admin API's JSON body are this one type, checked by one [`ClientInput::parse`]. (Dynamic
-/// registration speaks RFC 7591 and has narrower rules: `oauth::registration`.)
+/// registration speaks RFC 7591: `oauth::registration` reads its request into this type and
+/// adds its narrower rules.)
 #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
@@ -83,34 +84,88 @@ pub struct ClientInput {
     pub frappe_claims: bool,
 }
 
+/// A field of a [`ClientInput`] that does not parse: which field (and which of its values,
+/// for a list), the value, and why. The CLI and the admin API say it as
+/// [`InvalidClientInput::message`]; RFC 7591 registration names the field its own way.
+#[derive(Debug)]
+pub struct InvalidClientInput {
+    pub field: &'static str,
+    /// The position of the refused value in a list field.
+    pub index: Option<usize>,
+    /// The refused value, where quoting it helps.
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl InvalidClientInput {
+    fn new(field: &'static str, reason: impl std::fmt::Display) -> Self {
+        InvalidClientInput {
+            field,
+            index: None,
+            value: None,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn of(field: &'static str, value: &str, reason: impl std::fmt::Display) -> Self {
+        InvalidClientInput {
+            value: Some(value.to_owned()),
+            ..Self::new(field, reason)
+        }
+    }
+
+    /// The problem as people read it, under the field name `name`.
+    pub fn message_as(&self, name: &str) -> String {
+        match &self.value {
+            Some(value) => format!("{name} `{value}`: {}", self.reason),
+            None => format!("{name}: {}", self.reason),
+        }
+    }
+
+    /// The problem under the field's own name.
+    pub fn message(&self) -> String {
+        self.message_as(self.field)
+    }
+}
+
+impl From<InvalidClientInput> for AppError {
+    fn from(invalid: InvalidClientInput) -> Self {
+        AppError::invalid_field(invalid.field, invalid.message())
+    }
+}
+
 impl ClientInput {
     /// Parses every field; the first problem found is reported with the field's name.
-    pub fn parse(self) -> Result<ClientMetadata, AppError> {
-        let redirect = |field: &str, raw: &str| {
-            RedirectUri::parse(raw)
-                .map_err(|e| AppError::invalid_field(field, format!("{field} `{raw}`: {e}")))
-        };
+    pub fn parse(self) -> Result<ClientMetadata, InvalidClientInput> {
         let redirect_uris = self
             .redirect_uris
             .iter()
-            .map(|raw| redirect("redirect_uri", raw))
+            .enumerate()
+            .map(|(i, raw)| {
+                RedirectUri::parse(raw).map_err(|e| InvalidClientInput {
+                    index: Some(i),
+                    ..InvalidClientInput::of("redirect_uri", raw, e)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let default_redirect_uri = self
             .default_redirect_uri
             .as_deref()
-            .map(|raw| redirect("default_redirect_uri", raw))
+            .map(|raw| {
+                RedirectUri::parse(raw)
+                    .map_err(|e| InvalidClientInput::of("default_redirect_uri", raw, e))
+            })
             .transpose()?;
         let scopes = Scopes::parse(self.scope.as_deref().unwrap_or(DEFAULT_SCOPES))
-            .map_err(|e| AppError::invalid_field("scope", format!("scope: {e}")))?;
+            .map_err(|e| InvalidClientInput::new("scope", e))?;
         let grant_types: BTreeSet<GrantType> = if self.grant_types.is_empty() {
             BTreeSet::from([GrantType::AuthorizationCode, GrantType::RefreshToken])
         } else {
             self.grant_types
                 .iter()
                 .map(|g| {
-                    g.parse().map_err(|e| {
-                        AppError::invalid_field("grant_types", format!("grant_type: {e}"))
-                    })
+                    g.parse()
+                        .map_err(|e| InvalidClientInput::new("grant_types", e))
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -125,28 +180,21 @@ impl ClientInput {
             })
             .collect();
         let token_endpoint_auth_method = match (&self.token_endpoint_auth_method, self.public) {
-            (Some(method), _) => method.parse::<TokenEndpointAuthMethod>().map_err(|e| {
-                AppError::invalid_field(
-                    "token_endpoint_auth_method",
-                    format!("token_endpoint_auth_method: {e}"),
-                )
-            })?,
+            (Some(method), _) => method
+                .parse::<TokenEndpointAuthMethod>()
+                .map_err(|e| InvalidClientInput::new("token_endpoint_auth_method", e))?,
             (None, true) => TokenEndpointAuthMethod::None,
             (None, false) => TokenEndpointAuthMethod::ClientSecretBasic,
         };
         if self.public && !token_endpoint_auth_method.is_public() {
-            return Err(AppError::invalid_field(
+            return Err(InvalidClientInput::new(
                 "token_endpoint_auth_method",
-                "token_endpoint_auth_method: a public client uses `none`",
+                "a public client uses `none`",
             ));
         }
-        let web = |field: &str, raw: &Option<String>| {
+        let web = |field: &'static str, raw: &Option<String>| {
             raw.as_deref()
-                .map(|raw| {
-                    WebUrl::parse(raw).map_err(|e| {
-                        AppError::invalid_field(field, format!("{field} `{raw}`: {e}"))
-                    })
-                })
+                .map(|raw| WebUrl::parse(raw).map_err(|e| InvalidClientInput::of(field, raw, e)))
                 .transpose()
         };
         Ok(ClientMetadata {
@@ -172,9 +220,9 @@ impl ClientInput {
                 .as_deref()
                 .map(|raw| {
                     IdTokenAlg::parse(raw).ok_or_else(|| {
-                        AppError::invalid_field(
+                        InvalidClientInput::new(
                             "id_token_signed_response_alg",
-                            format!("id_token_signed_response_alg: `{raw}` is not one of RS256, ES256, EdDSA, HS256"),
+                            format!("`{raw}` is not one of RS256, ES256, EdDSA, HS256"),
                         )
                     })
                 })

@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 
 use authledger_domain::client::{ClientError, ClientMetadata, IdTokenAlg};
-use authledger_domain::oauth::{
-    GrantType, RedirectUri, ResponseType, Scopes, TokenEndpointAuthMethod, WebUrl,
-};
+use authledger_domain::oauth::{GrantType, ResponseType, WebUrl};
+
+use crate::admin::clients::{ClientInput, InvalidClientInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -55,57 +55,62 @@ fn metadata_error(field: &str, reason: impl std::fmt::Display) -> RegistrationEr
     RegistrationError::InvalidClientMetadata(format!("{field}: {reason}"))
 }
 
-/// Turns a registration request into client metadata, or names the field that is wrong.
+/// A field the shared client input refused, named as RFC 7591 names it.
+fn input_error(invalid: InvalidClientInput) -> RegistrationError {
+    match (invalid.field, invalid.index) {
+        ("redirect_uri", Some(i)) => RegistrationError::InvalidRedirectUri(
+            invalid.message_as(&format!("redirect_uris[{i}]")),
+        ),
+        _ => RegistrationError::InvalidClientMetadata(invalid.message()),
+    }
+}
+
+/// Turns a registration request into client metadata, or names the field that is wrong. The
+/// fields are read as an operator's are ([`ClientInput::parse`]), with RFC 7591's defaults;
+/// then come the rules for registrants.
 pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, RegistrationError> {
-    let redirect_uris = request
-        .redirect_uris
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            RedirectUri::parse(raw).map_err(|e| {
-                RegistrationError::InvalidRedirectUri(format!("redirect_uris[{i}] `{raw}`: {e}"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let token_endpoint_auth_method = match &request.token_endpoint_auth_method {
-        None => TokenEndpointAuthMethod::ClientSecretBasic,
-        Some(raw) => raw
-            .parse()
-            .map_err(|e| metadata_error("token_endpoint_auth_method", e))?,
+    let input = ClientInput {
+        name: request
+            .client_name
+            .unwrap_or_else(|| "Dynamically registered client".into()),
+        redirect_uris: request.redirect_uris,
+        scope: Some(request.scope.unwrap_or_else(|| DEFAULT_SCOPE.into())),
+        grant_types: request
+            .grant_types
+            .unwrap_or_else(|| vec![GrantType::AuthorizationCode.as_str().to_owned()]),
+        token_endpoint_auth_method: request.token_endpoint_auth_method,
+        client_uri: request.client_uri,
+        logo_uri: request.logo_uri,
+        tos_uri: request.tos_uri,
+        policy_uri: request.policy_uri,
+        contacts: request.contacts,
+        software_id: request.software_id,
+        software_version: request.software_version,
+        id_token_signed_response_alg: request.id_token_signed_response_alg,
+        // What only an operator may ask for stays off: consent-skipping, roles, Frappe's
+        // claim layout.
+        ..ClientInput::default()
     };
-    let grant_types: BTreeSet<GrantType> = match &request.grant_types {
-        None => BTreeSet::from([GrantType::AuthorizationCode]),
-        Some(raw) => raw
-            .iter()
-            .map(|g| g.parse().map_err(|e| metadata_error("grant_types", e)))
-            .collect::<Result<_, _>>()?,
-    };
-    if grant_types.contains(&GrantType::Implicit) {
+    let metadata = input.parse().map_err(input_error)?;
+    if metadata.grant_types.contains(&GrantType::Implicit) {
         return Err(metadata_error(
             "grant_types",
             "the implicit grant is not available to dynamically registered clients",
         ));
     }
-    let response_types: BTreeSet<ResponseType> = grant_types
-        .iter()
-        .filter(|g| **g == GrantType::AuthorizationCode)
-        .map(|_| ResponseType::Code)
-        .collect();
     if let Some(requested) = &request.response_types {
         let requested: BTreeSet<ResponseType> = requested
             .iter()
             .map(|r| r.parse().map_err(|e| metadata_error("response_types", e)))
             .collect::<Result<_, _>>()?;
-        if requested != response_types {
+        if requested != metadata.response_types {
             return Err(metadata_error(
                 "response_types",
                 "must be [\"code\"] exactly when grant_types includes authorization_code (RFC 7591 §2.1)",
             ));
         }
     }
-    let scopes = Scopes::parse(request.scope.as_deref().unwrap_or(DEFAULT_SCOPE))
-        .map_err(|e| metadata_error("scope", e))?;
-    if let Some(scope) = scopes.iter().find(|s| !DYNAMIC_SCOPES.contains(s)) {
+    if let Some(scope) = metadata.scopes.iter().find(|s| !DYNAMIC_SCOPES.contains(s)) {
         return Err(metadata_error(
             "scope",
             format!(
@@ -114,46 +119,6 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
             ),
         ));
     }
-    let web = |field: &str, raw: &Option<String>| {
-        raw.as_deref()
-            .map(|raw| WebUrl::parse(raw).map_err(|e| metadata_error(field, e)))
-            .transpose()
-    };
-    let id_token_signed_response_alg = request
-        .id_token_signed_response_alg
-        .as_deref()
-        .map(|raw| {
-            IdTokenAlg::parse(raw).ok_or_else(|| {
-                metadata_error(
-                    "id_token_signed_response_alg",
-                    format!("`{raw}` is not one of RS256, ES256, EdDSA, HS256"),
-                )
-            })
-        })
-        .transpose()?;
-    let metadata = ClientMetadata {
-        name: request
-            .client_name
-            .unwrap_or_else(|| "Dynamically registered client".into()),
-        redirect_uris,
-        default_redirect_uri: None,
-        scopes,
-        grant_types,
-        response_types,
-        token_endpoint_auth_method,
-        skip_authorization: false,
-        require_pkce: false,
-        allowed_roles: BTreeSet::new(),
-        client_uri: web("client_uri", &request.client_uri)?,
-        logo_uri: web("logo_uri", &request.logo_uri)?,
-        tos_uri: web("tos_uri", &request.tos_uri)?,
-        policy_uri: web("policy_uri", &request.policy_uri)?,
-        contacts: request.contacts,
-        software_id: request.software_id,
-        software_version: request.software_version,
-        id_token_signed_response_alg,
-        frappe_claims: false,
-    };
     metadata.check().map_err(refusal)?;
     Ok(metadata)
 }
@@ -227,6 +192,7 @@ pub fn describe(client_id: &str, metadata: &ClientMetadata) -> Map<String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authledger_domain::oauth::TokenEndpointAuthMethod;
 
     fn request(json: Value) -> RegistrationRequest {
         serde_json::from_value(json).unwrap()
