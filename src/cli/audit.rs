@@ -31,6 +31,18 @@ pub(super) enum Format {
     Table,
 }
 
+/// Aligned columns without borders, so that `grep` and `cut` still work on them.
+fn table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["POS", "TIME", "EVENT", "ACTOR", "IP", "SUMMARY"]);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table
+}
+
 #[derive(Subcommand)]
 pub(super) enum AuditExport {
     /// Every matching row as JSON lines, e.g. `audit export --since T > audit.jsonl`.
@@ -82,15 +94,7 @@ pub(super) async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError
         after: None,
     };
     let mut out = std::io::stdout().lock();
-    let columns = |pos: &str, time: &str, event: &str, actor: &str, ip: &str, summary: &str| {
-        format!("{pos:<7} {time:<28} {event:<22} {actor:<24} {ip:<15} {summary}")
-    };
-    if !json {
-        write_line(
-            &mut out,
-            &columns("POS", "TIME", "EVENT", "ACTOR", "IP", "SUMMARY"),
-        )?;
-    }
+    let mut table = (!json).then(table);
     let mut printed = 0i64;
     while printed < limit {
         let page =
@@ -98,22 +102,32 @@ pub(super) async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError
         let Some(last) = page.last() else { break };
         query.after = Some(last.global_position);
         for row in &page {
-            let line = if json {
-                serde_json::to_string(row).map_err(|e| AppError::Internal(e.into()))?
-            } else {
-                columns(
-                    &row.global_position.to_string(),
+            printed += 1;
+            if let Some(table) = table.as_mut() {
+                table.add_row([
+                    row.global_position.to_string().as_str(),
                     &row.occurred_at,
                     &row.event_type,
                     &row.actor,
                     row.ip.as_deref().unwrap_or("-"),
                     &row.summary,
-                )
-            };
+                ]);
+                continue;
+            }
+            // JSON lines stream: an export may be the whole log.
+            let line = serde_json::to_string(row).map_err(|e| AppError::Internal(e.into()))?;
             if !write_line(&mut out, &line)? {
                 return Ok(());
             }
-            printed += 1;
+        }
+    }
+    if let Some(table) = table {
+        // Columns are as wide as their widest cell, so a table waits for its last row; it
+        // holds at most `--limit` rows (100 unless asked).
+        for line in table.lines() {
+            if !write_line(&mut out, line.trim_end())? {
+                break;
+            }
         }
     }
     Ok(())
