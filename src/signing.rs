@@ -138,6 +138,8 @@ pub enum SigningError {
     Claims,
     #[error("the signature could not be computed")]
     Signature,
+    #[error("not a token this server signed: {0}")]
+    NotOurs(String),
     #[error("stored key {0} is unusable")]
     Corrupt(String),
     #[error("no private key is stored for active key {0} (the signing_keys table lacks its row)")]
@@ -417,6 +419,37 @@ impl KeyRing {
                 compact_jws(&header, claims, |input| key.private.sign(input))
             }
         }
+    }
+
+    /// The claims of a JWT signed by one of the published keys (or, for HS256, with
+    /// `hs256_secret`), whatever its expiry and audience: an `id_token_hint` may have expired
+    /// long ago (RP-Initiated Logout 1.0 §2), and who it was for is the caller's question.
+    pub fn verify(
+        &self,
+        token: &str,
+        hs256_secret: Option<&[u8]>,
+    ) -> Result<serde_json::Value, SigningError> {
+        let not_ours = |why: &dyn std::fmt::Display| SigningError::NotOurs(why.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|e| not_ours(&e))?;
+        let key = match (header.alg, hs256_secret) {
+            (Algorithm::HS256, Some(secret)) => jsonwebtoken::DecodingKey::from_secret(secret),
+            (Algorithm::HS256, None) => return Err(not_ours(&"HS256 without a client secret")),
+            (_, _) => {
+                let kid = header.kid.as_deref().ok_or_else(|| not_ours(&"no `kid`"))?;
+                let published = self.jwks();
+                let jwk = published
+                    .find(kid)
+                    .ok_or_else(|| not_ours(&format!("no published key `{kid}`")))?;
+                jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| not_ours(&e))?
+            }
+        };
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| not_ours(&e))
     }
 
     /// The JWK Set published at the JWKS endpoint.

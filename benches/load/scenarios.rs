@@ -136,6 +136,8 @@ impl Bench {
                             ),
                             nonce: Some("bench".into()),
                             auth_time: chrono::Utc::now(),
+                            // One session's worth of bytes, as a real sign-in records.
+                            session: Some(code.hash().clone()),
                             code_hash: code.hash().clone(),
                             expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
                         };

@@ -347,6 +347,23 @@ impl Projection for AuditLog {
 }
 
 impl AuditLog {
+    /// A person's latest sign-in attempts (succeeded, failed, throttled), newest first: what
+    /// their account page shows.
+    pub async fn sign_ins(
+        db: &Db,
+        username: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, ProjectionError> {
+        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
+                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
+                   WHERE username = $1 AND aggregate_type = 'User' \
+                   AND event_type IN ('LoginSucceeded', 'LoginFailed', 'LoginThrottled') \
+                   ORDER BY global_position DESC LIMIT $2";
+        Ok(
+            on_db!(db, pool => sqlx::query_as(sql).bind(username).bind(limit).fetch_all(pool).await)?,
+        )
+    }
+
     /// Audit rows matching `filter`, in log order, at most `limit`.
     pub async fn query(
         db: &Db,

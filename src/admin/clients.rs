@@ -82,6 +82,10 @@ pub struct ClientInput {
     #[arg(long)]
     #[serde(default)]
     pub frappe_claims: bool,
+    /// Where the client may send people after signing them out (RP-Initiated Logout).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// A field of a [`ClientInput`] that does not parse: which field (and which of its values,
@@ -145,6 +149,17 @@ impl ClientInput {
                 RedirectUri::parse(raw).map_err(|e| InvalidClientInput {
                     index: Some(i),
                     ..InvalidClientInput::of("redirect_uri", raw, e)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let post_logout_redirect_uris = self
+            .post_logout_redirect_uris
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                RedirectUri::parse(raw).map_err(|e| InvalidClientInput {
+                    index: Some(i),
+                    ..InvalidClientInput::of("post_logout_redirect_uri", raw, e)
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -228,6 +243,7 @@ impl ClientInput {
                 })
                 .transpose()?,
             frappe_claims: self.frappe_claims,
+            post_logout_redirect_uris,
         })
     }
 }

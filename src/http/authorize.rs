@@ -12,10 +12,10 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::context::RequestContext;
-use super::pages::render;
+use super::pages::{describe_scope, render, AppCard, Chrome};
 use super::render;
 use super::session;
 use super::{paths, AppState};
@@ -28,26 +28,17 @@ use crate::oauth::params::Params;
 #[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
+    chrome: &'a Chrome,
+    app: AppCard,
     action: &'a str,
     csrf_token: &'a str,
-    client_name: &'a str,
+    /// Signs out and comes back to this request ("not you?").
+    not_you: String,
+    /// The host of the redirect URI: where the answer goes.
+    return_host: String,
     username: &'a str,
     scopes: Vec<(&'a str, String)>,
     fields: Vec<(&'a str, &'a str)>,
-}
-
-/// What a scope lets the client do, in words for the consent page.
-fn describe_scope(scope: &str) -> String {
-    match scope {
-        "openid" => "confirm who you are (your username)".into(),
-        "profile" => "see your name and picture".into(),
-        "email" => "see your email address".into(),
-        "roles" => "see your roles".into(),
-        "offline_access" => "keep access while you are away".into(),
-        "all" => "act as you everywhere your account can".into(),
-        "admin" => "administer this authorization server".into(),
-        other => format!("use the `{other}` permission"),
-    }
 }
 
 pub async fn authorize(
@@ -90,7 +81,7 @@ fn internal(error: AppError) -> AuthorizeError {
 async fn signed_in_user(
     app: &AppState,
     jar: &SignedCookieJar,
-) -> Result<Option<(RegisteredUser, DateTime<Utc>)>, AuthorizeError> {
+) -> Result<Option<(RegisteredUser, session::Session)>, AuthorizeError> {
     let Some(current) = session::current(&app.authority.store, jar)
         .await
         .map_err(internal)?
@@ -110,7 +101,7 @@ async fn signed_in_user(
     Ok(user
         .registered()
         .filter(|u| !u.disabled)
-        .map(|u| (u.clone(), current.auth_time())))
+        .map(|u| (u.clone(), current)))
 }
 
 async fn run(
@@ -130,8 +121,8 @@ async fn run(
     let now = Utc::now();
     let must_sign_in = match &signed_in {
         None => true,
-        Some((_, auth_time)) => {
-            let age = (now - *auth_time).num_seconds();
+        Some((_, session)) => {
+            let age = (now - session.auth_time()).num_seconds();
             // `prompt=login` is satisfied by a sign-in that just happened: the carried request
             // drops it, but a client may send it again right away.
             request.max_age.is_some_and(|max| age > max) || (request.prompt.login && age > 5)
@@ -146,7 +137,8 @@ async fn run(
         }
         return Ok(send_to_sign_in(&request, path));
     }
-    let (user, auth_time) = signed_in.expect("checked above");
+    let (user, session) = signed_in.expect("checked above");
+    let auth_time = session.auth_time();
 
     let allowed = &request.client.metadata.allowed_roles;
     if !allowed.is_empty() && !user.roles.iter().any(|r| allowed.contains(r.as_str())) {
@@ -176,7 +168,10 @@ async fn run(
                     "the person has not consented to this client and scope",
                 ))
             }
-            None => return Ok(consent_page(app, jar, &request, &user, path)),
+            None => {
+                let chrome = Chrome::new(&settings, Some(user.username.to_string()));
+                return Ok(consent_page(app, jar, &chrome, &request, &user, path));
+            }
             Some(_) if !session::csrf_valid(&jar, csrf.as_deref()) => {
                 return Err(AuthorizeError::Untrusted {
                     title: "Form expired",
@@ -220,6 +215,7 @@ async fn run(
                 &request,
                 &user.username,
                 auth_time,
+                &session.id_hash(),
                 &settings,
                 &metadata,
             )
@@ -280,6 +276,7 @@ fn send_to_sign_in(request: &AuthorizationRequest, path: &str) -> Response {
 fn consent_page(
     app: &AppState,
     jar: SignedCookieJar,
+    chrome: &Chrome,
     request: &AuthorizationRequest,
     user: &RegisteredUser,
     path: &str,
@@ -287,10 +284,25 @@ fn consent_page(
     let (jar, csrf_token) = session::csrf_token(jar, app.secure_cookies);
     let mut fields: Vec<(&str, &str)> = request.params.iter().collect();
     fields.sort();
+    let back_here = format!("{path}?{}", request.params.encode());
+    let not_you = format!(
+        "{}?{}",
+        paths::LOGOUT,
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &back_here)
+            .finish()
+    );
+    let return_host = url::Url::parse(&request.target.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| request.target.redirect_uri.clone());
     let page = ConsentPage {
+        chrome,
+        app: AppCard::of(&request.client),
         action: path,
         csrf_token: &csrf_token,
-        client_name: &request.client.metadata.name,
+        not_you,
+        return_host,
         username: user.username.as_str(),
         scopes: request
             .scopes

@@ -9,6 +9,7 @@ use axum_extra::extract::cookie::Key;
 
 use crate::oauth::Authority;
 
+mod account;
 mod admin;
 mod app;
 mod authorize;
@@ -18,6 +19,8 @@ pub mod context;
 mod edge;
 pub mod failure;
 pub mod health;
+mod login;
+mod logout;
 mod metrics;
 pub mod pages;
 mod register;
@@ -43,6 +46,10 @@ pub mod paths {
     pub const JWKS: &str = "/oauth/jwks";
     pub const LOGIN: &str = "/login";
     pub const LOGOUT: &str = "/logout";
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_END_SESSION: &str = "/account/sessions/end";
+    pub const ACCOUNT_REMOVE_APPLICATION: &str = "/account/applications/remove";
+    pub const STYLESHEET: &str = "/assets/authledger.css";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
     pub const PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";

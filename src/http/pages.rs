@@ -1,46 +1,117 @@
-//! Pages for people: sign-in, sign-out and error pages (DESIGN §6). Plain server-rendered
-//! HTML, readable without JavaScript.
+//! Pages for people, and what every page shares: the frame around its content ([`Chrome`]:
+//! the site's name and logo, who is signed in, the sign-out link), the stylesheet, and the
+//! error pages. Plain server-rendered HTML that works without JavaScript (DESIGN §6); the
+//! pages themselves live in `login.rs`, `logout.rs`, `account.rs` and `authorize.rs`.
 
 use askama::Template;
-use authledger_domain::metadata::Actor;
-use authledger_domain::secret::Password;
-use authledger_domain::user::{UserCommand, UserEvent, Username};
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use authledger_domain::client::RegisteredClient;
+use authledger_domain::settings::SettingsValues;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
-use serde::Deserialize;
 
-use super::context::RequestContext;
 use super::failure::Failure;
-use super::session::{self, Session};
-use super::{paths, AppState};
+use super::session;
+use super::AppState;
 use crate::error::AppError;
-use crate::oauth::params::Params;
-use crate::throttle::{Key, Policy, Verdict};
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    action: &'a str,
-    csrf_token: &'a str,
-    return_to: &'a str,
-    username: &'a str,
-    message: Option<&'a str>,
+/// What every page shows around its content.
+pub struct Chrome {
+    pub site_name: String,
+    /// Only an https logo is shown: a page over https must not load anything in the clear.
+    pub site_logo_uri: Option<String>,
+    /// The signed-in person's username: the header then links their account and sign-out.
+    pub signed_in: Option<String>,
+}
+
+impl Chrome {
+    /// The frame as the settings describe it.
+    pub fn new(settings: &SettingsValues, signed_in: Option<String>) -> Chrome {
+        Chrome {
+            site_name: settings.site_name.clone(),
+            site_logo_uri: settings
+                .site_logo_uri
+                .as_ref()
+                .map(|u| u.as_str())
+                .filter(|u| u.starts_with("https://"))
+                .map(str::to_owned),
+            signed_in,
+        }
+    }
+
+    /// The frame for a page, with whoever the cookie names as signed in.
+    pub async fn of(app: &AppState, jar: &SignedCookieJar) -> Result<Chrome, AppError> {
+        let store = &app.authority.store;
+        let settings = store.settings_values().await?;
+        let signed_in = session::current(store, jar).await?.map(|s| s.username);
+        Ok(Chrome::new(&settings, signed_in))
+    }
+
+    /// The frame when the settings cannot be read (the database is down).
+    pub fn plain() -> Chrome {
+        Chrome::new(&SettingsValues::default(), None)
+    }
+}
+
+/// A client as a page shows it: its name, its logo and the links it registered.
+pub struct AppCard {
+    pub name: String,
+    pub logo: Option<String>,
+    /// (URL, label): privacy policy, terms, home page.
+    pub links: Vec<(String, &'static str)>,
+}
+
+impl AppCard {
+    pub fn of(client: &RegisteredClient) -> AppCard {
+        let metadata = &client.metadata;
+        let https = |u: &authledger_domain::oauth::WebUrl| {
+            Some(u.as_str().to_owned()).filter(|u| u.starts_with("https://"))
+        };
+        let links = [
+            (&metadata.policy_uri, "Privacy policy"),
+            (&metadata.tos_uri, "Terms of service"),
+            (&metadata.client_uri, "About the application"),
+        ]
+        .into_iter()
+        .filter_map(|(uri, label)| uri.as_ref().map(|u| (u.as_str().to_owned(), label)))
+        .collect();
+        AppCard {
+            name: metadata.name.clone(),
+            logo: metadata.logo_uri.as_ref().and_then(https),
+            links,
+        }
+    }
+}
+
+/// What a scope lets the client do, in words for the consent and account pages.
+pub fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "confirm who you are (your username)".into(),
+        "profile" => "see your name and picture".into(),
+        "email" => "see your email address".into(),
+        "roles" => "see your roles".into(),
+        "offline_access" => "keep access while you are away".into(),
+        "all" => "act as you everywhere your account can".into(),
+        "admin" => "administer this authorization server".into(),
+        other => format!("use the `{other}` permission"),
+    }
 }
 
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
+    chrome: &'a Chrome,
     title: &'a str,
     message: &'a str,
+    link: Option<(&'a str, &'a str)>,
 }
 
 /// An HTML page (the router adds `Cache-Control: no-store` and the security headers).
 pub fn html(status: StatusCode, body: String) -> Response {
     (status, Html(body)).into_response()
 }
+
 /// Renders a template; a template that fails to render is a bug, answered as a plain 500.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
@@ -52,8 +123,67 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
     }
 }
 
+/// A page that says one thing, in `chrome`, optionally with one link onward.
+pub fn message_page(
+    chrome: &Chrome,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    let page = MessagePage {
+        chrome,
+        title,
+        message,
+        link,
+    };
+    render(status, &page)
+}
+
+/// An error page whose frame is filled in on its way out ([`finish_pages`]), so that code
+/// without the settings at hand (refusals before a handler runs, protocol errors) can say
+/// what went wrong.
+#[derive(Clone)]
+struct PendingPage {
+    title: String,
+    message: String,
+}
+
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    render(status, &MessagePage { title, message })
+    let mut page = message_page(&Chrome::plain(), status, title, message, None);
+    page.extensions_mut().insert(PendingPage {
+        title: title.to_owned(),
+        message: message.to_owned(),
+    });
+    page
+}
+
+/// Middleware: error pages get the site's name and logo. Headers and status stay as they
+/// were; if the settings cannot be read the plain frame stays.
+pub async fn finish_pages(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let Some(pending) = response.extensions_mut().remove::<PendingPage>() else {
+        return response;
+    };
+    let Ok(settings) = app.authority.store.settings_values().await else {
+        return response;
+    };
+    let chrome = Chrome::new(&settings, None);
+    let page = MessagePage {
+        chrome: &chrome,
+        title: &pending.title,
+        message: &pending.message,
+        link: None,
+    };
+    if let Ok(body) = page.render() {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from(body);
+    }
+    response
 }
 
 /// The page for our own failure: 503 with `Retry-After` while the database cannot be
@@ -65,10 +195,8 @@ pub fn failure_page(error: AppError) -> Response {
             "Temporarily unavailable",
             "The service is briefly unavailable. Please try again in a moment.",
         );
-        page.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return page;
     }
     let mut page = error_page(
@@ -82,9 +210,22 @@ pub fn failure_page(error: AppError) -> Response {
     page
 }
 
-/// Only local paths may be returned to after sign-in: anything else would make the sign-in
-/// page an open redirector.
-fn safe_return_to(raw: Option<&str>) -> String {
+/// The pages' one stylesheet, served from here so that the CSP can forbid inline styles and
+/// other hosts.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/authledger.css"),
+    )
+        .into_response()
+}
+
+/// Only local paths may be returned to after sign-in or sign-out: anything else would make
+/// the page an open redirector.
+pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
     match raw {
         Some(path)
             if path.starts_with('/')
@@ -92,238 +233,8 @@ fn safe_return_to(raw: Option<&str>) -> String {
                 && !path.contains('\\')
                 && !path.chars().any(char::is_control) =>
         {
-            path.to_owned()
+            Some(path.to_owned())
         }
-        _ => paths::LOGIN.to_owned(),
+        _ => None,
     }
-}
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    return_to: Option<String>,
-    login_hint: Option<String>,
-}
-
-fn login_form(
-    jar: SignedCookieJar,
-    secure: bool,
-    status: StatusCode,
-    return_to: &str,
-    username: &str,
-    message: Option<&str>,
-) -> Response {
-    let (jar, csrf_token) = session::csrf_token(jar, secure);
-    let page = LoginPage {
-        action: paths::LOGIN,
-        csrf_token: &csrf_token,
-        return_to,
-        username,
-        message,
-    };
-    (jar, render(status, &page)).into_response()
-}
-
-pub async fn login_page(
-    State(app): State<AppState>,
-    jar: SignedCookieJar,
-    Query(query): Query<LoginQuery>,
-) -> Response {
-    let return_to = safe_return_to(query.return_to.as_deref());
-    if query.return_to.is_none() {
-        let current = match session::current(&app.authority.store, &jar).await {
-            Ok(current) => current,
-            Err(error) => return failure_page(error),
-        };
-        if let Some(current) = current {
-            let message = format!("You are signed in as {}.", current.username);
-            return render(
-                StatusCode::OK,
-                &MessagePage {
-                    title: "Signed in",
-                    message: &message,
-                },
-            );
-        }
-    }
-    let hint = query.login_hint.unwrap_or_default();
-    login_form(
-        jar,
-        app.secure_cookies,
-        StatusCode::OK,
-        &return_to,
-        &hint,
-        None,
-    )
-}
-
-const SIGN_IN_FAILED: &str = "Wrong username or password.";
-
-pub async fn login(
-    State(app): State<AppState>,
-    jar: SignedCookieJar,
-    context: RequestContext,
-    body: Bytes,
-) -> Response {
-    let Ok(mut form) = Params::parse(&body) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "Malformed form",
-            "Please try again.",
-        );
-    };
-    let return_to = safe_return_to(form.get("return_to"));
-    let typed_username = form.remove("username").unwrap_or_default();
-    if !session::csrf_valid(&jar, form.get("csrf_token")) {
-        let message = "The form expired. Please sign in again.";
-        return login_form(
-            jar,
-            app.secure_cookies,
-            StatusCode::BAD_REQUEST,
-            &return_to,
-            &typed_username,
-            Some(message),
-        );
-    }
-    let failed = |jar| {
-        login_form(
-            jar,
-            app.secure_cookies,
-            StatusCode::UNAUTHORIZED,
-            &return_to,
-            &typed_username,
-            Some(SIGN_IN_FAILED),
-        )
-    };
-    let settings = match app.authority.store.settings_values().await {
-        Ok(settings) => settings,
-        Err(error) => return failure_page(error),
-    };
-    let policy = Policy::from_settings(&settings);
-    let username = Username::parse(&typed_username).ok();
-    let mut keys: Vec<Key> = username
-        .iter()
-        .map(|u| Key::Account(u.to_string()))
-        .collect();
-    keys.extend(
-        context
-            .ip
-            .as_deref()
-            .and_then(|ip| ip.parse().ok())
-            .map(Key::Address),
-    );
-    let now = std::time::Instant::now();
-    if let Verdict::Throttled { retry_after, first } = app.throttle.check(&keys, now) {
-        // Refused without checking the password: a right one must not show through.
-        let seconds = retry_after.as_secs().max(1);
-        if let (true, Some(username)) = (first, &username) {
-            let command = UserCommand::RecordThrottled {
-                retry_after_seconds: seconds,
-            };
-            // An unknown account has no stream to record it on; the answer is the same.
-            let _ = app
-                .authority
-                .store
-                .users
-                .execute(
-                    username.as_str(),
-                    command,
-                    &context.metadata(Actor::Anonymous),
-                )
-                .await;
-        }
-        let message =
-            format!("Too many failed sign-ins. Please wait {seconds} seconds before trying again.");
-        let mut page = login_form(
-            jar,
-            app.secure_cookies,
-            StatusCode::TOO_MANY_REQUESTS,
-            &return_to,
-            &typed_username,
-            Some(&message),
-        );
-        page.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, seconds.into());
-        return page;
-    }
-    let (Some(username), Ok(password)) = (
-        username,
-        Password::attempt(form.get("password").unwrap_or_default()),
-    ) else {
-        app.throttle.failed(&keys, policy, now);
-        return failed(jar);
-    };
-    let users = &app.authority.store.users;
-    let (session, opened) = Session::begin(username.as_str());
-    let outcome = users
-        .execute(
-            username.as_str(),
-            UserCommand::RecordLogin {
-                password,
-                session: opened,
-            },
-            &context.metadata(Actor::Anonymous),
-        )
-        .await;
-    match outcome {
-        Ok(events)
-            if events
-                .iter()
-                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
-        {
-            app.throttle.succeeded(&Key::Account(username.to_string()));
-            let jar = session::start(jar, &session, app.secure_cookies);
-            (jar, Redirect::to(&return_to)).into_response()
-        }
-        // A wrong password, a disabled account or an unknown name: recorded, and answered
-        // alike.
-        Ok(_) => {
-            app.throttle.failed(&keys, policy, now);
-            failed(jar)
-        }
-        Err(error) => failure_page(crate::error::user_error(username.as_str(), error)),
-    }
-}
-
-/// Signs out: the session ends in the log (so its cookie is refused everywhere, even if
-/// copied), and the cookie is removed.
-pub async fn logout(
-    State(app): State<AppState>,
-    jar: SignedCookieJar,
-    context: RequestContext,
-    body: Bytes,
-) -> Response {
-    let form = Params::parse(&body).unwrap_or_default();
-    if !session::csrf_valid(&jar, form.get("csrf_token")) {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "Form expired",
-            "Please go back and try again.",
-        );
-    }
-    let store = &app.authority.store;
-    let current = match session::current(store, &jar).await {
-        Ok(current) => current,
-        Err(error) => return failure_page(error),
-    };
-    if let Some(current) = current {
-        let ended = store
-            .users
-            .execute(
-                &current.username,
-                UserCommand::EndSession {
-                    id_hash: current.id_hash(),
-                },
-                &context.metadata(Actor::User(current.username.clone())),
-            )
-            .await;
-        if let Err(error) = ended {
-            return failure_page(crate::error::user_error(&current.username, error));
-        }
-    }
-    let jar = session::end(jar);
-    (
-        jar,
-        error_page(StatusCode::OK, "Signed out", "You are signed out."),
-    )
-        .into_response()
 }

@@ -15,8 +15,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
-    admin, authorize, edge, failure, health, metrics, pages, paths, register, render, surface,
-    token, userinfo, well_known, AppState, Limits,
+    account, admin, authorize, edge, failure, health, login, logout, metrics, pages, paths,
+    register, render, surface, token, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -29,7 +29,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+                // Pages use our one stylesheet and no script; images are logos, on https.
+                "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'",
             ),
         ))
         .layer(SetResponseHeaderLayer::overriding(
@@ -77,8 +78,14 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::FRAPPE_AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize),
         )
-        .route(paths::LOGIN, get(pages::login_page).post(pages::login))
-        .route(paths::LOGOUT, post(pages::logout))
+        .route(paths::LOGIN, get(login::login_page).post(login::login))
+        .route(paths::LOGOUT, get(logout::logout).post(logout::logout))
+        .route(paths::ACCOUNT, get(account::account_page))
+        .route(paths::ACCOUNT_END_SESSION, post(account::end_session))
+        .route(
+            paths::ACCOUNT_REMOVE_APPLICATION,
+            post(account::remove_application),
+        )
         .nest(paths::ADMIN_API, admin::router())
         .layer(render::no_store());
     Router::new()
@@ -103,14 +110,19 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(well_known::protected_resource_path),
         )
         .route(paths::METRICS, get(metrics::metrics))
+        .route(paths::STYLESHEET, get(pages::stylesheet))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record_latency,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn(failure::log_failures))
         .layer(axum::middleware::from_fn_with_state(limits, edge::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::finish_pages,
+        ))
         .layer(security_headers)
         .layer(
             ServiceBuilder::new()

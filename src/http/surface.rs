@@ -29,13 +29,14 @@ impl Surface {
             Surface::Admin
         } else if path.starts_with(paths::REGISTER) || path == paths::FRAPPE_REGISTER {
             Surface::Registration
-        } else if [
-            paths::AUTHORIZE,
-            paths::FRAPPE_AUTHORIZE,
-            paths::LOGIN,
-            paths::LOGOUT,
-        ]
-        .contains(&path)
+        } else if path.starts_with(paths::ACCOUNT)
+            || [
+                paths::AUTHORIZE,
+                paths::FRAPPE_AUTHORIZE,
+                paths::LOGIN,
+                paths::LOGOUT,
+            ]
+            .contains(&path)
         {
             Surface::Page
         } else {

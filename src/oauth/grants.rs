@@ -9,6 +9,7 @@ use authledger_domain::grant::{
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::{GrantType, Scopes};
 use authledger_domain::pkce::CodeVerifier;
+use authledger_domain::secret::SecretHash;
 use authledger_domain::settings::SettingsValues;
 use authledger_domain::user::{RegisteredUser, Username};
 use chrono::{DateTime, Duration, Utc};
@@ -285,7 +286,7 @@ async fn authorization_code(
         Some(&user),
         &state.scopes,
         nonce.as_deref(),
-        state.auth_time,
+        SignIn::of(&state),
         minted,
         now,
     )
@@ -342,7 +343,7 @@ async fn refresh_token(
         user.as_ref(),
         &scopes,
         None,
-        state.auth_time,
+        SignIn::of(&state),
         minted,
         now,
     )
@@ -388,7 +389,25 @@ async fn client_credentials(
         )
         .await
         .map_err(grant_error)?;
-    respond(authority, client, None, &scopes, None, None, minted, now).await
+    let nobody = SignIn::default();
+    respond(authority, client, None, &scopes, None, nobody, minted, now).await
+}
+
+/// When, and in which session, the person behind a grant signed in: the ID token's
+/// `auth_time` and `sid`.
+#[derive(Debug, Default)]
+struct SignIn {
+    auth_time: Option<DateTime<Utc>>,
+    session: Option<SecretHash>,
+}
+
+impl SignIn {
+    fn of(grant: &GrantState) -> SignIn {
+        SignIn {
+            auth_time: grant.auth_time,
+            session: grant.session.clone(),
+        }
+    }
 }
 
 /// The success response; an ID token when a user granted `openid`.
@@ -399,7 +418,7 @@ async fn respond(
     user: Option<&RegisteredUser>,
     scopes: &Scopes,
     nonce: Option<&str>,
-    auth_time: Option<DateTime<Utc>>,
+    sign_in: SignIn,
     minted: Minted,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, TokenError> {
@@ -415,7 +434,8 @@ async fn respond(
                     user,
                     scopes,
                     nonce,
-                    auth_time,
+                    auth_time: sign_in.auth_time,
+                    sid: sign_in.session.as_ref().map(SecretHash::as_hex),
                     access_token: minted.access.reveal(),
                     now,
                     lifetime_seconds: minted.expires_in,
@@ -441,6 +461,7 @@ pub async fn issue_code(
     request: &AuthorizationRequest,
     user: &Username,
     auth_time: DateTime<Utc>,
+    session: &SecretHash,
     settings: &SettingsValues,
     metadata: &EventMetadata,
 ) -> Result<String, AppError> {
@@ -455,6 +476,7 @@ pub async fn issue_code(
         challenge: request.challenge.clone(),
         nonce: request.nonce.clone(),
         auth_time,
+        session: Some(session.clone()),
         code_hash: code.hash().clone(),
         expires_at: Utc::now() + Duration::seconds(i64::from(settings.code_ttl)),
     };

@@ -71,6 +71,9 @@ pub struct IdTokenInput<'a> {
     pub scopes: &'a Scopes,
     pub nonce: Option<&'a str>,
     pub auth_time: Option<DateTime<Utc>>,
+    /// The sign-in session (OpenID Connect Back-Channel Logout 1.0 §2.1): the hex SHA-256 of
+    /// the session's id, the same handle the log and the account page use.
+    pub sid: Option<&'a str>,
     pub access_token: &'a str,
     pub now: DateTime<Utc>,
     pub lifetime_seconds: i64,
@@ -109,6 +112,9 @@ pub async fn issue(
     if let Some(auth_time) = input.auth_time {
         claims.insert("auth_time".into(), json!(auth_time.timestamp()));
     }
+    if let Some(sid) = input.sid {
+        claims.insert("sid".into(), json!(sid));
+    }
     if let Some(nonce) = input.nonce {
         claims.insert("nonce".into(), json!(nonce));
     }
@@ -121,7 +127,7 @@ pub async fn issue(
 }
 
 /// The secret of an HS256 client, for its current secret hash, from the vault.
-async fn hs256_secret(
+pub(crate) async fn hs256_secret(
     store: &Store,
     master: &MasterKey,
     client: &RegisteredClient,

@@ -11,6 +11,7 @@
 //! - [`client_auth`]: client authentication (RFC 6749 §2.3).
 //! - [`id_token`]: ID token claims (OIDC Core §2, §5.4) and signing.
 //! - [`introspect`]: introspection (RFC 7662) and revocation (RFC 7009).
+//! - [`logout`]: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
 //! - [`params`]: request parameters (each at most once, no control characters).
 //! - [`registration`]: dynamic client registration (RFC 7591, RFC 7592).
 
@@ -20,6 +21,7 @@ pub mod error;
 pub mod grants;
 pub mod id_token;
 pub mod introspect;
+pub mod logout;
 pub mod params;
 pub mod registration;
 pub mod tokens;

@@ -38,6 +38,9 @@ pub struct RegistrationRequest {
     pub software_id: Option<String>,
     pub software_version: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
+    /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// RFC 7592 §2.2: an update names the client it updates.
     pub client_id: Option<String>,
     #[serde(flatten)]
@@ -60,6 +63,9 @@ fn input_error(invalid: InvalidClientInput) -> RegistrationError {
     match (invalid.field, invalid.index) {
         ("redirect_uri", Some(i)) => RegistrationError::InvalidRedirectUri(
             invalid.message_as(&format!("redirect_uris[{i}]")),
+        ),
+        ("post_logout_redirect_uri", Some(i)) => RegistrationError::InvalidClientMetadata(
+            invalid.message_as(&format!("post_logout_redirect_uris[{i}]")),
         ),
         _ => RegistrationError::InvalidClientMetadata(invalid.message()),
     }
@@ -87,6 +93,7 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
         software_id: request.software_id,
         software_version: request.software_version,
         id_token_signed_response_alg: request.id_token_signed_response_alg,
+        post_logout_redirect_uris: request.post_logout_redirect_uris,
         // What only an operator may ask for stays off: consent-skipping, roles, Frappe's
         // claim layout.
         ..ClientInput::default()
@@ -182,6 +189,18 @@ pub fn describe(client_id: &str, metadata: &ClientMetadata) -> Map<String, Value
         if let Some(value) = value {
             out.insert(name.into(), json!(value));
         }
+    }
+    if !metadata.post_logout_redirect_uris.is_empty() {
+        out.insert(
+            "post_logout_redirect_uris".into(),
+            strings(
+                metadata
+                    .post_logout_redirect_uris
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect(),
+            ),
+        );
     }
     if !metadata.contacts.is_empty() {
         out.insert("contacts".into(), json!(metadata.contacts));

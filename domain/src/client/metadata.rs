@@ -51,6 +51,10 @@ pub struct ClientMetadata {
     /// `profile`, `email` and `roles` scopes.
     #[serde(default)]
     pub frappe_claims: bool,
+    /// Where the client may ask to be sent after signing a person out (OpenID Connect
+    /// RP-Initiated Logout 1.0 §3.1), compared exactly as redirect URIs are.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
 }
 
 /// ID token signature algorithms (RFC 7518 §3.1). HS256 signs with the client secret, for
@@ -185,6 +189,11 @@ impl ClientMetadata {
     fn check_sizes(&self) -> Result<(), ClientError> {
         for (field, count, max) in [
             ("redirect_uris", self.redirect_uris.len(), MAX_REDIRECT_URIS),
+            (
+                "post_logout_redirect_uris",
+                self.post_logout_redirect_uris.len(),
+                MAX_REDIRECT_URIS,
+            ),
             ("contacts", self.contacts.len(), MAX_CONTACTS),
             ("allowed_roles", self.allowed_roles.len(), MAX_ALLOWED_ROLES),
         ] {
@@ -200,6 +209,11 @@ impl ClientMetadata {
             .iter()
             .chain(&self.default_redirect_uri)
             .map(|u| ("redirect_uris", u.as_str()))
+            .chain(
+                self.post_logout_redirect_uris
+                    .iter()
+                    .map(|u| ("post_logout_redirect_uris", u.as_str())),
+            )
             .chain(
                 [
                     ("client_uri", &self.client_uri),

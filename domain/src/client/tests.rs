@@ -35,6 +35,7 @@ fn web_app() -> ClientMetadata {
         software_version: None,
         id_token_signed_response_alg: None,
         frappe_claims: false,
+        post_logout_redirect_uris: vec![],
     }
 }
 

@@ -20,6 +20,9 @@ pub struct CodeIssue {
     pub challenge: Option<CodeChallenge>,
     pub nonce: Option<String>,
     pub auth_time: DateTime<Utc>,
+    /// The hash of the sign-in session's id, whose public form is the ID token's `sid`
+    /// (OpenID Connect Front- and Back-Channel Logout).
+    pub session: Option<SecretHash>,
     pub code_hash: SecretHash,
     pub expires_at: DateTime<Utc>,
 }

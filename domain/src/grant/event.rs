@@ -36,6 +36,9 @@ pub enum GrantEvent {
         code_challenge: Option<CodeChallenge>,
         nonce: Option<String>,
         auth_time: DateTime<Utc>,
+        /// The sign-in session's id hash (absent in events written before sessions had ids).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SecretHash>,
         code_hash: SecretHash,
         expires_at: DateTime<Utc>,
     },

@@ -41,6 +41,9 @@ pub struct GrantState {
     /// widen, them (RFC 6749 §6).
     pub scopes: Scopes,
     pub auth_time: Option<DateTime<Utc>>,
+    /// The sign-in session the grant was made in, if a person's.
+    #[serde(default)]
+    pub session: Option<SecretHash>,
     pub nonce: Option<String>,
     pub code: Option<CodeState>,
     pub access_tokens: Vec<IssuedToken>,
@@ -116,6 +119,7 @@ impl cqrs_es::Aggregate for Grant {
                 code_challenge,
                 nonce,
                 auth_time,
+                session,
                 code_hash,
                 expires_at,
             } => {
@@ -125,6 +129,7 @@ impl cqrs_es::Aggregate for Grant {
                     user: Some(user),
                     scopes,
                     auth_time: Some(auth_time),
+                    session,
                     nonce,
                     code: Some(CodeState {
                         hash: code_hash,
@@ -157,6 +162,7 @@ impl cqrs_es::Aggregate for Grant {
                     user,
                     scopes,
                     auth_time,
+                    session: None,
                     nonce: None,
                     code: None,
                     access_tokens: vec![],
@@ -246,6 +252,7 @@ impl Grant {
                     code_challenge: issue.challenge,
                     nonce: issue.nonce,
                     auth_time: issue.auth_time,
+                    session: issue.session,
                     code_hash: issue.code_hash,
                     expires_at: issue.expires_at,
                 }])

@@ -40,6 +40,7 @@ fn code_issued(expires_at: DateTime<Utc>, challenge: bool) -> GrantEvent {
             .then(|| CodeChallenge::parse(CHALLENGE, ChallengeMethod::S256).unwrap()),
         nonce: Some("n-1".into()),
         auth_time: now() - Duration::minutes(1),
+        session: Some(hash('s')),
         code_hash: hash('c'),
         expires_at,
     }

@@ -67,6 +67,10 @@ pub enum Setting {
     LoginMaxFailures(u32),
     /// The longest such wait, in seconds: the temporary lock after many failures.
     LoginLockoutSeconds(u32),
+    /// The name people see on the sign-in, consent and account pages.
+    SiteName(String),
+    /// The logo shown beside it (an absolute http or https URL), or none.
+    SiteLogoUri(Option<WebUrl>),
 }
 
 /// The settings in force.
@@ -97,6 +101,8 @@ pub struct SettingsValues {
     pub key_rotation_period: u32,
     pub login_max_failures: u32,
     pub login_lockout_seconds: u32,
+    pub site_name: String,
+    pub site_logo_uri: Option<WebUrl>,
 }
 
 impl Default for SettingsValues {
@@ -126,6 +132,8 @@ impl Default for SettingsValues {
             // guessing gets a few hundred tries a day per account instead of millions.
             login_max_failures: 5,
             login_lockout_seconds: 900,
+            site_name: "authledger".to_owned(),
+            site_logo_uri: None,
         }
     }
 }
@@ -222,6 +230,20 @@ impl Setting {
             } else {
                 Some(value.to_owned())
             }),
+            "site_name" => {
+                let name = value.trim();
+                if name.is_empty()
+                    || name.chars().count() > 100
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(invalid(
+                        "site_name",
+                        "1 to 100 characters, no control characters",
+                    ));
+                }
+                Setting::SiteName(name.to_owned())
+            }
+            "site_logo_uri" => Setting::SiteLogoUri(url("site_logo_uri")?),
             "resource_documentation" => {
                 Setting::ResourceDocumentation(url("resource_documentation")?)
             }
@@ -319,6 +341,8 @@ impl fmt::Display for Setting {
             | Setting::ShowProtectedResourceMetadata(v)
             | Setting::EnableDynamicRegistration(v) => v.to_string(),
             Setting::ResourceName(v) => shown(v.as_deref()),
+            Setting::SiteName(v) => v.clone(),
+            Setting::SiteLogoUri(v) => shown(v.as_ref().map(WebUrl::as_str)),
             Setting::ResourceDocumentation(v)
             | Setting::ResourcePolicyUri(v)
             | Setting::ResourceTosUri(v) => shown(v.as_ref().map(WebUrl::as_str)),
@@ -359,6 +383,8 @@ impl SettingsValues {
             Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,
             Setting::LoginMaxFailures(v) => next.login_max_failures = v,
             Setting::LoginLockoutSeconds(v) => next.login_lockout_seconds = v,
+            Setting::SiteName(v) => next.site_name = v,
+            Setting::SiteLogoUri(v) => next.site_logo_uri = v,
         }
         next
     }

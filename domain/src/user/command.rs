@@ -40,4 +40,9 @@ pub enum UserCommand {
     EndSession {
         id_hash: SecretHash,
     },
+    /// The person, signed in through `keep`, signed out of every other session ("sign out
+    /// everywhere else").
+    EndOtherSessions {
+        keep: SecretHash,
+    },
 }

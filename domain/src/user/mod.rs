@@ -191,6 +191,14 @@ impl cqrs_es::Aggregate for User {
                     reason: SessionEnd::SignedOut,
                 }]
             }
+            UserCommand::EndOtherSessions { keep } => self
+                .existing()?
+                .end_sessions(now, SessionEnd::SignedOutElsewhere)
+                .into_iter()
+                .filter(
+                    |e| !matches!(e, UserEvent::SessionEnded { id_hash, .. } if *id_hash == keep),
+                )
+                .collect(),
         };
         for event in events {
             sink.write(event, self).await;

@@ -25,6 +25,8 @@ pub struct NewSession {
 #[serde(rename_all = "snake_case")]
 pub enum SessionEnd {
     SignedOut,
+    /// Ended from another of the person's sessions ("sign out everywhere else").
+    SignedOutElsewhere,
     PasswordChanged,
     UserDisabled,
 }
@@ -33,6 +35,7 @@ impl SessionEnd {
     pub fn as_str(self) -> &'static str {
         match self {
             SessionEnd::SignedOut => "signed_out",
+            SessionEnd::SignedOutElsewhere => "signed_out_elsewhere",
             SessionEnd::PasswordChanged => "password_changed",
             SessionEnd::UserDisabled => "user_disabled",
         }

@@ -279,6 +279,22 @@ fn signing_out_ends_that_session_only() {
 }
 
 #[test]
+fn signing_out_everywhere_else_keeps_the_session_that_asked() {
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            session_started(1),
+            session_started(2),
+            session_started(3),
+            session_ended(3, SessionEnd::SignedOut),
+        ])
+        .when(UserCommand::EndOtherSessions {
+            keep: session(1).id_hash,
+        })
+        .then_expect_events(vec![session_ended(2, SessionEnd::SignedOutElsewhere)]);
+}
+
+#[test]
 fn signing_out_of_a_session_that_is_not_open_records_nothing() {
     UserTest::with(services())
         .given(vec![
