@@ -11,6 +11,7 @@ mod health;
 mod hostile_input;
 mod live_index;
 mod oauth;
+mod people;
 mod projections;
 mod read_side;
 mod store_commands;

@@ -88,7 +88,7 @@ pub fn redirected(response: &Response) -> Redirected {
 
 /// Decodes HTML character references as a browser does (named ones askama emits, and numeric
 /// ones such as `&#38;`).
-fn unescape(html: &str) -> String {
+pub fn unescape(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find('&') {

@@ -177,3 +177,48 @@ on_both_stores! {
         assert_eq!(claims["email"], "alice@example.com");
     }
 }
+
+on_both_stores! {
+    async fn the_openidconnect_crate_signs_the_person_out_through_the_end_session_endpoint(kind: Kind) {
+        use openidconnect::core::CoreIdToken;
+        use openidconnect::{LogoutRequest, PostLogoutRedirectUrl, ProviderMetadataWithLogout};
+        use std::str::FromStr;
+
+        const BYE: &str = "https://app.example/signed-out";
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let registered = flow
+            .client(authledger::admin::clients::ClientInput { post_logout_redirect_uris: vec![BYE.into()], ..web_client() })
+            .await;
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let metadata = ProviderMetadataWithLogout::discover_async(IssuerUrl::new(flow.app.address.clone()).unwrap(), &http)
+            .await
+            .expect("discovery, with the RP-Initiated Logout metadata");
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone().expect("end_session_endpoint");
+
+        let (verifier, challenge) = pkce();
+        let code = flow.code(&registered, "alice", &[("scope", "openid")], &challenge).await;
+        let (_, _, tokens) = flow.exchange(Auth::Basic(&registered), &code, &verifier).await;
+        let id_token = CoreIdToken::from_str(tokens["id_token"].as_str().unwrap()).unwrap();
+
+        let url = LogoutRequest::from(end_session)
+            .set_id_token_hint(&id_token)
+            .set_client_id(ClientId::new(registered.client_id.to_string()))
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::new(BYE.into()).unwrap())
+            .set_state(CsrfToken::new("bye-state".into()))
+            .http_get_url();
+        let back = redirected(&flow.browser.get(url.as_str()).send().await.unwrap());
+        assert_eq!(back.url.as_str(), format!("{BYE}?state=bye-state"));
+        let (_, challenge) = pkce();
+        let again = flow.authorize(&[
+            ("response_type", "code"),
+            ("client_id", registered.client_id.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]).await;
+        assert_eq!(redirected(&again).url.path(), "/login", "signed out");
+    }
+}
