@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod browser;
 mod cli;
 mod discovery;
 mod event_log;

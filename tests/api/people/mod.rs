@@ -2,6 +2,7 @@
 //! OpenID Connect RP-Initiated Logout.
 
 mod account;
+mod in_a_browser;
 mod logout;
 
 use crate::oauth::flow::*;
