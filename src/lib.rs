@@ -27,6 +27,7 @@
 //! - [`replay`]: an aggregate as it was at an instant (`state --as-of`).
 //! - [`usage`]: read counts kept in memory and saved in batches; the Prometheus metrics.
 //! - [`throttle`]: failed sign-ins and client authentications make their source wait.
+//! - [`two_factor`]: authenticator-app (TOTP) and recovery codes, and the enrolment QR code.
 //! - [`http`]: the axum application, built so tests run it on port 0.
 //! - [`cli`]: the `authledger` command line (DESIGN §4).
 //! - [`error`]: the application error, mapped once per surface (CLI exit codes, HTTP).
@@ -47,5 +48,6 @@ pub mod services;
 pub mod signing;
 pub mod store;
 pub mod throttle;
+pub mod two_factor;
 pub mod usage;
 pub mod vault;

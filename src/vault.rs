@@ -31,6 +31,11 @@ fn client_secret_context(client_id: &str) -> String {
     format!("client-secret:{client_id}")
 }
 
+/// What a TOTP secret is sealed for: its person.
+fn totp_secret_context(username: &str) -> String {
+    format!("totp-secret:{username}")
+}
+
 /// A new signing key: its id, algorithm, private key (DER) and public JWK.
 pub struct NewSigningKey<'a> {
     pub kid: &'a str,
@@ -114,10 +119,51 @@ impl<'a> Vault<'a> {
     }
 }
 
+impl Vault<'_> {
+    /// Keeps a person's TOTP secret, replacing one not yet confirmed (a set-up started
+    /// again). Whether it is in use is the log's to say (`TwoFactorEnrolled`).
+    pub async fn put_totp_secret(&self, username: &str, secret: &[u8]) -> Result<(), VaultError> {
+        let sealed = self.master.seal(secret, &totp_secret_context(username));
+        let sql =
+            "INSERT INTO totp_secrets (username, sealed_secret, created_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (username) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+                   created_at = excluded.created_at";
+        on_db!(self.db, pool => sqlx::query(sql)
+            .bind(username)
+            .bind(&sealed)
+            .bind(authledger_projections::view_time(chrono::Utc::now()))
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// A person's TOTP secret, if the vault holds one.
+    pub async fn totp_secret(&self, username: &str) -> Result<Option<Vec<u8>>, VaultError> {
+        let sql = "SELECT sealed_secret FROM totp_secrets WHERE username = $1";
+        let sealed: Option<String> = on_db!(self.db, pool => sqlx::query_scalar(sql)
+            .bind(username)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(sealed
+            .map(|s| self.master.open(&s, &totp_secret_context(username)))
+            .transpose()?)
+    }
+}
+
+/// Forgets a person's TOTP secret (two-factor removed or reset). Needs no master key: a CLI
+/// reset works without it.
+pub async fn forget_totp_secret(db: &Db, username: &str) -> Result<(), VaultError> {
+    let sql = "DELETE FROM totp_secrets WHERE username = $1";
+    on_db!(db, pool => sqlx::query(sql).bind(username).execute(pool).await.map(drop))?;
+    Ok(())
+}
+
 /// Whether anything is sealed in the store: then a missing master key file means the wrong
 /// directory, not a first start (it needs no key to answer).
 pub async fn holds_anything(db: &Db) -> Result<bool, sqlx::Error> {
     let sql =
-        "SELECT EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM client_secret_keys)";
+        "SELECT EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM client_secret_keys) \
+         OR EXISTS (SELECT 1 FROM totp_secrets)";
     on_db!(db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
 }

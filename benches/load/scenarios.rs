@@ -138,6 +138,7 @@ impl Bench {
                             auth_time: chrono::Utc::now(),
                             // One session's worth of bytes, as a real sign-in records.
                             session: Some(code.hash().clone()),
+                            amr: vec!["pwd".into()],
                             code_hash: code.hash().clone(),
                             expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
                         };

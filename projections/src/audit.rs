@@ -187,6 +187,31 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 UserEvent::SessionEnded { reason, .. } => {
                     format!("session ended: {}", reason.as_str().replace('_', " "))
                 }
+                UserEvent::PasswordVerified { must_enrol, .. } => if must_enrol {
+                    "password verified; two-factor set-up required"
+                } else {
+                    "password verified; second factor required"
+                }
+                .into(),
+                UserEvent::SecondFactorPassed { .. } => {
+                    "second factor passed: authenticator code".into()
+                }
+                UserEvent::RecoveryCodeUsed { .. } => {
+                    "second factor passed: recovery code (now spent)".into()
+                }
+                UserEvent::SecondFactorFailed { reason } => {
+                    format!("second factor failed: {}", snake(reason).replace('_', " "))
+                }
+                UserEvent::TwoFactorEnrolled { recovery_codes, .. } => format!(
+                    "two-factor sign-in set up, {} recovery codes",
+                    recovery_codes.len()
+                ),
+                UserEvent::TwoFactorRemoved { reason } => {
+                    format!(
+                        "two-factor sign-in removed: {}",
+                        snake(reason).replace('_', " ")
+                    )
+                }
             };
             subjects(None, Some(id), summary)
         }

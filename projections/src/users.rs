@@ -27,6 +27,8 @@ pub struct UserSummary {
     pub password_changed_at: Option<String>,
     pub last_login_at: Option<String>,
     pub last_failed_login_at: Option<String>,
+    /// Whether the person signs in with a second factor.
+    pub two_factor: bool,
     pub version: i64,
 }
 
@@ -42,6 +44,7 @@ struct UserRow {
     password_changed_at: Option<String>,
     last_login_at: Option<String>,
     last_failed_login_at: Option<String>,
+    two_factor: bool,
     version: i64,
 }
 
@@ -62,6 +65,7 @@ impl TryFrom<UserRow> for UserSummary {
             password_changed_at: row.password_changed_at,
             last_login_at: row.last_login_at,
             last_failed_login_at: row.last_failed_login_at,
+            two_factor: row.two_factor,
             version: row.version,
         })
     }
@@ -69,7 +73,7 @@ impl TryFrom<UserRow> for UserSummary {
 
 const COLUMNS: &str = "username, status, profile, roles, registered_at, registered_by, \
                        updated_at, password_changed_at, last_login_at, \
-                       last_failed_login_at, version";
+                       last_failed_login_at, two_factor, version";
 
 impl UsersView {
     pub async fn get(db: &Db, username: &str) -> Result<Option<UserSummary>, ProjectionError> {
@@ -162,9 +166,25 @@ impl Projection for UsersView {
                 "UPDATE user_view SET last_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),
-            // The sessions projection keeps those.
-            UserEvent::SessionStarted { .. } | UserEvent::SessionEnded { .. } => return Ok(()),
-            UserEvent::LoginFailed { .. } | UserEvent::LoginThrottled { .. } => (
+            UserEvent::TwoFactorEnrolled { .. } => (
+                "UPDATE user_view SET two_factor = TRUE, updated_at = $1, version = $2 \
+                 WHERE username = $3",
+                None,
+            ),
+            UserEvent::TwoFactorRemoved { .. } => (
+                "UPDATE user_view SET two_factor = FALSE, updated_at = $1, version = $2 \
+                 WHERE username = $3",
+                None,
+            ),
+            // The sessions projection and the audit log keep those.
+            UserEvent::SessionStarted { .. }
+            | UserEvent::SessionEnded { .. }
+            | UserEvent::PasswordVerified { .. }
+            | UserEvent::SecondFactorPassed { .. }
+            | UserEvent::RecoveryCodeUsed { .. } => return Ok(()),
+            UserEvent::LoginFailed { .. }
+            | UserEvent::LoginThrottled { .. }
+            | UserEvent::SecondFactorFailed { .. } => (
                 "UPDATE user_view SET last_failed_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),

@@ -113,6 +113,24 @@ pub async fn disable(
     show(store, username.as_str()).await
 }
 
+/// Turns a person's two-factor sign-in off (a lost phone and no recovery code): their
+/// password alone signs them in until they set it up again.
+pub async fn reset_two_factor(
+    store: &Store,
+    username: &str,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    let command = UserCommand::RemoveTwoFactor {
+        reason: authledger_domain::user::TwoFactorRemoval::Reset,
+    };
+    execute(store, &username, command, metadata).await?;
+    crate::vault::forget_totp_secret(&store.db, username.as_str())
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    show(store, username.as_str()).await
+}
+
 pub async fn enable(
     store: &Store,
     username: &str,

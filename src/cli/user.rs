@@ -42,6 +42,10 @@ pub(super) enum UserCommand {
     Enable {
         username: String,
     },
+    /// Turn a person's two-factor sign-in off (a lost phone); they may set it up again.
+    ResetTwoFactor {
+        username: String,
+    },
     SetRoles {
         username: String,
         #[arg(long = "role", value_name = "ROLE")]
@@ -126,6 +130,9 @@ pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppE
             admin::users::enable(store, &username, &metadata).await?;
             eprintln!("user {username} enabled");
             Ok(())
+        }
+        UserCommand::ResetTwoFactor { username } => {
+            print_json(&admin::users::reset_two_factor(store, &username, &metadata).await?)
         }
         UserCommand::SetRoles { username, roles } => {
             print_json(&admin::users::set_roles(store, &username, &roles, &metadata).await?)

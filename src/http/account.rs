@@ -1,7 +1,7 @@
 //! `/account`: a person's own page. Who they are, where they are signed in (with "sign out"
 //! per session and everywhere else), the applications they allowed (with "remove access",
 //! which withdraws the consent and revokes its tokens through the same cascade as the CLI's
-//! `consent revoke`), and their recent sign-ins. Every change is a command with
+//! `consent revoke`), their two-factor set-up (`two_factor.rs`), and their recent sign-ins. Every change is a command with
 //! `actor=user:<name>`; every form carries the CSRF token.
 
 use askama::Template;
@@ -37,6 +37,8 @@ struct AccountPage<'a> {
     notice: Option<&'a str>,
     username: &'a str,
     profile: Vec<(&'static str, String)>,
+    /// With two-factor sign-in on, how many recovery codes are left.
+    two_factor: Option<usize>,
     sessions: Vec<SessionRow>,
     applications: Vec<ApplicationRow>,
     sign_ins: Vec<SignInRow>,
@@ -248,6 +250,9 @@ async fn page(
         Some("removed") => {
             Some("The application's access is removed, and its tokens no longer work.")
         }
+        Some("two-factor-off") => {
+            Some("Two-factor sign-in is off: your password alone signs you in.")
+        }
         _ => None,
     };
     let page = AccountPage {
@@ -256,6 +261,7 @@ async fn page(
         notice,
         username: username.as_str(),
         profile: shown,
+        two_factor: user.two_factor.as_ref().map(|t| t.recovery_codes.len()),
         sessions,
         applications,
         sign_ins,

@@ -121,11 +121,17 @@ async fn run(
     let now = Utc::now();
     let must_sign_in = match &signed_in {
         None => true,
-        Some((_, session)) => {
+        Some((user, session)) => {
             let age = (now - session.auth_time()).num_seconds();
+            // A client that asks for two factors gets a sign-in with two, if the person has
+            // a second factor (otherwise the ID token's `acr` says what they did).
+            let step_up =
+                request.wants_two_factors() && !session.two_factors() && user.two_factor.is_some();
             // `prompt=login` is satisfied by a sign-in that just happened: the carried request
             // drops it, but a client may send it again right away.
-            request.max_age.is_some_and(|max| age > max) || (request.prompt.login && age > 5)
+            step_up
+                || request.max_age.is_some_and(|max| age > max)
+                || (request.prompt.login && age > 5)
         }
     };
     if must_sign_in {
@@ -215,7 +221,7 @@ async fn run(
                 &request,
                 &user.username,
                 auth_time,
-                &session.id_hash(),
+                (&session.id_hash(), &session.amr),
                 &settings,
                 &metadata,
             )

@@ -216,13 +216,14 @@ pub async fn login(
         return failed(jar).await;
     };
     let users = &app.authority.store.users;
-    let (session, opened) = Session::begin(username.as_str());
+    let (session, opened) = Session::begin(username.as_str(), &["pwd"]);
     let outcome = users
         .execute(
             username.as_str(),
             UserCommand::RecordLogin {
                 password,
                 session: opened,
+                two_factor_policy: settings.require_two_factor.clone(),
             },
             &context.metadata(Actor::Anonymous),
         )
@@ -237,9 +238,24 @@ pub async fn login(
             let jar = session::start(jar, &session, app.secure_cookies);
             (jar, Redirect::to(&return_to)).into_response()
         }
-        // A wrong password, a disabled account or an unknown name: recorded, and answered
-        // alike.
-        Ok(_) => {
+        Ok(events) => {
+            let must_enrol = events.iter().find_map(|e| match e.payload {
+                UserEvent::PasswordVerified { must_enrol, .. } => Some(must_enrol),
+                _ => None,
+            });
+            if let Some(must_enrol) = must_enrol {
+                // The password was right: what is left is the second factor, whose wrong
+                // codes count against the same budget.
+                let pending = session::PendingSignIn {
+                    username: username.to_string(),
+                    return_to,
+                    until: (chrono::Utc::now() + authledger_domain::user::SECOND_FACTOR_WINDOW)
+                        .timestamp(),
+                };
+                return super::two_factor::after_password(&app, jar, pending, must_enrol).await;
+            }
+            // A wrong password, a disabled account or an unknown name: recorded, and
+            // answered alike.
             app.throttle.failed(&keys, policy, now);
             failed(jar).await
         }

@@ -30,6 +30,7 @@ mod serve;
 pub mod session;
 pub mod surface;
 mod token;
+mod two_factor;
 mod userinfo;
 mod well_known;
 
@@ -47,6 +48,10 @@ pub mod paths {
     pub const LOGIN: &str = "/login";
     pub const LOGOUT: &str = "/logout";
     pub const ACCOUNT: &str = "/account";
+    pub const LOGIN_SECOND_FACTOR: &str = "/login/two-factor";
+    pub const LOGIN_ENROL: &str = "/login/two-factor/enrol";
+    pub const ACCOUNT_TWO_FACTOR: &str = "/account/two-factor";
+    pub const ACCOUNT_TWO_FACTOR_REMOVE: &str = "/account/two-factor/remove";
     pub const ACCOUNT_END_SESSION: &str = "/account/sessions/end";
     pub const ACCOUNT_REMOVE_APPLICATION: &str = "/account/applications/remove";
     pub const STYLESHEET: &str = "/assets/authledger.css";

@@ -16,7 +16,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
     account, admin, authorize, edge, failure, health, login, logout, metrics, pages, paths,
-    register, render, surface, token, userinfo, well_known, AppState, Limits,
+    register, render, surface, token, two_factor, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -80,7 +80,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route(paths::LOGIN, get(login::login_page).post(login::login))
         .route(paths::LOGOUT, get(logout::logout).post(logout::logout))
+        .route(
+            paths::LOGIN_SECOND_FACTOR,
+            post(two_factor::complete_sign_in),
+        )
+        .route(paths::LOGIN_ENROL, post(two_factor::enrol_at_sign_in))
         .route(paths::ACCOUNT, get(account::account_page))
+        .route(
+            paths::ACCOUNT_TWO_FACTOR,
+            get(two_factor::setup).post(two_factor::confirm_setup),
+        )
+        .route(paths::ACCOUNT_TWO_FACTOR_REMOVE, post(two_factor::remove))
         .route(paths::ACCOUNT_END_SESSION, post(account::end_session))
         .route(
             paths::ACCOUNT_REMOVE_APPLICATION,

@@ -35,6 +35,9 @@ pub struct Session {
     /// The session's id: 256 random bits. The log keeps only its hash.
     #[serde(rename = "s")]
     pub id: String,
+    /// How the person signed in (RFC 8176 values: `pwd`, `otp`): ID tokens' `amr`.
+    #[serde(rename = "m", default)]
+    pub amr: Vec<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -47,20 +50,26 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session for `username`, and what its sign-in records of it.
-    pub fn begin(username: &str) -> (Session, NewSession) {
+    /// A new session for `username`, signed in by `amr`, and what its sign-in records of it.
+    pub fn begin(username: &str, amr: &[&str]) -> (Session, NewSession) {
         let id = crate::secrets::mint("");
         let now = Utc::now();
         let session = Session {
             username: username.to_owned(),
             auth_time: now.timestamp(),
             id: id.reveal().to_owned(),
+            amr: amr.iter().map(|m| m.to_string()).collect(),
         };
         let record = NewSession {
             id_hash: id.hash().clone(),
             expires_at: now + SESSION_LIFETIME,
         };
         (session, record)
+    }
+
+    /// Whether a second factor was part of this sign-in.
+    pub fn two_factors(&self) -> bool {
+        self.amr.iter().any(|m| m == "otp")
     }
 
     pub fn id_hash(&self) -> SecretHash {
@@ -114,6 +123,40 @@ pub fn end(jar: SignedCookieJar) -> SignedCookieJar {
 
 fn time_duration(duration: Duration) -> cookie::time::Duration {
     cookie::time::Duration::seconds(duration.num_seconds())
+}
+
+pub const PENDING_COOKIE: &str = "authledger_pending";
+
+/// A sign-in whose password was verified, waiting for its second factor (or, when the
+/// settings require one the person has not set up, for its enrolment). The `User` aggregate
+/// holds the same deadline; the cookie says whose sign-in this browser is finishing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    #[serde(rename = "u")]
+    pub username: String,
+    /// Where to go once signed in (a local path).
+    #[serde(rename = "r")]
+    pub return_to: String,
+    /// Unix seconds until which the second factor may follow.
+    #[serde(rename = "e")]
+    pub until: i64,
+}
+
+pub fn pend(jar: SignedCookieJar, pending: &PendingSignIn, secure: bool) -> SignedCookieJar {
+    let value = serde_json::to_string(pending).expect("a pending sign-in serialises");
+    let mut cookie = cookie(PENDING_COOKIE, value, SameSite::Strict, secure);
+    cookie.set_max_age(time_duration(authledger_domain::user::SECOND_FACTOR_WINDOW));
+    jar.add(cookie)
+}
+
+/// The sign-in this browser is finishing, if its time has not run out.
+pub fn pending(jar: &SignedCookieJar) -> Option<PendingSignIn> {
+    let pending: PendingSignIn = serde_json::from_str(jar.get(PENDING_COOKIE)?.value()).ok()?;
+    (pending.until > Utc::now().timestamp()).then_some(pending)
+}
+
+pub fn end_pending(jar: SignedCookieJar) -> SignedCookieJar {
+    jar.remove(Cookie::build(PENDING_COOKIE).path("/").build())
 }
 
 /// The CSRF token for forms on this browser, creating the cookie if needed.

@@ -4,6 +4,7 @@
 //! list says what the server accepts with the settings in force; a test holds the two to each
 //! other. Each document can be switched off in settings (404), as in Frappe.
 
+use crate::oauth::id_token::{ACR_PASSWORD, ACR_TWO_FACTORS};
 use authledger_domain::client::IdTokenAlg;
 use authledger_domain::settings::SettingsValues;
 use axum::extract::{Path, State};
@@ -95,13 +96,14 @@ pub fn metadata(issuer: &str, settings: &SettingsValues) -> Value {
         "response_modes_supported": response_modes,
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
+        "acr_values_supported": [ACR_PASSWORD, ACR_TWO_FACTORS],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "code_challenge_methods_supported": ["S256", "plain"],
         "scopes_supported": SCOPES_SUPPORTED,
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid",
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "amr", "acr",
                              "name", "given_name", "family_name", "picture", "email", "roles"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": false,

@@ -36,6 +36,17 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The authentication context classes asked for, most wanted first (OIDC Core §3.1.2.1).
+    pub acr_values: Vec<String>,
+}
+
+impl AuthorizationRequest {
+    /// Whether the client asked for a sign-in with two factors (`acr_values=2`).
+    pub fn wants_two_factors(&self) -> bool {
+        self.acr_values
+            .iter()
+            .any(|v| v == super::id_token::ACR_TWO_FACTORS)
+    }
 }
 
 fn untrusted(title: &'static str, message: impl Into<String>) -> AuthorizeError {
@@ -264,6 +275,15 @@ pub async fn validate(
         .transpose()?;
 
     Ok(AuthorizationRequest {
+        acr_values: params
+            .get("acr_values")
+            .map(|v| {
+                v.split(' ')
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
         nonce: params.get("nonce").map(str::to_owned),
         login_hint: params.get("login_hint").map(str::to_owned),
         params,

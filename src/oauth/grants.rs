@@ -399,6 +399,7 @@ async fn client_credentials(
 struct SignIn {
     auth_time: Option<DateTime<Utc>>,
     session: Option<SecretHash>,
+    amr: Vec<String>,
 }
 
 impl SignIn {
@@ -406,6 +407,7 @@ impl SignIn {
         SignIn {
             auth_time: grant.auth_time,
             session: grant.session.clone(),
+            amr: grant.amr.clone(),
         }
     }
 }
@@ -436,6 +438,7 @@ async fn respond(
                     nonce,
                     auth_time: sign_in.auth_time,
                     sid: sign_in.session.as_ref().map(SecretHash::as_hex),
+                    amr: &sign_in.amr,
                     access_token: minted.access.reveal(),
                     now,
                     lifetime_seconds: minted.expires_in,
@@ -461,7 +464,7 @@ pub async fn issue_code(
     request: &AuthorizationRequest,
     user: &Username,
     auth_time: DateTime<Utc>,
-    session: &SecretHash,
+    session: (&SecretHash, &[String]),
     settings: &SettingsValues,
     metadata: &EventMetadata,
 ) -> Result<String, AppError> {
@@ -476,7 +479,8 @@ pub async fn issue_code(
         challenge: request.challenge.clone(),
         nonce: request.nonce.clone(),
         auth_time,
-        session: Some(session.clone()),
+        session: Some(session.0.clone()),
+        amr: session.1.to_vec(),
         code_hash: code.hash().clone(),
         expires_at: Utc::now() + Duration::seconds(i64::from(settings.code_ttl)),
     };

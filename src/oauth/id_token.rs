@@ -64,6 +64,20 @@ fn at_hash(alg: IdTokenAlg, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
+/// The authentication context class (`acr`) of a sign-in: `2` with two factors, `1` with a
+/// password alone. Discovery lists them (`acr_values_supported`); a client asks for `2` with
+/// `acr_values=2`.
+pub fn acr(amr: &[String]) -> &'static str {
+    if amr.iter().any(|m| m == "otp") {
+        ACR_TWO_FACTORS
+    } else {
+        ACR_PASSWORD
+    }
+}
+
+pub const ACR_PASSWORD: &str = "1";
+pub const ACR_TWO_FACTORS: &str = "2";
+
 pub struct IdTokenInput<'a> {
     pub issuer: &'a str,
     pub client: &'a RegisteredClient,
@@ -74,6 +88,8 @@ pub struct IdTokenInput<'a> {
     /// The sign-in session (OpenID Connect Back-Channel Logout 1.0 §2.1): the hex SHA-256 of
     /// the session's id, the same handle the log and the account page use.
     pub sid: Option<&'a str>,
+    /// How the person signed in (RFC 8176); empty when not known.
+    pub amr: &'a [String],
     pub access_token: &'a str,
     pub now: DateTime<Utc>,
     pub lifetime_seconds: i64,
@@ -111,6 +127,10 @@ pub async fn issue(
     }
     if let Some(auth_time) = input.auth_time {
         claims.insert("auth_time".into(), json!(auth_time.timestamp()));
+    }
+    if !input.amr.is_empty() {
+        claims.insert("amr".into(), json!(input.amr));
+        claims.insert("acr".into(), json!(acr(input.amr)));
     }
     if let Some(sid) = input.sid {
         claims.insert("sid".into(), json!(sid));

@@ -23,6 +23,8 @@ pub struct CodeIssue {
     /// The hash of the sign-in session's id, whose public form is the ID token's `sid`
     /// (OpenID Connect Front- and Back-Channel Logout).
     pub session: Option<SecretHash>,
+    /// How the person signed in (RFC 8176: `pwd`, `otp`): the ID token's `amr`.
+    pub amr: Vec<String>,
     pub code_hash: SecretHash,
     pub expires_at: DateTime<Utc>,
 }

@@ -39,6 +39,9 @@ pub enum GrantEvent {
         /// The sign-in session's id hash (absent in events written before sessions had ids).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<SecretHash>,
+        /// How the person signed in (absent before two-factor sign-in existed).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        amr: Vec<String>,
         code_hash: SecretHash,
         expires_at: DateTime<Utc>,
     },

@@ -44,6 +44,9 @@ pub struct GrantState {
     /// The sign-in session the grant was made in, if a person's.
     #[serde(default)]
     pub session: Option<SecretHash>,
+    /// How the person signed in.
+    #[serde(default)]
+    pub amr: Vec<String>,
     pub nonce: Option<String>,
     pub code: Option<CodeState>,
     pub access_tokens: Vec<IssuedToken>,
@@ -120,6 +123,7 @@ impl cqrs_es::Aggregate for Grant {
                 nonce,
                 auth_time,
                 session,
+                amr,
                 code_hash,
                 expires_at,
             } => {
@@ -130,6 +134,7 @@ impl cqrs_es::Aggregate for Grant {
                     scopes,
                     auth_time: Some(auth_time),
                     session,
+                    amr,
                     nonce,
                     code: Some(CodeState {
                         hash: code_hash,
@@ -163,6 +168,7 @@ impl cqrs_es::Aggregate for Grant {
                     scopes,
                     auth_time,
                     session: None,
+                    amr: vec![],
                     nonce: None,
                     code: None,
                     access_tokens: vec![],
@@ -253,6 +259,7 @@ impl Grant {
                     nonce: issue.nonce,
                     auth_time: issue.auth_time,
                     session: issue.session,
+                    amr: issue.amr,
                     code_hash: issue.code_hash,
                     expires_at: issue.expires_at,
                 }])

@@ -41,6 +41,7 @@ fn code_issued(expires_at: DateTime<Utc>, challenge: bool) -> GrantEvent {
         nonce: Some("n-1".into()),
         auth_time: now() - Duration::minutes(1),
         session: Some(hash('s')),
+        amr: vec!["pwd".into()],
         code_hash: hash('c'),
         expires_at,
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::oauth::WebUrl;
 use crate::secret::SecretHash;
 use crate::services::Services;
+use crate::user::{Role, TwoFactorPolicy};
 
 pub const SETTINGS_ID: &str = "settings";
 
@@ -71,6 +72,8 @@ pub enum Setting {
     SiteName(String),
     /// The logo shown beside it (an absolute http or https URL), or none.
     SiteLogoUri(Option<WebUrl>),
+    /// Who must sign in with a second factor: `off`, `all`, or roles (e.g. `admin`).
+    RequireTwoFactor(TwoFactorPolicy),
 }
 
 /// The settings in force.
@@ -103,6 +106,7 @@ pub struct SettingsValues {
     pub login_lockout_seconds: u32,
     pub site_name: String,
     pub site_logo_uri: Option<WebUrl>,
+    pub require_two_factor: TwoFactorPolicy,
 }
 
 impl Default for SettingsValues {
@@ -134,6 +138,7 @@ impl Default for SettingsValues {
             login_lockout_seconds: 900,
             site_name: "authledger".to_owned(),
             site_logo_uri: None,
+            require_two_factor: TwoFactorPolicy::Optional,
         }
     }
 }
@@ -244,6 +249,24 @@ impl Setting {
                 Setting::SiteName(name.to_owned())
             }
             "site_logo_uri" => Setting::SiteLogoUri(url("site_logo_uri")?),
+            "require_two_factor" => Setting::RequireTwoFactor(match value {
+                "off" | "none" | "" => TwoFactorPolicy::Optional,
+                "all" | "everyone" => TwoFactorPolicy::Everyone,
+                roles => {
+                    let roles = roles
+                        .split([' ', ','])
+                        .filter(|r| !r.is_empty())
+                        .map(|r| Role::parse(r).map(|r| r.as_str().to_owned()))
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| {
+                            invalid(
+                                "require_two_factor",
+                                "`off`, `all`, or role names separated by commas",
+                            )
+                        })?;
+                    TwoFactorPolicy::Roles(roles)
+                }
+            }),
             "resource_documentation" => {
                 Setting::ResourceDocumentation(url("resource_documentation")?)
             }
@@ -342,6 +365,11 @@ impl fmt::Display for Setting {
             | Setting::EnableDynamicRegistration(v) => v.to_string(),
             Setting::ResourceName(v) => shown(v.as_deref()),
             Setting::SiteName(v) => v.clone(),
+            Setting::RequireTwoFactor(TwoFactorPolicy::Optional) => "off".to_owned(),
+            Setting::RequireTwoFactor(TwoFactorPolicy::Everyone) => "all".to_owned(),
+            Setting::RequireTwoFactor(TwoFactorPolicy::Roles(roles)) => {
+                roles.iter().cloned().collect::<Vec<_>>().join(",")
+            }
             Setting::SiteLogoUri(v) => shown(v.as_ref().map(WebUrl::as_str)),
             Setting::ResourceDocumentation(v)
             | Setting::ResourcePolicyUri(v)
@@ -385,6 +413,7 @@ impl SettingsValues {
             Setting::LoginLockoutSeconds(v) => next.login_lockout_seconds = v,
             Setting::SiteName(v) => next.site_name = v,
             Setting::SiteLogoUri(v) => next.site_logo_uri = v,
+            Setting::RequireTwoFactor(v) => next.require_two_factor = v,
         }
         next
     }

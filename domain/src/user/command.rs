@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 
 use super::profile::{Role, UserProfile, Username};
 use super::session::NewSession;
+use super::two_factor::{SecondFactorProof, TwoFactorPolicy, TwoFactorRemoval};
 use crate::secret::{Password, SecretHash};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,25 @@ pub enum UserCommand {
         password: Password,
         /// The session a success opens (its id minted outside, only its hash here).
         session: NewSession,
+        /// Who must use a second factor (the setting `require_two_factor`).
+        two_factor_policy: TwoFactorPolicy,
+    },
+    /// The second factor of a sign-in whose password was verified: `session` opens if it
+    /// holds.
+    CompleteSignIn {
+        proof: SecondFactorProof,
+        session: NewSession,
+    },
+    /// Enrols an authenticator app, whose secret the caller sealed and checked a first code
+    /// against (`confirmed_step`). With `session`, this completes a sign-in that required
+    /// enrolment.
+    EnrolTwoFactor {
+        recovery_codes: BTreeSet<SecretHash>,
+        confirmed_step: u64,
+        session: Option<NewSession>,
+    },
+    RemoveTwoFactor {
+        reason: TwoFactorRemoval,
     },
     /// Failed sign-ins made the account wait this long (see `LoginThrottled`).
     RecordThrottled {

@@ -10,6 +10,12 @@ pub enum UserError {
     AlreadyDisabled,
     #[error("user is not disabled")]
     AlreadyEnabled,
+    #[error("no sign-in is waiting for a second factor (it may have taken too long)")]
+    NoSignInPending,
+    #[error("two-factor sign-in is not set up")]
+    NotEnrolled,
+    #[error("two-factor sign-in is already set up")]
+    AlreadyEnrolled,
     #[error("password hashing failed: {0}")]
     Hashing(#[from] ServiceError),
 }

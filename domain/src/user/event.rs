@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::profile::{Role, UserProfile, Username};
 use super::session::SessionEnd;
+use super::two_factor::{SecondFactorFailure, TwoFactorRemoval};
 use crate::secret::{PasswordHash, SecretHash};
 
 /// What happened to a user. Passwords appear only as argon2id hashes.
@@ -36,6 +37,33 @@ pub enum UserEvent {
     /// refused attempt, so that guessing cannot grow the log.
     LoginThrottled {
         retry_after_seconds: u64,
+    },
+    /// The password was right and a second factor must follow before `second_factor_until`
+    /// (or, with `must_enrol`, an enrolment, which the settings require of this person).
+    PasswordVerified {
+        second_factor_until: DateTime<Utc>,
+        must_enrol: bool,
+    },
+    /// A TOTP code for this time step completed a sign-in; no code for it or an earlier
+    /// step is accepted again.
+    SecondFactorPassed {
+        step: u64,
+    },
+    /// A recovery code completed a sign-in; it is spent.
+    RecoveryCodeUsed {
+        code_hash: SecretHash,
+    },
+    SecondFactorFailed {
+        reason: SecondFactorFailure,
+    },
+    /// An authenticator app was enrolled (its secret is sealed outside the log), confirmed
+    /// by a code for `confirmed_step`; the recovery codes are kept as hashes.
+    TwoFactorEnrolled {
+        recovery_codes: BTreeSet<SecretHash>,
+        confirmed_step: u64,
+    },
+    TwoFactorRemoved {
+        reason: TwoFactorRemoval,
     },
     /// A sign-in opened a session; its id is in the person's cookie, its hash here.
     SessionStarted {
@@ -74,6 +102,12 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::LoginThrottled { .. } => "LoginThrottled",
             UserEvent::SessionStarted { .. } => "SessionStarted",
             UserEvent::SessionEnded { .. } => "SessionEnded",
+            UserEvent::PasswordVerified { .. } => "PasswordVerified",
+            UserEvent::SecondFactorPassed { .. } => "SecondFactorPassed",
+            UserEvent::RecoveryCodeUsed { .. } => "RecoveryCodeUsed",
+            UserEvent::SecondFactorFailed { .. } => "SecondFactorFailed",
+            UserEvent::TwoFactorEnrolled { .. } => "TwoFactorEnrolled",
+            UserEvent::TwoFactorRemoved { .. } => "TwoFactorRemoved",
         }
         .to_owned()
     }

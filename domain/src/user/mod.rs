@@ -9,6 +9,7 @@ mod profile;
 mod session;
 #[cfg(test)]
 mod tests;
+mod two_factor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +21,10 @@ pub use error::UserError;
 pub use event::{LoginFailure, UserEvent};
 pub use profile::{Email, ProfileRejected, Role, UserProfile, Username};
 pub use session::{NewSession, SessionEnd, SESSION_LIFETIME};
+pub use two_factor::{
+    SecondFactorFailure, SecondFactorProof, TwoFactor, TwoFactorPolicy, TwoFactorRemoval,
+    RECOVERY_CODES, SECOND_FACTOR_WINDOW,
+};
 
 use crate::secret::{PasswordHash, SecretHash};
 use crate::services::Services;
@@ -40,6 +45,12 @@ pub struct RegisteredUser {
     /// that ran out are dropped as new ones start.
     #[serde(default)]
     pub sessions: BTreeMap<SecretHash, DateTime<Utc>>,
+    /// The second factor, once enrolled.
+    #[serde(default)]
+    pub two_factor: Option<TwoFactor>,
+    /// Until when the second factor may follow a verified password.
+    #[serde(default)]
+    pub awaiting_second_factor_until: Option<DateTime<Utc>>,
 }
 
 impl RegisteredUser {
@@ -65,12 +76,15 @@ impl User {
         self.registered.as_ref().ok_or(UserError::NotRegistered)
     }
 
-    /// A sign-in to an enabled account: the right password opens `session`.
+    /// A sign-in to an enabled account: the right password opens `session`, unless a second
+    /// factor must follow (the person enrolled one, or `policy` requires one of them, who
+    /// must then enrol first).
     async fn verify(
         services: &Services,
         password: &crate::secret::Password,
         user: &RegisteredUser,
         session: NewSession,
+        policy: &TwoFactorPolicy,
     ) -> Vec<UserEvent> {
         if !services
             .verify_password(password, &user.password_hash)
@@ -80,14 +94,35 @@ impl User {
                 reason: LoginFailure::WrongPassword,
             }];
         }
-        vec![
-            UserEvent::LoginSucceeded {},
-            UserEvent::SessionStarted {
-                id_hash: session.id_hash,
-                expires_at: session.expires_at,
-            },
-        ]
+        let must_enrol = user.two_factor.is_none() && policy.requires(&user.roles);
+        if user.two_factor.is_some() || must_enrol {
+            return vec![UserEvent::PasswordVerified {
+                second_factor_until: services.now() + SECOND_FACTOR_WINDOW,
+                must_enrol,
+            }];
+        }
+        signed_in(session)
     }
+
+    /// The pending sign-in the second factor completes, if its time has not run out.
+    fn awaiting(&self, now: DateTime<Utc>) -> Result<&RegisteredUser, UserError> {
+        let user = self.existing()?;
+        match user.awaiting_second_factor_until {
+            Some(until) if until > now && !user.disabled => Ok(user),
+            _ => Err(UserError::NoSignInPending),
+        }
+    }
+}
+
+/// A completed sign-in: `session` opens.
+fn signed_in(session: NewSession) -> Vec<UserEvent> {
+    vec![
+        UserEvent::LoginSucceeded {},
+        UserEvent::SessionStarted {
+            id_hash: session.id_hash,
+            expires_at: session.expires_at,
+        },
+    ]
 }
 
 impl cqrs_es::Aggregate for User {
@@ -157,7 +192,11 @@ impl cqrs_es::Aggregate for User {
                 }
                 vec![UserEvent::UserEnabled {}]
             }
-            UserCommand::RecordLogin { password, session } => match self.registered.as_ref() {
+            UserCommand::RecordLogin {
+                password,
+                session,
+                two_factor_policy,
+            } => match self.registered.as_ref() {
                 None => {
                     services.spend_a_verification(&password).await;
                     vec![UserEvent::LoginFailed {
@@ -167,7 +206,9 @@ impl cqrs_es::Aggregate for User {
                 Some(user) if user.disabled => vec![UserEvent::LoginFailed {
                     reason: LoginFailure::UserDisabled,
                 }],
-                Some(user) => Self::verify(services, &password, user, session).await,
+                Some(user) => {
+                    Self::verify(services, &password, user, session, &two_factor_policy).await
+                }
             },
             UserCommand::RecordThrottled {
                 retry_after_seconds,
@@ -190,6 +231,60 @@ impl cqrs_es::Aggregate for User {
                     id_hash,
                     reason: SessionEnd::SignedOut,
                 }]
+            }
+            UserCommand::CompleteSignIn { proof, session } => {
+                let user = self.awaiting(now)?;
+                let Some(two_factor) = &user.two_factor else {
+                    return Err(UserError::NotEnrolled);
+                };
+                let mut events = match proof {
+                    SecondFactorProof::Totp { step } if step <= two_factor.last_step => {
+                        vec![UserEvent::SecondFactorFailed {
+                            reason: SecondFactorFailure::Replayed,
+                        }]
+                    }
+                    SecondFactorProof::Totp { step } => {
+                        vec![UserEvent::SecondFactorPassed { step }]
+                    }
+                    SecondFactorProof::Other(hash) if two_factor.recovery_codes.contains(&hash) => {
+                        vec![UserEvent::RecoveryCodeUsed { code_hash: hash }]
+                    }
+                    SecondFactorProof::Other(_) => vec![UserEvent::SecondFactorFailed {
+                        reason: SecondFactorFailure::WrongCode,
+                    }],
+                };
+                if !matches!(events[0], UserEvent::SecondFactorFailed { .. }) {
+                    events.extend(signed_in(session));
+                }
+                events
+            }
+            UserCommand::EnrolTwoFactor {
+                recovery_codes,
+                confirmed_step,
+                session,
+            } => {
+                let user = self.existing()?;
+                if user.two_factor.is_some() {
+                    return Err(UserError::AlreadyEnrolled);
+                }
+                // Enrolling to finish a sign-in needs the verified password before it.
+                if session.is_some() {
+                    self.awaiting(now)?;
+                }
+                let mut events = vec![UserEvent::TwoFactorEnrolled {
+                    recovery_codes,
+                    confirmed_step,
+                }];
+                if let Some(session) = session {
+                    events.extend(signed_in(session));
+                }
+                events
+            }
+            UserCommand::RemoveTwoFactor { reason } => {
+                if self.existing()?.two_factor.is_none() {
+                    return Ok(());
+                }
+                vec![UserEvent::TwoFactorRemoved { reason }]
             }
             UserCommand::EndOtherSessions { keep } => self
                 .existing()?
@@ -221,6 +316,8 @@ impl cqrs_es::Aggregate for User {
                 roles,
                 disabled: false,
                 sessions: BTreeMap::new(),
+                two_factor: None,
+                awaiting_second_factor_until: None,
             });
             return;
         }
@@ -246,9 +343,34 @@ impl cqrs_es::Aggregate for User {
             UserEvent::SessionEnded { id_hash, .. } => {
                 user.sessions.remove(&id_hash);
             }
-            UserEvent::LoginSucceeded {}
-            | UserEvent::LoginFailed { .. }
-            | UserEvent::LoginThrottled { .. } => {}
+            UserEvent::PasswordVerified {
+                second_factor_until,
+                ..
+            } => user.awaiting_second_factor_until = Some(second_factor_until),
+            UserEvent::LoginSucceeded {} => user.awaiting_second_factor_until = None,
+            UserEvent::SecondFactorPassed { step } => {
+                if let Some(two_factor) = user.two_factor.as_mut() {
+                    two_factor.last_step = step;
+                }
+            }
+            UserEvent::RecoveryCodeUsed { code_hash } => {
+                if let Some(two_factor) = user.two_factor.as_mut() {
+                    two_factor.recovery_codes.remove(&code_hash);
+                }
+            }
+            UserEvent::TwoFactorEnrolled {
+                recovery_codes,
+                confirmed_step,
+            } => {
+                user.two_factor = Some(TwoFactor {
+                    recovery_codes,
+                    last_step: confirmed_step,
+                })
+            }
+            UserEvent::TwoFactorRemoved { .. } => user.two_factor = None,
+            UserEvent::LoginFailed { .. }
+            | UserEvent::LoginThrottled { .. }
+            | UserEvent::SecondFactorFailed { .. } => {}
         }
     }
 }

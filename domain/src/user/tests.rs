@@ -213,6 +213,7 @@ fn a_sign_in_with_the_right_password_succeeds() {
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
             session: session(1),
+            two_factor_policy: TwoFactorPolicy::Optional,
         })
         .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
 }
@@ -224,6 +225,7 @@ fn a_wrong_password_is_recorded_as_a_failed_sign_in() {
         .when(UserCommand::RecordLogin {
             password: Password::attempt("short").unwrap(),
             session: session(1),
+            two_factor_policy: TwoFactorPolicy::Optional,
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::WrongPassword,
@@ -237,6 +239,7 @@ fn a_disabled_user_cannot_sign_in_even_with_the_right_password() {
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
             session: session(1),
+            two_factor_policy: TwoFactorPolicy::Optional,
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::UserDisabled,
@@ -252,6 +255,7 @@ fn an_unknown_user_cannot_sign_in_and_the_attempt_is_recorded() {
         .when(UserCommand::RecordLogin {
             password: Password::attempt("wonderland").unwrap(),
             session: session(1),
+            two_factor_policy: TwoFactorPolicy::Optional,
         })
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::UnknownUser,
@@ -333,4 +337,204 @@ fn disabling_a_user_ends_every_open_session() {
             UserEvent::UserDisabled {},
             session_ended(1, SessionEnd::UserDisabled),
         ]);
+}
+
+// ---- two-factor sign-in --------------------------------------------------------------------
+
+fn code_hash(c: char) -> crate::secret::SecretHash {
+    crate::secret::SecretHash::from_hex(&c.to_string().repeat(64)).unwrap()
+}
+
+fn enrolled() -> UserEvent {
+    UserEvent::TwoFactorEnrolled {
+        recovery_codes: [code_hash('a'), code_hash('b')].into(),
+        confirmed_step: 100,
+    }
+}
+
+fn password_verified(must_enrol: bool) -> UserEvent {
+    UserEvent::PasswordVerified {
+        second_factor_until: crate::testing::now() + SECOND_FACTOR_WINDOW,
+        must_enrol,
+    }
+}
+
+fn sign_in(policy: TwoFactorPolicy) -> UserCommand {
+    UserCommand::RecordLogin {
+        password: Password::attempt("wonderland").unwrap(),
+        session: session(1),
+        two_factor_policy: policy,
+    }
+}
+
+fn complete(proof: SecondFactorProof) -> UserCommand {
+    UserCommand::CompleteSignIn {
+        proof,
+        session: session(1),
+    }
+}
+
+#[test]
+fn with_a_second_factor_the_password_opens_no_session() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled()])
+        .when(sign_in(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![password_verified(false)]);
+}
+
+#[test]
+fn a_policy_that_requires_two_factors_makes_an_unenrolled_person_enrol() {
+    let admins = TwoFactorPolicy::Roles(["admin".to_owned()].into());
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(sign_in(admins))
+        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
+    let readers = TwoFactorPolicy::Roles(["reader".to_owned()].into());
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(sign_in(readers))
+        .then_expect_events(vec![password_verified(true)]);
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(sign_in(TwoFactorPolicy::Everyone))
+        .then_expect_events(vec![password_verified(true)]);
+}
+
+#[test]
+fn a_current_code_completes_the_sign_in() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled(), password_verified(false)])
+        .when(complete(SecondFactorProof::Totp { step: 101 }))
+        .then_expect_events(vec![
+            UserEvent::SecondFactorPassed { step: 101 },
+            UserEvent::LoginSucceeded {},
+            session_started(1),
+        ]);
+}
+
+/// RFC 6238 §5.2: a code is accepted once.
+#[test]
+fn a_code_for_a_step_already_used_is_refused() {
+    for step in [100, 99] {
+        UserTest::with(services())
+            .given(vec![registered(), enrolled(), password_verified(false)])
+            .when(complete(SecondFactorProof::Totp { step }))
+            .then_expect_events(vec![UserEvent::SecondFactorFailed {
+                reason: SecondFactorFailure::Replayed,
+            }]);
+    }
+}
+
+#[test]
+fn a_recovery_code_works_once() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled(), password_verified(false)])
+        .when(complete(SecondFactorProof::Other(code_hash('a'))))
+        .then_expect_events(vec![
+            UserEvent::RecoveryCodeUsed {
+                code_hash: code_hash('a'),
+            },
+            UserEvent::LoginSucceeded {},
+            session_started(1),
+        ]);
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            enrolled(),
+            UserEvent::RecoveryCodeUsed {
+                code_hash: code_hash('a'),
+            },
+            password_verified(false),
+        ])
+        .when(complete(SecondFactorProof::Other(code_hash('a'))))
+        .then_expect_events(vec![UserEvent::SecondFactorFailed {
+            reason: SecondFactorFailure::WrongCode,
+        }]);
+}
+
+#[test]
+fn a_second_factor_without_a_verified_password_is_refused() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled()])
+        .when(complete(SecondFactorProof::Totp { step: 101 }))
+        .then_expect_error(UserError::NoSignInPending);
+    // The password was verified, and the sign-in completed: the code cannot be sent again.
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            enrolled(),
+            password_verified(false),
+            UserEvent::LoginSucceeded {},
+        ])
+        .when(complete(SecondFactorProof::Totp { step: 102 }))
+        .then_expect_error(UserError::NoSignInPending);
+    // Too late.
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            enrolled(),
+            UserEvent::PasswordVerified {
+                second_factor_until: crate::testing::now(),
+                must_enrol: false,
+            },
+        ])
+        .when(complete(SecondFactorProof::Totp { step: 101 }))
+        .then_expect_error(UserError::NoSignInPending);
+}
+
+#[test]
+fn enrolling_during_a_required_sign_in_completes_it() {
+    UserTest::with(services())
+        .given(vec![registered(), password_verified(true)])
+        .when(UserCommand::EnrolTwoFactor {
+            recovery_codes: [code_hash('a')].into(),
+            confirmed_step: 7,
+            session: Some(session(1)),
+        })
+        .then_expect_events(vec![
+            UserEvent::TwoFactorEnrolled {
+                recovery_codes: [code_hash('a')].into(),
+                confirmed_step: 7,
+            },
+            UserEvent::LoginSucceeded {},
+            session_started(1),
+        ]);
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(UserCommand::EnrolTwoFactor {
+            recovery_codes: [code_hash('a')].into(),
+            confirmed_step: 7,
+            session: Some(session(1)),
+        })
+        .then_expect_error(UserError::NoSignInPending);
+    UserTest::with(services())
+        .given(vec![registered(), enrolled()])
+        .when(UserCommand::EnrolTwoFactor {
+            recovery_codes: [code_hash('a')].into(),
+            confirmed_step: 7,
+            session: None,
+        })
+        .then_expect_error(UserError::AlreadyEnrolled);
+}
+
+#[test]
+fn removing_the_second_factor_lets_the_password_alone_sign_in_again() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled()])
+        .when(UserCommand::RemoveTwoFactor {
+            reason: TwoFactorRemoval::Reset,
+        })
+        .then_expect_events(vec![UserEvent::TwoFactorRemoved {
+            reason: TwoFactorRemoval::Reset,
+        }]);
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            enrolled(),
+            UserEvent::TwoFactorRemoved {
+                reason: TwoFactorRemoval::ByUser,
+            },
+        ])
+        .when(sign_in(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
 }

@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/users/{username}", get(users::show_user))
         .route("/users/{username}/disable", post(users::disable_user))
         .route("/users/{username}/enable", post(users::enable_user))
+        .route(
+            "/users/{username}/two-factor/reset",
+            post(users::reset_two_factor),
+        )
         .route("/users/{username}/roles", put(users::set_roles))
         .route("/consents", get(grants::list_consents))
         .route("/consents/revoke", post(grants::revoke_consent))

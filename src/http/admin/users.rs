@@ -74,6 +74,14 @@ pub(super) async fn disable_user(
     ok(users::disable(&app.authority.store, &username, &admin.metadata).await?)
 }
 
+pub(super) async fn reset_two_factor(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(username): Path<String>,
+) -> ApiResult {
+    ok(users::reset_two_factor(&app.authority.store, &username, &admin.metadata).await?)
+}
+
 pub(super) async fn enable_user(
     State(app): State<AppState>,
     admin: Admin,

@@ -1,0 +1,11 @@
+-- People's TOTP secrets (two-factor sign-in), sealed (AES-256-GCM) under the master key like
+-- the signing keys: never in an event. One per person; whether it is in use is the log's to say.
+CREATE TABLE totp_secrets
+(
+    username      TEXT PRIMARY KEY,
+    sealed_secret TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+) STRICT;
+
+-- Whether each person signs in with a second factor (TwoFactorEnrolled, TwoFactorRemoved).
+ALTER TABLE user_view ADD COLUMN two_factor INTEGER NOT NULL DEFAULT 0;
