@@ -165,35 +165,47 @@ pub async fn after_password(
     code_page(app, jar, StatusCode::OK, None).await
 }
 
+/// Why a posted code form is not taken.
+enum Refused {
+    Malformed,
+    /// The CSRF token does not hold.
+    FormExpired,
+    /// No sign-in is waiting for a second factor in this browser (or it took too long).
+    SignInExpired,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Malformed => error_page(
+                StatusCode::BAD_REQUEST,
+                "Malformed form",
+                "Please try again.",
+            ),
+            Refused::FormExpired => error_page(
+                StatusCode::BAD_REQUEST,
+                "Form expired",
+                "The form expired. Please sign in again.",
+            ),
+            Refused::SignInExpired => {
+                error_page(StatusCode::BAD_REQUEST, "Sign-in expired", EXPIRED)
+            }
+        }
+    }
+}
+
 /// A posted code form: its fields once the CSRF token holds.
-fn code_form(jar: &SignedCookieJar, body: &Bytes) -> Result<Params, Response> {
-    let form = Params::parse(body).map_err(|_| {
-        error_page(
-            StatusCode::BAD_REQUEST,
-            "Malformed form",
-            "Please try again.",
-        )
-    })?;
+fn code_form(jar: &SignedCookieJar, body: &Bytes) -> Result<Params, Refused> {
+    let form = Params::parse(body).map_err(|_| Refused::Malformed)?;
     if !session::csrf_valid(jar, form.get("csrf_token")) {
-        return Err(error_page(
-            StatusCode::BAD_REQUEST,
-            "Form expired",
-            "The form expired. Please sign in again.",
-        ));
+        return Err(Refused::FormExpired);
     }
     Ok(form)
 }
 
-/// The sign-in the browser is finishing, or the page saying it ran out.
-fn pending_or_expired(jar: &SignedCookieJar) -> Result<PendingSignIn, Response> {
-    session::pending(jar).ok_or_else(|| {
-        let mut page = error_page(StatusCode::BAD_REQUEST, "Sign-in expired", EXPIRED);
-        page.headers_mut().insert(
-            axum::http::header::REFRESH,
-            axum::http::HeaderValue::from_static("3; url=/login"),
-        );
-        page
-    })
+/// The sign-in the browser is finishing.
+fn pending_or_expired(jar: &SignedCookieJar) -> Result<PendingSignIn, Refused> {
+    session::pending(jar).ok_or(Refused::SignInExpired)
 }
 
 /// A sign-in completed: the session cookie (signed in by password and code), and onward.
@@ -211,11 +223,11 @@ pub async fn complete_sign_in(
 ) -> Response {
     let form = match code_form(&jar, &body) {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let pending = match pending_or_expired(&jar) {
         Ok(pending) => pending,
-        Err(expired) => return expired,
+        Err(expired) => return expired.into_response(),
     };
     let settings = match app.authority.store.settings_values().await {
         Ok(settings) => settings,
@@ -283,12 +295,7 @@ pub async fn complete_sign_in(
             code_page(&app, jar, StatusCode::UNAUTHORIZED, Some(WRONG_CODE)).await
         }
         Err(AggregateError::UserError(UserError::NoSignInPending)) => {
-            let jar = session::end_pending(jar);
-            (
-                jar,
-                error_page(StatusCode::BAD_REQUEST, "Sign-in expired", EXPIRED),
-            )
-                .into_response()
+            (session::end_pending(jar), Refused::SignInExpired).into_response()
         }
         Err(error) => failure_page(crate::error::user_error(&pending.username, error)),
     }
@@ -330,11 +337,11 @@ pub async fn enrol_at_sign_in(
 ) -> Response {
     let form = match code_form(&jar, &body) {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let pending = match pending_or_expired(&jar) {
         Ok(pending) => pending,
-        Err(expired) => return expired,
+        Err(expired) => return expired.into_response(),
     };
     let outcome = async {
         let code = form.get("code").unwrap_or_default();
@@ -358,11 +365,7 @@ pub async fn enrol_at_sign_in(
         {
             Ok(_) => {}
             Err(AggregateError::UserError(UserError::NoSignInPending)) => {
-                return Ok(error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Sign-in expired",
-                    EXPIRED,
-                ));
+                return Ok(Refused::SignInExpired.into_response());
             }
             Err(error) => return Err(crate::error::user_error(&pending.username, error)),
         }
@@ -421,7 +424,7 @@ pub async fn confirm_setup(
 ) -> Response {
     let form = match code_form(&jar, &body) {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = async {
         let current = match account_holder(&app, &jar).await? {
@@ -468,7 +471,7 @@ pub async fn remove(
 ) -> Response {
     let form = match code_form(&jar, &body) {
         Ok(form) => form,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = async {
         let current = match account_holder(&app, &jar).await? {
