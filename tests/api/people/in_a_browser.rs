@@ -163,3 +163,95 @@ async fn a_person_signs_in_allows_sees_and_removes_access_and_signs_out_on_a_pho
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sets_up_two_factor_sign_in_and_signs_in_with_a_code_on_a_phone() {
+    let flow = Flow::with_app(TestApp::spawn(Kind::Sqlite).await).await;
+    flow.user("alice", &[]).await;
+    let Some(browser) = Browser::open(PHONE).await else {
+        return;
+    };
+    let totp = |secret: &str, steps: i64| {
+        let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .unwrap();
+        let totp = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            0,
+            30,
+            bytes,
+            None,
+            String::new(),
+        );
+        totp.generate((chrono::Utc::now().timestamp() + 30 * steps) as u64)
+    };
+
+    browser.goto(&flow.app.url("/account")).await;
+    browser.fill("#username", "alice").await;
+    browser.fill("#password", &password_of("alice")).await;
+    browser.click("button[type=submit]").await;
+    assert!(browser
+        .text()
+        .await
+        .contains("Off: your password alone signs you in."));
+    browser.click("a[href='/account/two-factor']").await;
+
+    // The QR code is drawn in the page, at a size a phone camera reads, and fits the screen.
+    let qr_width = browser
+        .script("return document.querySelector('.qr svg').getBoundingClientRect().width")
+        .await;
+    assert_eq!(qr_width, 200, "{qr_width}");
+    assert!(
+        !browser.overflows_sideways().await,
+        "the set-up page scrolls sideways at {PHONE} px"
+    );
+    browser.screenshot("two-factor-setup").await;
+    let secret = browser
+        .script("return document.querySelector('main code').textContent")
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    browser.fill("#code", &totp(&secret, -1)).await;
+    browser.click("button.primary").await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Two-factor sign-in is on") && text.contains("shown only now"),
+        "{text}"
+    );
+    let codes = browser
+        .script("return document.querySelectorAll('ul.codes li').length")
+        .await;
+    assert_eq!(codes, 10);
+    assert!(
+        !browser.overflows_sideways().await,
+        "the recovery codes scroll sideways at {PHONE} px"
+    );
+    browser.screenshot("recovery-codes").await;
+
+    // Sign out, and in again: the password, then the code.
+    browser.goto(&flow.app.url("/logout")).await;
+    browser.click("button.primary").await;
+    browser.goto(&flow.app.url("/account")).await;
+    browser.fill("#username", "alice").await;
+    browser.fill("#password", &password_of("alice")).await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.text().await.contains("Enter your sign-in code"));
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#code').autocomplete")
+            .await,
+        "one-time-code"
+    );
+    browser.screenshot("two-factor-code").await;
+    browser.fill("#code", "000000").await;
+    browser.click("button.primary").await;
+    assert!(browser.text().await.contains("That code is not right"));
+    browser.fill("#code", &totp(&secret, 0)).await;
+    browser.click("button.primary").await;
+    assert_eq!(browser.path().await, "/account");
+    assert!(browser
+        .text()
+        .await
+        .contains("On: signing in asks for a code"));
+    browser.close().await;
+}

@@ -4,6 +4,7 @@
 mod account;
 mod in_a_browser;
 mod logout;
+mod two_factor;
 
 use crate::oauth::flow::*;
 
