@@ -75,6 +75,12 @@ impl IntoResponse for AuthorizeError {
     fn into_response(self) -> Response {
         match self {
             AuthorizeError::Untrusted { title, message } => {
+                // The person cannot be sent back; tell them where they stand and what to do.
+                let message = format!(
+                    "{message} Nothing about you was shared with the application. Go back to \
+                     it and try again; if this keeps happening, tell the application's \
+                     developers that its sign-in link is wrong."
+                );
                 super::pages::error_page(StatusCode::BAD_REQUEST, title, &message)
             }
             AuthorizeError::Failure(error) => super::pages::failure_page(error),

@@ -217,6 +217,15 @@ on_both_stores! {
         assert_eq!(flow.get("/account").await.status(), StatusCode::OK, "signed in");
         let audit = crate::helpers::cli(&flow.app.db, &["audit", "--user", "alice", "--type", "TwoFactorEnrolled", "--format", "json"]);
         assert!(String::from_utf8_lossy(&audit.stdout).contains("\"actor\":\"user:alice\""));
+
+        // The admin API shows it, and resets it.
+        let token = admin_token(&flow).await;
+        let (_, shown) = admin(&flow, &token, reqwest::Method::GET, "/users/alice", None).await;
+        assert_eq!(shown["two_factor"], true, "{shown}");
+        let (status, reset) = admin(&flow, &token, reqwest::Method::POST, "/users/alice/two-factor/reset", None).await;
+        assert_eq!((status, reset["two_factor"].as_bool()), (StatusCode::OK, Some(false)), "{reset}");
+        let (status, _) = admin(&flow, &token, reqwest::Method::POST, "/users/nobody/two-factor/reset", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
 
