@@ -26,6 +26,8 @@
 //!   secret or a withdrawn consent ends.
 //! - [`replay`]: an aggregate as it was at an instant (`state --as-of`).
 //! - [`usage`]: read counts kept in memory and saved in batches; the Prometheus metrics.
+//! - [`backchannel`]: logout tokens to clients when a person's session ends (OIDC
+//!   Back-Channel Logout).
 //! - [`throttle`]: failed sign-ins and client authentications make their source wait.
 //! - [`two_factor`]: authenticator-app (TOTP) and recovery codes, and the enrolment QR code.
 //! - [`http`]: the axum application, built so tests run it on port 0.
@@ -34,6 +36,7 @@
 //! - [`scratch_db`]: throw-away Postgres databases for the test suites and the benchmark.
 
 pub mod admin;
+pub mod backchannel;
 pub mod cascade;
 pub mod cli;
 pub mod config;

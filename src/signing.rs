@@ -401,12 +401,28 @@ impl KeyRing {
         claims: &impl Serialize,
         hs256_secret: Option<&[u8]>,
     ) -> Result<String, SigningError> {
+        self.sign_typed(alg, None, claims, hs256_secret)
+    }
+
+    /// [`KeyRing::sign`] with a `typ` header, e.g. `logout+jwt` (Back-Channel Logout 1.0 §2.4),
+    /// so that one kind of token cannot be passed off as another.
+    pub fn sign_typed(
+        &self,
+        alg: IdTokenAlg,
+        typ: Option<&str>,
+        claims: &impl Serialize,
+        hs256_secret: Option<&[u8]>,
+    ) -> Result<String, SigningError> {
         match (alg, hs256_secret) {
-            (IdTokenAlg::HS256, Some(secret)) => Ok(jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                claims,
-                &EncodingKey::from_secret(secret),
-            )?),
+            (IdTokenAlg::HS256, Some(secret)) => {
+                let mut header = Header::new(Algorithm::HS256);
+                header.typ = typ.map(str::to_owned);
+                Ok(jsonwebtoken::encode(
+                    &header,
+                    claims,
+                    &EncodingKey::from_secret(secret),
+                )?)
+            }
             (IdTokenAlg::HS256, None) => Err(SigningError::Corrupt("HS256 secret".into())),
             (alg, _) => {
                 let current = self.current.read().expect("key ring lock").clone();
@@ -416,6 +432,9 @@ impl KeyRing {
                     .ok_or(SigningError::Generation(alg.as_str()))?;
                 let mut header = Header::new(jwt_algorithm(alg));
                 header.kid = Some(key.kid.clone());
+                if let Some(typ) = typ {
+                    header.typ = Some(typ.to_owned());
+                }
                 compact_jws(&header, claims, |input| key.private.sign(input))
             }
         }

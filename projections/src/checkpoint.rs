@@ -32,6 +32,24 @@ pub async fn read(db: &Db, name: &str) -> Result<Position, ProjectionError> {
     Ok(position(row))
 }
 
+/// Registers a reader that starts at the end of the log as it is now: a reactor added to a
+/// store with history must not act on events from before it existed.
+pub async fn register_at_end(db: &Db, name: &str) -> Result<(), ProjectionError> {
+    let end = crate::event_log::last_position(db)
+        .await?
+        .unwrap_or_default();
+    let sql = "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
+               VALUES ($1, $2, $3) ON CONFLICT (projection) DO NOTHING";
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(name)
+        .bind(end.transaction)
+        .bind(end.global)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
 /// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
 /// apply the same batch twice.

@@ -42,29 +42,35 @@ pub(crate) fn add_event_usage(
 }
 
 const GRANT_VIEW_INSERT: &str = "INSERT INTO grant_view (grant_id, grant_type, client_id, \
-     username, scopes, status, created_at, updated_at, version)";
+     username, scopes, status, created_at, updated_at, version, session_hash)";
 
-/// A new `grant_view` row, in [`GRANT_VIEW_INSERT`]'s column order.
-fn grant_row(
-    grant_id: &str,
-    grant_type: &str,
-    client_id: &str,
-    username: Option<&str>,
-    scopes: &str,
-    at: &str,
-    version: i64,
-) -> Vec<Value> {
-    vec![
-        grant_id.into(),
-        grant_type.into(),
-        client_id.into(),
-        username.into(),
-        scopes.into(),
-        "active".into(),
-        at.into(),
-        at.into(),
-        version.into(),
-    ]
+/// A new `grant_view` row.
+struct NewGrant<'a> {
+    grant_id: &'a str,
+    grant_type: &'a str,
+    client_id: &'a str,
+    username: Option<&'a str>,
+    scopes: &'a str,
+    /// The sign-in session's id hash (hex), for a person's code grant.
+    session: Option<&'a str>,
+}
+
+impl NewGrant<'_> {
+    /// The row in [`GRANT_VIEW_INSERT`]'s column order, created at `at`.
+    fn row(&self, at: &str, version: i64) -> Vec<Value> {
+        vec![
+            self.grant_id.into(),
+            self.grant_type.into(),
+            self.client_id.into(),
+            self.username.into(),
+            self.scopes.into(),
+            "active".into(),
+            at.into(),
+            at.into(),
+            version.into(),
+            self.session.into(),
+        ]
+    }
 }
 
 /// What every token of one token response shares: its grant, client, user, scopes and time.
@@ -160,18 +166,19 @@ impl Projection for GrantsView {
                 client_id,
                 user,
                 scopes,
+                session,
                 ..
             } => {
                 tx.remember_grant(grant_id, &client_id, Some(user.as_str()));
-                let row = grant_row(
+                let row = NewGrant {
                     grant_id,
-                    "authorization_code",
-                    &client_id,
-                    Some(user.as_str()),
-                    &scopes.to_string(),
-                    &at,
-                    version,
-                );
+                    grant_type: "authorization_code",
+                    client_id: &client_id,
+                    username: Some(user.as_str()),
+                    scopes: &scopes.to_string(),
+                    session: session.as_ref().map(|s| s.as_hex()),
+                }
+                .row(&at, version);
                 tx.insert("grant_view", GRANT_VIEW_INSERT, "", row).await?;
             }
             GrantEvent::TokensIssued {
@@ -191,15 +198,15 @@ impl Projection for GrantsView {
                 // A new grant's first event inserts its row (one index descent on Postgres,
                 // where an upsert costs two); a code grant's row exists already, and its
                 // tokens only move its times.
-                let row = grant_row(
+                let row = NewGrant {
                     grant_id,
-                    grant_type.as_str(),
-                    &client_id,
+                    grant_type: grant_type.as_str(),
+                    client_id: &client_id,
                     username,
-                    &scopes,
-                    &at,
-                    version,
-                );
+                    scopes: &scopes,
+                    session: None,
+                }
+                .row(&at, version);
                 let tail = if event.sequence == 1 {
                     ""
                 } else {
@@ -380,6 +387,17 @@ pub struct GrantRecord {
 }
 
 impl GrantsView {
+    /// The clients that got an ID token (a grant with `openid`) in the sign-in session whose
+    /// id hashes to `session_hash`.
+    pub async fn clients_of_session(
+        db: &Db,
+        session_hash: &str,
+    ) -> Result<Vec<String>, ProjectionError> {
+        let sql = "SELECT DISTINCT client_id FROM grant_view WHERE session_hash = $1 \
+                   AND (' ' || scopes || ' ') LIKE '% openid %' ORDER BY client_id";
+        Ok(on_db!(db, pool => sqlx::query_scalar(sql).bind(session_hash).fetch_all(pool).await)?)
+    }
+
     /// The token index lookup: the hot path of introspection and userinfo.
     pub async fn token(db: &Db, token_hash: &str) -> Result<Option<TokenRecord>, ProjectionError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.token_hash = $1");

@@ -86,6 +86,12 @@ pub struct ClientInput {
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where to tell the client that a person's session ended (Back-Channel Logout).
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    #[arg(long)]
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A field of a [`ClientInput`] that does not parse: which field (and which of its values,
@@ -244,6 +250,8 @@ impl ClientInput {
                 .transpose()?,
             frappe_claims: self.frappe_claims,
             post_logout_redirect_uris,
+            backchannel_logout_uri: web("backchannel_logout_uri", &self.backchannel_logout_uri)?,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
         })
     }
 }

@@ -339,6 +339,7 @@ pub async fn end_session(
             )
             .await
             .map_err(|e| crate::error::user_error(&current.username, e))?;
+        app.session_ends.notify_one();
         Ok::<_, AppError>(back(done))
     };
     outcome.await.unwrap_or_else(failure_page)

@@ -69,6 +69,7 @@ impl Application {
                 registrations: Default::default(),
                 store_health: Default::default(),
                 throttle: Default::default(),
+                session_ends: Default::default(),
             },
         })
     }
@@ -91,7 +92,7 @@ impl Application {
         let authority = self.state.authority.clone();
         let store = authority.store.clone();
         let health = self.state.store_health.clone();
-        let background = background::start(&authority, &health);
+        let background = background::start(&authority, &health, &self.state.session_ends);
         info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
         let served = serve::serve(
             self.listener,

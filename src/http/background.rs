@@ -1,6 +1,7 @@
 //! The server's background tasks, each on its own clock: applying views in batches,
 //! following the log written by others, running cascades, saving read usage counts,
-//! maintaining signing keys, pruning the live index, and watching the store.
+//! maintaining signing keys, pruning the live index, telling clients of ended sessions, and
+//! watching the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,17 +20,29 @@ const CASCADE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often signing keys are activated, retired and removed as their times come, and reloaded
 /// (rotations by the CLI or another instance take effect within this).
 const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often sessions ended elsewhere (the CLI, another instance) are told to clients; this
+/// instance's own sign-outs wake the task at once.
+const BACKCHANNEL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often expired tokens and sessions leave the live index.
 const LIVE_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Starts every task; the server aborts them when it stops.
-pub fn start(authority: &Arc<Authority>, health: &Arc<StoreHealth>) -> Vec<JoinHandle<()>> {
+pub fn start(
+    authority: &Arc<Authority>,
+    health: &Arc<StoreHealth>,
+    session_ends: &Arc<tokio::sync::Notify>,
+) -> Vec<JoinHandle<()>> {
     let store = authority.store.clone();
     let mut tasks = vec![
         tokio::spawn(project_in_batches(store.clone(), health.clone())),
         tokio::spawn(run_cascades(store.clone(), health.clone())),
         tokio::spawn(save_usage(authority.clone())),
         tokio::spawn(maintain_keys(authority.clone(), health.clone())),
+        tokio::spawn(tell_clients_of_ended_sessions(
+            authority.clone(),
+            health.clone(),
+            session_ends.clone(),
+        )),
         tokio::spawn(health::watch_the_store(store.db.clone(), health.clone())),
     ];
     if let Some(live) = store.live().cloned() {
@@ -99,6 +112,24 @@ async fn run_cascades(store: Arc<Store>, health: Arc<StoreHealth>) {
         tick.tick().await;
         if let Err(error) = crate::cascade::run(&store).await {
             failed(&health, &error, "running cascades failed; retrying");
+        }
+    }
+}
+
+/// Sends back-channel logout tokens for ended sessions (see `crate::backchannel`).
+async fn tell_clients_of_ended_sessions(
+    authority: Arc<Authority>,
+    health: Arc<StoreHealth>,
+    session_ends: Arc<tokio::sync::Notify>,
+) {
+    let mut tick = every(BACKCHANNEL_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = session_ends.notified() => {}
+        }
+        if let Err(error) = crate::backchannel::run(&authority).await {
+            failed(&health, &error, "back-channel logout failed; retrying");
         }
     }
 }

@@ -131,6 +131,7 @@ async fn run(
         )
         .await
         .map_err(|e| crate::error::user_error(&current.username, e))?;
+    app.session_ends.notify_one();
     let jar = session::end(jar);
     Ok((jar, finished(&request, return_to, &settings)).into_response())
 }

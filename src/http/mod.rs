@@ -88,6 +88,8 @@ pub struct AppState {
     pub store_health: Arc<health::StoreHealth>,
     /// Failed sign-ins and client authentications (see [`crate::throttle`]).
     pub throttle: Arc<crate::throttle::Throttle>,
+    /// Rung when this instance ends a session: back-channel logout runs at once.
+    pub session_ends: Arc<tokio::sync::Notify>,
 }
 
 impl FromRef<AppState> for Key {

@@ -92,6 +92,8 @@ pub fn metadata(issuer: &str, settings: &SettingsValues) -> Value {
         "introspection_endpoint": url(paths::INTROSPECT),
         "revocation_endpoint": url(paths::REVOKE),
         "end_session_endpoint": url(paths::LOGOUT),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "response_types_supported": response_types,
         "response_modes_supported": response_modes,
         "grant_types_supported": grant_types,

@@ -41,6 +41,10 @@ pub struct RegistrationRequest {
     /// OpenID Connect RP-Initiated Logout 1.0 §3.1.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
     /// RFC 7592 §2.2: an update names the client it updates.
     pub client_id: Option<String>,
     #[serde(flatten)]
@@ -94,6 +98,8 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
         software_version: request.software_version,
         id_token_signed_response_alg: request.id_token_signed_response_alg,
         post_logout_redirect_uris: request.post_logout_redirect_uris,
+        backchannel_logout_uri: request.backchannel_logout_uri,
+        backchannel_logout_session_required: request.backchannel_logout_session_required,
         // What only an operator may ask for stays off: consent-skipping, roles, Frappe's
         // claim layout.
         ..ClientInput::default()
@@ -114,6 +120,16 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
             return Err(metadata_error(
                 "response_types",
                 "must be [\"code\"] exactly when grant_types includes authorization_code (RFC 7591 §2.1)",
+            ));
+        }
+    }
+    // The server POSTs to this address by itself: a registrant may not point it at hosts
+    // inside the network the server sits in over plain HTTP.
+    if let Some(uri) = &metadata.backchannel_logout_uri {
+        if !uri.as_str().starts_with("https://") {
+            return Err(metadata_error(
+                "backchannel_logout_uri",
+                "must be an https URL",
             ));
         }
     }
@@ -178,6 +194,10 @@ pub fn describe(client_id: &str, metadata: &ClientMetadata) -> Map<String, Value
             metadata.policy_uri.as_ref().map(WebUrl::as_str),
         ),
         ("software_id", metadata.software_id.as_deref()),
+        (
+            "backchannel_logout_uri",
+            metadata.backchannel_logout_uri.as_ref().map(WebUrl::as_str),
+        ),
         ("software_version", metadata.software_version.as_deref()),
         (
             "id_token_signed_response_alg",

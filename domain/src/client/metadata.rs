@@ -55,6 +55,13 @@ pub struct ClientMetadata {
     /// RP-Initiated Logout 1.0 §3.1), compared exactly as redirect URIs are.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Where the client is told that a person's session ended (OpenID Connect Back-Channel
+    /// Logout 1.0 §2.2).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<WebUrl>,
+    /// Whether the client needs `sid` in logout tokens (it always gets one).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// ID token signature algorithms (RFC 7518 §3.1). HS256 signs with the client secret, for
@@ -220,6 +227,7 @@ impl ClientMetadata {
                     ("logo_uri", &self.logo_uri),
                     ("tos_uri", &self.tos_uri),
                     ("policy_uri", &self.policy_uri),
+                    ("backchannel_logout_uri", &self.backchannel_logout_uri),
                 ]
                 .into_iter()
                 .filter_map(|(field, uri)| uri.as_ref().map(|u| (field, u.as_str()))),

@@ -36,6 +36,8 @@ fn web_app() -> ClientMetadata {
         id_token_signed_response_alg: None,
         frappe_claims: false,
         post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! OpenID Connect RP-Initiated Logout.
 
 mod account;
+mod backchannel;
 mod in_a_browser;
 mod logout;
 mod two_factor;
