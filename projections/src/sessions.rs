@@ -48,6 +48,7 @@ impl Projection for SessionsView {
             UserEvent::SessionStarted {
                 id_hash,
                 expires_at,
+                ..
             } => {
                 let (ip, user_agent) = match &event.metadata.source {
                     Source::Http { ip, user_agent } => (ip.clone(), user_agent.clone()),

@@ -216,7 +216,7 @@ pub async fn login(
         return failed(jar).await;
     };
     let users = &app.authority.store.users;
-    let (session, opened) = Session::begin(username.as_str(), &["pwd"]);
+    let (session, opened) = Session::begin(username.as_str(), &["pwd"], &settings);
     let outcome = users
         .execute(
             username.as_str(),

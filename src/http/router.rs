@@ -16,7 +16,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
     account, admin, authorize, edge, failure, health, login, logout, metrics, pages, paths,
-    register, render, surface, token, two_factor, userinfo, well_known, AppState, Limits,
+    register, render, session, surface, token, two_factor, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -97,6 +97,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(account::remove_application),
         )
         .nest(paths::ADMIN_API, admin::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::keep_alive,
+        ))
         .layer(render::no_store());
     Router::new()
         .merge(not_cached)

@@ -9,6 +9,7 @@
 //! equal to a random value in a second, SameSite=Strict signed cookie.
 
 use authledger_domain::secret::SecretHash;
+use authledger_domain::settings::SettingsValues;
 use authledger_domain::user::NewSession;
 use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,6 +39,13 @@ pub struct Session {
     /// How the person signed in (RFC 8176 values: `pwd`, `otp`): ID tokens' `amr`.
     #[serde(rename = "m", default)]
     pub amr: Vec<String>,
+    /// Unix seconds when the session runs out, however active (`session_lifetime`).
+    #[serde(rename = "x", default)]
+    pub expires_at: i64,
+    /// Unix seconds of the last page this browser was shown with the session, for
+    /// `session_idle_timeout`; the cookie is re-issued as it moves.
+    #[serde(rename = "l", default)]
+    pub last_seen: i64,
 }
 
 impl std::fmt::Debug for Session {
@@ -50,19 +58,23 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session for `username`, signed in by `amr`, and what its sign-in records of it.
-    pub fn begin(username: &str, amr: &[&str]) -> (Session, NewSession) {
+    /// A new session for `username`, signed in by `amr`, lasting as `settings` say, and what
+    /// its sign-in records of it.
+    pub fn begin(username: &str, amr: &[&str], settings: &SettingsValues) -> (Session, NewSession) {
         let id = crate::secrets::mint("");
         let now = Utc::now();
+        let expires_at = now + Duration::seconds(i64::from(settings.session_lifetime));
         let session = Session {
             username: username.to_owned(),
             auth_time: now.timestamp(),
             id: id.reveal().to_owned(),
             amr: amr.iter().map(|m| m.to_string()).collect(),
+            expires_at: expires_at.timestamp(),
+            last_seen: now.timestamp(),
         };
         let record = NewSession {
             id_hash: id.hash().clone(),
-            expires_at: now + SESSION_LIFETIME,
+            expires_at,
         };
         (session, record)
     }
@@ -83,16 +95,36 @@ impl Session {
     }
 }
 
-/// The session the cookie names, if its signature holds and it has not run out; whether it is
-/// still open is [`current`]'s question.
-fn from_cookie(jar: &SignedCookieJar) -> Option<Session> {
+impl Session {
+    /// Unix seconds when the session runs out (cookies from before lifetimes were settings
+    /// carry none, and lasted [`SESSION_LIFETIME`]).
+    fn runs_out_at(&self) -> i64 {
+        match self.expires_at {
+            0 => self.auth_time + SESSION_LIFETIME.num_seconds(),
+            at => at,
+        }
+    }
+
+    /// Whether the session is over at `now`: run out, or idle longer than `idle_timeout`
+    /// seconds (0: no idle limit).
+    fn over(&self, now: i64, idle_timeout: u32) -> bool {
+        let idle_since = self.last_seen.max(self.auth_time);
+        now >= self.runs_out_at()
+            || (idle_timeout > 0 && now - idle_since > i64::from(idle_timeout))
+    }
+}
+
+/// The session the cookie names, if its signature holds and it is not over; whether it is
+/// still open in the log is [`current`]'s question.
+fn from_cookie(jar: &SignedCookieJar, idle_timeout: u32) -> Option<Session> {
     let session: Session = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
-    (Utc::now() - session.auth_time() < SESSION_LIFETIME).then_some(session)
+    (!session.over(Utc::now().timestamp(), idle_timeout)).then_some(session)
 }
 
 /// The signed-in person: a valid cookie whose session is still open.
 pub async fn current(store: &Store, jar: &SignedCookieJar) -> Result<Option<Session>, AppError> {
-    let Some(session) = from_cookie(jar) else {
+    let settings = store.settings_values().await?;
+    let Some(session) = from_cookie(jar, settings.session_idle_timeout) else {
         return Ok(None);
     };
     let open = store
@@ -113,8 +145,50 @@ fn cookie(name: &'static str, value: String, same_site: SameSite, secure: bool) 
 pub fn start(jar: SignedCookieJar, session: &Session, secure: bool) -> SignedCookieJar {
     let value = serde_json::to_string(session).expect("a session serialises");
     let mut cookie = cookie(SESSION_COOKIE, value, SameSite::Lax, secure);
-    cookie.set_max_age(time_duration(SESSION_LIFETIME));
+    let left = session.runs_out_at() - Utc::now().timestamp();
+    cookie.set_max_age(cookie::time::Duration::seconds(left.max(0)));
     jar.add(cookie)
+}
+
+/// How stale `last_seen` may get before the cookie is re-issued: often enough for the idle
+/// limit, rarely enough that most responses set no cookie.
+fn refresh_after(idle_timeout: u32) -> i64 {
+    (i64::from(idle_timeout) / 10).clamp(5, 60)
+}
+
+/// Middleware: with an idle limit, a person's page views keep their session alive by moving
+/// `last_seen` in the cookie (the cookie is signed, so only the server can).
+pub async fn keep_alive(
+    axum::extract::State(app): axum::extract::State<super::AppState>,
+    jar: SignedCookieJar,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(request).await;
+    let store = &app.authority.store;
+    let Ok(settings) = store.settings_values().await else {
+        return response;
+    };
+    let idle_timeout = settings.session_idle_timeout;
+    // A response that signs in or out sets the cookie itself.
+    let sets_session = response
+        .headers()
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .any(|c| c.as_bytes().starts_with(SESSION_COOKIE.as_bytes()));
+    if idle_timeout == 0 || sets_session {
+        return response;
+    }
+    let Ok(Some(mut session)) = current(store, &jar).await else {
+        return response;
+    };
+    let now = Utc::now().timestamp();
+    if now - session.last_seen < refresh_after(idle_timeout) {
+        return response;
+    }
+    session.last_seen = now;
+    (start(jar, &session, app.secure_cookies), response).into_response()
 }
 
 pub fn end(jar: SignedCookieJar) -> SignedCookieJar {
@@ -179,5 +253,48 @@ pub fn csrf_valid(jar: &SignedCookieJar, submitted: Option<&str>) -> bool {
             cookie.value().as_bytes().ct_eq(submitted.as_bytes()).into()
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_in_at(auth_time: i64, expires_at: i64, last_seen: i64) -> Session {
+        Session {
+            username: "alice".into(),
+            auth_time,
+            id: "x".into(),
+            amr: vec!["pwd".into()],
+            expires_at,
+            last_seen,
+        }
+    }
+
+    #[test]
+    fn a_session_is_over_when_it_runs_out_however_active() {
+        let session = signed_in_at(1_000, 1_600, 1_590);
+        assert!(!session.over(1_599, 0));
+        assert!(session.over(1_600, 0));
+        assert!(
+            session.over(1_600, 3_600),
+            "activity does not extend the lifetime"
+        );
+    }
+
+    #[test]
+    fn a_session_is_over_after_the_idle_timeout_without_a_page_view() {
+        let session = signed_in_at(1_000, 100_000, 1_200);
+        assert!(!session.over(1_200 + 300, 300));
+        assert!(session.over(1_200 + 301, 300));
+        assert!(!session.over(50_000, 0), "no idle limit");
+    }
+
+    #[test]
+    fn cookies_from_before_lifetimes_were_settings_last_twelve_hours() {
+        let session = signed_in_at(1_000, 0, 0);
+        let twelve_hours = SESSION_LIFETIME.num_seconds();
+        assert!(!session.over(1_000 + twelve_hours - 1, 0));
+        assert!(session.over(1_000 + twelve_hours, 0));
     }
 }

@@ -263,7 +263,7 @@ pub async fn complete_sign_in(
         Err(error) => return failure_page(vault_error(error)),
     };
     let presented = form.get("code").unwrap_or_default();
-    let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"]);
+    let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"], &settings);
     let command = UserCommand::CompleteSignIn {
         proof: proof(&secret, presented, now_seconds()),
         session: opened,
@@ -349,7 +349,8 @@ pub async fn enrol_at_sign_in(
             return setup_page(&app, jar, &pending.username, false, Some(WRONG_CODE)).await;
         };
         let (shown, hashes) = recovery_codes();
-        let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"]);
+        let settings = app.authority.store.settings_values().await?;
+        let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"], &settings);
         let command = UserCommand::EnrolTwoFactor {
             recovery_codes: hashes,
             confirmed_step: step,

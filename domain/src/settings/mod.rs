@@ -74,6 +74,10 @@ pub enum Setting {
     SiteLogoUri(Option<WebUrl>),
     /// Who must sign in with a second factor: `off`, `all`, or roles (e.g. `admin`).
     RequireTwoFactor(TwoFactorPolicy),
+    /// Seconds a sign-in lasts at most, however active the person is.
+    SessionLifetime(u32),
+    /// Seconds without a page view after which a sign-in ends; 0 turns that off.
+    SessionIdleTimeout(u32),
 }
 
 /// The settings in force.
@@ -107,6 +111,8 @@ pub struct SettingsValues {
     pub site_name: String,
     pub site_logo_uri: Option<WebUrl>,
     pub require_two_factor: TwoFactorPolicy,
+    pub session_lifetime: u32,
+    pub session_idle_timeout: u32,
 }
 
 impl Default for SettingsValues {
@@ -139,6 +145,9 @@ impl Default for SettingsValues {
             site_name: "authledger".to_owned(),
             site_logo_uri: None,
             require_two_factor: TwoFactorPolicy::Optional,
+            // As before lifetimes were settings: twelve hours, however idle.
+            session_lifetime: crate::user::SESSION_LIFETIME.num_seconds() as u32,
+            session_idle_timeout: 0,
         }
     }
 }
@@ -249,6 +258,13 @@ impl Setting {
                 Setting::SiteName(name.to_owned())
             }
             "site_logo_uri" => Setting::SiteLogoUri(url("site_logo_uri")?),
+            "session_lifetime" => {
+                Setting::SessionLifetime(seconds("session_lifetime", 300, 30 * 86_400)?)
+            }
+            "session_idle_timeout" => Setting::SessionIdleTimeout(match value {
+                "0" | "off" => 0,
+                _ => seconds("session_idle_timeout", 60, 30 * 86_400)?,
+            }),
             "require_two_factor" => Setting::RequireTwoFactor(match value {
                 "off" | "none" | "" => TwoFactorPolicy::Optional,
                 "all" | "everyone" => TwoFactorPolicy::Everyone,
@@ -357,7 +373,9 @@ impl fmt::Display for Setting {
             | Setting::KeyActivationDelay(v)
             | Setting::KeyRotationPeriod(v)
             | Setting::LoginMaxFailures(v)
-            | Setting::LoginLockoutSeconds(v) => v.to_string(),
+            | Setting::LoginLockoutSeconds(v)
+            | Setting::SessionLifetime(v)
+            | Setting::SessionIdleTimeout(v) => v.to_string(),
             Setting::AllowImplicit(v)
             | Setting::ShowOpenidConfiguration(v)
             | Setting::ShowAuthServerMetadata(v)
@@ -414,6 +432,8 @@ impl SettingsValues {
             Setting::SiteName(v) => next.site_name = v,
             Setting::SiteLogoUri(v) => next.site_logo_uri = v,
             Setting::RequireTwoFactor(v) => next.require_two_factor = v,
+            Setting::SessionLifetime(v) => next.session_lifetime = v,
+            Setting::SessionIdleTimeout(v) => next.session_idle_timeout = v,
         }
         next
     }

@@ -69,6 +69,10 @@ pub enum UserEvent {
     SessionStarted {
         id_hash: SecretHash,
         expires_at: DateTime<Utc>,
+        /// When it started (absent in events from before lifetimes were a setting, which
+        /// lasted [`super::SESSION_LIFETIME`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<DateTime<Utc>>,
     },
     /// A session ended before its time: its cookie is refused from now on.
     SessionEnded {

@@ -101,7 +101,7 @@ impl User {
                 must_enrol,
             }];
         }
-        signed_in(session)
+        signed_in(session, services.now())
     }
 
     /// The pending sign-in the second factor completes, if its time has not run out.
@@ -114,13 +114,14 @@ impl User {
     }
 }
 
-/// A completed sign-in: `session` opens.
-fn signed_in(session: NewSession) -> Vec<UserEvent> {
+/// A sign-in completed at `now`: `session` opens.
+fn signed_in(session: NewSession, now: DateTime<Utc>) -> Vec<UserEvent> {
     vec![
         UserEvent::LoginSucceeded {},
         UserEvent::SessionStarted {
             id_hash: session.id_hash,
             expires_at: session.expires_at,
+            started_at: Some(now),
         },
     ]
 }
@@ -254,7 +255,7 @@ impl cqrs_es::Aggregate for User {
                     }],
                 };
                 if !matches!(events[0], UserEvent::SecondFactorFailed { .. }) {
-                    events.extend(signed_in(session));
+                    events.extend(signed_in(session, now));
                 }
                 events
             }
@@ -276,7 +277,7 @@ impl cqrs_es::Aggregate for User {
                     confirmed_step,
                 }];
                 if let Some(session) = session {
-                    events.extend(signed_in(session));
+                    events.extend(signed_in(session, now));
                 }
                 events
             }
@@ -334,9 +335,10 @@ impl cqrs_es::Aggregate for User {
             UserEvent::SessionStarted {
                 id_hash,
                 expires_at,
+                started_at,
             } => {
                 // Those that ran out before this one started are of no more use.
-                let started = expires_at - SESSION_LIFETIME;
+                let started = started_at.unwrap_or(expires_at - SESSION_LIFETIME);
                 user.sessions.retain(|_, until| *until > started);
                 user.sessions.insert(id_hash, expires_at);
             }

@@ -48,6 +48,7 @@ fn session_started(n: u8) -> UserEvent {
     UserEvent::SessionStarted {
         id_hash: session.id_hash,
         expires_at: session.expires_at,
+        started_at: Some(crate::testing::now()),
     }
 }
 

@@ -127,6 +127,7 @@ impl LiveState {
             UserEvent::SessionStarted {
                 id_hash,
                 expires_at,
+                ..
             } => self
                 .sessions
                 .started(id_hash.as_hex(), username, *expires_at),

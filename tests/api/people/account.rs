@@ -121,3 +121,27 @@ on_both_stores! {
         assert!(history.iter().filter(|e| *e == "SessionEnded").count() >= 2, "{history:?}");
     }
 }
+
+on_both_stores! {
+    async fn the_session_lifetime_is_a_setting_and_an_idle_limit_keeps_active_sessions_alive(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        flow.set("session_lifetime", "600").await;
+        let signed = flow.sign_in_with("alice", &password_of("alice"), "/account").await;
+        let cookie = signed.headers().get_all("set-cookie").iter()
+            .map(|c| c.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("authledger_session="))
+            .unwrap();
+        assert!(cookie.contains("Max-Age=600"), "{cookie}");
+        let history = flow.history("User", "alice").await;
+        assert_eq!(history.last().map(String::as_str), Some("SessionStarted"));
+
+        // With an idle limit, page views keep the session going; the settings refuse nonsense.
+        flow.set("session_idle_timeout", "900").await;
+        assert_eq!(flow.get("/account").await.status(), StatusCode::OK);
+        let refused = crate::helpers::cli(&flow.app.db, &["settings", "set", "session_idle_timeout", "5"]);
+        assert!(!refused.status.success());
+        let refused = crate::helpers::cli(&flow.app.db, &["settings", "set", "session_lifetime", "10"]);
+        assert!(!refused.status.success());
+    }
+}
