@@ -50,6 +50,8 @@ struct SessionRow {
     device: String,
     ip: String,
     started: String,
+    /// When it was last used, as far as this server knows.
+    last_active: String,
     expires: String,
     current: bool,
 }
@@ -200,6 +202,11 @@ async fn page(
             device: device(s.user_agent.as_deref()),
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
             started: shown_time(&s.started_at),
+            last_active: store
+                .live()
+                .and_then(|live| live.session_last_seen(&s.session_hash))
+                .map(|at| shown_time(&authledger_projections::view_time(at)))
+                .unwrap_or_else(|| "—".into()),
             expires: shown_time(&s.expires_at),
             id: s.session_hash,
         })

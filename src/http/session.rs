@@ -145,7 +145,9 @@ fn cookie(name: &'static str, value: String, same_site: SameSite, secure: bool) 
 pub fn start(jar: SignedCookieJar, session: &Session, secure: bool) -> SignedCookieJar {
     let value = serde_json::to_string(session).expect("a session serialises");
     let mut cookie = cookie(SESSION_COOKIE, value, SameSite::Lax, secure);
-    let left = session.runs_out_at() - Utc::now().timestamp();
+    // From the session's own clock (its last page view, which is its start when it is new),
+    // so a new session's cookie lives exactly `session_lifetime`.
+    let left = session.runs_out_at() - session.last_seen.max(session.auth_time);
     cookie.set_max_age(cookie::time::Duration::seconds(left.max(0)));
     jar.add(cookie)
 }

@@ -215,11 +215,14 @@ impl Store {
             live.session(id_hash)
                 .is_some_and(|s| s.username == username)
         };
-        if owned(live) {
-            return Ok(true);
+        if !owned(live) {
+            live.follow().await?;
+            if !owned(live) {
+                return Ok(false);
+            }
         }
-        live.follow().await?;
-        Ok(owned(live))
+        live.saw_session(id_hash);
+        Ok(true)
     }
 
     /// Whether the live index knows `client_id` (no database read; false without an index).

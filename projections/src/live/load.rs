@@ -139,6 +139,7 @@ impl LiveIndex {
             state: RwLock::new(state),
             capacity,
             followed: Mutex::new(start),
+            last_seen: Default::default(),
         })
     }
 }

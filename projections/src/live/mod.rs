@@ -84,6 +84,10 @@ pub struct LiveIndex {
     capacity: usize,
     /// The follower's position; one follow at a time.
     followed: Mutex<Position>,
+    /// When each open session was last used on this instance (by its hash): what the
+    /// account page shows as "last active". Kept apart from the state, whose lock the hot
+    /// paths share, and lost on restart.
+    last_seen: std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
 }
 
 impl LiveIndex {
@@ -163,6 +167,21 @@ impl LiveIndex {
     /// The open session whose id hashes to `hash`, if it is open now.
     pub fn session(&self, hash: &SecretHash) -> Option<OpenSession> {
         self.read().sessions.get(hash.as_hex(), Utc::now()).cloned()
+    }
+
+    /// Notes that the session was used now.
+    pub fn saw_session(&self, hash: &SecretHash) {
+        let mut seen = self.last_seen.lock().expect("last-seen lock");
+        seen.insert(hash.as_hex().to_owned(), Utc::now());
+    }
+
+    /// When the session was last used on this instance, if it was since the start.
+    pub fn session_last_seen(&self, hash_hex: &str) -> Option<DateTime<Utc>> {
+        self.last_seen
+            .lock()
+            .expect("last-seen lock")
+            .get(hash_hex)
+            .copied()
     }
 
     // ---- everyone else's ----------------------------------------------------------------
@@ -246,6 +265,10 @@ impl LiveIndex {
         });
         state.early_revocations.retain(|_, at| *at > horizon);
         state.sessions.prune(now);
+        self.last_seen
+            .lock()
+            .expect("last-seen lock")
+            .retain(|hash, _| state.sessions.get(hash, now).is_some());
         before - state.access_tokens.len()
     }
 }

@@ -92,6 +92,9 @@ on_both_stores! {
         flow.browser = browsers[0].clone();
         let html = account(&flow).await;
         assert!(html.contains("(this browser)"));
+        let this_row = html.split("(this browser)").nth(1).unwrap();
+        let last_active = this_row.split("data-label=\"Last active\">").nth(1).unwrap().split('<').next().unwrap();
+        assert!(last_active.ends_with("UTC"), "the session in use was seen: {last_active}");
         assert!(html.contains("Failed") && html.contains("Signed in"), "{html}");
 
         let ends = forms(&html, "/account/sessions/end");

@@ -157,3 +157,31 @@ on_both_stores! {
         assert!(login.text().await.unwrap().contains("Sign in to continue to Web App"));
     }
 }
+
+on_both_stores! {
+    async fn registrants_declare_their_logout_addresses_in_rfc_7591_metadata(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        let (status, _, body) = register(&flow, serde_json::json!({
+            "redirect_uris": ["https://rp.example/cb"],
+            "post_logout_redirect_uris": ["https://rp.example/bye"],
+            "backchannel_logout_uri": "https://rp.example/backchannel",
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["post_logout_redirect_uris"], serde_json::json!(["https://rp.example/bye"]));
+        assert_eq!(body["backchannel_logout_uri"], "https://rp.example/backchannel");
+
+        // The server would POST there by itself: a registrant may not aim it at plain HTTP.
+        let (status, _, body) = register(&flow, serde_json::json!({
+            "redirect_uris": ["https://rp.example/cb"],
+            "backchannel_logout_uri": "http://10.0.0.1/internal",
+        })).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{body}");
+        let (status, _, body) = register(&flow, serde_json::json!({
+            "redirect_uris": ["https://rp.example/cb"],
+            "post_logout_redirect_uris": ["/relative"],
+        })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("post_logout_redirect_uris[0]"), "{body}");
+    }
+}
