@@ -32,7 +32,7 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
         "grant" => Ok(("Grant", id.to_owned())),
         "consent" => Ok(("Consent", id.to_owned())),
         "settings" => Ok(("Settings", "settings".to_owned())),
-        "keys" => Ok((
+        "keys" | "signingkeys" => Ok((
             "SigningKeys",
             authledger_domain::signing_keys::SIGNING_KEYS_ID.to_owned(),
         )),
@@ -45,6 +45,18 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
 fn replay<A: Aggregate>(events: &[&StoredEvent]) -> Result<Value, AppError> {
     let aggregate: A = event_log::fold(events.iter().copied())?;
     serde_json::to_value(&aggregate).map_err(|e| AppError::Internal(e.into()))
+}
+
+/// The state of an aggregate of type `kind` after `events` (its first ones, in order), as JSON.
+pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppError> {
+    match kind {
+        "Client" => replay::<Client>(events),
+        "User" => replay::<User>(events),
+        "Grant" => replay::<Grant>(events),
+        "Consent" => replay::<Consent>(events),
+        "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(events),
+        _ => replay::<Settings>(events),
+    }
 }
 
 fn summary(event: &StoredEvent) -> Value {
@@ -72,14 +84,7 @@ pub async fn state_as_of(store: &Store, aggregate: &str, as_of: &str) -> Result<
     }
     let (before, after): (Vec<&StoredEvent>, Vec<&StoredEvent>) =
         events.iter().partition(|e| e.metadata.at <= instant);
-    let state = match kind {
-        "Client" => replay::<Client>(&before)?,
-        "User" => replay::<User>(&before)?,
-        "Grant" => replay::<Grant>(&before)?,
-        "Consent" => replay::<Consent>(&before)?,
-        "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(&before)?,
-        _ => replay::<Settings>(&before)?,
-    };
+    let state = state_after(kind, &before)?;
     let mut answer = json!({
         "aggregate": format!("{kind}:{id}"),
         "as_of": instant.to_rfc3339(),

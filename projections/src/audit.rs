@@ -372,6 +372,34 @@ impl Projection for AuditLog {
 }
 
 impl AuditLog {
+    /// Audit rows matching `filter`, newest first, before the position `before` (keyset
+    /// paging back through any size of log: each page is one index range).
+    pub async fn newest(
+        db: &Db,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, ProjectionError> {
+        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
+                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
+                   WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR username = $2) \
+                   AND ($3 = '' OR grant_id = $3) AND ($4 = '' OR event_type = $4) \
+                   AND ($5 = '' OR occurred_at >= $5) AND ($6 = '' OR occurred_at < $6) \
+                   AND global_position < $7 ORDER BY global_position DESC LIMIT $8";
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        Ok(on_db!(db, pool => sqlx::query_as(sql)
+            .bind(text(&filter.client_id))
+            .bind(text(&filter.username))
+            .bind(text(&filter.grant_id))
+            .bind(text(&filter.event_type))
+            .bind(text(&filter.since))
+            .bind(text(&filter.until))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// A person's latest sign-in attempts (succeeded, failed, throttled), newest first: what
     /// their account page shows.
     pub async fn sign_ins(

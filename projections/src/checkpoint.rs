@@ -50,6 +50,12 @@ pub async fn register_at_end(db: &Db, name: &str) -> Result<(), ProjectionError>
     Ok(())
 }
 
+/// Every reader's name and the global position it has read to, by name.
+pub async fn all(db: &Db) -> Result<Vec<(String, i64)>, ProjectionError> {
+    let sql = "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection";
+    Ok(on_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
+}
+
 /// Takes the checkpoint row's lock before reading it: a row lock on Postgres, the write lock
 /// on SQLite. Two runners (two server instances, or the server and a CLI command) thus never
 /// apply the same batch twice.

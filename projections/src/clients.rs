@@ -82,6 +82,31 @@ impl ClientsView {
     }
 
     /// Keyset page of clients ordered by `client_id`, starting after `after`.
+    /// Clients by name (then id), those whose name contains `search` (any case), after the
+    /// keyset `(name, client_id)`: the console's list, indexed by `client_view_by_name`.
+    pub async fn by_name(
+        db: &Db,
+        search: &str,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ClientSummary>, ProjectionError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM client_view WHERE lower(name) LIKE $1 \
+             AND (name > $2 OR (name = $2 AND client_id > $3)) \
+             ORDER BY name, client_id LIMIT $4"
+        );
+        let pattern = format!("%{}%", search.to_lowercase().replace(['\\', '%', '_'], ""));
+        let (after_name, after_id) = after.unwrap_or(("", ""));
+        let rows: Vec<ClientRow> = on_db!(db, pool => sqlx::query_as(&sql)
+            .bind(&pattern)
+            .bind(after_name)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(ClientSummary::try_from).collect()
+    }
+
     pub async fn list(
         db: &Db,
         after: Option<&str>,

@@ -15,6 +15,7 @@ mod app;
 mod authorize;
 mod background;
 pub mod bearer;
+mod console;
 pub mod context;
 mod edge;
 pub mod failure;
@@ -68,6 +69,7 @@ pub mod paths {
     pub const USERINFO: &str = "/oauth/userinfo";
     pub const METRICS: &str = "/metrics";
     pub const ADMIN_API: &str = "/admin/api";
+    pub const CONSOLE: &str = "/admin";
     pub const FRAPPE_INTROSPECT: &str = "/api/method/frappe.integrations.oauth2.introspect_token";
     pub const FRAPPE_REVOKE: &str = "/api/method/frappe.integrations.oauth2.revoke_token";
     pub const FRAPPE_USERINFO: &str = "/api/method/frappe.integrations.oauth2.openid_profile";

@@ -15,8 +15,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
-    account, admin, authorize, edge, failure, health, login, logout, metrics, pages, paths,
-    register, render, session, surface, token, two_factor, userinfo, well_known, AppState, Limits,
+    account, admin, authorize, console, edge, failure, health, login, logout, metrics, pages,
+    paths, register, render, session, surface, token, two_factor, userinfo, well_known, AppState,
+    Limits,
 };
 use crate::oauth::Authority;
 
@@ -97,6 +98,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(account::remove_application),
         )
         .nest(paths::ADMIN_API, admin::router())
+        .nest(paths::CONSOLE, console::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::keep_alive,

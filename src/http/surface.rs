@@ -30,6 +30,7 @@ impl Surface {
         } else if path.starts_with(paths::REGISTER) || path == paths::FRAPPE_REGISTER {
             Surface::Registration
         } else if path.starts_with(paths::ACCOUNT)
+            || path.starts_with(paths::CONSOLE)
             || path.starts_with(paths::LOGIN)
             || [
                 paths::AUTHORIZE,

@@ -6,6 +6,7 @@ mod helpers;
 
 mod browser;
 mod cli;
+mod console;
 mod discovery;
 mod event_log;
 mod health;

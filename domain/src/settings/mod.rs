@@ -78,6 +78,10 @@ pub enum Setting {
     SessionLifetime(u32),
     /// Seconds without a page view after which a sign-in ends; 0 turns that off.
     SessionIdleTimeout(u32),
+    /// Roles whose holders may see and change everything in the console (`/admin`).
+    ConsoleAdminRoles(Vec<String>),
+    /// Roles whose holders may see everything in the console and change nothing.
+    ConsoleAuditorRoles(Vec<String>),
 }
 
 /// The settings in force.
@@ -113,6 +117,8 @@ pub struct SettingsValues {
     pub require_two_factor: TwoFactorPolicy,
     pub session_lifetime: u32,
     pub session_idle_timeout: u32,
+    pub console_admin_roles: Vec<String>,
+    pub console_auditor_roles: Vec<String>,
 }
 
 impl Default for SettingsValues {
@@ -148,6 +154,8 @@ impl Default for SettingsValues {
             // As before lifetimes were settings: twelve hours, however idle.
             session_lifetime: crate::user::SESSION_LIFETIME.num_seconds() as u32,
             session_idle_timeout: 0,
+            console_admin_roles: vec!["admin".to_owned()],
+            console_auditor_roles: vec!["auditor".to_owned()],
         }
     }
 }
@@ -202,6 +210,17 @@ impl Setting {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(invalid(key, "expected `true` or `false`")),
+        };
+        let role_list = |key: &'static str| -> Result<Vec<String>, SettingsError> {
+            value
+                .split([' ', ','])
+                .filter(|r| !r.is_empty() && *r != "none")
+                .map(|r| {
+                    Role::parse(r)
+                        .map(|r| r.as_str().to_owned())
+                        .map_err(|_| invalid(key, "role names separated by commas, or `none`"))
+                })
+                .collect()
         };
         let url = |key: &'static str| {
             if cleared(value) {
@@ -260,6 +279,10 @@ impl Setting {
             "site_logo_uri" => Setting::SiteLogoUri(url("site_logo_uri")?),
             "session_lifetime" => {
                 Setting::SessionLifetime(seconds("session_lifetime", 300, 30 * 86_400)?)
+            }
+            "console_admin_roles" => Setting::ConsoleAdminRoles(role_list("console_admin_roles")?),
+            "console_auditor_roles" => {
+                Setting::ConsoleAuditorRoles(role_list("console_auditor_roles")?)
             }
             "session_idle_timeout" => Setting::SessionIdleTimeout(match value {
                 "0" | "off" => 0,
@@ -396,6 +419,10 @@ impl fmt::Display for Setting {
             Setting::RegistrationInitialAccessToken(v) => {
                 if v.is_some() { "(set)" } else { "none" }.to_owned()
             }
+            Setting::ConsoleAdminRoles(v) | Setting::ConsoleAuditorRoles(v) if v.is_empty() => {
+                "none".to_owned()
+            }
+            Setting::ConsoleAdminRoles(v) | Setting::ConsoleAuditorRoles(v) => v.join(","),
             Setting::AllowedPublicClientOrigins(v) if v.is_empty() => "none".to_owned(),
             Setting::AllowedPublicClientOrigins(v) => v.join(" "),
         };
@@ -434,6 +461,8 @@ impl SettingsValues {
             Setting::RequireTwoFactor(v) => next.require_two_factor = v,
             Setting::SessionLifetime(v) => next.session_lifetime = v,
             Setting::SessionIdleTimeout(v) => next.session_idle_timeout = v,
+            Setting::ConsoleAdminRoles(v) => next.console_admin_roles = v,
+            Setting::ConsoleAuditorRoles(v) => next.console_auditor_roles = v,
         }
         next
     }

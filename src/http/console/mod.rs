@@ -1,0 +1,201 @@
+//! The console (`/admin`, DESIGN §5): pages for the people who run authledger and those who
+//! audit it. A person signs in through the ordinary sign-in page and is let in by role
+//! (settings `console_admin_roles`, `console_auditor_roles`): an admin may change things, an
+//! auditor sees everything and changes nothing (no buttons, and the POSTs are refused).
+//! Every change goes through the same operations as the CLI and the admin API (`crate::admin`),
+//! so its event says `actor=user:<name>`, with the request's address and user agent. Every
+//! POST carries the CSRF token; values people typed are escaped by the templates.
+//!
+//! One file per page family: `overview.rs`, `clients.rs`, `users.rs`, `audit.rs`,
+//! `history.rs`.
+
+use axum::body::Bytes;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::SignedCookieJar;
+
+use super::pages::{failure_page, message_page, Chrome};
+use super::session;
+use super::{paths, AppState};
+use crate::error::AppError;
+use crate::oauth::params::Params;
+
+mod audit;
+mod clients;
+mod history;
+mod overview;
+mod users;
+
+/// How many rows a list page shows.
+const PAGE: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::overview))
+        .route("/clients", get(clients::list))
+        .route("/clients/{id}", get(clients::show))
+        .route("/clients/{id}/disable", post(clients::disable))
+        .route("/clients/{id}/enable", post(clients::enable))
+        .route("/users", get(users::list))
+        .route("/users/{username}", get(users::show))
+        .route("/users/{username}/disable", post(users::disable))
+        .route("/users/{username}/enable", post(users::enable))
+        .route("/audit", get(audit::audit))
+        .route("/audit/export", get(audit::export))
+        .route("/history/{kind}/{id}", get(history::history))
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    /// See and change everything.
+    Admin,
+    /// See everything, change nothing.
+    Auditor,
+}
+
+/// The person using the console.
+pub struct Operator {
+    pub username: String,
+    pub power: Power,
+    pub chrome: Chrome,
+    pub csrf_token: String,
+}
+
+impl Operator {
+    pub fn can_change(&self) -> bool {
+        self.power == Power::Admin
+    }
+}
+
+/// Why the console does not serve a request: an answer for the browser.
+pub enum Refusal {
+    /// Signed out: to the sign-in page, and back.
+    SignIn(String),
+    /// Signed in without a console role, or an auditor trying to change something.
+    Forbidden(Chrome, &'static str),
+    /// A form without this browser's CSRF token.
+    FormExpired,
+    Failure(AppError),
+}
+
+impl From<AppError> for Refusal {
+    fn from(error: AppError) -> Self {
+        Refusal::Failure(error)
+    }
+}
+
+impl From<authledger_projections::ProjectionError> for Refusal {
+    fn from(error: authledger_projections::ProjectionError) -> Self {
+        Refusal::Failure(error.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::SignIn(back) => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("return_to", &back)
+                    .finish();
+                Redirect::to(&format!("{}?{query}", paths::LOGIN)).into_response()
+            }
+            Refusal::Forbidden(chrome, why) => {
+                message_page(&chrome, StatusCode::FORBIDDEN, "Not allowed", why, None)
+            }
+            Refusal::FormExpired => super::pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "Form expired",
+                "The form expired. Please go back, reload the page and try again.",
+            ),
+            Refusal::Failure(AppError::NotFound(what)) => {
+                super::pages::error_page(StatusCode::NOT_FOUND, "Not found", &what)
+            }
+            Refusal::Failure(AppError::Invalid { message, .. }) => {
+                super::pages::error_page(StatusCode::BAD_REQUEST, "Not accepted", &message)
+            }
+            Refusal::Failure(AppError::Conflict(why)) => {
+                super::pages::error_page(StatusCode::CONFLICT, "Not done", &why)
+            }
+            Refusal::Failure(error) => failure_page(error),
+        }
+    }
+}
+
+/// The signed-in person, if their roles let them into the console.
+pub async fn operator(
+    app: &AppState,
+    jar: SignedCookieJar,
+    uri: &Uri,
+) -> Result<(SignedCookieJar, Operator), Refusal> {
+    let store = &app.authority.store;
+    let Some(current) = session::current(store, &jar).await? else {
+        let back = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/admin".into());
+        return Err(Refusal::SignIn(back));
+    };
+    let settings = store.settings_values().await?;
+    let chrome = Chrome::new(&settings, Some(current.username.clone()));
+    let user = crate::admin::users::show(store, &current.username).await?;
+    let holds = |roles: &[String]| {
+        user.roles
+            .iter()
+            .any(|r| roles.iter().any(|c| c == r.as_str()))
+    };
+    let power = if holds(&settings.console_admin_roles) {
+        Power::Admin
+    } else if holds(&settings.console_auditor_roles) {
+        Power::Auditor
+    } else {
+        return Err(Refusal::Forbidden(
+            chrome,
+            "The console is for administrators and auditors. Ask an administrator for the role if you need it.",
+        ));
+    };
+    let (jar, csrf_token) = session::csrf_token(jar, app.secure_cookies);
+    Ok((
+        jar,
+        Operator {
+            username: current.username,
+            power,
+            chrome,
+            csrf_token,
+        },
+    ))
+}
+
+/// A console form POST: an admin's, with this browser's CSRF token.
+pub async fn change(
+    app: &AppState,
+    jar: SignedCookieJar,
+    uri: &Uri,
+    body: &Bytes,
+) -> Result<(Operator, Params), Refusal> {
+    let form = Params::parse(body).map_err(|_| Refusal::FormExpired)?;
+    if !session::csrf_valid(&jar, form.get("csrf_token")) {
+        return Err(Refusal::FormExpired);
+    }
+    let (_, operator) = operator(app, jar, uri).await?;
+    if !operator.can_change() {
+        return Err(Refusal::Forbidden(
+            operator.chrome,
+            "Auditors can see everything and change nothing.",
+        ));
+    }
+    Ok((operator, form))
+}
+
+/// A view time (RFC 3339) as people read it, to the second.
+pub fn shown_time(view_time: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(view_time)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| view_time.to_owned())
+}

@@ -1,0 +1,105 @@
+//! The console (`/admin`): who is let in (admins change, auditors only look, others get 403,
+//! the signed-out are sent to sign in), CSRF on every change, changes made as the person, the
+//! audit log with its export, an aggregate's history with its past views, and escaping.
+
+use authledger::admin::clients::ClientInput;
+use reqwest::header::LOCATION;
+use reqwest::StatusCode;
+
+use crate::oauth::flow::*;
+use crate::people::forms;
+
+async fn page(flow: &Flow, path: &str) -> (StatusCode, String) {
+    let response = flow.get(path).await;
+    (response.status(), response.text().await.unwrap())
+}
+
+on_both_stores! {
+    async fn only_admins_and_auditors_get_in_and_only_admins_change_anything(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        flow.user("carol", &["auditor"]).await;
+        flow.user("dave", &["reader"]).await;
+        let client = flow.client(web_client()).await;
+        let client_page = format!("/admin/clients/{}", client.client_id);
+
+        let signed_out = flow.get("/admin/clients").await;
+        assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+        assert_eq!(signed_out.headers()[LOCATION], "/login?return_to=%2Fadmin%2Fclients");
+
+        flow.sign_in("dave").await;
+        let (status, html) = page(&flow, "/admin").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+        assert!(html.contains("administrators and auditors"));
+
+        // The auditor sees the client, with no button, and a forged change is refused.
+        flow.fresh_browser();
+        flow.sign_in("carol").await;
+        let (status, html) = page(&flow, &client_page).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Web App") && html.contains("Read-only") && !html.contains("/disable\""), "{html}");
+        let csrf = crate::oauth::flow::hidden_fields(&page(&flow, "/login?return_to=/admin").await.1);
+        let refused = flow.browser.post(flow.app.url(&format!("{client_page}/disable"))).form(&csrf).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+        // The admin changes it, with the form's token; without it, nothing happens.
+        flow.fresh_browser();
+        flow.sign_in("boss").await;
+        let (_, html) = page(&flow, &client_page).await;
+        let form = forms(&html, &format!("{client_page}/disable")).remove(0);
+        let forged = flow.browser.post(flow.app.url(&format!("{client_page}/disable"))).form(&[("reason", "x")]).send().await.unwrap();
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        let mut form = form;
+        form.push(("reason".into(), "rotating vendors".into()));
+        let done = flow.browser.post(flow.app.url(&format!("{client_page}/disable"))).form(&form).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        let (_, html) = page(&flow, &client_page).await;
+        assert!(html.contains("badge disabled"), "{html}");
+
+        // The audit page says who did it and from where, and the export carries it.
+        let (status, html) = page(&flow, &format!("/admin/audit?type=ClientDisabled&client={}", client.client_id)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("ClientDisabled") && html.contains("user:boss") && html.contains("127.0.0.1"), "{html}");
+        let csv = flow.get("/admin/audit/export?format=csv&type=ClientDisabled").await;
+        assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = csv.text().await.unwrap();
+        assert!(csv.starts_with("global_position,occurred_at,event_type") && csv.contains("ClientDisabled") && csv.contains("user:boss"), "{csv}");
+        let jsonl = flow.get("/admin/audit/export?format=jsonl&range=24h").await.text().await.unwrap();
+        assert!(jsonl.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()) && jsonl.contains("ClientRegistered"));
+
+        // The client's history: the latest state, and the state before it was disabled.
+        let (status, html) = page(&flow, &format!("/admin/history/client/{}", client.client_id)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("ClientDisabled") && html.contains("What the selected event changed"), "{html}");
+        let first = html.split("?at=").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let (_, past) = page(&flow, &format!("/admin/history/client/{}?at={first}", client.client_id)).await;
+        assert!(past.contains("A past view") && past.contains("registered.status"), "{past}");
+        let status_now = html.split("<code>registered.status</code>").nth(1).unwrap_or_default();
+        assert!(status_now.contains("active") && status_now.contains("disabled"), "what disabling changed: {html}");
+        let (status, _) = page(&flow, "/admin/history/client/no-such-client").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, bad) = page(&flow, &format!("/admin/history/client/{}?as_of=yesterday", client.client_id)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(bad.contains("as of `yesterday`"), "{bad}");
+    }
+}
+
+on_both_stores! {
+    async fn what_people_typed_is_shown_as_text(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        let client = flow.client(ClientInput { name: "<script>alert(1)</script>".into(), ..web_client() }).await;
+        flow.sign_in("boss").await;
+        for path in ["/admin/clients".to_owned(), format!("/admin/clients/{}", client.client_id), "/admin".to_owned(), "/admin/audit".to_owned()] {
+            let (status, html) = page(&flow, &path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(!html.contains("<script>alert(1)"), "{path}: {html}");
+        }
+        let (_, html) = page(&flow, "/admin/clients?q=script").await;
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || html.contains("&#60;script&#62;"), "{html}");
+        let response = flow.get("/admin/clients").await;
+        let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(!csp.contains("script-src") || !csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+    }
+}
