@@ -89,6 +89,11 @@ impl Browser {
         panic!("chromedriver did not start: {last_error:?}");
     }
 
+    /// Makes the page `width` CSS pixels wide.
+    pub async fn set_width(&self, width: u32) {
+        self.set_viewport_width(width).await;
+    }
+
     async fn set_viewport_width(&self, width: u32) {
         let inner: Value = self.script("return window.innerWidth").await;
         let delta = width as i64 - inner.as_i64().unwrap_or(width as i64);

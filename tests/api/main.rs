@@ -7,6 +7,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod console;
+mod console_in_a_browser;
 mod discovery;
 mod event_log;
 mod health;
