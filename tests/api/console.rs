@@ -103,3 +103,34 @@ on_both_stores! {
         assert_eq!(response.headers()["x-frame-options"], "DENY");
     }
 }
+
+on_both_stores! {
+    async fn an_admin_finds_a_persons_grant_and_revokes_it(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        flow.user("boss", &["admin"]).await;
+        let client = flow.client(web_client()).await;
+        let tokens = crate::people::tokens_for_alice(&flow, &client).await;
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+        flow.fresh_browser();
+        flow.sign_in("boss").await;
+        let (status, html) = page(&flow, "/admin/grants?user=alice&status=active").await;
+        assert_eq!(status, StatusCode::OK);
+        let grant_path = html.split("href=\"/admin/grants/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let (_, grant) = page(&flow, &format!("/admin/grants/{grant_path}")).await;
+        assert!(grant.contains("authorization_code") && grant.contains("access token") && grant.contains("badge active"), "{grant}");
+        assert!(!grant.contains(&access) && !grant.contains(tokens["refresh_token"].as_str().unwrap()), "never a token's value");
+
+        let form = forms(&grant, &format!("/admin/grants/{grant_path}/revoke")).remove(0);
+        let revoked = flow.browser.post(flow.app.url(&format!("/admin/grants/{grant_path}/revoke"))).form(&form).send().await.unwrap();
+        assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+        let (_, body) = {
+            let (status, _, body) = flow.token_at("/oauth/introspect", Auth::Basic(&client), &[("token", &access)]).await;
+            (status, body)
+        };
+        assert_eq!(body["active"], false, "revoked in the console: inactive at introspection");
+        let (_, grant) = page(&flow, &format!("/admin/grants/{grant_path}")).await;
+        assert!(grant.contains("badge revoked") && grant.contains("by user:boss"), "{grant}");
+    }
+}

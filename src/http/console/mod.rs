@@ -6,8 +6,8 @@
 //! so its event says `actor=user:<name>`, with the request's address and user agent. Every
 //! POST carries the CSRF token; values people typed are escaped by the templates.
 //!
-//! One file per page family: `overview.rs`, `clients.rs`, `users.rs`, `audit.rs`,
-//! `history.rs`.
+//! One file per page family: `overview.rs`, `clients.rs`, `users.rs`, `grants.rs`,
+//! `audit.rs`, `history.rs`.
 
 use axum::body::Bytes;
 use axum::http::{StatusCode, Uri};
@@ -24,6 +24,7 @@ use crate::oauth::params::Params;
 
 mod audit;
 mod clients;
+mod grants;
 mod history;
 mod overview;
 mod users;
@@ -42,6 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/users/{username}", get(users::show))
         .route("/users/{username}/disable", post(users::disable))
         .route("/users/{username}/enable", post(users::enable))
+        .route("/grants", get(grants::list))
+        .route("/grants/{id}", get(grants::show))
+        .route("/grants/{id}/revoke", post(grants::revoke))
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::export))
         .route("/history/{kind}/{id}", get(history::history))
