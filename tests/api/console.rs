@@ -134,3 +134,36 @@ on_both_stores! {
         assert!(grant.contains("badge revoked") && grant.contains("by user:boss"), "{grant}");
     }
 }
+
+on_both_stores! {
+    async fn settings_are_changed_from_their_form_and_a_bad_value_is_shown_at_its_field(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        flow.user("carol", &["auditor"]).await;
+        flow.sign_in("boss").await;
+        let (status, html) = page(&flow, "/admin/settings").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Sign-in and sessions") && html.contains("value=\"force\""), "{html}");
+        let mut form = forms(&html, "/admin/settings").into_iter().find(|f| f.contains(&("key".into(), "site_name".into()))).unwrap();
+        form.push(("value".into(), "Example Corp".into()));
+        let saved = flow.browser.post(flow.app.url("/admin/settings")).form(&form).send().await.unwrap();
+        assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+        let (_, html) = page(&flow, "/admin/settings").await;
+        assert!(html.contains("value=\"Example Corp\""));
+        let history = flow.history("Settings", "settings").await;
+        assert_eq!(history.last().map(String::as_str), Some("SettingsChanged"));
+
+        let mut form = forms(&html, "/admin/settings").into_iter().find(|f| f.contains(&("key".into(), "code_ttl".into()))).unwrap();
+        form.push(("value".into(), "9999".into()));
+        let refused = flow.browser.post(flow.app.url("/admin/settings")).form(&form).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let html = refused.text().await.unwrap();
+        let field = html.split("id=\"code_ttl\"").nth(1).unwrap().split("</form>").next().unwrap();
+        assert!(field.contains("role=\"alert\"") && field.contains("value=\"9999\""), "the error at its field: {field}");
+
+        flow.fresh_browser();
+        flow.sign_in("carol").await;
+        let (_, html) = page(&flow, "/admin/settings").await;
+        assert!(html.contains("readonly") && !html.contains(">Save</button>"), "{html}");
+    }
+}

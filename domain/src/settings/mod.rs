@@ -192,6 +192,14 @@ impl Setting {
         self.into()
     }
 
+    /// The value as `settings set` takes it back (`none` for an unset optional value).
+    pub fn value(&self) -> String {
+        let shown = self.to_string();
+        shown
+            .split_once(" = ")
+            .map_or(shown.clone(), |(_, value)| value.to_owned())
+    }
+
     /// Parses `settings set KEY VALUE`. The initial access token is hashed here: the value
     /// typed is the token itself, and only its SHA-256 enters the event.
     pub fn parse(key: &str, value: &str) -> Result<Setting, SettingsError> {
@@ -431,6 +439,40 @@ impl fmt::Display for Setting {
 }
 
 impl SettingsValues {
+    /// Every setting with its value in force, in the order they are declared.
+    pub fn all(&self) -> Vec<Setting> {
+        let v = self.clone();
+        vec![
+            Setting::ConsentMode(v.consent_mode),
+            Setting::AccessTokenTtl(v.access_token_ttl),
+            Setting::RefreshTokenTtl(v.refresh_token_ttl),
+            Setting::CodeTtl(v.code_ttl),
+            Setting::AllowImplicit(v.allow_implicit),
+            Setting::ShowOpenidConfiguration(v.show_openid_configuration),
+            Setting::ShowAuthServerMetadata(v.show_auth_server_metadata),
+            Setting::ShowProtectedResourceMetadata(v.show_protected_resource_metadata),
+            Setting::ResourceName(v.resource_name),
+            Setting::ResourceDocumentation(v.resource_documentation),
+            Setting::ResourcePolicyUri(v.resource_policy_uri),
+            Setting::ResourceTosUri(v.resource_tos_uri),
+            Setting::EnableDynamicRegistration(v.enable_dynamic_registration),
+            Setting::RegistrationInitialAccessToken(v.registration_initial_access_token),
+            Setting::RegistrationRateLimit(v.registration_rate_limit),
+            Setting::AllowedPublicClientOrigins(v.allowed_public_client_origins),
+            Setting::KeyActivationDelay(v.key_activation_delay),
+            Setting::KeyRotationPeriod(v.key_rotation_period),
+            Setting::LoginMaxFailures(v.login_max_failures),
+            Setting::LoginLockoutSeconds(v.login_lockout_seconds),
+            Setting::SiteName(v.site_name),
+            Setting::SiteLogoUri(v.site_logo_uri),
+            Setting::RequireTwoFactor(v.require_two_factor),
+            Setting::SessionLifetime(v.session_lifetime),
+            Setting::SessionIdleTimeout(v.session_idle_timeout),
+            Setting::ConsoleAdminRoles(v.console_admin_roles),
+            Setting::ConsoleAuditorRoles(v.console_auditor_roles),
+        ]
+    }
+
     fn with(&self, setting: &Setting) -> SettingsValues {
         let mut next = self.clone();
         match setting.clone() {

@@ -100,3 +100,16 @@ fn a_settings_key_is_the_name_its_events_carry() {
         "{unknown}"
     );
 }
+
+#[test]
+fn every_setting_is_listed_once_and_its_value_parses_back() {
+    let all = SettingsValues::default().all();
+    assert_eq!(all.len(), <Setting as strum::VariantNames>::VARIANTS.len());
+    for setting in all {
+        if matches!(setting, Setting::RegistrationInitialAccessToken(_)) {
+            continue; // shown as `(set)` or `none`, never the token
+        }
+        let again = Setting::parse(setting.key(), &setting.value()).unwrap();
+        assert_eq!(again, setting, "{}", setting.key());
+    }
+}

@@ -7,7 +7,7 @@
 //! POST carries the CSRF token; values people typed are escaped by the templates.
 //!
 //! One file per page family: `overview.rs`, `clients.rs`, `users.rs`, `grants.rs`,
-//! `audit.rs`, `history.rs`.
+//! `audit.rs`, `history.rs`, `settings.rs`.
 
 use axum::body::Bytes;
 use axum::http::{StatusCode, Uri};
@@ -27,6 +27,7 @@ mod clients;
 mod grants;
 mod history;
 mod overview;
+mod settings;
 mod users;
 
 /// How many rows a list page shows.
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/grants", get(grants::list))
         .route("/grants/{id}", get(grants::show))
         .route("/grants/{id}/revoke", post(grants::revoke))
+        .route("/settings", get(settings::show).post(settings::set))
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::export))
         .route("/history/{kind}/{id}", get(history::history))
