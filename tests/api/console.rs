@@ -167,3 +167,51 @@ on_both_stores! {
         assert!(html.contains("readonly") && !html.contains(">Save</button>"), "{html}");
     }
 }
+
+on_both_stores! {
+    async fn an_admin_creates_a_client_rotates_its_secret_and_deletes_it(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        flow.sign_in("boss").await;
+        let (status, html) = page(&flow, "/admin/clients/new").await;
+        assert_eq!(status, StatusCode::OK);
+        let base = forms(&html, "/admin/clients/new").remove(0);
+        let post = |fields: Vec<(&str, &str)>| {
+            let mut form = base.clone();
+            form.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+            flow.browser.post(flow.app.url("/admin/clients/new")).form(&form).send()
+        };
+
+        let refused = post(vec![("client_name", "Payroll"), ("redirect_uris", "/relative"), ("grant_authorization_code", "on")]).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let html = refused.text().await.unwrap();
+        let at_field = html.split("id=\"redirect_uris\"").nth(1).unwrap().split("<label").next().unwrap();
+        assert!(at_field.contains("class=\"error\"") && at_field.contains("/relative"), "the error at its field: {at_field}");
+        assert!(html.contains("value=\"Payroll\""), "what was typed is kept");
+
+        let created = post(vec![("client_name", "Payroll"), ("redirect_uris", "https://payroll.example/cb"), ("grant_authorization_code", "on"), ("grant_refresh_token", "on"), ("scope", "openid email")]).await.unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let html = created.text().await.unwrap();
+        assert!(html.contains("alcs_") && html.contains("shown only this once"), "{html}");
+        let id = html.split("<dt>Client id</dt><dd><code>").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        let audit = crate::helpers::cli(&flow.app.db, &["audit", "--type", "ClientRegistered", "--format", "json"]);
+        assert!(String::from_utf8_lossy(&audit.stdout).contains("\"actor\":\"user:boss\""));
+
+        let (_, client) = page(&flow, &format!("/admin/clients/{id}")).await;
+        let rotate = forms(&client, &format!("/admin/clients/{id}/rotate-secret")).remove(0);
+        let rotated = flow.browser.post(flow.app.url(&format!("/admin/clients/{id}/rotate-secret"))).form(&rotate).send().await.unwrap();
+        assert_eq!(rotated.status(), StatusCode::OK);
+        assert!(rotated.text().await.unwrap().contains("alcs_"));
+
+        let mut delete = forms(&client, &format!("/admin/clients/{id}/delete")).remove(0);
+        delete.push(("confirm_name".into(), "Payrol".into()));
+        let wrong = flow.browser.post(flow.app.url(&format!("/admin/clients/{id}/delete"))).form(&delete).send().await.unwrap();
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST, "a mistyped name deletes nothing");
+        delete.pop();
+        delete.push(("confirm_name".into(), "Payroll".into()));
+        let deleted = flow.browser.post(flow.app.url(&format!("/admin/clients/{id}/delete"))).form(&delete).send().await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+        let history = flow.history("Client", &id).await;
+        assert_eq!(history, vec!["ClientRegistered", "ClientSecretRotated", "ClientDeleted"]);
+    }
+}

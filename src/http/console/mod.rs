@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::oauth::params::Params;
 
 mod audit;
+mod client_forms;
 mod clients;
 mod grants;
 mod history;
@@ -37,7 +38,16 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(overview::overview))
         .route("/clients", get(clients::list))
+        .route(
+            "/clients/new",
+            get(client_forms::new_form).post(client_forms::create),
+        )
         .route("/clients/{id}", get(clients::show))
+        .route(
+            "/clients/{id}/rotate-secret",
+            post(client_forms::rotate_secret),
+        )
+        .route("/clients/{id}/delete", post(client_forms::delete))
         .route("/clients/{id}/disable", post(clients::disable))
         .route("/clients/{id}/enable", post(clients::enable))
         .route("/users", get(users::list))

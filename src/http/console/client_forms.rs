@@ -1,0 +1,294 @@
+//! Creating a client, rotating its secret and deleting it, from the console: the same
+//! operations as `authledger client create|rotate-secret|delete`. A new secret is shown once,
+//! on the page that answers the POST, and never again.
+
+use askama::Template;
+use authledger_domain::client::RegistrationSource;
+use authledger_domain::metadata::Actor;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::SignedCookieJar;
+
+use super::{change, operator, Operator, Refusal};
+use crate::admin::clients::{ClientInput, InvalidClientInput};
+use crate::error::AppError;
+use crate::http::context::RequestContext;
+use crate::http::pages::{render, Chrome};
+use crate::http::AppState;
+use crate::oauth::params::Params;
+
+/// The form's values, as typed (kept when a field is refused).
+#[derive(Default)]
+struct Typed {
+    name: String,
+    redirect_uris: String,
+    scope: String,
+    grant_types: Vec<String>,
+    public: bool,
+    skip_authorization: bool,
+    require_pkce: bool,
+    allowed_roles: String,
+    client_uri: String,
+    logo_uri: String,
+    policy_uri: String,
+    tos_uri: String,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: String,
+}
+
+impl Typed {
+    fn from_form(form: &Params) -> Typed {
+        let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+        Typed {
+            name: text("client_name"),
+            redirect_uris: text("redirect_uris"),
+            scope: text("scope"),
+            grant_types: [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "implicit",
+            ]
+            .into_iter()
+            .filter(|g| form.get(&format!("grant_{g}")).is_some())
+            .map(str::to_owned)
+            .collect(),
+            public: form.get("public").is_some(),
+            skip_authorization: form.get("skip_authorization").is_some(),
+            require_pkce: form.get("require_pkce").is_some(),
+            allowed_roles: text("allowed_roles"),
+            client_uri: text("client_uri"),
+            logo_uri: text("logo_uri"),
+            policy_uri: text("policy_uri"),
+            tos_uri: text("tos_uri"),
+            post_logout_redirect_uris: text("post_logout_redirect_uris"),
+            backchannel_logout_uri: text("backchannel_logout_uri"),
+        }
+    }
+
+    fn input(&self) -> ClientInput {
+        let lines = |s: &str| {
+            s.split(['\n', ' '])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let optional = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+        ClientInput {
+            name: self.name.clone(),
+            redirect_uris: lines(&self.redirect_uris),
+            scope: optional(&self.scope),
+            grant_types: self.grant_types.clone(),
+            public: self.public,
+            skip_authorization: self.skip_authorization,
+            require_pkce: self.require_pkce,
+            allowed_roles: lines(&self.allowed_roles.replace(',', " ")),
+            client_uri: optional(&self.client_uri),
+            logo_uri: optional(&self.logo_uri),
+            policy_uri: optional(&self.policy_uri),
+            tos_uri: optional(&self.tos_uri),
+            post_logout_redirect_uris: lines(&self.post_logout_redirect_uris),
+            backchannel_logout_uri: optional(&self.backchannel_logout_uri),
+            ..ClientInput::default()
+        }
+    }
+
+    fn grants(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/client_new.html")]
+struct NewClientPage<'a> {
+    chrome: &'a Chrome,
+    operator: &'a Operator,
+    typed: Typed,
+    /// The field refused, and why.
+    error: Option<(String, String)>,
+}
+
+impl NewClientPage<'_> {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(f, _)| f == field)
+            .map(|(_, why)| why.as_str())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/secret.html")]
+struct SecretPage<'a> {
+    chrome: &'a Chrome,
+    operator: &'a Operator,
+    title: &'a str,
+    client_id: &'a str,
+    secret: Option<&'a str>,
+}
+
+pub async fn new_form(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Response {
+    let page = async {
+        let (jar, operator) = operator(&app, jar, &uri).await?;
+        if !operator.can_change() {
+            return Err(Refusal::Forbidden(
+                operator.chrome,
+                "Auditors can see everything and change nothing.",
+            ));
+        }
+        let typed = Typed {
+            scope: crate::admin::clients::DEFAULT_SCOPES.to_owned(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            ..Typed::default()
+        };
+        let page = NewClientPage {
+            chrome: &operator.chrome,
+            operator: &operator,
+            typed,
+            error: None,
+        };
+        Ok((jar, render(StatusCode::OK, &page)).into_response())
+    };
+    page.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The form field a refusal belongs to.
+fn field_of(invalid: &InvalidClientInput) -> &'static str {
+    match invalid.field {
+        "redirect_uri" | "default_redirect_uri" => "redirect_uris",
+        "post_logout_redirect_uri" => "post_logout_redirect_uris",
+        "grant_types" | "token_endpoint_auth_method" => "grant_types",
+        other => other,
+    }
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    body: Bytes,
+) -> Response {
+    let done = async {
+        let (operator, form) = change(&app, jar, &uri, &body).await?;
+        let typed = Typed::from_form(&form);
+        let refused = |field: String, why: String, typed: Typed| {
+            let page = NewClientPage {
+                chrome: &operator.chrome,
+                operator: &operator,
+                typed,
+                error: Some((field, why)),
+            };
+            render(StatusCode::BAD_REQUEST, &page)
+        };
+        let metadata = match typed.input().parse() {
+            Ok(metadata) => metadata,
+            Err(invalid) => {
+                return Ok(refused(
+                    field_of(&invalid).to_owned(),
+                    invalid.message(),
+                    typed,
+                ))
+            }
+        };
+        let actor = context.metadata(Actor::User(operator.username.clone()));
+        let store = &app.authority.store;
+        let registered = crate::admin::clients::register_parsed(
+            store,
+            metadata,
+            RegistrationSource::Admin,
+            None,
+            &actor,
+            Some(&app.authority.master),
+        )
+        .await;
+        let client = match registered {
+            Ok(client) => client,
+            Err(AppError::Invalid { field, message }) => {
+                let field = match field.as_deref() {
+                    Some(f) if f.starts_with("redirect_uri") => "redirect_uris".to_owned(),
+                    Some(f) => f.to_owned(),
+                    None => "client_name".to_owned(),
+                };
+                return Ok(refused(field, message, typed));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let page = SecretPage {
+            chrome: &operator.chrome,
+            operator: &operator,
+            title: "Client created",
+            client_id: client.client_id.as_str(),
+            secret: client.client_secret.as_ref().map(|s| s.reveal()),
+        };
+        Ok::<_, Refusal>(render(StatusCode::CREATED, &page))
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/clients/{id}/rotate-secret`, optionally revoking every token (`revoke_tokens`).
+pub async fn rotate_secret(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let done = async {
+        let (operator, form) = change(&app, jar, &uri, &body).await?;
+        let revoke = form.get("revoke_tokens").is_some();
+        let actor = context.metadata(Actor::User(operator.username.clone()));
+        let secret = crate::admin::clients::rotate_secret(
+            &app.authority.store,
+            &id,
+            revoke,
+            &actor,
+            Some(&app.authority.master),
+        )
+        .await?;
+        let page = SecretPage {
+            chrome: &operator.chrome,
+            operator: &operator,
+            title: "Secret rotated",
+            client_id: &id,
+            secret: Some(secret.reveal()),
+        };
+        Ok::<_, Refusal>(render(StatusCode::OK, &page))
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/clients/{id}/delete`, confirmed by typing the client's name.
+pub async fn delete(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let done = async {
+        let (operator, form) = change(&app, jar, &uri, &body).await?;
+        let store = &app.authority.store;
+        let client = crate::admin::clients::show(store, &id).await?;
+        if form.get("confirm_name").map(str::trim) != Some(client.name.trim()) {
+            return Err(AppError::invalid_field(
+                "confirm_name",
+                "type the client's name exactly to delete it",
+            )
+            .into());
+        }
+        let actor = context.metadata(Actor::User(operator.username));
+        crate::admin::clients::delete(store, &id, &actor).await?;
+        Ok::<_, Refusal>(Redirect::to("/admin/clients").into_response())
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
+}
