@@ -215,3 +215,46 @@ on_both_stores! {
         assert_eq!(history, vec!["ClientRegistered", "ClientSecretRotated", "ClientDeleted"]);
     }
 }
+
+on_both_stores! {
+    async fn an_admin_creates_a_person_and_sets_their_roles_and_password(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        flow.sign_in("boss").await;
+        let (status, html) = page(&flow, "/admin/users/new").await;
+        assert_eq!(status, StatusCode::OK);
+        let mut form = forms(&html, "/admin/users/new").remove(0);
+        let mut short = form.clone();
+        short.extend([("username".into(), "erin".into()), ("password".into(), "short".into())]);
+        let refused = flow.browser.post(flow.app.url("/admin/users/new")).form(&short).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.text().await.unwrap().contains("value=\"erin\""));
+        form.extend([
+            ("username".into(), "erin".into()),
+            ("password".into(), "a long enough password".into()),
+            ("email".into(), "erin@example.com".into()),
+            ("roles".into(), "auditor, reader".into()),
+        ]);
+        let created = flow.browser.post(flow.app.url("/admin/users/new")).form(&form).send().await.unwrap();
+        assert_eq!(created.status(), StatusCode::SEE_OTHER);
+        assert_eq!(created.headers()[LOCATION], "/admin/users/erin");
+
+        let (_, html) = page(&flow, "/admin/users/erin").await;
+        assert!(html.contains("auditor, reader"), "{html}");
+        let mut roles = forms(&html, "/admin/users/erin/roles").remove(0);
+        roles.push(("roles".into(), "reader".into()));
+        flow.browser.post(flow.app.url("/admin/users/erin/roles")).form(&roles).send().await.unwrap();
+        let mut password = forms(&html, "/admin/users/erin/password").remove(0);
+        password.push(("password".into(), "another long password".into()));
+        let set = flow.browser.post(flow.app.url("/admin/users/erin/password")).form(&password).send().await.unwrap();
+        assert_eq!(set.status(), StatusCode::SEE_OTHER);
+        let history = flow.history("User", "erin").await;
+        assert_eq!(history, vec!["UserRegistered", "RolesSet", "PasswordChanged"]);
+
+        flow.fresh_browser();
+        let signed = flow.sign_in_with("erin", "another long password", "/account").await;
+        assert_eq!(signed.status(), StatusCode::SEE_OTHER, "the new password works");
+        let (status, _) = page(&flow, "/admin").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "no longer an auditor");
+    }
+}

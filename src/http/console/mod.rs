@@ -29,6 +29,7 @@ mod grants;
 mod history;
 mod overview;
 mod settings;
+mod user_forms;
 mod users;
 
 /// How many rows a list page shows.
@@ -51,7 +52,17 @@ pub fn router() -> Router<AppState> {
         .route("/clients/{id}/disable", post(clients::disable))
         .route("/clients/{id}/enable", post(clients::enable))
         .route("/users", get(users::list))
+        .route(
+            "/users/new",
+            get(user_forms::new_form).post(user_forms::create),
+        )
         .route("/users/{username}", get(users::show))
+        .route("/users/{username}/roles", post(user_forms::set_roles))
+        .route("/users/{username}/password", post(user_forms::set_password))
+        .route(
+            "/users/{username}/two-factor/reset",
+            post(user_forms::reset_two_factor),
+        )
         .route("/users/{username}/disable", post(users::disable))
         .route("/users/{username}/enable", post(users::enable))
         .route("/grants", get(grants::list))

@@ -68,6 +68,8 @@ struct UserPage<'a> {
     operator: &'a Operator,
     user: UserSummary,
     roles: String,
+    /// The roles as the roles field takes them.
+    roles_input: String,
     consents: Vec<ConsentRecord>,
     sign_ins: Vec<AuditRecord>,
 }
@@ -99,6 +101,7 @@ pub async fn show(
             } else {
                 roles.join(", ")
             },
+            roles_input: roles.join(", "),
             user,
             consents,
             sign_ins,
