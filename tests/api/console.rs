@@ -258,3 +258,33 @@ on_both_stores! {
         assert_eq!(status, StatusCode::FORBIDDEN, "no longer an auditor");
     }
 }
+
+on_both_stores! {
+    async fn an_admin_rotates_the_keys_and_rebuilds_the_views(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        flow.sign_in("boss").await;
+        let (status, html) = page(&flow, "/admin/keys").await;
+        assert_eq!(status, StatusCode::OK);
+        let before = html.matches("<tr><td data-label=\"Key id\">").count();
+        assert!(before >= 3, "{html}");
+        let form = forms(&html, "/admin/keys/rotate").remove(0);
+        let rotated = flow.browser.post(flow.app.url("/admin/keys/rotate")).form(&form).send().await.unwrap();
+        assert_eq!(rotated.status(), StatusCode::SEE_OTHER);
+        let (_, html) = page(&flow, "/admin/keys").await;
+        assert_eq!(html.matches("<tr><td data-label=\"Key id\">").count(), before + 3);
+        assert!(html.contains("published"), "{html}");
+
+        let (status, html) = page(&flow, "/admin/projections").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("clients") && html.contains("audit"), "{html}");
+        let mut form = forms(&html, "/admin/projections/rebuild").remove(0);
+        form.push(("name".into(), "users".into()));
+        let rebuilt = flow.browser.post(flow.app.url("/admin/projections/rebuild")).form(&form).send().await.unwrap();
+        assert_eq!(rebuilt.status(), StatusCode::OK);
+        assert!(rebuilt.text().await.unwrap().contains("Rebuilt users from"));
+        let (status, html) = page(&flow, "/admin/users").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("boss"), "the rebuilt view serves");
+    }
+}

@@ -27,6 +27,7 @@ mod client_forms;
 mod clients;
 mod grants;
 mod history;
+mod operations;
 mod overview;
 mod settings;
 mod user_forms;
@@ -69,6 +70,10 @@ pub fn router() -> Router<AppState> {
         .route("/grants/{id}", get(grants::show))
         .route("/grants/{id}/revoke", post(grants::revoke))
         .route("/settings", get(settings::show).post(settings::set))
+        .route("/keys", get(operations::keys))
+        .route("/keys/rotate", post(operations::rotate))
+        .route("/projections", get(operations::projections))
+        .route("/projections/rebuild", post(operations::rebuild))
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::export))
         .route("/history/{kind}/{id}", get(history::history))
