@@ -372,6 +372,21 @@ impl Projection for AuditLog {
 }
 
 impl AuditLog {
+    /// How many events of `event_type` happened in each hour since `since` (a view time), by
+    /// hour (`YYYY-MM-DDTHH`); hours without one are absent.
+    pub async fn hourly(
+        db: &Db,
+        event_type: &str,
+        since: &str,
+    ) -> Result<Vec<(String, i64)>, ProjectionError> {
+        let sql = "SELECT substr(occurred_at, 1, 13) AS hour, COUNT(*) AS n FROM audit_log \
+                   WHERE event_type = $1 AND occurred_at >= $2 GROUP BY substr(occurred_at, 1, 13) \
+                   ORDER BY hour";
+        Ok(
+            on_db!(db, pool => sqlx::query_as(sql).bind(event_type).bind(since).fetch_all(pool).await)?,
+        )
+    }
+
     /// Audit rows matching `filter`, newest first, before the position `before` (keyset
     /// paging back through any size of log: each page is one index range).
     pub async fn newest(

@@ -387,6 +387,12 @@ pub struct GrantRecord {
 }
 
 impl GrantsView {
+    /// How many grants are in force.
+    pub async fn count_active(db: &Db) -> Result<i64, ProjectionError> {
+        let sql = "SELECT COUNT(*) FROM grant_view WHERE status = 'active'";
+        Ok(on_db!(db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
+    }
+
     /// The clients that got an ID token (a grant with `openid`) in the sign-in session whose
     /// id hashes to `session_hash`.
     pub async fn clients_of_session(

@@ -288,3 +288,23 @@ on_both_stores! {
         assert!(html.contains("boss"), "the rebuilt view serves");
     }
 }
+
+on_both_stores! {
+    async fn the_overview_charts_tokens_and_sign_ins_per_hour(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        flow.user("boss", &["admin"]).await;
+        let client = flow.client(web_client()).await;
+        crate::people::tokens_for_alice(&flow, &client).await;
+        flow.fresh_browser();
+        flow.sign_in("boss").await;
+        flow.app.settle().await;
+        let (status, html) = page(&flow, "/admin").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("1 grants in force"), "{html}");
+        assert_eq!(html.matches("<svg viewBox").count(), 5, "five charts");
+        assert!(html.contains(": 1 tokens</title>"), "{html}");
+        assert!(html.contains("aria-label=\"2 sign-ins in all"), "alice and boss: {html}");
+        assert!(html.contains("Top clients") && html.contains("Web App"), "{html}");
+    }
+}

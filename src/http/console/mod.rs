@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::oauth::params::Params;
 
 mod audit;
+mod chart;
 mod client_forms;
 mod clients;
 mod grants;

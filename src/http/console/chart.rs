@@ -1,0 +1,90 @@
+//! Bar charts for the console, drawn by the server as inline SVG: no script, nothing fetched,
+//! readable without colour (each bar carries its value in a `<title>`, shown on hover, and
+//! the chart an `aria-label` summary). A charting crate (plotters) would bring dozens of
+//! crates for the one kind of chart the overview needs.
+
+use std::fmt::Write;
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 180.0;
+const LEFT: f64 = 44.0;
+const BOTTOM: f64 = 22.0;
+const TOP: f64 = 10.0;
+
+/// An XML text node's escaping.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A bar per `(label, value)`, in order; every `label_every`-th label is written under the
+/// axis. `unit` names what is counted ("tokens").
+pub fn bars(points: &[(String, u64)], unit: &str, label_every: usize, colour: &str) -> String {
+    let max = points.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let total: u64 = points.iter().map(|(_, v)| *v).sum();
+    let plot_width = WIDTH - LEFT;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let slot = plot_width / points.len().max(1) as f64;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" role="img" aria-label="{} {} in all, at most {} in one bar">"#,
+        total,
+        escape(unit),
+        max
+    );
+    // The value axis: zero and the maximum.
+    let base = TOP + plot_height;
+    let _ = write!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{base}" x2="{WIDTH}" y2="{base}" stroke="#767676"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}" stroke="#767676"/><text x="{}" y="{}" text-anchor="end" font-size="11">{max}</text><text x="{}" y="{base}" text-anchor="end" font-size="11">0</text>"##,
+        LEFT - 4.0,
+        TOP + 10.0,
+        LEFT - 4.0
+    );
+    for (i, (label, value)) in points.iter().enumerate() {
+        let height = plot_height * (*value as f64) / (max as f64);
+        let x = LEFT + slot * i as f64 + slot * 0.1;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{height:.1}" fill="{colour}"><title>{}: {value} {}</title></rect>"#,
+            base - height,
+            (slot * 0.8).max(1.0),
+            escape(label),
+            escape(unit)
+        );
+        if label_every > 0 && i % label_every == 0 {
+            let _ = write!(
+                svg,
+                r#"<text x="{x:.1}" y="{}" font-size="10">{}</text>"#,
+                HEIGHT - 6.0,
+                escape(label)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_has_a_bar_per_point_with_its_value_and_says_its_total() {
+        let points = vec![
+            ("09:00".to_owned(), 3),
+            ("10:00".to_owned(), 0),
+            ("11:00".to_owned(), 7),
+        ];
+        let svg = bars(&points, "tokens", 1, "#0b57d0");
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert!(svg.contains("<title>11:00: 7 tokens</title>"));
+        assert!(svg.contains(r#"aria-label="10 tokens in all, at most 7 in one bar""#));
+        assert!(
+            bars(&[], "tokens", 1, "#000").starts_with("<svg"),
+            "no data draws an empty chart"
+        );
+    }
+}
