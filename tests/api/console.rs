@@ -308,3 +308,38 @@ on_both_stores! {
         assert!(html.contains("Top clients") && html.contains("Web App"), "{html}");
     }
 }
+
+on_both_stores! {
+    async fn an_admin_edits_a_client_and_what_the_form_does_not_show_stays(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("boss", &["admin"]).await;
+        let client = flow
+            .client(ClientInput {
+                token_endpoint_auth_method: Some("client_secret_post".into()),
+                contacts: vec!["ops@app.example".into()],
+                ..web_client()
+            })
+            .await;
+        flow.sign_in("boss").await;
+        let path = format!("/admin/clients/{}/edit", client.client_id);
+        let (status, html) = page(&flow, &path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("value=\"Web App\"") && html.contains("https://app.example/callback"), "{html}");
+        let mut form: Vec<(String, String)> = forms(&html, &path).remove(0).into_iter().collect();
+        form.extend([
+            ("client_name".to_owned(), "Web App 2".to_owned()),
+            ("redirect_uris".to_owned(), "https://app.example/callback https://app.example/other".to_owned()),
+            ("scope".to_owned(), "openid email".to_owned()),
+            ("grant_authorization_code".to_owned(), "on".to_owned()),
+        ]);
+        let saved = flow.browser.post(flow.app.url(&path)).form(&form).send().await.unwrap();
+        assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+        let shown = authledger::admin::clients::show(&flow.store, client.client_id.as_str()).await.unwrap();
+        assert_eq!(shown.name, "Web App 2");
+        assert_eq!(shown.metadata.redirect_uris.len(), 2);
+        assert_eq!(shown.metadata.token_endpoint_auth_method.as_str(), "client_secret_post", "kept");
+        assert_eq!(shown.metadata.contacts, vec!["ops@app.example".to_owned()], "kept");
+        let history = flow.history("Client", client.client_id.as_str()).await;
+        assert_eq!(history.last().map(String::as_str), Some("ClientUpdated"));
+    }
+}

@@ -96,6 +96,47 @@ impl Typed {
         }
     }
 
+    /// The form filled in with a client's registry entry.
+    fn from_metadata(m: &authledger_domain::client::ClientMetadata) -> Typed {
+        // Space-separated: form values may not hold line breaks (`oauth::params`).
+        let lines = |items: Vec<&str>| items.join(" ");
+        let text = |u: &Option<authledger_domain::oauth::WebUrl>| {
+            u.as_ref()
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        Typed {
+            name: m.name.clone(),
+            redirect_uris: lines(m.redirect_uris.iter().map(|u| u.as_str()).collect()),
+            scope: m.scopes.to_string(),
+            grant_types: m
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            public: m.token_endpoint_auth_method.is_public(),
+            skip_authorization: m.skip_authorization,
+            require_pkce: m.require_pkce,
+            allowed_roles: m
+                .allowed_roles
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            client_uri: text(&m.client_uri),
+            logo_uri: text(&m.logo_uri),
+            policy_uri: text(&m.policy_uri),
+            tos_uri: text(&m.tos_uri),
+            post_logout_redirect_uris: lines(
+                m.post_logout_redirect_uris
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect(),
+            ),
+            backchannel_logout_uri: text(&m.backchannel_logout_uri),
+        }
+    }
+
     fn grants(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
     }
@@ -106,6 +147,10 @@ impl Typed {
 struct NewClientPage<'a> {
     chrome: &'a Chrome,
     operator: &'a Operator,
+    /// Where the form posts, its title and its button.
+    action: String,
+    title: &'a str,
+    submit: &'a str,
     typed: Typed,
     /// The field refused, and why.
     error: Option<(String, String)>,
@@ -151,6 +196,9 @@ pub async fn new_form(
         let page = NewClientPage {
             chrome: &operator.chrome,
             operator: &operator,
+            action: "/admin/clients/new".into(),
+            title: "New client",
+            submit: "Create client",
             typed,
             error: None,
         };
@@ -183,6 +231,9 @@ pub async fn create(
             let page = NewClientPage {
                 chrome: &operator.chrome,
                 operator: &operator,
+                action: "/admin/clients/new".into(),
+                title: "New client",
+                submit: "Create client",
                 typed,
                 error: Some((field, why)),
             };
@@ -289,6 +340,105 @@ pub async fn delete(
         let actor = context.metadata(Actor::User(operator.username));
         crate::admin::clients::delete(store, &id, &actor).await?;
         Ok::<_, Refusal>(Redirect::to("/admin/clients").into_response())
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /admin/clients/{id}/edit`: the client's registry entry as a form.
+pub async fn edit_form(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(id): Path<String>,
+) -> Response {
+    let page = async {
+        let (jar, operator) = operator(&app, jar, &uri).await?;
+        if !operator.can_change() {
+            return Err(Refusal::Forbidden(
+                operator.chrome,
+                "Auditors can see everything and change nothing.",
+            ));
+        }
+        let client = crate::admin::clients::show(&app.authority.store, &id).await?;
+        let page = NewClientPage {
+            chrome: &operator.chrome,
+            operator: &operator,
+            action: format!("/admin/clients/{id}/edit"),
+            title: "Edit client",
+            submit: "Save",
+            typed: Typed::from_metadata(&client.metadata),
+            error: None,
+        };
+        Ok((jar, render(StatusCode::OK, &page)).into_response())
+    };
+    page.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/clients/{id}/edit`: the form's fields replace the client's; what the form
+/// does not show (how it authenticates, how its ID tokens are signed, contacts, software)
+/// stays as it was.
+pub async fn edit(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let done = async {
+        let (operator, form) = change(&app, jar, &uri, &body).await?;
+        let store = &app.authority.store;
+        let current = crate::admin::clients::show(store, &id).await?.metadata;
+        let typed = Typed::from_form(&form);
+        let refused = |field: String, why: String, typed: Typed| {
+            let page = NewClientPage {
+                chrome: &operator.chrome,
+                operator: &operator,
+                action: format!("/admin/clients/{id}/edit"),
+                title: "Edit client",
+                submit: "Save",
+                typed,
+                error: Some((field, why)),
+            };
+            render(StatusCode::BAD_REQUEST, &page)
+        };
+        let mut edited = match typed.input().parse() {
+            Ok(metadata) => metadata,
+            Err(invalid) => {
+                return Ok(refused(
+                    field_of(&invalid).to_owned(),
+                    invalid.message(),
+                    typed,
+                ))
+            }
+        };
+        if !edited.token_endpoint_auth_method.is_public()
+            && !current.token_endpoint_auth_method.is_public()
+        {
+            edited.token_endpoint_auth_method = current.token_endpoint_auth_method;
+        }
+        edited.default_redirect_uri = current
+            .default_redirect_uri
+            .clone()
+            .filter(|d| edited.redirect_uris.contains(d));
+        edited.id_token_signed_response_alg = current.id_token_signed_response_alg;
+        edited.frappe_claims = current.frappe_claims;
+        edited.contacts = current.contacts.clone();
+        edited.software_id = current.software_id.clone();
+        edited.software_version = current.software_version.clone();
+        edited.backchannel_logout_session_required = current.backchannel_logout_session_required;
+        let actor = context.metadata(Actor::User(operator.username.clone()));
+        match crate::admin::clients::replace(store, &id, edited, &actor).await {
+            Ok(()) => {
+                Ok::<_, Refusal>(Redirect::to(&format!("/admin/clients/{id}")).into_response())
+            }
+            Err(AppError::Invalid { field, message }) => Ok(refused(
+                field.unwrap_or_else(|| "client_name".into()),
+                message,
+                typed,
+            )),
+            Err(error) => Err(error.into()),
+        }
     };
     done.await.unwrap_or_else(IntoResponse::into_response)
 }

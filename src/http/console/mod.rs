@@ -51,6 +51,10 @@ pub fn router() -> Router<AppState> {
             post(client_forms::rotate_secret),
         )
         .route("/clients/{id}/delete", post(client_forms::delete))
+        .route(
+            "/clients/{id}/edit",
+            get(client_forms::edit_form).post(client_forms::edit),
+        )
         .route("/clients/{id}/disable", post(clients::disable))
         .route("/clients/{id}/enable", post(clients::enable))
         .route("/users", get(users::list))
