@@ -192,6 +192,33 @@ impl Browser {
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Runs `steps`; if one fails, saves a screenshot and the page's HTML as
+    /// `target/browser-failures/NAME.png` and `.html` (named in the failure) before failing.
+    pub async fn run(self, name: &str, steps: impl AsyncFnOnce(&Browser)) {
+        use futures::FutureExt;
+        let outcome = std::panic::AssertUnwindSafe(steps(&self))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = outcome {
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-failures");
+            let _ = std::fs::create_dir_all(&dir);
+            if let Ok(png) = self.client.screenshot().await {
+                let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            }
+            if let Ok(html) = self.client.source().await {
+                let _ = std::fs::write(dir.join(format!("{name}.html")), html);
+            }
+            eprintln!(
+                "the page at the failure: {}/{name}.png and .html",
+                dir.display()
+            );
+            self.close().await;
+            std::panic::resume_unwind(panic);
+        }
+        self.close().await;
+    }
+
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
     }
