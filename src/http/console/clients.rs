@@ -6,11 +6,11 @@ use authledger_projections::clients::{ClientSummary, ClientsView};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
-use super::{change, operator, shown_time, Operator, Refusal, PAGE};
+use super::{act, operator, shown_time, Operator, Refusal, PAGE};
 use crate::admin;
 use crate::http::context::RequestContext;
 use crate::http::pages::{render, Chrome};
@@ -177,21 +177,13 @@ pub async fn disable(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, form) = change(&app, jar, &uri, &body).await?;
+    act(&app, jar, &uri, &context, &body, async |actor, form| {
         let reason = form.get("reason").map(str::trim).filter(|r| !r.is_empty());
-        let metadata =
-            context.metadata(authledger_domain::metadata::Actor::User(operator.username));
-        admin::clients::disable(
-            &app.authority.store,
-            &id,
-            reason.map(str::to_owned),
-            &metadata,
-        )
-        .await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/clients/{id}")).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+        admin::clients::disable(&app.authority.store, &id, reason.map(str::to_owned), &actor)
+            .await?;
+        Ok(format!("/admin/clients/{id}"))
+    })
+    .await
 }
 
 /// `POST /admin/clients/{id}/enable`.
@@ -203,12 +195,9 @@ pub async fn enable(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let metadata =
-            context.metadata(authledger_domain::metadata::Actor::User(operator.username));
-        admin::clients::enable(&app.authority.store, &id, &metadata).await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/clients/{id}")).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        admin::clients::enable(&app.authority.store, &id, &actor).await?;
+        Ok(format!("/admin/clients/{id}"))
+    })
+    .await
 }

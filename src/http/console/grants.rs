@@ -2,16 +2,15 @@
 //! token it issued, by hash prefix, never the value), and revoking it.
 
 use askama::Template;
-use authledger_domain::metadata::Actor;
 use authledger_projections::grants::{GrantRecord, GrantsView, Subject};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
-use super::{change, operator, shown_time, Operator, Refusal, PAGE};
+use super::{act, operator, shown_time, Operator, Refusal, PAGE};
 use crate::error::AppError;
 use crate::http::context::RequestContext;
 use crate::http::pages::{render, Chrome};
@@ -183,11 +182,9 @@ pub async fn revoke(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let metadata = context.metadata(Actor::User(operator.username));
-        crate::admin::grants::revoke_grant(&app.authority.store, &id, &metadata).await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/grants/{id}")).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        crate::admin::grants::revoke_grant(&app.authority.store, &id, &actor).await?;
+        Ok(format!("/admin/grants/{id}"))
+    })
+    .await
 }

@@ -226,6 +226,26 @@ pub async fn change(
     Ok((operator, form))
 }
 
+/// A console change that ends on another page: an admin's form with its CSRF token, done as
+/// them (`actor=user:<name>`, with the request's address and user agent); `op` returns the
+/// page to go to.
+pub async fn act(
+    app: &AppState,
+    jar: SignedCookieJar,
+    uri: &Uri,
+    context: &crate::http::context::RequestContext,
+    body: &Bytes,
+    op: impl AsyncFnOnce(authledger_domain::metadata::EventMetadata, Params) -> Result<String, AppError>,
+) -> Response {
+    let done = async {
+        let (operator, form) = change(app, jar, uri, body).await?;
+        let actor = context.metadata(authledger_domain::metadata::Actor::User(operator.username));
+        let to = op(actor, form).await?;
+        Ok::<_, Refusal>(Redirect::to(&to).into_response())
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// A view time (RFC 3339) as people read it, to the second.
 pub fn shown_time(view_time: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(view_time)

@@ -3,16 +3,15 @@
 //! `authledger keys rotate` and `authledger projections rebuild`).
 
 use askama::Template;
-use authledger_domain::metadata::Actor;
 use authledger_domain::signing_keys::{SigningKey, SIGNING_KEYS_ID};
 use authledger_projections::{checkpoint, event_log};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 
-use super::{change, operator, Operator, Refusal};
+use super::{act, change, operator, Operator, Refusal};
 use crate::error::AppError;
 use crate::http::context::RequestContext;
 use crate::http::pages::{render, Chrome};
@@ -68,27 +67,17 @@ pub async fn rotate(
     context: RequestContext,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let actor = context.metadata(Actor::User(operator.username));
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
         let authority = &app.authority;
-        crate::signing::rotate(
-            &authority.store,
-            &authority.master,
-            &crate::signing::ASYMMETRIC,
-            false,
-            &actor,
-        )
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-        authority
-            .keys
-            .reload(&authority.store, &authority.master)
+        let (store, master) = (&authority.store, &authority.master);
+        let failed = |e: crate::signing::SigningError| AppError::Internal(e.into());
+        crate::signing::rotate(store, master, &crate::signing::ASYMMETRIC, false, &actor)
             .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-        Ok::<_, Refusal>(Redirect::to("/admin/keys").into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+            .map_err(failed)?;
+        authority.keys.reload(store, master).await.map_err(failed)?;
+        Ok("/admin/keys".to_owned())
+    })
+    .await
 }
 
 #[derive(Template)]

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 
-use super::{change, operator, Operator, Refusal};
+use super::{act, change, operator, Operator, Refusal};
 use crate::admin::users::UserInput;
 use crate::error::AppError;
 use crate::http::context::RequestContext;
@@ -116,15 +116,13 @@ pub async fn set_roles(
     Path(username): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, form) = change(&app, jar, &uri, &body).await?;
-        let actor = context.metadata(Actor::User(operator.username));
+    act(&app, jar, &uri, &context, &body, async |actor, form| {
         let roles = roles(form.get("roles").unwrap_or_default());
-        let user =
-            crate::admin::users::set_roles(&app.authority.store, &username, &roles, &actor).await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/users/{}", user.username)).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+        let store = &app.authority.store;
+        let user = crate::admin::users::set_roles(store, &username, &roles, &actor).await?;
+        Ok(format!("/admin/users/{}", user.username))
+    })
+    .await
 }
 
 /// `POST /admin/users/{username}/password`: ends their sessions, as a password change does.
@@ -136,16 +134,14 @@ pub async fn set_password(
     Path(username): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, form) = change(&app, jar, &uri, &body).await?;
-        let actor = context.metadata(Actor::User(operator.username));
+    act(&app, jar, &uri, &context, &body, async |actor, form| {
         let password = form.get("password").unwrap_or_default();
         crate::admin::users::set_password(&app.authority.store, &username, password, &actor)
             .await?;
         app.session_ends.notify_one();
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/users/{username}")).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+        Ok(format!("/admin/users/{username}"))
+    })
+    .await
 }
 
 /// `POST /admin/users/{username}/two-factor/reset`: a lost phone.
@@ -157,12 +153,10 @@ pub async fn reset_two_factor(
     Path(username): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let actor = context.metadata(Actor::User(operator.username));
-        let user =
-            crate::admin::users::reset_two_factor(&app.authority.store, &username, &actor).await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/users/{}", user.username)).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        let store = &app.authority.store;
+        let user = crate::admin::users::reset_two_factor(store, &username, &actor).await?;
+        Ok(format!("/admin/users/{}", user.username))
+    })
+    .await
 }

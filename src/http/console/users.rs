@@ -2,18 +2,17 @@
 //! disabling and enabling.
 
 use askama::Template;
-use authledger_domain::metadata::Actor;
 use authledger_projections::audit::{AuditLog, AuditRecord};
 use authledger_projections::consents::{ConsentRecord, ConsentsView};
 use authledger_projections::users::{UserSummary, UsersView};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
-use super::{change, operator, shown_time, Operator, Refusal, PAGE};
+use super::{act, operator, shown_time, Operator, Refusal, PAGE};
 use crate::admin;
 use crate::http::context::RequestContext;
 use crate::http::pages::{render, Chrome};
@@ -119,14 +118,12 @@ pub async fn disable(
     Path(username): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let metadata = context.metadata(Actor::User(operator.username));
-        let user = admin::users::disable(&app.authority.store, &username, &metadata).await?;
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        let user = admin::users::disable(&app.authority.store, &username, &actor).await?;
         app.session_ends.notify_one();
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/users/{}", user.username)).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+        Ok(format!("/admin/users/{}", user.username))
+    })
+    .await
 }
 
 pub async fn enable(
@@ -137,11 +134,9 @@ pub async fn enable(
     Path(username): Path<String>,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let (operator, _) = change(&app, jar, &uri, &body).await?;
-        let metadata = context.metadata(Actor::User(operator.username));
-        let user = admin::users::enable(&app.authority.store, &username, &metadata).await?;
-        Ok::<_, Refusal>(Redirect::to(&format!("/admin/users/{}", user.username)).into_response())
-    };
-    done.await.unwrap_or_else(IntoResponse::into_response)
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        let user = admin::users::enable(&app.authority.store, &username, &actor).await?;
+        Ok(format!("/admin/users/{}", user.username))
+    })
+    .await
 }
