@@ -306,6 +306,8 @@ on_both_stores! {
         assert!(html.contains(": 1 tokens</title>"), "{html}");
         assert!(html.contains("aria-label=\"2 sign-ins in all"), "alice and boss: {html}");
         assert!(html.contains("Top clients") && html.contains("Web App"), "{html}");
+        let (_, client_page) = page(&flow, &format!("/admin/clients/{}", client.client_id)).await;
+        assert!(client_page.contains("aria-label=\"1 tokens in all"), "the client's own usage: {client_page}");
     }
 }
 

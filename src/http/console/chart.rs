@@ -3,7 +3,10 @@
 //! the chart an `aria-label` summary). A charting crate (plotters) would bring dozens of
 //! crates for the one kind of chart the overview needs.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+
+use chrono::{Duration, Timelike, Utc};
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 180.0;
@@ -65,6 +68,33 @@ pub fn bars(points: &[(String, u64)], unit: &str, label_every: usize, colour: &s
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The last `hours` whole hours, oldest first, as `YYYY-MM-DDTHH` keys.
+pub fn last_hours(hours: i64) -> Vec<String> {
+    let now = Utc::now()
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .unwrap_or_else(Utc::now);
+    (0..hours)
+        .rev()
+        .map(|back| {
+            (now - Duration::hours(back))
+                .format("%Y-%m-%dT%H")
+                .to_string()
+        })
+        .collect()
+}
+
+/// One bar per hour of `hours`, from counts keyed by hour.
+pub fn per_hour(hours: &[String], counts: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    hours
+        .iter()
+        .map(|h| {
+            let label = format!("{} {}:00", &h[5..10], &h[11..13]);
+            (label, counts.get(h).copied().unwrap_or(0))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
-use chrono::{Duration, Timelike, Utc};
+use chrono::{Duration, Utc};
 
-use super::chart::bars;
+use super::chart::{bars, last_hours, per_hour};
 use super::{operator, shown_time, Operator, Refusal};
 use crate::http::pages::{render, Chrome};
 use crate::http::AppState;
@@ -41,33 +41,6 @@ impl OverviewPage<'_> {
     fn time(&self, view_time: &str) -> String {
         shown_time(view_time)
     }
-}
-
-/// The last `hours` whole hours, oldest first, as `YYYY-MM-DDTHH` keys.
-fn last_hours(hours: i64) -> Vec<String> {
-    let now = Utc::now()
-        .with_minute(0)
-        .and_then(|t| t.with_second(0))
-        .unwrap_or_else(Utc::now);
-    (0..hours)
-        .rev()
-        .map(|back| {
-            (now - Duration::hours(back))
-                .format("%Y-%m-%dT%H")
-                .to_string()
-        })
-        .collect()
-}
-
-/// One bar per hour of `hours`, from counts keyed by hour.
-fn per_hour(hours: &[String], counts: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    hours
-        .iter()
-        .map(|h| {
-            let label = format!("{} {}:00", &h[5..10], &h[11..13]);
-            (label, counts.get(h).copied().unwrap_or(0))
-        })
-        .collect()
 }
 
 pub async fn overview(
