@@ -56,6 +56,7 @@ pub mod paths {
     pub const ACCOUNT_END_SESSION: &str = "/account/sessions/end";
     pub const ACCOUNT_REMOVE_APPLICATION: &str = "/account/applications/remove";
     pub const STYLESHEET: &str = "/assets/authledger.css";
+    pub const LOCAL_TIME_SCRIPT: &str = "/assets/local-time.js";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
     pub const PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";

@@ -210,6 +210,19 @@ pub fn failure_page(error: AppError) -> Response {
     page
 }
 
+/// The console's one script (times in the viewer's time zone), served from here so that the
+/// CSP allows scripts from this host only, and no inline script.
+pub async fn local_time_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/local-time.js"),
+    )
+        .into_response()
+}
+
 /// The pages' one stylesheet, served from here so that the CSP can forbid inline styles and
 /// other hosts.
 pub async fn stylesheet() -> Response {

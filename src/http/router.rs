@@ -31,7 +31,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 // Pages use our one stylesheet and no script; images are logos, on https.
-                "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'",
             ),
         ))
         .layer(SetResponseHeaderLayer::overriding(
@@ -127,6 +127,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route(paths::METRICS, get(metrics::metrics))
         .route(paths::STYLESHEET, get(pages::stylesheet))
+        .route(paths::LOCAL_TIME_SCRIPT, get(pages::local_time_script))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -60,6 +60,15 @@ async fn an_admin_finds_disables_and_audits_a_client() {
                 "{text}"
             );
             browser.screenshot("console-audit").await;
+            // The one script (allowed by the CSP as from this host) shows times in the
+            // viewer's zone and keeps the UTC instant as the title.
+            let title = browser
+                .script("return document.querySelector('time').title")
+                .await;
+            assert!(
+                title.as_str().is_some_and(|t| t.ends_with("UTC")),
+                "{title}"
+            );
             browser.click("tbody td a").await;
             let text = browser.text().await;
             assert!(
