@@ -88,3 +88,84 @@ async fn an_admin_finds_disables_and_audits_a_client() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_client_and_revokes_a_grant_an_auditor_only_looks_others_are_refused() {
+    let flow = Flow::with_app(TestApp::spawn(Kind::Sqlite).await).await;
+    flow.user("boss", &["admin"]).await;
+    flow.user("carol", &["auditor"]).await;
+    flow.user("dave", &[]).await;
+    flow.user("alice", &[]).await;
+    let web = flow.client(web_client()).await;
+    let tokens = crate::people::tokens_for_alice(&flow, &web).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let Some(browser) = Browser::open(1280).await else {
+        return;
+    };
+    let sign_in = async |browser: &Browser, who: &str, path: &str| {
+        browser.goto(&flow.app.url("/logout")).await;
+        if browser.path().await == "/logout" && browser.text().await.contains("Sign out of") {
+            browser.click("button.primary").await;
+        }
+        browser.goto(&flow.app.url(path)).await;
+        browser.fill("#username", who).await;
+        browser.fill("#password", &password_of(who)).await;
+        browser.click("button[type=submit]").await;
+    };
+    browser
+        .run("console-roles", async |browser| {
+            // An admin creates a client whose name is markup: it shows as text.
+            sign_in(browser, "boss", "/admin/clients/new").await;
+            browser
+                .fill("#client_name", "<script>alert(1)</script>")
+                .await;
+            browser
+                .fill("#redirect_uris", "https://xss.example/cb")
+                .await;
+            browser.click("button.primary").await;
+            let text = browser.text().await;
+            assert!(
+                text.contains("Client created") && text.contains("alcs_"),
+                "{text}"
+            );
+            browser.goto(&flow.app.url("/admin/clients?q=script")).await;
+            assert!(
+                browser.text().await.contains("<script>alert(1)</script>"),
+                "shown as text"
+            );
+            let scripts = browser
+                .script("return document.querySelectorAll('main script').length")
+                .await;
+            assert_eq!(scripts, 0, "never run");
+
+            // The admin revokes alice's grant; the token stops working.
+            browser
+                .goto(&flow.app.url("/admin/grants?user=alice"))
+                .await;
+            browser.click("tbody td a").await;
+            browser.click("button.danger").await;
+            assert!(browser.text().await.contains("revoked"));
+            let (_, _, body) = flow
+                .token_at(
+                    "/oauth/introspect",
+                    Auth::Basic(&web),
+                    &[("token", &access)],
+                )
+                .await;
+            assert_eq!(body["active"], false);
+
+            // The auditor sees the same pages without a single button that changes anything.
+            sign_in(browser, "carol", "/admin/clients").await;
+            assert!(browser.text().await.contains("Read-only"));
+            browser.click("tbody td a").await;
+            let forms = browser
+                .script("return document.querySelectorAll('main form[method=post]').length")
+                .await;
+            assert_eq!(forms, 0, "no change forms for an auditor");
+
+            // Anyone else is refused.
+            sign_in(browser, "dave", "/admin").await;
+            assert!(browser.text().await.contains("Not allowed"));
+        })
+        .await;
+}
