@@ -222,6 +222,9 @@ pub fn describe(client_id: &str, metadata: &ClientMetadata) -> Map<String, Value
             ),
         );
     }
+    if metadata.backchannel_logout_session_required {
+        out.insert("backchannel_logout_session_required".into(), json!(true));
+    }
     if !metadata.contacts.is_empty() {
         out.insert("contacts".into(), json!(metadata.contacts));
     }

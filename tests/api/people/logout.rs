@@ -166,10 +166,12 @@ on_both_stores! {
             "redirect_uris": ["https://rp.example/cb"],
             "post_logout_redirect_uris": ["https://rp.example/bye"],
             "backchannel_logout_uri": "https://rp.example/backchannel",
+            "backchannel_logout_session_required": true,
         })).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["post_logout_redirect_uris"], serde_json::json!(["https://rp.example/bye"]));
         assert_eq!(body["backchannel_logout_uri"], "https://rp.example/backchannel");
+        assert_eq!(body["backchannel_logout_session_required"], true);
 
         // The server would POST there by itself: a registrant may not aim it at plain HTTP.
         let (status, _, body) = register(&flow, serde_json::json!({
