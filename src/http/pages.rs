@@ -9,10 +9,8 @@ use authledger_domain::settings::SettingsValues;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum_extra::extract::cookie::SignedCookieJar;
 
 use super::failure::Failure;
-use super::session;
 use super::AppState;
 use crate::error::AppError;
 
@@ -38,14 +36,6 @@ impl Chrome {
                 .map(str::to_owned),
             signed_in,
         }
-    }
-
-    /// The frame for a page, with whoever the cookie names as signed in.
-    pub async fn of(app: &AppState, jar: &SignedCookieJar) -> Result<Chrome, AppError> {
-        let store = &app.authority.store;
-        let settings = store.settings_values().await?;
-        let signed_in = session::current(store, jar).await?.map(|s| s.username);
-        Ok(Chrome::new(&settings, signed_in))
     }
 
     /// The frame when the settings cannot be read (the database is down).

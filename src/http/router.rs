@@ -69,8 +69,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .layer(cors_for_public_clients(state.authority.clone()));
     // Responses that carry tokens, codes, claims or a person's pages: never cached.
-    let not_cached = Router::new()
-        .merge(public_client_endpoints)
+    // A person's pages: with an idle limit, each view keeps their session alive. Only these:
+    // the token endpoints carry no session and must not pay for reading one.
+    let pages = Router::new()
         .route(
             paths::AUTHORIZE,
             get(authorize::authorize).post(authorize::authorize),
@@ -97,12 +98,15 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::ACCOUNT_REMOVE_APPLICATION,
             post(account::remove_application),
         )
-        .nest(paths::ADMIN_API, admin::router())
         .nest(paths::CONSOLE, console::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::keep_alive,
-        ))
+        ));
+    let not_cached = Router::new()
+        .merge(public_client_endpoints)
+        .merge(pages)
+        .nest(paths::ADMIN_API, admin::router())
         .layer(render::no_store());
     Router::new()
         .merge(not_cached)
