@@ -232,7 +232,7 @@ where
 }
 
 /// Latencies from 1 µs to an hour, to three significant digits.
-fn latency_histogram() -> Histogram<u64> {
+pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 

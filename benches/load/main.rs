@@ -5,7 +5,8 @@
 //! Starts the real server in-process on port 0 against a fresh store, measures two yardsticks
 //! in the same run (the store's raw one-row INSERT+COMMIT rate on the server's own pool at the
 //! same concurrency, and the raw RS256 signing rate on every core), then drives each scenario
-//! over loopback HTTP for a bounded time. Prints a table and, with `--json`, the same as JSON.
+//! over loopback HTTP for a bounded time. Before the scenarios it times the console's audit
+//! page (first page and filtered ones) on the store as preloaded. Prints a table and, with `--json`, the same as JSON.
 //! It asserts nothing: the machine is shared and noisy; the README compares the figures with
 //! the targets.
 
@@ -24,6 +25,7 @@ use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
 
+mod console;
 mod harness;
 mod scenarios;
 
@@ -191,6 +193,10 @@ async fn run(args: Args) {
         client,
         basic,
     });
+
+    eprintln!("console: timing the audit pages ...");
+    let audit_pages =
+        console::audit_pages(&bench.base, &store, bench.client.client_id.as_str()).await;
 
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
@@ -403,12 +409,28 @@ async fn run(args: Args) {
     println!("steal: CPU time the hypervisor gave to other guests during that measurement; figures taken under different steal do not compare");
     println!("process RSS peak (server and load generator share the process): {rss:.0} MiB");
     println!("read-your-writes: {not_visible} of 50 fresh tokens not yet introspectable as active");
+    println!("console audit page, one request at a time (a person reading):");
+    println!(
+        "{:<24} {:>6} {:>9} {:>9} {:>9}  path",
+        "page", "rows", "p50 ms", "p99 ms", "max ms"
+    );
+    for row in &audit_pages {
+        println!(
+            "{:<24} {:>6} {:>9.2} {:>9.2} {:>9.2}  {}",
+            row["page"].as_str().unwrap(),
+            row["rows"].as_u64().unwrap_or(0),
+            row["p50_ms"].as_f64().unwrap(),
+            row["p99_ms"].as_f64().unwrap(),
+            row["max_ms"].as_f64().unwrap(),
+            row["path"].as_str().unwrap()
+        );
+    }
 
     if let Some(path) = &args.json {
         let report = json!({
             "store": args.store, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
             "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate, "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs, "yardsticks_cpu_steal": yardsticks_steal,
-            "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows,
+            "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows, "audit_pages": audit_pages,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
             .expect("write --json file");

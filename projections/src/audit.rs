@@ -16,6 +16,7 @@ use sqlx::FromRow;
 use crate::batch::ViewTx;
 use crate::db::Db;
 use crate::event_log::StoredEvent;
+use crate::filter::Conditions;
 use crate::{on_db, on_tx, view_time};
 use crate::{Projection, ProjectionError};
 
@@ -52,6 +53,22 @@ pub struct AuditFilter {
     pub until: Option<String>,
     /// The last `global_position` already seen.
     pub after: Option<i64>,
+}
+
+/// The columns of an [`AuditRecord`], in its order.
+const COLUMNS: &str = "global_position, occurred_at, event_type, aggregate_type, aggregate_id, \
+                       actor, client_id, username, grant_id, request_id, source, ip, user_agent, summary";
+
+impl AuditFilter {
+    fn conditions(&self) -> Conditions {
+        Conditions::default()
+            .and("client_id", "=", self.client_id.as_deref())
+            .and("username", "=", self.username.as_deref())
+            .and("grant_id", "=", self.grant_id.as_deref())
+            .and("event_type", "=", self.event_type.as_deref())
+            .and("occurred_at", ">=", self.since.as_deref())
+            .and("occurred_at", "<", self.until.as_deref())
+    }
 }
 
 struct Subjects {
@@ -395,24 +412,22 @@ impl AuditLog {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, ProjectionError> {
-        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
-                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
-                   WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR username = $2) \
-                   AND ($3 = '' OR grant_id = $3) AND ($4 = '' OR event_type = $4) \
-                   AND ($5 = '' OR occurred_at >= $5) AND ($6 = '' OR occurred_at < $6) \
-                   AND global_position < $7 ORDER BY global_position DESC LIMIT $8";
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        Ok(on_db!(db, pool => sqlx::query_as(sql)
-            .bind(text(&filter.client_id))
-            .bind(text(&filter.username))
-            .bind(text(&filter.grant_id))
-            .bind(text(&filter.event_type))
-            .bind(text(&filter.since))
-            .bind(text(&filter.until))
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?)
+        let filter = filter.conditions();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE {} global_position < {} \
+             ORDER BY global_position DESC LIMIT {}",
+            filter.sql(),
+            filter.param(1),
+            filter.param(2)
+        );
+        let before = before.unwrap_or(i64::MAX);
+        Ok(on_db!(db, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for value in filter.values() {
+                query = query.bind(value);
+            }
+            query.bind(before).bind(limit).fetch_all(pool).await
+        })?)
     }
 
     /// A person's latest sign-in attempts (succeeded, failed, throttled), newest first: what
@@ -422,13 +437,13 @@ impl AuditLog {
         username: &str,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, ProjectionError> {
-        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
-                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
-                   WHERE username = $1 AND aggregate_type = 'User' \
-                   AND event_type IN ('LoginSucceeded', 'LoginFailed', 'LoginThrottled') \
-                   ORDER BY global_position DESC LIMIT $2";
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE username = $1 AND aggregate_type = 'User' \
+             AND event_type IN ('LoginSucceeded', 'LoginFailed', 'LoginThrottled') \
+             ORDER BY global_position DESC LIMIT $2"
+        );
         Ok(
-            on_db!(db, pool => sqlx::query_as(sql).bind(username).bind(limit).fetch_all(pool).await)?,
+            on_db!(db, pool => sqlx::query_as(&sql).bind(username).bind(limit).fetch_all(pool).await)?,
         )
     }
 
@@ -438,23 +453,21 @@ impl AuditLog {
         filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, ProjectionError> {
-        let sql = "SELECT global_position, occurred_at, event_type, aggregate_type, aggregate_id, actor, \
-                   client_id, username, grant_id, request_id, source, ip, user_agent, summary FROM audit_log \
-                   WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR username = $2) \
-                   AND ($3 = '' OR grant_id = $3) AND ($4 = '' OR event_type = $4) \
-                   AND ($5 = '' OR occurred_at >= $5) AND ($6 = '' OR occurred_at < $6) \
-                   AND global_position > $7 ORDER BY global_position LIMIT $8";
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        Ok(on_db!(db, pool => sqlx::query_as(sql)
-            .bind(text(&filter.client_id))
-            .bind(text(&filter.username))
-            .bind(text(&filter.grant_id))
-            .bind(text(&filter.event_type))
-            .bind(text(&filter.since))
-            .bind(text(&filter.until))
-            .bind(filter.after.unwrap_or(0))
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?)
+        let after = filter.after.unwrap_or(0);
+        let filter = filter.conditions();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE {} global_position > {} \
+             ORDER BY global_position LIMIT {}",
+            filter.sql(),
+            filter.param(1),
+            filter.param(2)
+        );
+        Ok(on_db!(db, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for value in filter.values() {
+                query = query.bind(value);
+            }
+            query.bind(after).bind(limit).fetch_all(pool).await
+        })?)
     }
 }

@@ -8,6 +8,7 @@ use sqlx::FromRow;
 use crate::batch::ViewTx;
 use crate::db::Db;
 use crate::event_log::StoredEvent;
+use crate::filter::Conditions;
 use crate::{on_db, on_tx, view_time};
 use crate::{Projection, ProjectionError};
 
@@ -85,18 +86,26 @@ impl ConsentsView {
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<ConsentRecord>, ProjectionError> {
-        let sql = "SELECT username, client_id, scopes, status, granted_at, revoked_at, revoked_by \
-                   FROM consent_view WHERE ($1 = '' OR username = $1) AND ($2 = '' OR client_id = $2) \
-                   AND (username > $3 OR (username = $3 AND client_id > $4)) \
-                   ORDER BY username, client_id LIMIT $5";
+        let filter =
+            Conditions::default()
+                .and("username", "=", username)
+                .and("client_id", "=", client_id);
+        let sql = format!(
+            "SELECT username, client_id, scopes, status, granted_at, revoked_at, revoked_by \
+             FROM consent_view WHERE {} (username, client_id) > ({}, {}) \
+             ORDER BY username, client_id LIMIT {}",
+            filter.sql(),
+            filter.param(1),
+            filter.param(2),
+            filter.param(3)
+        );
         let (after_user, after_client) = after.unwrap_or(("", ""));
-        Ok(on_db!(db, pool => sqlx::query_as(sql)
-            .bind(username.unwrap_or(""))
-            .bind(client_id.unwrap_or(""))
-            .bind(after_user)
-            .bind(after_client)
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?)
+        Ok(on_db!(db, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for value in filter.values() {
+                query = query.bind(value);
+            }
+            query.bind(after_user).bind(after_client).bind(limit).fetch_all(pool).await
+        })?)
     }
 }

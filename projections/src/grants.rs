@@ -16,6 +16,7 @@ use sqlx::FromRow;
 use crate::batch::{Value, ViewTx};
 use crate::db::Db;
 use crate::event_log::StoredEvent;
+use crate::filter::Conditions;
 use crate::usage::usage_hour;
 use crate::{on_db, on_tx, view_time};
 use crate::{Projection, ProjectionError};
@@ -446,22 +447,26 @@ impl GrantsView {
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<GrantRecord>, ProjectionError> {
+        let filter = Conditions::default()
+            .and("client_id", "=", subject.client_id.as_deref())
+            .and("username", "=", subject.username.as_deref())
+            .and("status", "=", only_active.then_some("active"));
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grant_view WHERE ($1 = '' OR client_id = $1) \
-             AND ($2 = '' OR username = $2) AND ($3 = '' OR status = $3) \
-             AND (created_at > $4 OR (created_at = $4 AND grant_id > $5)) \
-             ORDER BY created_at, grant_id LIMIT $6"
+            "SELECT {GRANT_COLUMNS} FROM grant_view WHERE {} (created_at, grant_id) > ({}, {}) \
+             ORDER BY created_at, grant_id LIMIT {}",
+            filter.sql(),
+            filter.param(1),
+            filter.param(2),
+            filter.param(3)
         );
         let (after_time, after_id) = after.unwrap_or(("", ""));
-        Ok(on_db!(db, pool => sqlx::query_as(&sql)
-            .bind(subject.client_id.as_deref().unwrap_or(""))
-            .bind(subject.username.as_deref().unwrap_or(""))
-            .bind(if only_active { "active" } else { "" })
-            .bind(after_time)
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?)
+        Ok(on_db!(db, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for value in filter.values() {
+                query = query.bind(value);
+            }
+            query.bind(after_time).bind(after_id).bind(limit).fetch_all(pool).await
+        })?)
     }
 }
 

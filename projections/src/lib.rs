@@ -8,6 +8,7 @@
 //!   spelled out where they occur).
 //! - [`event_log`]: the global, commit-ordered event log: [`event_log::Position`] and the query
 //!   that reads "everything after my checkpoint" without ever skipping a late commit.
+//! - `filter`: list filters as SQL, a condition per filter that is set (why: there).
 //! - [`batch`]: the transaction projections write through, which batches their inserts.
 //! - [`error`]: the read side's error; [`projection`]: what a read model is; [`checkpoint`]:
 //!   how far each reader of the log has read.
@@ -30,6 +31,7 @@ pub mod consents;
 pub mod db;
 pub mod error;
 pub mod event_log;
+mod filter;
 pub mod grants;
 pub mod live;
 pub mod projection;

@@ -9,6 +9,7 @@ use sqlx::FromRow;
 
 use crate::db::Db;
 use crate::error::ProjectionError;
+use crate::filter::Conditions;
 use crate::{on_db, on_tx};
 
 /// The hour a usage count belongs to, e.g. `2026-11-22T20:00:00Z`.
@@ -62,19 +63,31 @@ pub async fn report(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<Vec<UsageRow>, ProjectionError> {
-    let sql = "SELECT hour, client_id, username, metric, count FROM ( \
-                 SELECT hour, client_id, username, metric, count FROM usage_events_hourly \
-                 UNION ALL SELECT hour, client_id, username, metric, count FROM usage_reads_hourly) u \
-               WHERE ($1 = '' OR client_id = $1) AND ($2 = '' OR username = $2) \
-               AND ($3 = '' OR hour >= $3) AND ($4 = '' OR hour < $4) \
-               ORDER BY hour, client_id, username, metric LIMIT 10000";
-    Ok(on_db!(db, pool => sqlx::query_as(sql)
-        .bind(client_id.unwrap_or(""))
-        .bind(username.unwrap_or(""))
-        .bind(from.unwrap_or(""))
-        .bind(to.unwrap_or(""))
-        .fetch_all(pool)
-        .await)?)
+    let filter = Conditions::default()
+        .and("client_id", "=", client_id)
+        .and("username", "=", username)
+        .and("hour", ">=", from)
+        .and("hour", "<", to);
+    // The filter inside each half of the union, where each table's key can serve it.
+    let half = |table: &str| {
+        format!(
+            "SELECT hour, client_id, username, metric, count FROM {table} WHERE {} TRUE",
+            filter.sql()
+        )
+    };
+    let sql = format!(
+        "SELECT hour, client_id, username, metric, count FROM ({} UNION ALL {}) u \
+         ORDER BY hour, client_id, username, metric LIMIT 10000",
+        half("usage_events_hourly"),
+        half("usage_reads_hourly")
+    );
+    Ok(on_db!(db, pool => {
+        let mut query = sqlx::query_as(&sql);
+        for value in filter.values() {
+            query = query.bind(value);
+        }
+        query.fetch_all(pool).await
+    })?)
 }
 #[cfg(test)]
 mod tests {
