@@ -47,6 +47,7 @@ pub use db::{Db, DbTx, StoreKind};
 pub use error::ProjectionError;
 pub use event_log::{Position, StoredEvent};
 pub use projection::Projection;
+pub use rebuild::{RebuildReport, RebuildState};
 pub use runner::ProjectionRunner;
 
 /// Every projection the server maintains, in the order the runner feeds them.

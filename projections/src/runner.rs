@@ -37,6 +37,8 @@ pub struct ProjectionRunner {
     reached: Mutex<Position>,
     /// Events per page of a rebuild: [`REBUILD_BATCH`] unless a test asks for small pages.
     rebuild_page: std::sync::atomic::AtomicI64,
+    /// This process's latest rebuild, for the console.
+    latest_rebuild: rebuild::Latest,
 }
 
 impl ProjectionRunner {
@@ -53,6 +55,7 @@ impl ProjectionRunner {
             projections,
             reached: Mutex::new(Position::default()),
             rebuild_page: std::sync::atomic::AtomicI64::new(REBUILD_BATCH),
+            latest_rebuild: rebuild::Latest::default(),
         })
     }
 
@@ -133,7 +136,81 @@ impl ProjectionRunner {
     /// never a half-built one; on Postgres the old views keep following the log meanwhile (see
     /// `rebuild.rs`). Returns how many events were replayed.
     pub async fn rebuild(&self, name: Option<&str>) -> Result<u64, ProjectionError> {
-        let selected: Vec<Arc<dyn Projection>> = match name {
+        let selected = self.selected(name)?;
+        let head = event_log::last_position(&self.db)
+            .await?
+            .map_or(0, |p| p.global);
+        let progress = self
+            .latest_rebuild
+            .begin(name, head, false)
+            .expect("a non-exclusive rebuild always begins");
+        self.rebuild_selected(&selected, progress).await
+    }
+
+    /// Starts rebuilding every view (or `name`) on a task of its own and returns at once;
+    /// [`ProjectionRunner::latest_rebuild`] follows it. Refused while another rebuild started
+    /// this way is running, or for an unknown name.
+    pub async fn start_rebuild(self: &Arc<Self>, name: Option<&str>) -> Result<(), RebuildRefused> {
+        let selected = self.selected(name).map_err(RebuildRefused::Failed)?;
+        let head = event_log::last_position(&self.db)
+            .await
+            .map_err(RebuildRefused::Failed)?
+            .map_or(0, |p| p.global);
+        let progress = self
+            .latest_rebuild
+            .begin(name, head, true)
+            .ok_or(RebuildRefused::Running)?;
+        let runner = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = runner.rebuild_selected(&selected, progress).await {
+                tracing::error!(%error, "rebuild failed; the old views stay");
+            }
+        });
+        Ok(())
+    }
+
+    /// What this process's latest rebuild is doing or did, if it started one.
+    pub fn latest_rebuild(&self) -> Option<rebuild::RebuildReport> {
+        self.latest_rebuild.report()
+    }
+
+    async fn rebuild_selected(
+        &self,
+        selected: &[Arc<dyn Projection>],
+        progress: Arc<rebuild::Progress>,
+    ) -> Result<u64, ProjectionError> {
+        let started = std::time::Instant::now();
+        let page = self.rebuild_page.load(std::sync::atomic::Ordering::Relaxed);
+        let replayed = async {
+            let replayed = match &self.db {
+                Db::Sqlite(_) => {
+                    let _one_writer = self.reached.lock().await;
+                    rebuild::in_one_transaction(&self.db, selected, page, progress.clone()).await?
+                }
+                Db::Postgres(pool) => {
+                    rebuild::side_by_side(&self.db, pool, selected, page, progress.clone()).await?
+                }
+            };
+            self.catch_up().await?;
+            Ok::<_, ProjectionError>(replayed)
+        }
+        .await;
+        let outcome = match &replayed {
+            Ok(events) => rebuild::RebuildState::Finished {
+                events: *events,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+            Err(error) => rebuild::RebuildState::Failed {
+                error: error.to_string(),
+            },
+        };
+        self.latest_rebuild.end(&progress, outcome);
+        replayed
+    }
+
+    /// The projections `name` names (every one for `None`).
+    fn selected(&self, name: Option<&str>) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
+        Ok(match name {
             None => self.projections.clone(),
             Some(name) => {
                 let found: Vec<_> = self
@@ -147,17 +224,7 @@ impl ProjectionRunner {
                 }
                 found
             }
-        };
-        let page = self.rebuild_page.load(std::sync::atomic::Ordering::Relaxed);
-        let replayed = match &self.db {
-            Db::Sqlite(_) => {
-                let _one_writer = self.reached.lock().await;
-                rebuild::in_one_transaction(&self.db, &selected, page).await?
-            }
-            Db::Postgres(pool) => rebuild::side_by_side(&self.db, pool, &selected, page).await?,
-        };
-        self.catch_up().await?;
-        Ok(replayed)
+        })
     }
 }
 
@@ -192,4 +259,13 @@ async fn step_all(
     }
     tx.commit().await?;
     Ok((last, events.len()))
+}
+
+/// Why [`ProjectionRunner::start_rebuild`] did not start one.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildRefused {
+    #[error("a rebuild is running already")]
+    Running,
+    #[error(transparent)]
+    Failed(ProjectionError),
 }

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// Where the browser saves what it downloads.
+    downloads: tempfile::TempDir,
 }
 
 impl Drop for Browser {
@@ -55,16 +57,23 @@ impl Browser {
                 return None;
             }
         };
+        let downloads = tempfile::tempdir().unwrap();
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({ "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                format!("--window-size={width},900"),
-            ]}),
+            json!({
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-dev-shm-usage",
+                    "--disable-gpu",
+                    format!("--window-size={width},900"),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                },
+            }),
         );
         let url = format!("http://127.0.0.1:{port}");
         let mut last_error = None;
@@ -75,7 +84,11 @@ impl Browser {
                 .await
             {
                 Ok(client) => {
-                    let browser = Browser { client, driver };
+                    let browser = Browser {
+                        client,
+                        driver,
+                        downloads,
+                    };
                     // --window-size sets the outer window; make the page itself that wide.
                     browser.set_viewport_width(width).await;
                     return Some(browser);
@@ -180,6 +193,31 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Clicks a link that downloads a file (the page stays) and returns the text of the
+    /// file the browser saved as `name`, once it is there whole.
+    pub async fn download(&self, css: &str, name: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let path = self.downloads.path().join(name);
+        for _ in 0..100 {
+            // Chromium writes a `.crdownload` file and renames it when the download ends.
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let present: Vec<_> = std::fs::read_dir(self.downloads.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        panic!("nothing was downloaded as {name}; the folder holds {present:?}");
     }
 
     /// Saves a PNG of the page as `NAME.png` in `$AUTHLEDGER_SCREENSHOTS`, when that is set:

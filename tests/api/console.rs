@@ -280,9 +280,31 @@ on_both_stores! {
         assert!(html.contains("clients") && html.contains("audit"), "{html}");
         let mut form = forms(&html, "/admin/projections/rebuild").remove(0);
         form.push(("name".into(), "users".into()));
-        let rebuilt = flow.browser.post(flow.app.url("/admin/projections/rebuild")).form(&form).send().await.unwrap();
-        assert_eq!(rebuilt.status(), StatusCode::OK);
-        assert!(rebuilt.text().await.unwrap().contains("Rebuilt users from"));
+        let started = flow.browser.post(flow.app.url("/admin/projections/rebuild")).form(&form).send().await.unwrap();
+        assert_eq!(started.status(), StatusCode::SEE_OTHER, "the rebuild runs on while the page follows it");
+        assert_eq!(started.headers()["location"], "/admin/projections");
+        let mut waited = 0;
+        let html = loop {
+            let (status, html) = page(&flow, "/admin/projections").await;
+            assert_eq!(status, StatusCode::OK);
+            if html.contains("Rebuilt the users view from") {
+                break html;
+            }
+            assert!(html.contains("Rebuilding the users view") && html.contains("<progress"), "{html}");
+            assert!(html.contains("http-equiv=\"refresh\""), "the page follows a running rebuild: {html}");
+            waited += 1;
+            assert!(waited < 300, "the rebuild did not end: {html}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(html.contains("events/s"), "{html}");
+        assert!(!html.contains("http-equiv=\"refresh\""), "nothing to follow once it ended: {html}");
+
+        let mut form = forms(&html, "/admin/projections/rebuild").remove(0);
+        form.push(("name".into(), "nonsense".into()));
+        let refused = flow.browser.post(flow.app.url("/admin/projections/rebuild")).form(&form).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let html = refused.text().await.unwrap();
+        assert!(html.contains("There is no view named “nonsense”") && html.contains("aria-invalid=\"true\""), "{html}");
         let (status, html) = page(&flow, "/admin/users").await;
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains("boss"), "the rebuilt view serves");
@@ -308,6 +330,10 @@ on_both_stores! {
         assert!(html.contains("Top clients") && html.contains("Web App"), "{html}");
         let (_, client_page) = page(&flow, &format!("/admin/clients/{}", client.client_id)).await;
         assert!(client_page.contains("aria-label=\"1 tokens in all"), "the client's own usage: {client_page}");
+        let (_, alice_page) = page(&flow, "/admin/users/alice").await;
+        assert!(alice_page.contains("aria-label=\"1 tokens in all"), "the person's own usage: {alice_page}");
+        let (_, boss_page) = page(&flow, "/admin/users/boss").await;
+        assert!(boss_page.contains("aria-label=\"0 tokens in all"), "{boss_page}");
     }
 }
 

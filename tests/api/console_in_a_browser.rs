@@ -60,6 +60,22 @@ async fn an_admin_finds_disables_and_audits_a_client() {
                 "{text}"
             );
             browser.screenshot("console-audit").await;
+            // What the filters select, exported as the person's browser saves it.
+            let csv = browser.download("a[href*='format=csv']", "audit.csv").await;
+            let lines: Vec<&str> = csv.lines().collect();
+            assert!(
+                lines[0].starts_with("global_position,occurred_at,event_type"),
+                "{csv}"
+            );
+            assert_eq!(
+                lines.len(),
+                2,
+                "the header and the one ClientDisabled: {csv}"
+            );
+            assert!(
+                lines[1].contains("ClientDisabled") && lines[1].contains("user:boss"),
+                "{csv}"
+            );
             // The one script (allowed by the CSP as from this host) shows times in the
             // viewer's zone and keeps the UTC instant as the title.
             let title = browser
@@ -143,8 +159,32 @@ async fn an_admin_creates_a_client_and_revokes_a_grant_an_auditor_only_looks_oth
                 .goto(&flow.app.url("/admin/grants?user=alice"))
                 .await;
             browser.click("tbody td a").await;
+            let before_revocation = chrono::Utc::now().to_rfc3339();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             browser.click("button.danger").await;
             assert!(browser.text().await.contains("revoked"));
+
+            // The grant's history, and the grant as it was before the revocation.
+            browser.click("a[href^='/admin/history/Grant/']").await;
+            let text = browser.text().await;
+            assert!(
+                text.contains("History of Grant") && text.contains("GrantRevoked"),
+                "{text}"
+            );
+            assert!(!text.contains("A past view"), "the present: {text}");
+            browser.fill("#as_of", &before_revocation).await;
+            browser.click("form[role=search] button").await;
+            let past = browser.text().await;
+            assert!(past.contains("A past view"), "{past}");
+            let state = browser
+                .script("return document.querySelector('pre.state').textContent")
+                .await;
+            let state = state.as_str().unwrap();
+            assert!(
+                state.contains("\"revoked\": null"),
+                "not revoked then: {state}"
+            );
+            browser.screenshot("console-grant-as-of").await;
             let (_, _, body) = flow
                 .token_at(
                     "/oauth/introspect",

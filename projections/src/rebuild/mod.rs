@@ -40,9 +40,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod postgres;
+mod progress;
 mod sqlite;
 
 pub(crate) use postgres::side_by_side;
+pub(crate) use progress::{Latest, Progress};
+pub use progress::{RebuildReport, RebuildState};
 pub(crate) use sqlite::in_one_transaction;
 
 use crate::batch::ViewTx;
@@ -89,7 +92,7 @@ pub(super) async fn replay(
 /// applies the previous page: reading and decoding overlap with writing the views. An empty
 /// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
 /// only grows, and the rebuild's checkpoint is the last event it applied.
-pub(super) fn read_ahead(db: &Db, page: i64) -> Pages {
+pub(super) fn read_ahead(db: &Db, page: i64, progress: Arc<Progress>) -> Pages {
     let (pages, receiver) = mpsc::channel(2);
     let db = db.clone();
     tokio::spawn(async move {
@@ -104,6 +107,7 @@ pub(super) fn read_ahead(db: &Db, page: i64) -> Pages {
                 Ok(events) => match events.last() {
                     Some(last) => {
                         position = last.position;
+                        progress.read(events.len(), position.global);
                         false
                     }
                     None => true,

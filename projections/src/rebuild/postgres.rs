@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::mpsc;
 
-use super::{read_ahead, Pages};
+use super::{read_ahead, Pages, Progress};
 use crate::batch::ViewTx;
 use crate::checkpoint;
 use crate::db::{Db, DbTx};
@@ -23,9 +23,10 @@ pub(crate) async fn side_by_side(
     pool: &PgPool,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    progress: Arc<Progress>,
 ) -> Result<u64, ProjectionError> {
     let turn = RebuildTurn::take(pool).await?;
-    let built = build_in_scratch(db, pool, &turn.scratch, projections, page).await;
+    let built = build_in_scratch(db, pool, &turn.scratch, projections, page, progress).await;
     let swapped = match built {
         Ok((replayed, reached)) => swap_in(db, &turn.scratch, projections, reached)
             .await
@@ -49,8 +50,9 @@ async fn build_in_scratch(
     scratch: &Scratch,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    progress: Arc<Progress>,
 ) -> Result<(u64, Position), ProjectionError> {
-    let mut pages = read_ahead(db, page);
+    let mut pages = read_ahead(db, page, progress);
     let mut feeds = Vec::new();
     let mut builders = tokio::task::JoinSet::new();
     for projection in projections {

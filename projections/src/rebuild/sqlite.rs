@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::Row;
 
-use super::{read_ahead, replay};
+use super::{read_ahead, replay, Progress};
 use crate::batch::ViewTx;
 use crate::checkpoint;
 use crate::db::{Db, DbTx};
@@ -17,6 +17,7 @@ pub(crate) async fn in_one_transaction(
     db: &Db,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    progress: Arc<Progress>,
 ) -> Result<u64, ProjectionError> {
     let mut tx = ViewTx::new(db.begin().await?);
     for projection in projections {
@@ -45,7 +46,7 @@ pub(crate) async fn in_one_transaction(
             .execute(&mut **sqlite)
             .await?;
     }
-    let (replayed, position) = replay(&mut tx, projections, read_ahead(db, page)).await?;
+    let (replayed, position) = replay(&mut tx, projections, read_ahead(db, page, progress)).await?;
     tx.flush().await?;
     for statement in &deferred_indexes {
         crate::on_tx!(tx.db().await?, conn => sqlx::query(statement).execute(conn).await.map(drop))?;

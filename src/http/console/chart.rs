@@ -97,6 +97,26 @@ pub fn per_hour(hours: &[String], counts: &BTreeMap<String, u64>) -> Vec<(String
         .collect()
 }
 
+/// Tokens issued and refreshed per hour over the last 7 days, of a client or a person (or
+/// both), from the usage view, as a chart.
+pub async fn tokens_last_week(
+    db: &authledger_projections::Db,
+    client_id: Option<&str>,
+    username: Option<&str>,
+) -> Result<String, authledger_projections::ProjectionError> {
+    let week = last_hours(24 * 7);
+    let from = format!("{}:00:00Z", week[0]);
+    let mut tokens = BTreeMap::new();
+    for row in
+        authledger_projections::usage::report(db, client_id, username, Some(&from), None).await?
+    {
+        if row.metric == "tokens_issued" || row.metric == "tokens_refreshed" {
+            *tokens.entry(row.hour[..13].to_owned()).or_insert(0u64) += row.count as u64;
+        }
+    }
+    Ok(bars(&per_hour(&week, &tokens), "tokens", 24, "#0b57d0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

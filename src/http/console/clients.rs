@@ -158,23 +158,8 @@ pub async fn show(
     let page = async {
         let (jar, operator) = operator(&app, jar, &uri).await?;
         let client = admin::clients::show(&app.authority.store, &id).await?;
-        let week = super::chart::last_hours(24 * 7);
-        let from = format!("{}:00:00Z", week[0]);
-        let mut tokens = std::collections::BTreeMap::new();
-        let db = &app.authority.store.db;
-        for row in
-            authledger_projections::usage::report(db, Some(&id), None, Some(&from), None).await?
-        {
-            if row.metric == "tokens_issued" || row.metric == "tokens_refreshed" {
-                *tokens.entry(row.hour[..13].to_owned()).or_insert(0u64) += row.count as u64;
-            }
-        }
-        let usage = super::chart::bars(
-            &super::chart::per_hour(&week, &tokens),
-            "tokens",
-            24,
-            "#0b57d0",
-        );
+        let usage =
+            super::chart::tokens_last_week(&app.authority.store.db, Some(&id), None).await?;
         let page = ClientPage {
             usage,
             chrome: &operator.chrome,

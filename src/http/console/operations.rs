@@ -4,11 +4,12 @@
 
 use askama::Template;
 use authledger_domain::signing_keys::{SigningKey, SIGNING_KEYS_ID};
-use authledger_projections::{checkpoint, event_log};
+use authledger_projections::runner::RebuildRefused;
+use authledger_projections::{checkpoint, event_log, ProjectionError, RebuildReport, RebuildState};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 
 use super::{act, change, operator, Operator, Refusal};
@@ -87,31 +88,105 @@ struct ProjectionsPage<'a> {
     operator: &'a Operator,
     head: i64,
     readers: Vec<(String, i64, i64)>,
-    result: Option<String>,
+    rebuild: Option<Rebuild>,
+    /// Why the rebuild form's request was refused, shown at the form.
+    error: Option<String>,
+}
+
+/// This process's latest rebuild, as the page shows it.
+struct Rebuild {
+    what: String,
+    started_at: String,
+    /// Reading the log: per cent of the positions read.
+    running: Option<u64>,
+    summary: String,
+    failed: bool,
+}
+
+impl Rebuild {
+    fn of(report: RebuildReport) -> Self {
+        let what = report
+            .name
+            .map_or_else(|| "every view".to_owned(), |n| format!("the {n} view"));
+        let (running, summary, failed) = match report.state {
+            RebuildState::Running {
+                reached,
+                head,
+                events,
+            } => {
+                let percent = if head <= 0 {
+                    100
+                } else {
+                    (reached.clamp(0, head) * 100 / head) as u64
+                };
+                let summary = if reached >= head {
+                    format!(
+                        "{events} events read; building indexes and putting the new views in place"
+                    )
+                } else {
+                    format!("{events} events read ({percent}% of the log)")
+                };
+                (Some(percent), summary, false)
+            }
+            RebuildState::Finished { events, seconds } => (
+                None,
+                format!(
+                    "Rebuilt {what} from {events} events in {seconds:.2} s ({:.0} events/s).",
+                    events as f64 / seconds.max(1e-9)
+                ),
+                false,
+            ),
+            RebuildState::Failed { error } => (
+                None,
+                format!("The rebuild of {what} failed, and the views are as they were: {error}"),
+                true,
+            ),
+        };
+        Rebuild {
+            what,
+            started_at: authledger_projections::view_time(report.started_at),
+            running,
+            summary,
+            failed,
+        }
+    }
+}
+
+impl ProjectionsPage<'_> {
+    fn time(&self, view_time: &str) -> String {
+        super::shown_time(view_time)
+    }
 }
 
 async fn projections_page(
     app: &AppState,
     jar: SignedCookieJar,
     uri: &axum::http::Uri,
-    result: Option<String>,
+    refused: Option<(StatusCode, String)>,
 ) -> Result<Response, Refusal> {
     let (jar, operator) = operator(app, jar, uri).await?;
-    let db = &app.authority.store.db;
-    let head = event_log::last_position(db).await?.map_or(0, |p| p.global);
-    let readers = checkpoint::all(db)
+    let store = &app.authority.store;
+    let head = event_log::last_position(&store.db)
+        .await?
+        .map_or(0, |p| p.global);
+    let readers = checkpoint::all(&store.db)
         .await?
         .into_iter()
         .map(|(name, at)| (name, at, (head - at).max(0)))
         .collect();
+    let (status, error) = match refused {
+        Some((status, error)) => (status, Some(error)),
+        None => (StatusCode::OK, None),
+    };
     let page = ProjectionsPage {
         chrome: &operator.chrome,
         operator: &operator,
         head,
         readers,
-        result,
+        rebuild: store.runner.latest_rebuild().map(Rebuild::of),
+        error,
     };
-    Ok((jar, render(StatusCode::OK, &page)).into_response())
+    Ok((jar, render(status, &page)).into_response())
 }
 
 pub async fn projections(
@@ -124,8 +199,9 @@ pub async fn projections(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /admin/projections/rebuild`: every view (or `name`) rebuilt from the log; the page
-/// that answers says how many events and how fast.
+/// `POST /admin/projections/rebuild`: starts rebuilding every view (or `name`) from the log
+/// and answers at once with the read models' page, which follows the rebuild's progress and
+/// then says how many events it replayed and how fast.
 pub async fn rebuild(
     State(app): State<AppState>,
     jar: SignedCookieJar,
@@ -134,20 +210,23 @@ pub async fn rebuild(
 ) -> Response {
     let done = async {
         let (operator, form) = change(&app, jar.clone(), &uri, &body).await?;
-        let name = form
-            .get("name")
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned);
-        let started = std::time::Instant::now();
-        let replayed = app.authority.store.runner.rebuild(name.as_deref()).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(by = %operator.username, replayed, seconds, "views rebuilt from the console");
-        let result = format!(
-            "Rebuilt {} from {replayed} events in {seconds:.2} s ({:.0} events/s).",
-            name.as_deref().unwrap_or("every view"),
-            replayed as f64 / seconds.max(1e-9)
-        );
-        projections_page(&app, jar, &uri, Some(result)).await
+        let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
+        let refused = match app.authority.store.runner.start_rebuild(name).await {
+            Ok(()) => {
+                tracing::info!(by = %operator.username, view = name.unwrap_or("every view"), "rebuild started from the console");
+                return Ok(Redirect::to("/admin/projections").into_response());
+            }
+            Err(RebuildRefused::Running) => (
+                StatusCode::CONFLICT,
+                "A rebuild is running already: wait for it to end.".to_owned(),
+            ),
+            Err(RebuildRefused::Failed(ProjectionError::UnknownProjection(name))) => (
+                StatusCode::BAD_REQUEST,
+                format!("There is no view named “{name}”: use a name from the table above."),
+            ),
+            Err(RebuildRefused::Failed(error)) => return Err(error.into()),
+        };
+        projections_page(&app, jar, &uri, Some(refused)).await
     };
     done.await.unwrap_or_else(IntoResponse::into_response)
 }

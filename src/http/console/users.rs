@@ -71,6 +71,8 @@ struct UserPage<'a> {
     roles_input: String,
     consents: Vec<ConsentRecord>,
     sign_ins: Vec<AuditRecord>,
+    /// Tokens issued to them and refreshed per hour over the last 7 days, as an SVG chart.
+    usage: String,
 }
 
 impl UserPage<'_> {
@@ -91,6 +93,8 @@ pub async fn show(
         let user = admin::users::show(store, &username).await?;
         let consents = ConsentsView::list(&store.db, Some(&user.username), None, None, 100).await?;
         let sign_ins = AuditLog::sign_ins(&store.db, &user.username, 20).await?;
+        let usage =
+            super::chart::tokens_last_week(&store.db, None, Some(user.username.as_str())).await?;
         let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
         let page = UserPage {
             chrome: &operator.chrome,
@@ -104,6 +108,7 @@ pub async fn show(
             user,
             consents,
             sign_ins,
+            usage,
         };
         Ok::<_, Refusal>((jar, render(StatusCode::OK, &page)).into_response())
     };
