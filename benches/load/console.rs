@@ -1,6 +1,6 @@
 //! The console's audit page on the store as it stands (with `--preload N`, N events of
-//! history): a signed-in administrator's GETs of the first page and of filtered pages, one
-//! request at a time, as a person reads them.
+//! history): a signed-in administrator's GETs of the first page and of filtered pages, and
+//! of the overview, one request at a time, as a person reads them.
 
 use std::time::Instant;
 
@@ -82,6 +82,7 @@ pub(crate) async fn audit_pages(base: &str, store: &Store, quiet_client: &str) -
             "type, last 24 hours",
             "/admin/audit?type=TokensIssued&range=24h".to_owned(),
         ),
+        ("overview", "/admin".to_owned()),
     ];
     let mut rows = Vec::new();
     for (page, path) in pages {

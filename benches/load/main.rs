@@ -409,7 +409,7 @@ async fn run(args: Args) {
     println!("steal: CPU time the hypervisor gave to other guests during that measurement; figures taken under different steal do not compare");
     println!("process RSS peak (server and load generator share the process): {rss:.0} MiB");
     println!("read-your-writes: {not_visible} of 50 fresh tokens not yet introspectable as active");
-    println!("console audit page, one request at a time (a person reading):");
+    println!("console pages, one request at a time (a person reading):");
     println!(
         "{:<24} {:>6} {:>9} {:>9} {:>9}  path",
         "page", "rows", "p50 ms", "p99 ms", "max ms"

@@ -136,6 +136,36 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    async fn an_admin_withdraws_a_persons_consent_and_its_tokens_stop(kind: Kind) {
+        let mut flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        flow.user("boss", &["admin"]).await;
+        let client = flow.client(web_client()).await;
+        let tokens = crate::people::tokens_for_alice(&flow, &client).await;
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+        flow.fresh_browser();
+        flow.sign_in("boss").await;
+        flow.app.settle().await;
+        let (_, html) = page(&flow, "/admin/users/alice").await;
+        let action = format!("/admin/users/alice/consents/{}/revoke", client.client_id);
+        let form = forms(&html, &action).remove(0);
+        let withdrawn = flow.browser.post(flow.app.url(&action)).form(&form).send().await.unwrap();
+        assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+        let (_, _, body) = flow.token_at("/oauth/introspect", Auth::Basic(&client), &[("token", &access)]).await;
+        assert_eq!(body["active"], false, "the consent's grants are revoked with it");
+        flow.app.settle().await;
+        let (_, html) = page(&flow, "/admin/users/alice").await;
+        assert!(html.contains("revoked") && forms(&html, &action).is_empty(), "nothing left to withdraw: {html}");
+        let (_, audit) = page(&flow, "/admin/audit?type=ConsentRevoked").await;
+        assert!(audit.contains("user:boss"), "{audit}");
+
+        let again = flow.browser.post(flow.app.url(&action)).form(&form).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND, "no consent in force to withdraw");
+    }
+}
+
+on_both_stores! {
     async fn settings_are_changed_from_their_form_and_a_bad_value_is_shown_at_its_field(kind: Kind) {
         let mut flow = Flow::new(kind).await;
         flow.user("boss", &["admin"]).await;

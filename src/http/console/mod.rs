@@ -70,6 +70,10 @@ pub fn router() -> Router<AppState> {
             post(user_forms::reset_two_factor),
         )
         .route("/users/{username}/disable", post(users::disable))
+        .route(
+            "/users/{username}/consents/{client_id}/revoke",
+            post(users::revoke_consent),
+        )
         .route("/users/{username}/enable", post(users::enable))
         .route("/grants", get(grants::list))
         .route("/grants/{id}", get(grants::show))

@@ -145,3 +145,20 @@ pub async fn enable(
     })
     .await
 }
+
+/// `POST /admin/users/{username}/consents/{client_id}/revoke`: withdraws the consent; every
+/// grant it covered is revoked before the page comes back (as `consent revoke` does).
+pub async fn revoke_consent(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    Path((username, client_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    act(&app, jar, &uri, &context, &body, async |actor, _| {
+        admin::grants::revoke_consent(&app.authority.store, &username, &client_id, &actor).await?;
+        Ok(format!("/admin/users/{username}"))
+    })
+    .await
+}
