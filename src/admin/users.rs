@@ -50,13 +50,41 @@ pub async fn create(
     metadata: &EventMetadata,
 ) -> Result<UserSummary, AppError> {
     let username = parse_username(&input.username)?;
-    let profile = UserProfile {
-        email: input.email.as_deref().map(Email::parse).transpose()?,
+    let profile = parse_profile(ProfileInput {
+        email: input.email,
         name: input.name,
         given_name: input.given_name,
         family_name: input.family_name,
-        picture: input
-            .picture
+        picture: input.picture,
+    })?;
+    let command = UserCommand::Register {
+        username: username.clone(),
+        password: parse_password(&input.password)?,
+        profile,
+        roles: parse_roles(&input.roles)?,
+    };
+    execute(store, &username, command, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+/// A person's profile claims as typed; an empty value clears the claim.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileInput {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub picture: Option<String>,
+}
+
+fn parse_profile(input: ProfileInput) -> Result<UserProfile, AppError> {
+    let text = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let profile = UserProfile {
+        email: text(input.email).as_deref().map(Email::parse).transpose()?,
+        name: text(input.name),
+        given_name: text(input.given_name),
+        family_name: text(input.family_name),
+        picture: text(input.picture)
             .as_deref()
             .map(|raw| {
                 WebUrl::parse(raw)
@@ -65,11 +93,19 @@ pub async fn create(
             .transpose()?,
     };
     profile.check()?;
-    let command = UserCommand::Register {
-        username: username.clone(),
-        password: parse_password(&input.password)?,
-        profile,
-        roles: parse_roles(&input.roles)?,
+    Ok(profile)
+}
+
+/// Replaces a person's profile claims (what ID tokens and userinfo say of them).
+pub async fn update_profile(
+    store: &Store,
+    username: &str,
+    input: ProfileInput,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(username)?;
+    let command = UserCommand::UpdateProfile {
+        profile: parse_profile(input)?,
     };
     execute(store, &username, command, metadata).await?;
     show(store, username.as_str()).await

@@ -278,8 +278,19 @@ on_both_stores! {
         password.push(("password".into(), "another long password".into()));
         let set = flow.browser.post(flow.app.url("/admin/users/erin/password")).form(&password).send().await.unwrap();
         assert_eq!(set.status(), StatusCode::SEE_OTHER);
+        let profile = forms(&html, "/admin/users/erin/profile").remove(0);
+        let mut bad = profile.clone();
+        bad.push(("email".into(), "not an address".into()));
+        let refused = flow.browser.post(flow.app.url("/admin/users/erin/profile")).form(&bad).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "nothing recorded");
+        let mut good = profile.clone();
+        good.extend([("name".into(), "Erin Example".into()), ("given_name".into(), "Erin".into()), ("email".into(), "erin@new.example".into()), ("picture".into(), "".into())]);
+        let saved = flow.browser.post(flow.app.url("/admin/users/erin/profile")).form(&good).send().await.unwrap();
+        assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+        let (_, html) = page(&flow, "/admin/users/erin").await;
+        assert!(html.contains("value=\"Erin Example\"") && html.contains("value=\"erin@new.example\""), "{html}");
         let history = flow.history("User", "erin").await;
-        assert_eq!(history, vec!["UserRegistered", "RolesSet", "PasswordChanged"]);
+        assert_eq!(history, vec!["UserRegistered", "RolesSet", "PasswordChanged", "ProfileUpdated"]);
 
         flow.fresh_browser();
         let signed = flow.sign_in_with("erin", "another long password", "/account").await;

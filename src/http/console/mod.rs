@@ -64,6 +64,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/users/{username}", get(users::show))
         .route("/users/{username}/roles", post(user_forms::set_roles))
+        .route(
+            "/users/{username}/profile",
+            post(user_forms::update_profile),
+        )
         .route("/users/{username}/password", post(user_forms::set_password))
         .route(
             "/users/{username}/two-factor/reset",

@@ -1,4 +1,4 @@
-//! Creating a person, setting their roles and password, and resetting their two-factor
+//! Creating a person, editing their profile, setting their roles and password, and resetting their two-factor
 //! sign-in, from the console: the same operations as `authledger user create|set-roles|
 //! set-password|reset-two-factor`.
 
@@ -120,6 +120,31 @@ pub async fn set_roles(
         let roles = roles(form.get("roles").unwrap_or_default());
         let store = &app.authority.store;
         let user = crate::admin::users::set_roles(store, &username, &roles, &actor).await?;
+        Ok(format!("/admin/users/{}", user.username))
+    })
+    .await
+}
+
+/// `POST /admin/users/{username}/profile`: the claims ID tokens and userinfo give of them.
+pub async fn update_profile(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    context: RequestContext,
+    Path(username): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(&app, jar, &uri, &context, &body, async |actor, form| {
+        let field = |name: &str| form.get(name).map(str::to_owned);
+        let input = crate::admin::users::ProfileInput {
+            email: field("email"),
+            name: field("name"),
+            given_name: field("given_name"),
+            family_name: field("family_name"),
+            picture: field("picture"),
+        };
+        let store = &app.authority.store;
+        let user = crate::admin::users::update_profile(store, &username, input, &actor).await?;
         Ok(format!("/admin/users/{}", user.username))
     })
     .await
