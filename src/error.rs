@@ -19,6 +19,10 @@ pub enum AppError {
     /// The request is well-formed but the current state refuses it.
     #[error("{0}")]
     Conflict(String),
+    /// Another server authledger called (a connected app's or a social login's provider)
+    /// failed or refused: what it said, in words safe to show (never a token or secret).
+    #[error("{0}")]
+    Upstream(String),
     /// The database cannot be reached (no connection within the pool's acquire timeout, or
     /// a connection broke): answered 503 with `Retry-After`, since it passes by itself.
     #[error("the database is unreachable: {0:#}")]

@@ -18,6 +18,8 @@
 //! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
 //!   secrets), sealed under the master key outside the event log.
 //! - [`signing`]: the ID token signing keys and their lifecycle.
+//! - [`connected_apps`]: authledger as a client of other providers (Connected Apps and
+//!   their token cache).
 //! - [`oauth`]: the OAuth 2 / OpenID Connect protocol: typed requests in, typed outcomes and
 //!   errors out, no HTTP.
 //! - [`admin`]: the operations an operator performs (register a client, create a user, ...),
@@ -40,6 +42,7 @@ pub mod backchannel;
 pub mod cascade;
 pub mod cli;
 pub mod config;
+pub mod connected_apps;
 pub mod error;
 pub mod http;
 pub mod master_key;

@@ -31,13 +31,15 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
         )),
         "grant" => Ok(("Grant", id.to_owned())),
         "consent" => Ok(("Consent", id.to_owned())),
+        "connectedapp" | "connected-app" => Ok(("ConnectedApp", id.to_owned())),
+        "connection" | "appconnection" => Ok(("AppConnection", id.to_owned())),
         "settings" => Ok(("Settings", "settings".to_owned())),
         "keys" | "signingkeys" => Ok((
             "SigningKeys",
             authledger_domain::signing_keys::SIGNING_KEYS_ID.to_owned(),
         )),
         other => Err(AppError::invalid(format!(
-            "unknown type `{other}` (known: client, user, grant, consent, settings, keys)"
+            "unknown type `{other}` (known: client, user, grant, consent, settings, keys, connected-app, connection)"
         ))),
     }
 }
@@ -54,6 +56,10 @@ pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppErro
         "User" => replay::<User>(events),
         "Grant" => replay::<Grant>(events),
         "Consent" => replay::<Consent>(events),
+        "ConnectedApp" => replay::<authledger_domain::connected_app::ConnectedApp>(events),
+        "AppConnection" => {
+            replay::<authledger_domain::connected_app::connection::AppConnection>(events)
+        }
         "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(events),
         _ => replay::<Settings>(events),
     }

@@ -12,6 +12,9 @@
 //! - [`grant`]: the `Grant` aggregate, one authorization = one token family: codes, tokens,
 //!   refresh rotation, replay detection, revocation (RFC 6749 §4, §6, §10; RFC 9700).
 //! - [`consent`]: the `Consent` aggregate, a person's consent for one client.
+//! - [`connected_app`]: authledger as a client of another provider: the `ConnectedApp`
+//!   aggregate (its endpoints and registration there) and `AppConnection` (a person's tokens
+//!   from it, by hash).
 //! - [`settings`]: the `Settings` aggregate (a singleton): the OAuth settings in force.
 //! - [`signing_keys`]: the `SigningKeys` aggregate: the lifecycle of the ID token signing
 //!   keys (public halves only).
@@ -25,6 +28,7 @@
 //! - [`text`]: the rule for free text that enters an event (printable, bounded).
 
 pub mod client;
+pub mod connected_app;
 pub mod consent;
 pub mod grant;
 pub mod metadata;

@@ -254,6 +254,66 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
             };
             subjects(Some(client), Some(user.to_string()), summary)
         }
+        "ConnectedApp" => {
+            use authledger_domain::connected_app::ConnectedAppEvent;
+            let id = &event.aggregate_id;
+            let summary = match event.decode::<ConnectedAppEvent>()? {
+                ConnectedAppEvent::ConnectedAppCreated { config, .. } => format!(
+                    "connected app {id} created: client {} at {}",
+                    config.client_id,
+                    config.endpoints.token.as_str()
+                ),
+                ConnectedAppEvent::ConnectedAppUpdated { .. } => {
+                    format!("connected app {id} changed")
+                }
+                ConnectedAppEvent::ConnectedAppSecretChanged { .. } => {
+                    format!("connected app {id}: client secret changed")
+                }
+                ConnectedAppEvent::ConnectedAppDeleted => format!("connected app {id} deleted"),
+            };
+            subjects(None, None, summary)
+        }
+        "AppConnection" => {
+            use authledger_domain::connected_app::connection::ConnectionEvent;
+            let (app, user) = event
+                .aggregate_id
+                .split_once(':')
+                .unwrap_or((&event.aggregate_id, ""));
+            let whose = if user.is_empty() {
+                format!("the app's own connection to {app}")
+            } else {
+                format!("{user}'s connection to {app}")
+            };
+            let summary = match event.decode::<ConnectionEvent>()? {
+                ConnectionEvent::TokensObtained { tokens, .. } => {
+                    format!("{whose}: tokens obtained, scope {}", quoted(&tokens.scopes))
+                }
+                ConnectionEvent::TokensRefreshed { tokens } => {
+                    format!(
+                        "{whose}: tokens refreshed, scope {}",
+                        quoted(&tokens.scopes)
+                    )
+                }
+                ConnectionEvent::ConnectionLost { reason } => {
+                    format!("{whose} lost ({reason}): connect again")
+                }
+                ConnectionEvent::Disconnected {
+                    revoked_at_provider,
+                } => format!(
+                    "{whose} given up{}",
+                    if revoked_at_provider {
+                        ", tokens revoked at the provider"
+                    } else {
+                        ""
+                    }
+                ),
+            };
+            subjects(
+                None,
+                Some(user.to_owned()).filter(|u| !u.is_empty()),
+                summary,
+            )
+        }
         "Grant" => {
             let payload = event.decode::<GrantEvent>()?;
             // The first events of a grant name its client and user; later ones are looked up.

@@ -20,6 +20,7 @@
 //! - [`audit`]: one row per event, for audit queries.
 //! - [`usage`]: hourly token usage per client and user.
 //! - [`sessions`]: sign-in sessions, open and ended.
+//! - [`connected_apps`]: the providers authledger is a client of, and people's connections.
 //! - [`live`]: the in-memory index of clients, settings and live access tokens that the hot
 //!   paths of a running server read instead of the views.
 
@@ -27,6 +28,7 @@ pub mod audit;
 pub mod batch;
 pub mod checkpoint;
 pub mod clients;
+pub mod connected_apps;
 pub mod consents;
 pub mod db;
 pub mod error;
@@ -59,6 +61,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(consents::ConsentsView),
         Arc::new(audit::AuditLog),
         Arc::new(sessions::SessionsView),
+        Arc::new(connected_apps::ConnectedAppsView),
     ]
 }
 

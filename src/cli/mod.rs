@@ -24,6 +24,7 @@ use crate::store::Store;
 
 mod audit;
 mod client;
+mod connected_app;
 mod events;
 mod keys;
 mod logging;
@@ -99,6 +100,9 @@ enum Command {
     /// Manage consents.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Providers authledger is a client of (Connected Apps), and tokens from them.
+    #[command(subcommand)]
+    ConnectedApp(connected_app::ConnectedAppCommand),
     /// Query the audit trail (one row per event), or export it as JSON lines.
     Audit(AuditArgs),
     /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
@@ -247,6 +251,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             admin::grants::revoke_consent(&store, &user, &client, &cli_metadata()).await?;
             eprintln!("consent of {user} for client {client} revoked, with every grant it covered");
             Ok(())
+        }
+        Command::ConnectedApp(command) => {
+            connected_app::connected_app(&open(&database_url).await?, command, &master).await
         }
         Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
         Command::History { aggregate } => {

@@ -70,6 +70,7 @@ impl Application {
                 store_health: Default::default(),
                 throttle: Default::default(),
                 session_ends: Default::default(),
+                connections: Default::default(),
             },
         })
     }

@@ -15,6 +15,7 @@ mod app;
 mod authorize;
 mod background;
 pub mod bearer;
+mod connected_apps;
 mod console;
 pub mod context;
 mod edge;
@@ -93,6 +94,8 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// Rung when this instance ends a session: back-channel logout runs at once.
     pub session_ends: Arc<tokio::sync::Notify>,
+    /// Connected apps' tokens: one refresh at a time per connection.
+    pub connections: Arc<crate::connected_apps::Connections>,
 }
 
 impl FromRef<AppState> for Key {

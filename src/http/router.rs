@@ -15,9 +15,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
-    account, admin, authorize, console, edge, failure, health, login, logout, metrics, pages,
-    paths, register, render, session, surface, token, two_factor, userinfo, well_known, AppState,
-    Limits,
+    account, admin, authorize, connected_apps, console, edge, failure, health, login, logout,
+    metrics, pages, paths, register, render, session, surface, token, two_factor, userinfo,
+    well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -97,6 +97,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route(
             paths::ACCOUNT_REMOVE_APPLICATION,
             post(account::remove_application),
+        )
+        .route("/connected-apps/{id}/connect", get(connected_apps::connect))
+        .route(
+            "/connected-apps/{id}/callback",
+            get(connected_apps::callback),
         )
         .nest(paths::CONSOLE, console::router())
         .layer(axum::middleware::from_fn_with_state(

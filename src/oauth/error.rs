@@ -90,6 +90,7 @@ impl From<AppError> for TokenError {
         match error {
             AppError::Invalid { message, .. } => TokenError::invalid_request(message),
             AppError::NotFound(m) | AppError::Conflict(m) => TokenError::invalid_grant(m),
+            AppError::Upstream(m) => TokenError::new(TokenErrorCode::ServerError, m),
             error if error.is_unavailable() => TokenError {
                 retry_after: Some(1),
                 ..TokenError::new(

@@ -3,6 +3,8 @@
 //! ([`authledger_projections::live::Fed`]); the store only hands it the committed events.
 
 use authledger_domain::client::Client;
+use authledger_domain::connected_app::connection::AppConnection;
+use authledger_domain::connected_app::ConnectedApp;
 use authledger_domain::consent::Consent;
 use authledger_domain::grant::Grant;
 use authledger_domain::settings::Settings;
@@ -50,4 +52,6 @@ impl Live for Grant {
 }
 
 impl Live for Consent {}
+impl Live for ConnectedApp {}
+impl Live for AppConnection {}
 impl Live for SigningKeys {}

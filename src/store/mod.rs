@@ -18,6 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use authledger_domain::client::Client;
+use authledger_domain::connected_app::connection::AppConnection;
+use authledger_domain::connected_app::ConnectedApp;
 use authledger_domain::consent::Consent;
 use authledger_domain::grant::Grant;
 use authledger_domain::metadata::EventMetadata;
@@ -74,6 +76,8 @@ pub struct Store {
     pub consents: Arc<dyn Commands<Consent>>,
     pub settings: Arc<dyn Commands<Settings>>,
     pub signing_keys: Arc<dyn Commands<SigningKeys>>,
+    pub connected_apps: Arc<dyn Commands<ConnectedApp>>,
+    pub app_connections: Arc<dyn Commands<AppConnection>>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
@@ -116,6 +120,8 @@ impl Store {
                     consents: wiring.commands::<Consent, _>($repository),
                     settings: wiring.commands::<Settings, _>($repository),
                     signing_keys: wiring.commands::<SigningKeys, _>($repository),
+                    connected_apps: wiring.commands::<ConnectedApp, _>($repository),
+                    app_connections: wiring.commands::<AppConnection, _>($repository),
                     runner: runner.clone(),
                     db: db.clone(),
                     live: wiring.live.clone(),

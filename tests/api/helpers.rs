@@ -90,6 +90,20 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+impl TestDb {
+    /// The same store, not owned: dropping it drops nothing (for another instance, or a CLI
+    /// run on a thread of its own).
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            kind: self.kind,
+            url: self.url.clone(),
+            master_key: self.master_key.clone(),
+            dir: None,
+            postgres: None,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(kind: Kind) -> TestApp {
         TestApp::spawn_on(TestDb::new(kind).await).await
@@ -103,14 +117,7 @@ impl TestApp {
     /// A second server on this one's store, as another instance behind a load balancer would
     /// be. The database stays this app's to drop.
     pub async fn another_instance(&self, token_cache_capacity: usize) -> TestApp {
-        let shared = TestDb {
-            kind: self.db.kind,
-            url: self.db.url.clone(),
-            master_key: self.db.master_key.clone(),
-            dir: None,
-            postgres: None,
-        };
-        TestApp::spawn_with(shared, token_cache_capacity).await
+        TestApp::spawn_with(self.db.shared(), token_cache_capacity).await
     }
 
     pub async fn spawn_with(db: TestDb, token_cache_capacity: usize) -> TestApp {
@@ -201,9 +208,15 @@ pub fn cli(db: &TestDb, args: &[&str]) -> Output {
 }
 
 pub fn cli_with_stdin(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    cli_with_env(db, args, stdin, &[])
+}
+
+/// Runs the CLI with `stdin` and extra environment variables.
+pub fn cli_with_env(db: &TestDb, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_authledger"))
         .args(args)
+        .envs(env.iter().copied())
         .env("AUTHLEDGER_DATABASE_URL", &db.url)
         .env("AUTHLEDGER_MASTER_KEY", &db.master_key)
         .env("RUST_LOG", "warn")

@@ -154,4 +154,6 @@ impl Fed for Grant {
 }
 
 impl Fed for Consent {}
+impl Fed for authledger_domain::connected_app::ConnectedApp {}
+impl Fed for authledger_domain::connected_app::connection::AppConnection {}
 impl Fed for SigningKeys {}

@@ -21,6 +21,8 @@ pub enum ApiError {
     Forbidden(&'static str),
     NotFound(String),
     Conflict(String),
+    /// Another provider authledger called failed or refused.
+    BadGateway(String),
     Unavailable,
     /// Our own failure; its cause is logged once (see `http/failure.rs`), never shown.
     Internal(std::sync::Arc<anyhow::Error>),
@@ -42,6 +44,7 @@ impl From<AppError> for ApiError {
             AppError::Invalid { field, message } => ApiError::Invalid { field, message },
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::Upstream(m) => ApiError::BadGateway(m),
             error if error.is_unavailable() => ApiError::Unavailable,
             AppError::Unavailable(e) | AppError::Internal(e) => {
                 ApiError::Internal(std::sync::Arc::new(e))
@@ -92,6 +95,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized | ApiError::Forbidden(_) => unreachable!("rendered above"),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            ApiError::BadGateway(m) => (StatusCode::BAD_GATEWAY, "upstream_error", m, None),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

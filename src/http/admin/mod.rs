@@ -15,6 +15,7 @@ use super::AppState;
 mod audit;
 mod auth;
 mod clients;
+mod connected_apps;
 mod error;
 mod grants;
 mod paging;
@@ -51,6 +52,19 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", get(grants::list_tokens))
         .route("/audit", get(audit::audit))
         .route("/usage", get(audit::usage))
+        .route(
+            "/connected-apps",
+            get(connected_apps::list).post(connected_apps::create),
+        )
+        .route(
+            "/connected-apps/{id}",
+            get(connected_apps::show).delete(connected_apps::delete),
+        )
+        .route("/connected-apps/{id}/token", get(connected_apps::token))
+        .route(
+            "/connected-apps/{id}/disconnect",
+            post(connected_apps::disconnect),
+        )
         .route(
             "/settings",
             get(settings::show_settings).patch(settings::change_settings),

@@ -164,6 +164,9 @@ impl IntoResponse for Refusal {
             Refusal::Failure(AppError::Conflict(why)) => {
                 super::pages::error_page(StatusCode::CONFLICT, "Not done", &why)
             }
+            Refusal::Failure(AppError::Upstream(why)) => {
+                super::pages::error_page(StatusCode::BAD_GATEWAY, "The other server failed", &why)
+            }
             Refusal::Failure(error) => failure_page(error),
         }
     }

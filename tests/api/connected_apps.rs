@@ -1,0 +1,322 @@
+//! Connected Apps: authledger as a client of another provider, here a second authledger
+//! server on loopback (a real OpenID provider, no mock). A person connects their account
+//! through both servers' pages; services fetch a fresh token from the admin API; expiry
+//! forces one refresh however many ask at once; a refresh the provider refuses asks the
+//! person to connect again; disconnecting revokes at the provider; the app's own token comes
+//! from client credentials. No token or secret reaches the log or the database in clear.
+
+use authledger::admin::clients::{ClientInput, NewClient};
+use authledger_projections::on_db;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{cli_json, cli_with_env, Kind, TestApp};
+use crate::oauth::flow::*;
+
+/// Our server and the provider, with alice at both and authledger registered at the
+/// provider as a confidential client.
+struct Pair {
+    ours: Flow,
+    theirs: Flow,
+    /// authledger's registration at the provider.
+    registration: NewClient,
+    admin: String,
+}
+
+impl Pair {
+    async fn new(kind: Kind) -> Pair {
+        let ours = Flow::new(kind).await;
+        let theirs = Flow::new(Kind::Sqlite).await;
+        ours.user("alice", &[]).await;
+        theirs.user("alice", &[]).await;
+        let registration = theirs
+            .client(ClientInput {
+                name: "authledger next door".into(),
+                redirect_uris: vec![ours.app.url("/connected-apps/provider/callback")],
+                grant_types: vec![
+                    "authorization_code".into(),
+                    "refresh_token".into(),
+                    "client_credentials".into(),
+                ],
+                scope: Some("openid profile email".into()),
+                ..ClientInput::default()
+            })
+            .await;
+        let admin = admin_token(&ours).await;
+        Pair {
+            ours,
+            theirs,
+            registration,
+            admin,
+        }
+    }
+
+    /// `connected-app create` with the CLI, as an administrator would.
+    async fn create_app(&self) -> Value {
+        let db = self.ours.app.db.shared();
+        let discovery = self.theirs.app.url("/.well-known/openid-configuration");
+        let client_id = self.registration.client_id.to_string();
+        let secret = self
+            .registration
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .reveal()
+            .to_owned();
+        let issuer = self.ours.app.address.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            cli_with_env(
+                &db,
+                &[
+                    "connected-app",
+                    "create",
+                    "--name",
+                    "Provider",
+                    "--openid-configuration",
+                    &discovery,
+                    "--client-id",
+                    &client_id,
+                    "--client-secret-stdin",
+                    "--scope",
+                    "openid email",
+                ],
+                &format!("{secret}\n"),
+                &[("AUTHLEDGER_ISSUER", &issuer)],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.ours.app.settle().await;
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// alice connects her account: our connect page, the provider's sign-in and consent,
+    /// back to our callback. Returns the callback's URL (to replay it) and its answer.
+    async fn connect(&self) -> (String, reqwest::Response) {
+        let started = self
+            .ours
+            .get("/connected-apps/provider/connect?success_uri=/account")
+            .await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let to_provider = redirected(&started);
+        assert!(
+            to_provider
+                .url
+                .as_str()
+                .starts_with(&self.theirs.app.url("/oauth/authorize")),
+            "{}",
+            to_provider.url
+        );
+        for (name, expected) in [
+            ("code_challenge_method", Some("S256")),
+            ("response_type", Some("code")),
+            ("scope", Some("email openid")),
+        ] {
+            assert_eq!(to_provider.get(name), expected, "{name}");
+        }
+        assert!(
+            to_provider.get("state").is_some()
+                && to_provider.get("nonce").is_some()
+                && to_provider.get("code_challenge").is_some()
+        );
+        let path = &to_provider.url.as_str()[self.theirs.app.address.len()..];
+        let consent = self.theirs.get(path).await;
+        let back = self.theirs.decide(consent, "allow").await;
+        let callback = redirected(&back).url.to_string();
+        assert!(
+            callback.starts_with(&self.ours.app.url("/connected-apps/provider/callback")),
+            "{callback}"
+        );
+        let answer = self.ours.browser.get(&callback).send().await.unwrap();
+        (callback, answer)
+    }
+
+    async fn token(&self, user: Option<&str>) -> (StatusCode, Value) {
+        let query = user.map(|u| format!("?user={u}")).unwrap_or_default();
+        admin(
+            &self.ours,
+            &self.admin,
+            reqwest::Method::GET,
+            &format!("/connected-apps/provider/token{query}"),
+            None,
+        )
+        .await
+    }
+
+    async fn introspect_at_provider(&self, token: &str) -> Value {
+        let (_, _, body) = self
+            .theirs
+            .token_at(
+                "/oauth/introspect",
+                Auth::Basic(&self.registration),
+                &[("token", token)],
+            )
+            .await;
+        body
+    }
+
+    async fn connection_events(&self, id: &str) -> Vec<String> {
+        self.ours.app.settle().await;
+        self.ours.history("AppConnection", id).await
+    }
+
+    /// Every event's payload and metadata, and every row of the vault's tables, as text.
+    async fn everything_stored(&self) -> String {
+        let db = &self.ours.app.store.db;
+        let mut all = String::new();
+        for sql in [
+            "SELECT CAST(payload AS TEXT) || ' ' || CAST(metadata AS TEXT) FROM events",
+            "SELECT sealed_access_token || ' ' || COALESCE(sealed_refresh_token, '') FROM provider_token_cache",
+            "SELECT sealed_secret FROM connected_app_secrets",
+            "SELECT config FROM connected_app_view",
+        ] {
+            let rows: Vec<String> = on_db!(db, pool => sqlx::query_scalar(sql).fetch_all(pool).await).unwrap();
+            all.push_str(&rows.join("\n"));
+        }
+        all
+    }
+}
+
+on_both_stores! {
+    async fn a_person_connects_through_both_servers_and_services_get_fresh_tokens(kind: Kind) {
+        let mut pair = Pair::new(kind).await;
+        // Access tokens at the provider live 66 s: 6 s fresh, then within the 60 s margin.
+        pair.theirs.set("access_token_ttl", "66").await;
+        let created = pair.create_app().await;
+        assert_eq!(created["id"], "provider");
+        assert_eq!(created["redirect_uri"], pair.ours.app.url("/connected-apps/provider/callback"));
+        assert_eq!(created["token_uri"], pair.theirs.app.url("/oauth/token"), "from discovery");
+        assert_eq!(created["jwks_uri"], pair.theirs.app.url("/oauth/jwks"));
+        assert!(created.get("client_secret").is_none(), "never shown again");
+
+        // Signed out: to our sign-in page and back.
+        let signed_out = pair.ours.get("/connected-apps/provider/connect").await;
+        assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+        assert!(redirected(&signed_out).url.path() == "/login");
+        pair.ours.sign_in("alice").await;
+        pair.theirs.sign_in("alice").await;
+        let (callback, answer) = pair.connect().await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
+        assert_eq!(answer.headers()["location"], "/account");
+        assert_eq!(pair.connection_events("provider:alice").await, vec!["TokensObtained"]);
+        let now = chrono::Utc::now().to_rfc3339();
+        let state = cli_json(&pair.ours.app.db, &["state", "connection:provider:alice", "--as-of", &now]);
+        assert_eq!(state["state"]["state"]["subject"], "alice", "the ID token was verified and its subject kept: {state}");
+
+        // The same answer again connects nothing: the attempt went with its first use.
+        let replayed = pair.ours.browser.get(&callback).send().await.unwrap();
+        assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+        assert!(replayed.text().await.unwrap().contains("Nothing was connected"));
+
+        // A service asks for alice's token: the one obtained, valid at the provider.
+        let (status, first) = pair.token(Some("alice")).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let first_token = first["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(first["token_type"], "Bearer");
+        let at_provider = pair.introspect_at_provider(&first_token).await;
+        assert_eq!(at_provider["active"], true, "{at_provider}");
+        assert_eq!(at_provider["username"], "alice");
+
+        // Once it is about to expire, a hundred requests at once cause one refresh.
+        tokio::time::sleep(std::time::Duration::from_millis(6_300)).await;
+        let asks = (0..100).map(|_| pair.token(Some("alice")));
+        let answers = futures::future::join_all(asks).await;
+        let tokens: std::collections::BTreeSet<String> = answers
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, StatusCode::OK, "{body}");
+                body["access_token"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(tokens.len(), 1, "every caller got the one refreshed token");
+        assert!(!tokens.contains(&first_token), "refreshed");
+        assert_eq!(pair.connection_events("provider:alice").await, vec!["TokensObtained", "ProviderTokensRefreshed"]);
+
+        // The app's own token, from client credentials.
+        let (status, own) = pair.token(None).await;
+        assert_eq!(status, StatusCode::OK, "{own}");
+        let own_token = own["access_token"].as_str().unwrap().to_owned();
+        let at_provider = pair.introspect_at_provider(&own_token).await;
+        assert_eq!(at_provider["active"], true);
+        assert_eq!(at_provider["client_id"], pair.registration.client_id.to_string());
+
+        // Nothing secret in the log or the database.
+        let stored = pair.everything_stored().await;
+        let secret = pair.registration.client_secret.as_ref().unwrap().reveal();
+        for value in tokens.iter().chain([&first_token, &own_token]).map(String::as_str).chain([secret]) {
+            assert!(!stored.contains(value), "a secret is stored in clear");
+        }
+
+        // The provider withdraws alice's consent (her refresh token with it): at the next
+        // refresh the service is told she must connect again.
+        let withdrawn = crate::helpers::cli(&pair.theirs.app.db, &["consent", "revoke", "--user", "alice", "--client", pair.registration.client_id.as_str()]);
+        assert!(withdrawn.status.success());
+        tokio::time::sleep(std::time::Duration::from_millis(6_300)).await;
+        let (status, refused) = pair.token(Some("alice")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert!(refused["error_description"].as_str().unwrap().contains("alice must connect again at /connected-apps/provider/connect"), "{refused}");
+        assert_eq!(pair.connection_events("provider:alice").await.last().unwrap(), "ConnectionLost");
+
+        // She connects again, then gives it up: revoked at the provider.
+        pair.theirs.fresh_browser();
+        pair.theirs.sign_in("alice").await;
+        let (_, answer) = pair.connect().await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let (_, again) = pair.token(Some("alice")).await;
+        let again = again["access_token"].as_str().unwrap().to_owned();
+        let (status, gone) = admin(&pair.ours, &pair.admin, reqwest::Method::POST, "/connected-apps/provider/disconnect?user=alice", None).await;
+        assert_eq!(status, StatusCode::OK, "{gone}");
+        assert_eq!(gone["revoked_at_provider"], true);
+        assert_eq!(pair.introspect_at_provider(&again).await["active"], false, "revoked at the provider");
+        let (status, _) = pair.token(Some("alice")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(pair.connection_events("provider:alice").await.last().unwrap(), "Disconnected");
+    }
+}
+
+on_both_stores! {
+    async fn a_forged_or_foreign_answer_connects_nothing(kind: Kind) {
+        let pair = Pair::new(kind).await;
+        pair.create_app().await;
+        pair.ours.sign_in("alice").await;
+        let started = pair.ours.get("/connected-apps/provider/connect").await;
+        let state = redirected(&started).get("state").unwrap().to_owned();
+
+        // Someone else's code and state, delivered to alice's browser (login CSRF).
+        let forged = pair.ours.get("/connected-apps/provider/callback?code=alac_forged&state=not-the-one").await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        assert!(forged.text().await.unwrap().contains("its state differs"));
+
+        // The right state, but in another browser that began nothing.
+        let mut stranger = Flow::with_app(TestApp::spawn(Kind::Sqlite).await).await;
+        stranger.fresh_browser();
+        let elsewhere = stranger.browser.get(pair.ours.app.url(&format!("/connected-apps/provider/callback?code=x&state={state}"))).send().await.unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+
+        // The provider refused: said so, nothing kept.
+        let started = pair.ours.get("/connected-apps/provider/connect").await;
+        let state = redirected(&started).get("state").unwrap().to_owned();
+        let denied = pair.ours.get(&format!("/connected-apps/provider/callback?error=access_denied&state={state}")).await;
+        assert_eq!(denied.status(), StatusCode::BAD_GATEWAY);
+        assert!(denied.text().await.unwrap().contains("access_denied"));
+
+        // A code the provider never issued: its token endpoint's refusal, nothing kept.
+        let started = pair.ours.get("/connected-apps/provider/connect").await;
+        let state = redirected(&started).get("state").unwrap().to_owned();
+        let bad_code = pair.ours.get(&format!("/connected-apps/provider/callback?code=alac_bogus&state={state}")).await;
+        assert_eq!(bad_code.status(), StatusCode::BAD_GATEWAY);
+        assert!(bad_code.text().await.unwrap().contains("invalid_grant"));
+        assert!(pair.connection_events("provider:alice").await.is_empty());
+
+        // An unknown app, and a bad id.
+        assert_eq!(pair.ours.get("/connected-apps/nope/connect").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(pair.ours.get("/connected-apps/..%2Fx/connect").await.status(), StatusCode::NOT_FOUND);
+        let listed = cli_json(&pair.ours.app.db, &["connected-app", "list"]);
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+    }
+}
