@@ -18,6 +18,9 @@ pub(super) enum ConnectedAppCommand {
     /// Register a provider authledger connects people to; prints JSON with `id` (the slug of
     /// the name) and `redirect_uri` (register it at the provider).
     Create(Box<CreateArgs>),
+    /// Change an app: each option given replaces its value (a new secret from stdin or a
+    /// file); prints the app as JSON.
+    Update(Box<UpdateArgs>),
     List,
     Show {
         id: String,
@@ -79,8 +82,54 @@ pub(super) struct CreateArgs {
     params: Vec<String>,
 }
 
-fn read_secret(args: &CreateArgs) -> Result<String, AppError> {
-    let raw = match (&args.client_secret_file, args.client_secret_stdin) {
+#[derive(Args)]
+pub(super) struct UpdateArgs {
+    id: String,
+    /// A new display name (the id stays).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, value_name = "URL")]
+    openid_configuration: Option<String>,
+    #[arg(long, value_name = "URL")]
+    authorization_uri: Option<String>,
+    #[arg(long, value_name = "URL")]
+    token_uri: Option<String>,
+    #[arg(long, value_name = "URL")]
+    revocation_uri: Option<String>,
+    #[arg(long, value_name = "URL")]
+    userinfo_uri: Option<String>,
+    #[arg(long, value_name = "URL")]
+    introspection_uri: Option<String>,
+    #[arg(long)]
+    issuer: Option<String>,
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long, conflicts_with = "client_secret_file")]
+    client_secret_stdin: bool,
+    #[arg(long, value_name = "FILE")]
+    client_secret_file: Option<std::path::PathBuf>,
+    #[arg(long)]
+    scope: Option<String>,
+    /// Replaces every extra parameter, NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+}
+
+fn params(raw: &[String]) -> Result<BTreeMap<String, String>, AppError> {
+    let mut params = BTreeMap::new();
+    for param in raw {
+        let (name, value) = param.split_once('=').ok_or_else(|| {
+            AppError::invalid_field("param", format!("--param `{param}`: expected NAME=VALUE"))
+        })?;
+        params.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(params)
+}
+
+fn read_secret(file: &Option<std::path::PathBuf>, stdin: bool) -> Result<String, AppError> {
+    let raw = match (file, stdin) {
         (Some(file), _) => std::fs::read_to_string(file).map_err(|e| {
             AppError::invalid_field(
                 "client_secret_file",
@@ -122,17 +171,8 @@ pub(super) async fn connected_app(
     let connections = Connections::default();
     match command {
         ConnectedAppCommand::Create(args) => {
-            let client_secret = read_secret(&args)?;
-            let mut extra_params = BTreeMap::new();
-            for param in &args.params {
-                let (name, value) = param.split_once('=').ok_or_else(|| {
-                    AppError::invalid_field(
-                        "param",
-                        format!("--param `{param}`: expected NAME=VALUE"),
-                    )
-                })?;
-                extra_params.insert(name.to_owned(), value.to_owned());
-            }
+            let client_secret = read_secret(&args.client_secret_file, args.client_secret_stdin)?;
+            let extra_params = params(&args.params)?;
             let input = ConnectedAppInput {
                 name: args.name,
                 openid_configuration: args.openid_configuration,
@@ -163,6 +203,40 @@ pub(super) async fn connected_app(
                 created.id, created.redirect_uri
             );
             print_json(&created)
+        }
+        ConnectedAppCommand::Update(args) => {
+            let client_secret = if args.client_secret_stdin || args.client_secret_file.is_some() {
+                read_secret(&args.client_secret_file, args.client_secret_stdin)?
+            } else {
+                String::new()
+            };
+            let change = ConnectedAppInput {
+                name: args.name.unwrap_or_default(),
+                openid_configuration: args.openid_configuration,
+                authorization_uri: args.authorization_uri,
+                token_uri: args.token_uri,
+                revocation_uri: args.revocation_uri,
+                userinfo_uri: args.userinfo_uri,
+                introspection_uri: args.introspection_uri,
+                issuer: args.issuer,
+                jwks_uri: args.jwks_uri,
+                client_id: args.client_id.unwrap_or_default(),
+                client_secret,
+                scope: args.scope,
+                extra_params: params(&args.params)?,
+            };
+            let master = master.load(store).await?;
+            let updated = connected_apps::update(
+                store,
+                &master,
+                &connections.provider,
+                &issuer(),
+                &args.id,
+                change,
+                &metadata,
+            )
+            .await?;
+            print_json(&updated)
         }
         ConnectedAppCommand::List => print_json(&connected_apps::list(store).await?),
         ConnectedAppCommand::Show { id } => {

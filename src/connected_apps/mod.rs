@@ -287,6 +287,99 @@ pub async fn create(
     Ok(AppSummary::of(&load(store, &id).await?, issuer))
 }
 
+/// Changes a connected app: each field given replaces the app's; a new OpenID configuration
+/// URL is fetched again and its endpoints replace those not given; a new secret replaces the
+/// sealed one. Its id (and so its callback) stays.
+pub async fn update(
+    store: &Store,
+    master: &MasterKey,
+    provider: &ProviderClient,
+    issuer: &str,
+    id: &str,
+    change: ConnectedAppInput,
+    metadata: &EventMetadata,
+) -> Result<AppSummary, AppError> {
+    let id = parse_id(id)?;
+    if !change.client_secret.is_empty() {
+        check_secret(&change.client_secret)?;
+    }
+    let current = load(store, &id).await?;
+    let config = &current.config;
+    let text = |u: &Option<WebUrl>| u.as_ref().map(|u| u.as_str().to_owned());
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let rediscover = given(&change.openid_configuration).is_some();
+    // Without a new discovery document, the endpoints not given stay as they are.
+    let kept = |new: &Option<String>, old: Option<String>| {
+        given(new).or(if rediscover { None } else { old })
+    };
+    let mut input = ConnectedAppInput {
+        name: given(&Some(change.name.clone())).unwrap_or_else(|| config.name.clone()),
+        openid_configuration: given(&change.openid_configuration)
+            .or_else(|| text(&config.openid_configuration)),
+        authorization_uri: kept(
+            &change.authorization_uri,
+            Some(config.endpoints.authorization.as_str().to_owned()),
+        ),
+        token_uri: kept(
+            &change.token_uri,
+            Some(config.endpoints.token.as_str().to_owned()),
+        ),
+        revocation_uri: kept(&change.revocation_uri, text(&config.endpoints.revocation)),
+        userinfo_uri: kept(&change.userinfo_uri, text(&config.endpoints.userinfo)),
+        introspection_uri: kept(
+            &change.introspection_uri,
+            text(&config.endpoints.introspection),
+        ),
+        issuer: kept(&change.issuer, config.endpoints.issuer.clone()),
+        jwks_uri: kept(&change.jwks_uri, text(&config.endpoints.jwks)),
+        client_id: given(&Some(change.client_id.clone()))
+            .unwrap_or_else(|| config.client_id.clone()),
+        client_secret: String::new(),
+        scope: given(&change.scope).or_else(|| Some(config.scopes.to_string())),
+        extra_params: if change.extra_params.is_empty() {
+            config.extra_params.clone()
+        } else {
+            change.extra_params.clone()
+        },
+    };
+    // Discovery runs only when a new document was named: the old endpoints are kept as typed.
+    if !rediscover {
+        input.openid_configuration = None;
+    }
+    let mut new_config = config_of(provider, &input).await?;
+    new_config.openid_configuration = if rediscover {
+        new_config.openid_configuration
+    } else {
+        config.openid_configuration.clone()
+    };
+    store
+        .connected_apps
+        .execute(
+            id.as_str(),
+            ConnectedAppCommand::Update { config: new_config },
+            metadata,
+        )
+        .await
+        .map_err(|e| app_error(&id, e))?;
+    if !change.client_secret.is_empty() {
+        Sealed {
+            db: &store.db,
+            master,
+        }
+        .put_secret(id.as_str(), &change.client_secret)
+        .await?;
+        let command = ConnectedAppCommand::ChangeSecret {
+            client_secret: crate::secrets::hash(&change.client_secret),
+        };
+        store
+            .connected_apps
+            .execute(id.as_str(), command, metadata)
+            .await
+            .map_err(|e| app_error(&id, e))?;
+    }
+    Ok(AppSummary::of(&load(store, &id).await?, issuer))
+}
+
 pub async fn show(store: &Store, issuer: &str, id: &str) -> Result<AppSummary, AppError> {
     let id = parse_id(id)?;
     Ok(AppSummary::of(&load(store, &id).await?, issuer))

@@ -9,6 +9,7 @@ use authledger_domain::metadata::Actor;
 use authledger_domain::secret::SecretHash;
 use authledger_domain::user::{UserCommand, Username};
 use authledger_projections::audit::AuditLog;
+use authledger_projections::connected_apps::ConnectedAppsView;
 use authledger_projections::consents::ConsentsView;
 use authledger_projections::sessions::SessionsView;
 use axum::body::Bytes;
@@ -41,7 +42,18 @@ struct AccountPage<'a> {
     two_factor: Option<usize>,
     sessions: Vec<SessionRow>,
     applications: Vec<ApplicationRow>,
+    /// Their accounts at other providers that authledger connected (Connected Apps).
+    connections: Vec<ConnectionRow>,
     sign_ins: Vec<SignInRow>,
+}
+
+struct ConnectionRow {
+    app_id: String,
+    name: String,
+    scopes: String,
+    since: String,
+    /// Lost: the provider refused the refresh token, connect again.
+    lost: bool,
 }
 
 struct SessionRow {
@@ -234,6 +246,26 @@ async fn page(
         });
     }
 
+    let mut connections = vec![];
+    for connection in ConnectedAppsView::connections_of(&store.db, username.as_str()).await? {
+        if connection.status == "disconnected" {
+            continue;
+        }
+        let Some(app) = ConnectedAppsView::app(&store.db, &connection.app_id)
+            .await?
+            .filter(|a| a.status != "deleted")
+        else {
+            continue;
+        };
+        connections.push(ConnectionRow {
+            lost: connection.status == "lost",
+            name: app.name,
+            scopes: connection.scopes,
+            since: shown_time(&connection.connected_at),
+            app_id: connection.app_id,
+        });
+    }
+
     let sign_ins = AuditLog::sign_ins(&store.db, username.as_str(), LISTED)
         .await?
         .into_iter()
@@ -257,6 +289,10 @@ async fn page(
         Some("removed") => {
             Some("The application's access is removed, and its tokens no longer work.")
         }
+        Some("disconnected") => Some(
+            "The account is disconnected: its tokens are forgotten here and, where the other \
+             server allows it, revoked there.",
+        ),
         Some("two-factor-off") => {
             Some("Two-factor sign-in is off: your password alone signs you in.")
         }
@@ -271,9 +307,40 @@ async fn page(
         two_factor: user.two_factor.as_ref().map(|t| t.recovery_codes.len()),
         sessions,
         applications,
+        connections,
         sign_ins,
     };
     Ok((jar, render(StatusCode::OK, &page)).into_response())
+}
+
+/// `POST /account/connected-apps/disconnect`: gives up the person's connection to
+/// `app_id` (revoked at the provider when it can be), as `connected-app disconnect` does.
+pub async fn disconnect(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    context: RequestContext,
+    body: Bytes,
+) -> Response {
+    let outcome = async {
+        let (current, form) = match form(&app, &jar, &body).await? {
+            Ok(ok) => ok,
+            Err(refused) => return Ok(refused),
+        };
+        let id = crate::connected_apps::parse_id(form.get("app_id").unwrap_or_default())?;
+        let user = crate::admin::users::parse_username(&current.username)?;
+        let metadata = context.metadata(Actor::User(current.username.clone()));
+        let authority = &app.authority;
+        match app
+            .connections
+            .disconnect(&authority.store, &authority.master, &id, &user, &metadata)
+            .await
+        {
+            // Already given up (a second tab, a double click): the page shows it gone.
+            Ok(_) | Err(AppError::Conflict(_)) => Ok(back("disconnected")),
+            Err(error) => Err(error),
+        }
+    };
+    outcome.await.unwrap_or_else(failure_page)
 }
 
 /// A POSTed account form, once its CSRF token holds and someone is signed in.

@@ -56,6 +56,7 @@ pub mod paths {
     pub const ACCOUNT_TWO_FACTOR_REMOVE: &str = "/account/two-factor/remove";
     pub const ACCOUNT_END_SESSION: &str = "/account/sessions/end";
     pub const ACCOUNT_REMOVE_APPLICATION: &str = "/account/applications/remove";
+    pub const ACCOUNT_DISCONNECT: &str = "/account/connected-apps/disconnect";
     pub const STYLESHEET: &str = "/assets/authledger.css";
     pub const LOCAL_TIME_SCRIPT: &str = "/assets/local-time.js";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";

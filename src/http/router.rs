@@ -98,6 +98,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::ACCOUNT_REMOVE_APPLICATION,
             post(account::remove_application),
         )
+        .route(paths::ACCOUNT_DISCONNECT, post(account::disconnect))
         .route("/connected-apps/{id}/connect", get(connected_apps::connect))
         .route(
             "/connected-apps/{id}/callback",

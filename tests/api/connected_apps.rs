@@ -269,10 +269,17 @@ on_both_stores! {
         assert_eq!(answer.status(), StatusCode::SEE_OTHER);
         let (_, again) = pair.token(Some("alice")).await;
         let again = again["access_token"].as_str().unwrap().to_owned();
-        let (status, gone) = admin(&pair.ours, &pair.admin, reqwest::Method::POST, "/connected-apps/provider/disconnect?user=alice", None).await;
-        assert_eq!(status, StatusCode::OK, "{gone}");
-        assert_eq!(gone["revoked_at_provider"], true);
+        pair.ours.app.settle().await;
+        let page = pair.ours.get("/account").await.text().await.unwrap();
+        assert!(page.contains("Your accounts elsewhere") && page.contains("Provider"), "{page}");
+        let form = crate::people::forms(&page, "/account/connected-apps/disconnect").remove(0);
+        let gone = pair.ours.browser.post(pair.ours.app.url("/account/connected-apps/disconnect")).form(&form).send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::SEE_OTHER);
         assert_eq!(pair.introspect_at_provider(&again).await["active"], false, "revoked at the provider");
+        let page = pair.ours.get("/account?done=disconnected").await.text().await.unwrap();
+        assert!(page.contains("No account at another service is connected"), "{page}");
+        let (status, _) = admin(&pair.ours, &pair.admin, reqwest::Method::POST, "/connected-apps/provider/disconnect?user=alice", None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "given up already");
         let (status, _) = pair.token(Some("alice")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(pair.connection_events("provider:alice").await.last().unwrap(), "Disconnected");
@@ -319,4 +326,206 @@ on_both_stores! {
         let listed = cli_json(&pair.ours.app.db, &["connected-app", "list"]);
         assert_eq!(listed.as_array().unwrap().len(), 1);
     }
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_or_confused_provider_gets_a_clear_error_and_nothing_is_kept() {
+    let pair = Pair::new(Kind::Sqlite).await;
+    let db = pair.ours.app.db.shared();
+    let theirs = pair.theirs.app.address.clone();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let create = |extra: &[&str], stdin: &str| {
+            let mut args = vec!["connected-app", "create", "--client-id", "x"];
+            args.extend_from_slice(extra);
+            cli_with_env(&db, &args, stdin, &[])
+        };
+        let closed = format!(
+            "http://127.0.0.1:{}/.well-known/openid-configuration",
+            closed_port()
+        );
+        let html = format!("{theirs}/login");
+        vec![
+            // Nothing listens there.
+            create(
+                &[
+                    "--name",
+                    "Closed",
+                    "--openid-configuration",
+                    &closed,
+                    "--client-secret-stdin",
+                ],
+                "s\n",
+            ),
+            // A page for people, not a discovery document.
+            create(
+                &[
+                    "--name",
+                    "Html",
+                    "--openid-configuration",
+                    &html,
+                    "--client-secret-stdin",
+                ],
+                "s\n",
+            ),
+            // No secret given.
+            create(
+                &[
+                    "--name",
+                    "Secretless",
+                    "--authorization-uri",
+                    &html,
+                    "--token-uri",
+                    &html,
+                ],
+                "",
+            ),
+            // An extra parameter that would replace one of the flow's.
+            create(
+                &[
+                    "--name",
+                    "Sneaky",
+                    "--authorization-uri",
+                    &html,
+                    "--token-uri",
+                    &html,
+                    "--param",
+                    "state=fixed",
+                    "--client-secret-stdin",
+                ],
+                "s\n",
+            ),
+            // Its token endpoint is a page for people: created (nothing is called yet).
+            create(
+                &[
+                    "--name",
+                    "Confused",
+                    "--authorization-uri",
+                    &format!("{theirs}/oauth/authorize"),
+                    "--token-uri",
+                    &html,
+                    "--client-secret-stdin",
+                ],
+                "s\n",
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    let said = |n: usize| String::from_utf8_lossy(&outputs[n].stderr).to_string();
+    assert!(
+        !outputs[0].status.success() && said(0).contains("could not be reached"),
+        "{}",
+        said(0)
+    );
+    assert!(
+        !outputs[1].status.success() && said(1).contains("something other than a JSON object"),
+        "{}",
+        said(1)
+    );
+    assert!(
+        !outputs[2].status.success() && said(2).contains("--client-secret-stdin"),
+        "{}",
+        said(2)
+    );
+    assert!(
+        !outputs[3].status.success() && said(3).contains("`state`"),
+        "{}",
+        said(3)
+    );
+    assert!(outputs[4].status.success(), "{}", said(4));
+    pair.ours.app.settle().await;
+
+    // The app's own token from a token endpoint that answers HTML: a 502 that says so.
+    let (status, body) = admin(
+        &pair.ours,
+        &pair.admin,
+        reqwest::Method::GET,
+        "/connected-apps/confused/token",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("something other than a JSON object"),
+        "{body}"
+    );
+    assert!(
+        pair.connection_events("confused:").await.is_empty(),
+        "nothing recorded"
+    );
+    let listed = cli_json(&pair.ours.app.db, &["connected-app", "list"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "only the one created: {listed}"
+    );
+
+    // Pointed at the provider's real token endpoint, the same request gets a token.
+    let token_uri = pair.theirs.app.url("/oauth/token");
+    let client_id = pair.registration.client_id.to_string();
+    let secret = pair
+        .registration
+        .client_secret
+        .as_ref()
+        .unwrap()
+        .reveal()
+        .to_owned();
+    let db = pair.ours.app.db.shared();
+    let updated = tokio::task::spawn_blocking(move || {
+        cli_with_env(
+            &db,
+            &[
+                "connected-app",
+                "update",
+                "confused",
+                "--token-uri",
+                &token_uri,
+                "--client-id",
+                &client_id,
+                "--client-secret-stdin",
+            ],
+            &format!("{secret}\n"),
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&updated.stdout).unwrap();
+    assert_eq!(
+        shown["authorization_uri"],
+        pair.theirs.app.url("/oauth/authorize"),
+        "what was not given stays"
+    );
+    pair.ours.app.settle().await;
+    let (status, body) = admin(
+        &pair.ours,
+        &pair.admin,
+        reqwest::Method::GET,
+        "/connected-apps/confused/token",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        pair.ours.history("ConnectedApp", "confused").await,
+        vec![
+            "ConnectedAppCreated",
+            "ConnectedAppUpdated",
+            "ConnectedAppSecretChanged"
+        ]
+    );
 }
