@@ -18,6 +18,8 @@
 //! - [`vault`]: secrets the server reads again (private signing keys, HS256 client
 //!   secrets), sealed under the master key outside the event log.
 //! - [`signing`]: the ID token signing keys and their lifecycle.
+//! - [`social_login`]: signing in through another provider, and linking or creating the
+//!   local account.
 //! - [`connected_apps`]: authledger as a client of other providers (Connected Apps and
 //!   their token cache).
 //! - [`oauth`]: the OAuth 2 / OpenID Connect protocol: typed requests in, typed outcomes and
@@ -52,6 +54,7 @@ pub mod scratch_db;
 pub mod secrets;
 pub mod services;
 pub mod signing;
+pub mod social_login;
 pub mod store;
 pub mod throttle;
 pub mod two_factor;

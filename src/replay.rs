@@ -33,13 +33,15 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
         "consent" => Ok(("Consent", id.to_owned())),
         "connectedapp" | "connected-app" => Ok(("ConnectedApp", id.to_owned())),
         "connection" | "appconnection" => Ok(("AppConnection", id.to_owned())),
+        "social-login" | "sociallogin" => Ok(("SocialLogin", id.to_owned())),
+        "identity" | "externalidentity" => Ok(("ExternalIdentity", id.to_owned())),
         "settings" => Ok(("Settings", "settings".to_owned())),
         "keys" | "signingkeys" => Ok((
             "SigningKeys",
             authledger_domain::signing_keys::SIGNING_KEYS_ID.to_owned(),
         )),
         other => Err(AppError::invalid(format!(
-            "unknown type `{other}` (known: client, user, grant, consent, settings, keys, connected-app, connection)"
+            "unknown type `{other}` (known: client, user, grant, consent, settings, keys, connected-app, connection, social-login, identity)"
         ))),
     }
 }
@@ -57,6 +59,8 @@ pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppErro
         "Grant" => replay::<Grant>(events),
         "Consent" => replay::<Consent>(events),
         "ConnectedApp" => replay::<authledger_domain::connected_app::ConnectedApp>(events),
+        "SocialLogin" => replay::<authledger_domain::social_login::SocialLogin>(events),
+        "ExternalIdentity" => replay::<authledger_domain::social_login::ExternalIdentity>(events),
         "AppConnection" => {
             replay::<authledger_domain::connected_app::connection::AppConnection>(events)
         }

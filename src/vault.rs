@@ -164,6 +164,7 @@ pub async fn forget_totp_secret(db: &Db, username: &str) -> Result<(), VaultErro
 pub async fn holds_anything(db: &Db) -> Result<bool, sqlx::Error> {
     let sql =
         "SELECT EXISTS (SELECT 1 FROM signing_keys) OR EXISTS (SELECT 1 FROM client_secret_keys) \
-         OR EXISTS (SELECT 1 FROM totp_secrets) OR EXISTS (SELECT 1 FROM connected_app_secrets)";
+         OR EXISTS (SELECT 1 FROM totp_secrets) OR EXISTS (SELECT 1 FROM connected_app_secrets) \
+         OR EXISTS (SELECT 1 FROM social_login_secrets)";
     on_db!(db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
 }

@@ -18,6 +18,8 @@
 //! - [`settings`]: the `Settings` aggregate (a singleton): the OAuth settings in force.
 //! - [`signing_keys`]: the `SigningKeys` aggregate: the lifecycle of the ID token signing
 //!   keys (public halves only).
+//! - [`social_login`]: signing in through another provider: the `SocialLogin` aggregate
+//!   (the provider) and `ExternalIdentity` (one person there, linked to one user here).
 //! - [`pkce`]: code challenges and verifiers (RFC 7636).
 //! - [`oauth`]: parsed protocol values (redirect URIs, scopes, grant and response types):
 //!   once parsed, nothing re-checks them.
@@ -38,6 +40,7 @@ pub mod secret;
 pub mod services;
 pub mod settings;
 pub mod signing_keys;
+pub mod social_login;
 pub mod text;
 pub mod user;
 

@@ -191,7 +191,10 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 ),
                 UserEvent::UserDisabled {} => "user disabled".into(),
                 UserEvent::UserEnabled {} => "user enabled".into(),
-                UserEvent::LoginSucceeded {} => "sign-in succeeded".into(),
+                UserEvent::LoginSucceeded { method } => match method {
+                    Some(method) => format!("sign-in succeeded ({method})"),
+                    None => "sign-in succeeded".into(),
+                },
                 UserEvent::LoginFailed { reason } => {
                     format!("sign-in failed: {}", snake(reason).replace('_', " "))
                 }

@@ -20,6 +20,7 @@
 //! - [`audit`]: one row per event, for audit queries.
 //! - [`usage`]: hourly token usage per client and user.
 //! - [`sessions`]: sign-in sessions, open and ended.
+//! - [`social_logins`]: the providers people sign in through, and the identities linked.
 //! - [`connected_apps`]: the providers authledger is a client of, and people's connections.
 //! - [`live`]: the in-memory index of clients, settings and live access tokens that the hot
 //!   paths of a running server read instead of the views.
@@ -40,6 +41,7 @@ pub mod projection;
 mod rebuild;
 pub mod runner;
 pub mod sessions;
+pub mod social_logins;
 pub mod usage;
 pub mod users;
 
@@ -62,6 +64,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(audit::AuditLog),
         Arc::new(sessions::SessionsView),
         Arc::new(connected_apps::ConnectedAppsView),
+        Arc::new(social_logins::SocialLoginsView),
     ]
 }
 

@@ -76,6 +76,14 @@ const COLUMNS: &str = "username, status, profile, roles, registered_at, register
                        last_failed_login_at, two_factor, version";
 
 impl UsersView {
+    /// The people whose profile gives `email` (compared without case).
+    pub async fn by_email(db: &Db, email: &str) -> Result<Vec<String>, ProjectionError> {
+        let sql = "SELECT username FROM user_view WHERE email = $1 ORDER BY username LIMIT 2";
+        Ok(
+            on_db!(db, pool => sqlx::query_scalar(sql).bind(email.to_lowercase()).fetch_all(pool).await)?,
+        )
+    }
+
     pub async fn get(db: &Db, username: &str) -> Result<Option<UserSummary>, ProjectionError> {
         let sql = format!("SELECT {COLUMNS} FROM user_view WHERE username = $1");
         let row: Option<UserRow> =
@@ -126,8 +134,8 @@ impl Projection for UsersView {
         let (sql, value): (&str, Option<String>) = match event.decode::<UserEvent>()? {
             UserEvent::UserRegistered { profile, roles, .. } => {
                 let sql = "INSERT INTO user_view (username, status, profile, roles, \
-                           registered_at, registered_by, updated_at, version) \
-                           VALUES ($3, 'active', $4, $5, $1, $6, $1, $2)";
+                           registered_at, registered_by, updated_at, version, email) \
+                           VALUES ($3, 'active', $4, $5, $1, $6, $1, $2, $7)";
                 on_tx!(tx.db().await?, conn => sqlx::query(sql)
                     .bind(&at)
                     .bind(version)
@@ -135,14 +143,24 @@ impl Projection for UsersView {
                     .bind(json(&profile))
                     .bind(json(&roles))
                     .bind(event.metadata.actor.to_string())
+                    .bind(profile.email.as_ref().map(|e| e.as_str().to_lowercase()))
                     .execute(conn)
                     .await.map(|r| r.rows_affected()))?;
                 return Ok(());
             }
-            UserEvent::ProfileUpdated { profile } => (
-                "UPDATE user_view SET profile = $4, updated_at = $1, version = $2 WHERE username = $3",
-                Some(json(&profile)),
-            ),
+            UserEvent::ProfileUpdated { profile } => {
+                let sql = "UPDATE user_view SET profile = $4, email = $5, updated_at = $1, version = $2 \
+                           WHERE username = $3";
+                on_tx!(tx.db().await?, conn => sqlx::query(sql)
+                    .bind(&at)
+                    .bind(version)
+                    .bind(id)
+                    .bind(json(&profile))
+                    .bind(profile.email.as_ref().map(|e| e.as_str().to_lowercase()))
+                    .execute(conn)
+                    .await.map(|r| r.rows_affected()))?;
+                return Ok(());
+            }
             UserEvent::PasswordChanged { .. } => (
                 "UPDATE user_view SET password_changed_at = $1, updated_at = $1, version = $2 \
                  WHERE username = $3",
@@ -162,7 +180,7 @@ impl Projection for UsersView {
                  WHERE username = $3",
                 None,
             ),
-            UserEvent::LoginSucceeded {} => (
+            UserEvent::LoginSucceeded { .. } => (
                 "UPDATE user_view SET last_login_at = $1, version = $2 WHERE username = $3",
                 None,
             ),

@@ -154,7 +154,7 @@ fn read_secret(file: &Option<std::path::PathBuf>, stdin: bool) -> Result<String,
 }
 
 /// This server's issuer as `serve` would take it: callbacks are under it.
-fn issuer() -> String {
+pub(super) fn issuer() -> String {
     std::env::var("AUTHLEDGER_ISSUER").unwrap_or_else(|_| {
         let listen =
             std::env::var("AUTHLEDGER_LISTEN").unwrap_or_else(|_| super::DEFAULT_LISTEN.to_owned());

@@ -30,6 +30,7 @@ mod keys;
 mod logging;
 mod output;
 mod settings;
+mod social_login;
 mod user;
 
 use audit::AuditArgs;
@@ -103,6 +104,9 @@ enum Command {
     /// Providers authledger is a client of (Connected Apps), and tokens from them.
     #[command(subcommand)]
     ConnectedApp(connected_app::ConnectedAppCommand),
+    /// Providers people may sign in through (social login).
+    #[command(subcommand)]
+    SocialLogin(social_login::SocialLoginCommand),
     /// Query the audit trail (one row per event), or export it as JSON lines.
     Audit(AuditArgs),
     /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
@@ -254,6 +258,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::ConnectedApp(command) => {
             connected_app::connected_app(&open(&database_url).await?, command, &master).await
+        }
+        Command::SocialLogin(command) => {
+            social_login::social_login(&open(&database_url).await?, command, &master).await
         }
         Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
         Command::History { aggregate } => {

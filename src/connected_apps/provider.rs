@@ -81,6 +81,8 @@ pub struct IdClaims {
     pub given_name: Option<String>,
     #[serde(default)]
     pub family_name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
 }
 
 #[derive(Clone)]
@@ -250,6 +252,25 @@ impl ProviderClient {
             return Err(TokenRefused::Failed(AppError::Upstream(format!(
                 "{what} answered with an empty access token"
             ))));
+        }
+        Ok(answer)
+    }
+
+    /// The user-info endpoint's JSON answer for `access_token` (OIDC Core §5.3, or a plain
+    /// OAuth 2 provider's own, such as GitHub's `/user`).
+    pub async fn user_info(
+        &self,
+        endpoint: &WebUrl,
+        access_token: &str,
+    ) -> Result<Value, AppError> {
+        let what = "the provider's user-info endpoint";
+        let request = self.http.get(endpoint.as_str()).bearer_auth(access_token);
+        let (status, answer) = self.json(request, what).await?;
+        if !status.is_success() {
+            return Err(AppError::Upstream(format!(
+                "{what} answered HTTP {}",
+                status.as_u16()
+            )));
         }
         Ok(answer)
     }

@@ -30,6 +30,8 @@ struct LoginPage<'a> {
     return_to: &'a str,
     username: &'a str,
     message: Option<&'a str>,
+    /// "Sign in with ..." links: each enabled social login provider's path and name.
+    providers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +76,25 @@ async fn login_form(
     };
     let chrome = Chrome::new(&settings, None);
     let (jar, csrf_token) = session::csrf_token(jar, app.secure_cookies);
+    let back = form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>();
+    let providers = match crate::social_login::enabled(&app.authority.store).await {
+        Ok(providers) => providers
+            .into_iter()
+            .map(|(id, name)| {
+                // DESIGN §6: the link is `/login/social/{id}`; where to go after rides along
+                // only when it is not the account page.
+                let path = if return_to == paths::ACCOUNT {
+                    format!("/login/social/{id}")
+                } else {
+                    format!("/login/social/{id}?return_to={back}")
+                };
+                (path, name)
+            })
+            .collect(),
+        Err(error) => return failure_page(error),
+    };
     let page = LoginPage {
+        providers,
         chrome: &chrome,
         app: app_returned_to(app, return_to).await,
         action: paths::LOGIN,
@@ -232,7 +252,7 @@ pub async fn login(
         Ok(events)
             if events
                 .iter()
-                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
+                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded { .. })) =>
         {
             app.throttle.succeeded(&Key::Account(username.to_string()));
             let jar = session::start(jar, &session, app.secure_cookies);

@@ -30,6 +30,7 @@ pub mod render;
 mod router;
 mod serve;
 pub mod session;
+mod social_login;
 pub mod surface;
 mod token;
 mod two_factor;

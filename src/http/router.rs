@@ -16,8 +16,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use super::{
     account, admin, authorize, connected_apps, console, edge, failure, health, login, logout,
-    metrics, pages, paths, register, render, session, surface, token, two_factor, userinfo,
-    well_known, AppState, Limits,
+    metrics, pages, paths, register, render, session, social_login, surface, token, two_factor,
+    userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -99,6 +99,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(account::remove_application),
         )
         .route(paths::ACCOUNT_DISCONNECT, post(account::disconnect))
+        .route("/login/social/{id}", get(social_login::begin))
+        .route("/login/social/{id}/callback", get(social_login::callback))
         .route("/connected-apps/{id}/connect", get(connected_apps::connect))
         .route(
             "/connected-apps/{id}/callback",

@@ -282,7 +282,7 @@ pub async fn complete_sign_in(
         Ok(events)
             if events
                 .iter()
-                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded {})) =>
+                .any(|e| matches!(e.payload, UserEvent::LoginSucceeded { .. })) =>
         {
             app.throttle
                 .succeeded(&Key::Account(pending.username.clone()));

@@ -54,4 +54,6 @@ impl Live for Grant {
 impl Live for Consent {}
 impl Live for ConnectedApp {}
 impl Live for AppConnection {}
+impl Live for authledger_domain::social_login::SocialLogin {}
+impl Live for authledger_domain::social_login::ExternalIdentity {}
 impl Live for SigningKeys {}

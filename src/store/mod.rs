@@ -26,6 +26,7 @@ use authledger_domain::metadata::EventMetadata;
 use authledger_domain::services::Services;
 use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
 use authledger_domain::signing_keys::SigningKeys;
+use authledger_domain::social_login::{ExternalIdentity, SocialLogin};
 use authledger_domain::user::User;
 use authledger_projections::live::LiveIndex;
 use authledger_projections::{event_log, Db, ProjectionRunner, StoreKind};
@@ -78,6 +79,8 @@ pub struct Store {
     pub signing_keys: Arc<dyn Commands<SigningKeys>>,
     pub connected_apps: Arc<dyn Commands<ConnectedApp>>,
     pub app_connections: Arc<dyn Commands<AppConnection>>,
+    pub social_logins: Arc<dyn Commands<SocialLogin>>,
+    pub identities: Arc<dyn Commands<ExternalIdentity>>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
@@ -122,6 +125,8 @@ impl Store {
                     signing_keys: wiring.commands::<SigningKeys, _>($repository),
                     connected_apps: wiring.commands::<ConnectedApp, _>($repository),
                     app_connections: wiring.commands::<AppConnection, _>($repository),
+                    social_logins: wiring.commands::<SocialLogin, _>($repository),
+                    identities: wiring.commands::<ExternalIdentity, _>($repository),
                     runner: runner.clone(),
                     db: db.clone(),
                     live: wiring.live.clone(),

@@ -18,4 +18,5 @@ mod oauth;
 mod people;
 mod projections;
 mod read_side;
+mod social_login;
 mod store_commands;

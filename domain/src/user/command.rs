@@ -26,6 +26,15 @@ pub enum UserCommand {
     },
     Disable,
     Enable,
+    /// A sign-in through another provider (social login) that vouched for this person:
+    /// `session` opens unless the account is disabled. A person who signs in with a second
+    /// factor here (or must) is refused: the other provider cannot stand in for it.
+    SignInElsewhere {
+        /// `social:<provider>`, what the sign-in event records.
+        method: String,
+        session: NewSession,
+        two_factor_policy: TwoFactorPolicy,
+    },
     /// A sign-in attempt. Both outcomes are recorded (the audit trail answers "every failed
     /// login for user U"); the caller reads the outcome from the committed event.
     RecordLogin {

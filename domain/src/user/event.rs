@@ -29,7 +29,11 @@ pub enum UserEvent {
     },
     UserDisabled {},
     UserEnabled {},
-    LoginSucceeded {},
+    LoginSucceeded {
+        /// How, when not with the password (and second factor) here: `social:<provider>`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+    },
     LoginFailed {
         reason: LoginFailure,
     },
@@ -101,7 +105,7 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::RolesSet { .. } => "RolesSet",
             UserEvent::UserDisabled {} => "UserDisabled",
             UserEvent::UserEnabled {} => "UserEnabled",
-            UserEvent::LoginSucceeded {} => "LoginSucceeded",
+            UserEvent::LoginSucceeded { .. } => "LoginSucceeded",
             UserEvent::LoginFailed { .. } => "LoginFailed",
             UserEvent::LoginThrottled { .. } => "LoginThrottled",
             UserEvent::SessionStarted { .. } => "SessionStarted",

@@ -117,7 +117,7 @@ impl User {
 /// A sign-in completed at `now`: `session` opens.
 fn signed_in(session: NewSession, now: DateTime<Utc>) -> Vec<UserEvent> {
     vec![
-        UserEvent::LoginSucceeded {},
+        UserEvent::LoginSucceeded { method: None },
         UserEvent::SessionStarted {
             id_hash: session.id_hash,
             expires_at: session.expires_at,
@@ -211,6 +211,26 @@ impl cqrs_es::Aggregate for User {
                     Self::verify(services, &password, user, session, &two_factor_policy).await
                 }
             },
+            UserCommand::SignInElsewhere {
+                method,
+                session,
+                two_factor_policy,
+            } => {
+                let user = self.existing()?;
+                if user.disabled {
+                    vec![UserEvent::LoginFailed {
+                        reason: LoginFailure::UserDisabled,
+                    }]
+                } else if user.two_factor.is_some() || two_factor_policy.requires(&user.roles) {
+                    return Err(UserError::SecondFactorRequired);
+                } else {
+                    let mut events = signed_in(session, now);
+                    events[0] = UserEvent::LoginSucceeded {
+                        method: Some(method),
+                    };
+                    events
+                }
+            }
             UserCommand::RecordThrottled {
                 retry_after_seconds,
             } => {
@@ -349,7 +369,7 @@ impl cqrs_es::Aggregate for User {
                 second_factor_until,
                 ..
             } => user.awaiting_second_factor_until = Some(second_factor_until),
-            UserEvent::LoginSucceeded {} => user.awaiting_second_factor_until = None,
+            UserEvent::LoginSucceeded { .. } => user.awaiting_second_factor_until = None,
             UserEvent::SecondFactorPassed { step } => {
                 if let Some(two_factor) = user.two_factor.as_mut() {
                     two_factor.last_step = step;

@@ -216,7 +216,10 @@ fn a_sign_in_with_the_right_password_succeeds() {
             session: session(1),
             two_factor_policy: TwoFactorPolicy::Optional,
         })
-        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
+        .then_expect_events(vec![
+            UserEvent::LoginSucceeded { method: None },
+            session_started(1),
+        ]);
 }
 
 #[test]
@@ -389,7 +392,10 @@ fn a_policy_that_requires_two_factors_makes_an_unenrolled_person_enrol() {
     UserTest::with(services())
         .given(vec![registered()])
         .when(sign_in(admins))
-        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
+        .then_expect_events(vec![
+            UserEvent::LoginSucceeded { method: None },
+            session_started(1),
+        ]);
     let readers = TwoFactorPolicy::Roles(["reader".to_owned()].into());
     UserTest::with(services())
         .given(vec![registered()])
@@ -408,7 +414,7 @@ fn a_current_code_completes_the_sign_in() {
         .when(complete(SecondFactorProof::Totp { step: 101 }))
         .then_expect_events(vec![
             UserEvent::SecondFactorPassed { step: 101 },
-            UserEvent::LoginSucceeded {},
+            UserEvent::LoginSucceeded { method: None },
             session_started(1),
         ]);
 }
@@ -435,7 +441,7 @@ fn a_recovery_code_works_once() {
             UserEvent::RecoveryCodeUsed {
                 code_hash: code_hash('a'),
             },
-            UserEvent::LoginSucceeded {},
+            UserEvent::LoginSucceeded { method: None },
             session_started(1),
         ]);
     UserTest::with(services())
@@ -465,7 +471,7 @@ fn a_second_factor_without_a_verified_password_is_refused() {
             registered(),
             enrolled(),
             password_verified(false),
-            UserEvent::LoginSucceeded {},
+            UserEvent::LoginSucceeded { method: None },
         ])
         .when(complete(SecondFactorProof::Totp { step: 102 }))
         .then_expect_error(UserError::NoSignInPending);
@@ -497,7 +503,7 @@ fn enrolling_during_a_required_sign_in_completes_it() {
                 recovery_codes: [code_hash('a')].into(),
                 confirmed_step: 7,
             },
-            UserEvent::LoginSucceeded {},
+            UserEvent::LoginSucceeded { method: None },
             session_started(1),
         ]);
     UserTest::with(services())
@@ -537,5 +543,8 @@ fn removing_the_second_factor_lets_the_password_alone_sign_in_again() {
             },
         ])
         .when(sign_in(TwoFactorPolicy::Optional))
-        .then_expect_events(vec![UserEvent::LoginSucceeded {}, session_started(1)]);
+        .then_expect_events(vec![
+            UserEvent::LoginSucceeded { method: None },
+            session_started(1),
+        ]);
 }

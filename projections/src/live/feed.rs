@@ -156,4 +156,6 @@ impl Fed for Grant {
 impl Fed for Consent {}
 impl Fed for authledger_domain::connected_app::ConnectedApp {}
 impl Fed for authledger_domain::connected_app::connection::AppConnection {}
+impl Fed for authledger_domain::social_login::SocialLogin {}
+impl Fed for authledger_domain::social_login::ExternalIdentity {}
 impl Fed for SigningKeys {}

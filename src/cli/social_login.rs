@@ -1,0 +1,143 @@
+//! `authledger social-login create|list|show|delete`: providers people may sign in through.
+//! The client secret is read from stdin or a file, never from an argument.
+
+use std::io::Read;
+
+use clap::{Args, Subcommand};
+
+use super::output::print_json;
+use super::{cli_metadata, MasterKeySource};
+use crate::connected_apps::provider::ProviderClient;
+use crate::error::AppError;
+use crate::social_login::{self, SocialLoginInput};
+use crate::store::Store;
+
+#[derive(Subcommand)]
+pub(super) enum SocialLoginCommand {
+    /// Add a provider; prints JSON with `id` (the slug of the name) and `redirect_uri`
+    /// (register it at the provider).
+    Create(Box<CreateArgs>),
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Args)]
+pub(super) struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    /// An OpenID provider's issuer (its discovery document is read from it).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["base_url", "authorize_url"])]
+    issuer: Option<String>,
+    /// Another authledger or Frappe server: its base URL (its issuer).
+    #[arg(long, value_name = "URL", conflicts_with = "authorize_url")]
+    base_url: Option<String>,
+    /// A plain OAuth 2 provider: its authorization endpoint ...
+    #[arg(long, value_name = "URL", requires_all = ["token_url", "api_endpoint", "user_id_property"])]
+    authorize_url: Option<String>,
+    /// ... its token endpoint ...
+    #[arg(long, value_name = "URL")]
+    token_url: Option<String>,
+    /// ... its user-info endpoint ...
+    #[arg(long, value_name = "URL")]
+    api_endpoint: Option<String>,
+    /// ... and the property of its answer that holds the person's id (GitHub: `id`).
+    #[arg(long)]
+    user_id_property: Option<String>,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long, conflicts_with = "client_secret_file")]
+    client_secret_stdin: bool,
+    #[arg(long, value_name = "FILE")]
+    client_secret_file: Option<std::path::PathBuf>,
+    /// Space-separated; OpenID providers default to "openid email profile".
+    #[arg(long)]
+    scope: Option<String>,
+    /// Whether a first sign-in with no account here creates one.
+    #[arg(long, value_parser = ["allow", "deny"], default_value = "allow")]
+    sign_ups: String,
+    /// Take the provider's emails as verified even without `email_verified` (your own
+    /// organisation's identity provider).
+    #[arg(long)]
+    trusted_emails: bool,
+}
+
+fn read_secret(args: &CreateArgs) -> Result<String, AppError> {
+    let raw = match (&args.client_secret_file, args.client_secret_stdin) {
+        (Some(file), _) => std::fs::read_to_string(file).map_err(|e| {
+            AppError::invalid_field(
+                "client_secret_file",
+                format!("cannot read {}: {e}", file.display()),
+            )
+        })?,
+        (None, true) => {
+            let mut raw = String::new();
+            std::io::stdin()
+                .read_to_string(&mut raw)
+                .map_err(|e| AppError::invalid(format!("client secret: cannot read stdin: {e}")))?;
+            raw
+        }
+        (None, false) => {
+            return Err(AppError::invalid_field(
+                "client_secret",
+                "give the client secret with --client-secret-stdin or --client-secret-file",
+            ))
+        }
+    };
+    Ok(raw.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+pub(super) async fn social_login(
+    store: &Store,
+    command: SocialLoginCommand,
+    master: &MasterKeySource,
+) -> Result<(), AppError> {
+    let metadata = cli_metadata();
+    let issuer = super::connected_app::issuer();
+    match command {
+        SocialLoginCommand::Create(args) => {
+            let input = SocialLoginInput {
+                client_secret: read_secret(&args)?,
+                name: args.name,
+                issuer: args.issuer,
+                base_url: args.base_url,
+                authorize_url: args.authorize_url,
+                token_url: args.token_url,
+                api_endpoint: args.api_endpoint,
+                user_id_property: args.user_id_property,
+                client_id: args.client_id,
+                scope: args.scope,
+                sign_ups: Some(args.sign_ups),
+                trusted_emails: args.trusted_emails,
+            };
+            let master = master.load(store).await?;
+            let created = social_login::create(
+                store,
+                &master,
+                &ProviderClient::new(),
+                &issuer,
+                input,
+                &metadata,
+            )
+            .await?;
+            eprintln!(
+                "social login {} created; register {} as a redirect URI at the provider",
+                created.id, created.redirect_uri
+            );
+            print_json(&created)
+        }
+        SocialLoginCommand::List => print_json(&social_login::list(store).await?),
+        SocialLoginCommand::Show { id } => {
+            print_json(&social_login::show(store, &issuer, &id).await?)
+        }
+        SocialLoginCommand::Delete { id } => {
+            social_login::delete(store, &id, &metadata).await?;
+            eprintln!("social login {id} deleted; identities linked through it stay linked");
+            Ok(())
+        }
+    }
+}

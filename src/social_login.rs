@@ -1,0 +1,552 @@
+//! Signing in through another provider (social login): registering providers, and turning
+//! what a provider said about a person into a local account, linked or new.
+//!
+//! A first sign-in links to an existing account by email only when the provider says the
+//! email is verified (or the provider is trusted for emails); otherwise, with sign-ups
+//! allowed, it creates an account from the claims, and with sign-ups denied it signs no one
+//! in. Each identity at a provider is linked to one account only (the `ExternalIdentity`
+//! aggregate's key decides).
+
+use authledger_domain::connected_app::{AppId, ProviderEndpoints};
+use authledger_domain::metadata::EventMetadata;
+use authledger_domain::oauth::{Scopes, WebUrl};
+use authledger_domain::social_login::{
+    identity_id, ExternalIdentity, Identification, IdentityCommand, IdentityError,
+    RegisteredProvider, SignUps, SocialLogin, SocialLoginCommand, SocialLoginConfig,
+    SocialLoginError,
+};
+use authledger_domain::user::Username;
+use authledger_projections::{on_db, view_time};
+use chrono::Utc;
+use cqrs_es::AggregateError;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::admin::users::UserInput;
+use crate::connected_apps::provider::ProviderClient;
+use crate::error::AppError;
+use crate::master_key::MasterKey;
+use crate::store::Store;
+
+/// A provider as typed on the command line: one of three presets.
+#[derive(Default, Clone)]
+pub struct SocialLoginInput {
+    pub name: String,
+    /// An OpenID provider's issuer: its discovery document is read from it.
+    pub issuer: Option<String>,
+    /// Another authledger or Frappe server (Frappe's "Add Primary Server"): its base URL
+    /// is its issuer.
+    pub base_url: Option<String>,
+    /// A plain OAuth 2 provider: its endpoints, the user-info endpoint and the property of
+    /// its answer that holds the person's id.
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub api_endpoint: Option<String>,
+    pub user_id_property: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    /// `allow` (the default) or `deny`.
+    pub sign_ups: Option<String>,
+    pub trusted_emails: bool,
+}
+
+impl std::fmt::Debug for SocialLoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocialLoginInput")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderSummary {
+    pub id: String,
+    pub name: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    pub scope: String,
+    pub issuer: Option<String>,
+    pub authorization_uri: String,
+    pub token_uri: String,
+    pub userinfo_uri: Option<String>,
+    pub identification: Identification,
+    pub sign_ups: SignUps,
+    pub trusted_emails: bool,
+    pub enabled: bool,
+}
+
+/// `/login/social/{id}/callback` on this server.
+pub fn redirect_uri(issuer: &str, id: &AppId) -> String {
+    format!(
+        "{}/login/social/{id}/callback",
+        issuer.trim_end_matches('/')
+    )
+}
+
+impl ProviderSummary {
+    fn of(provider: &RegisteredProvider, issuer: &str) -> Self {
+        let config = &provider.config;
+        ProviderSummary {
+            id: provider.id.to_string(),
+            name: config.name.clone(),
+            redirect_uri: redirect_uri(issuer, &provider.id),
+            client_id: config.client_id.clone(),
+            scope: config.scopes.to_string(),
+            issuer: config.endpoints.issuer.clone(),
+            authorization_uri: config.endpoints.authorization.as_str().to_owned(),
+            token_uri: config.endpoints.token.as_str().to_owned(),
+            userinfo_uri: config
+                .endpoints
+                .userinfo
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+            identification: config.identification.clone(),
+            sign_ups: config.sign_ups,
+            trusted_emails: config.trusted_emails,
+            enabled: config.enabled,
+        }
+    }
+}
+
+fn provider_error(id: &AppId, error: AggregateError<SocialLoginError>) -> AppError {
+    match error {
+        AggregateError::UserError(SocialLoginError::Exists) => AppError::Conflict(format!(
+            "a social login provider with id {id} exists or existed (ids are not reused): choose another name"
+        )),
+        AggregateError::UserError(SocialLoginError::NotFound) => {
+            AppError::NotFound(format!("no social login provider is named `{id}`"))
+        }
+        AggregateError::UserError(SocialLoginError::Config(why)) => AppError::invalid(why),
+        other => AppError::store(other),
+    }
+}
+
+pub fn parse_id(raw: &str) -> Result<AppId, AppError> {
+    AppId::parse(raw)
+        .map_err(|_| AppError::NotFound(format!("no social login provider is named `{raw}`")))
+}
+
+pub async fn load(store: &Store, id: &AppId) -> Result<RegisteredProvider, AppError> {
+    let provider: SocialLogin = store
+        .social_logins
+        .load(id.as_str())
+        .await
+        .map_err(|e| provider_error(id, e))?;
+    provider
+        .registered()
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("no social login provider is named `{id}`")))
+}
+
+fn url(field: &str, raw: &Option<String>) -> Result<Option<WebUrl>, AppError> {
+    raw.as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            WebUrl::parse(r).map_err(|e| AppError::invalid_field(field, format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
+/// The endpoints and identification the input's preset describes.
+async fn endpoints_of(
+    client: &ProviderClient,
+    input: &SocialLoginInput,
+) -> Result<(ProviderEndpoints, Identification, &'static str), AppError> {
+    let issuer = url("issuer", &input.issuer)?.or(url("base_url", &input.base_url)?);
+    if let Some(issuer) = issuer {
+        let issuer = issuer.as_str().trim_end_matches('/').to_owned();
+        let document = WebUrl::parse(&format!("{issuer}/.well-known/openid-configuration"))
+            .map_err(|e| AppError::invalid_field("issuer", format!("issuer: {e}")))?;
+        let endpoints = client.discover(&document).await?;
+        // OpenID Connect Discovery §4.3: the document names the issuer it was asked for.
+        if endpoints.issuer.as_deref().map(|i| i.trim_end_matches('/')) != Some(issuer.as_str()) {
+            return Err(AppError::Upstream(format!(
+                "the discovery document at {issuer} names another issuer ({})",
+                endpoints.issuer.as_deref().unwrap_or("none")
+            )));
+        }
+        if endpoints.jwks.is_none() {
+            return Err(AppError::Upstream(
+                "the provider publishes no jwks_uri: its ID tokens could not be checked".into(),
+            ));
+        }
+        return Ok((endpoints, Identification::OpenId, "openid email profile"));
+    }
+    let required = |field: &str, raw: &Option<String>| {
+        url(field, raw)?.ok_or_else(|| {
+            AppError::invalid_field(
+                field,
+                format!(
+                    "--{} is required without --issuer or --base-url",
+                    field.replace('_', "-")
+                ),
+            )
+        })
+    };
+    let property = input
+        .user_id_property
+        .clone()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| {
+            AppError::invalid_field(
+                "user_id_property",
+                "--user-id-property is required with --api-endpoint",
+            )
+        })?;
+    Ok((
+        ProviderEndpoints {
+            authorization: required("authorize_url", &input.authorize_url)?,
+            token: required("token_url", &input.token_url)?,
+            revocation: None,
+            userinfo: Some(required("api_endpoint", &input.api_endpoint)?),
+            introspection: None,
+            issuer: None,
+            jwks: None,
+        },
+        Identification::UserInfo { property },
+        "",
+    ))
+}
+
+fn secret_context(id: &AppId) -> String {
+    format!("social-login-secret:{id}")
+}
+
+pub async fn create(
+    store: &Store,
+    master: &MasterKey,
+    client: &ProviderClient,
+    issuer: &str,
+    input: SocialLoginInput,
+    metadata: &EventMetadata,
+) -> Result<ProviderSummary, AppError> {
+    let id = AppId::slug(&input.name)
+        .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
+    if input.client_secret.is_empty() || input.client_secret.chars().any(char::is_control) {
+        return Err(AppError::invalid_field(
+            "client_secret",
+            "the client secret must be printable and not empty",
+        ));
+    }
+    let existing: SocialLogin = store
+        .social_logins
+        .load(id.as_str())
+        .await
+        .map_err(|e| provider_error(&id, e))?;
+    if existing != SocialLogin::default() {
+        return Err(provider_error(
+            &id,
+            AggregateError::UserError(SocialLoginError::Exists),
+        ));
+    }
+    let (endpoints, identification, default_scope) = endpoints_of(client, &input).await?;
+    let scope = input
+        .scope
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| default_scope.to_owned());
+    let scopes = Scopes::parse(&scope)
+        .map_err(|e| AppError::invalid_field("scope", format!("scope: {e}")))?;
+    if identification == Identification::OpenId && !scopes.contains("openid") {
+        return Err(AppError::invalid_field(
+            "scope",
+            "an OpenID provider's scope must include openid",
+        ));
+    }
+    let sign_ups = match input.sign_ups.as_deref().unwrap_or("allow") {
+        "allow" => SignUps::Allow,
+        "deny" => SignUps::Deny,
+        other => {
+            return Err(AppError::invalid_field(
+                "sign_ups",
+                format!("sign-ups `{other}`: expected allow or deny"),
+            ))
+        }
+    };
+    let config = SocialLoginConfig {
+        name: input.name.trim().to_owned(),
+        endpoints,
+        identification,
+        client_id: input.client_id.trim().to_owned(),
+        scopes,
+        sign_ups,
+        trusted_emails: input.trusted_emails,
+        enabled: true,
+    };
+    config.check().map_err(AppError::invalid)?;
+    let sealed = master.seal(input.client_secret.as_bytes(), &secret_context(&id));
+    let sql = "INSERT INTO social_login_secrets (provider_id, sealed_secret, updated_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (provider_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, updated_at = excluded.updated_at";
+    on_db!(&store.db, pool => sqlx::query(sql).bind(id.as_str()).bind(&sealed).bind(view_time(Utc::now())).execute(pool).await.map(drop))
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let command = SocialLoginCommand::Create {
+        id: id.clone(),
+        config,
+        client_secret: crate::secrets::hash(&input.client_secret),
+    };
+    store
+        .social_logins
+        .execute(id.as_str(), command, metadata)
+        .await
+        .map_err(|e| provider_error(&id, e))?;
+    Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
+}
+
+async fn secret(store: &Store, master: &MasterKey, id: &AppId) -> Result<String, AppError> {
+    let sql = "SELECT sealed_secret FROM social_login_secrets WHERE provider_id = $1";
+    let sealed: Option<String> = on_db!(&store.db, pool => sqlx::query_scalar(sql).bind(id.as_str()).fetch_optional(pool).await)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let sealed = sealed
+        .ok_or_else(|| AppError::Conflict(format!("the vault holds no client secret for {id}")))?;
+    let raw = master
+        .open(&sealed, &secret_context(id))
+        .map_err(|e| AppError::Internal(e.into()))?;
+    String::from_utf8(raw).map_err(|e| AppError::Internal(e.into()))
+}
+
+pub async fn show(store: &Store, issuer: &str, id: &str) -> Result<ProviderSummary, AppError> {
+    let id = parse_id(id)?;
+    Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
+}
+
+/// The enabled providers, for the sign-in page (by id).
+pub async fn enabled(store: &Store) -> Result<Vec<(String, String)>, AppError> {
+    let rows = authledger_projections::social_logins::SocialLoginsView::list(&store.db).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let config: SocialLoginConfig = serde_json::from_str(&row.config).ok()?;
+            config.enabled.then_some((row.provider_id, config.name))
+        })
+        .collect())
+}
+
+pub async fn list(
+    store: &Store,
+) -> Result<Vec<authledger_projections::social_logins::SocialLoginRecord>, AppError> {
+    let db = store.current_views().await?;
+    Ok(authledger_projections::social_logins::SocialLoginsView::list(db).await?)
+}
+
+pub async fn delete(store: &Store, id: &str, metadata: &EventMetadata) -> Result<(), AppError> {
+    let id = parse_id(id)?;
+    store
+        .social_logins
+        .execute(id.as_str(), SocialLoginCommand::Delete, metadata)
+        .await
+        .map_err(|e| provider_error(&id, e))?;
+    let sql = "DELETE FROM social_login_secrets WHERE provider_id = $1";
+    on_db!(&store.db, pool => sqlx::query(sql).bind(id.as_str()).execute(pool).await.map(drop))
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// Who the provider says signed in.
+struct Vouched {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    preferred_username: Option<String>,
+}
+
+/// The outcome of a provider's answer.
+pub enum Outcome {
+    /// This local person signed in.
+    Person(Username),
+    /// Nobody here, and sign-ups are denied.
+    NoAccount,
+}
+
+/// What a callback needs from the request that began the sign-in.
+pub struct Answer<'a> {
+    pub code: &'a str,
+    pub verifier: &'a str,
+    pub nonce: &'a str,
+    pub redirect_uri: &'a str,
+}
+
+fn string_at(value: &Value, key: &str) -> Option<String> {
+    match value.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Exchanges the code, finds out who signed in, and finds, links or creates their account.
+pub async fn complete(
+    store: &Store,
+    master: &MasterKey,
+    client: &ProviderClient,
+    provider: &RegisteredProvider,
+    answer: Answer<'_>,
+    metadata: &EventMetadata,
+) -> Result<Outcome, AppError> {
+    let config = &provider.config;
+    let secret = secret(store, master, &provider.id).await?;
+    let tokens = client
+        .token(
+            &config.endpoints.token,
+            &config.client_id,
+            &secret,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", answer.code),
+                ("redirect_uri", answer.redirect_uri),
+                ("code_verifier", answer.verifier),
+            ],
+        )
+        .await?;
+    let vouched = match &config.identification {
+        Identification::OpenId => {
+            let id_token = tokens.id_token.as_deref().ok_or_else(|| {
+                AppError::Upstream("the provider answered without an ID token".into())
+            })?;
+            let claims = client
+                .verify_id_token(&config.endpoints, &config.client_id, id_token, answer.nonce)
+                .await?;
+            Vouched {
+                subject: claims.sub,
+                email: claims.email,
+                email_verified: claims.email_verified == Some(true),
+                name: claims.name,
+                given_name: claims.given_name,
+                family_name: claims.family_name,
+                preferred_username: claims.preferred_username,
+            }
+        }
+        Identification::UserInfo { property } => {
+            let endpoint = config.endpoints.userinfo.as_ref().ok_or_else(|| {
+                AppError::Conflict("the provider has no user-info endpoint configured".into())
+            })?;
+            let info = client.user_info(endpoint, &tokens.access_token).await?;
+            let subject = string_at(&info, property).ok_or_else(|| {
+                AppError::Upstream(format!("the user-info answer has no `{property}`"))
+            })?;
+            Vouched {
+                subject,
+                email: string_at(&info, "email"),
+                email_verified: info.get("email_verified") == Some(&Value::Bool(true)),
+                name: string_at(&info, "name"),
+                given_name: string_at(&info, "given_name"),
+                family_name: string_at(&info, "family_name"),
+                preferred_username: string_at(&info, "preferred_username")
+                    .or_else(|| string_at(&info, "login")),
+            }
+        }
+    };
+    let key = identity_id(&provider.id, &vouched.subject);
+    let identity: ExternalIdentity = store.identities.load(&key).await.map_err(AppError::store)?;
+    if let Some(user) = identity.user() {
+        return Ok(Outcome::Person(user.clone()));
+    }
+    let verified = vouched.email_verified || config.trusted_emails;
+    let email = vouched.email.clone().filter(|_| verified);
+    let existing = match &email {
+        Some(email) => {
+            authledger_projections::users::UsersView::by_email(store.current_views().await?, email)
+                .await?
+        }
+        None => vec![],
+    };
+    let user = match existing.as_slice() {
+        // Exactly one person has that verified address: it is theirs.
+        [one] => crate::admin::users::parse_username(one)?,
+        _ if config.sign_ups == SignUps::Deny => return Ok(Outcome::NoAccount),
+        _ => sign_up(store, &provider.id, &vouched, email, metadata).await?,
+    };
+    let command = IdentityCommand::Link {
+        provider: provider.id.clone(),
+        subject: vouched.subject.clone(),
+        user: user.clone(),
+    };
+    match store.identities.execute(&key, command, metadata).await {
+        Ok(_) => Ok(Outcome::Person(user)),
+        Err(AggregateError::UserError(IdentityError::BadSubject)) => Err(AppError::Upstream(
+            "the provider's subject for this person is empty, too long or not printable".into(),
+        )),
+        // Linked a moment ago by a sign-in racing this one: whoever won is who this is.
+        Err(AggregateError::UserError(IdentityError::LinkedElsewhere)) => {
+            let identity: ExternalIdentity =
+                store.identities.load(&key).await.map_err(AppError::store)?;
+            identity
+                .user()
+                .cloned()
+                .map(Outcome::Person)
+                .ok_or_else(|| AppError::Conflict("the identity's link changed; try again".into()))
+        }
+        Err(other) => Err(AppError::store(other)),
+    }
+}
+
+/// A new account from the provider's claims: its username from the person's preferred name
+/// or email (a number appended when taken), a password nobody knows (an administrator can
+/// set one), and the email only when verified.
+async fn sign_up(
+    store: &Store,
+    provider: &AppId,
+    vouched: &Vouched,
+    email: Option<String>,
+    metadata: &EventMetadata,
+) -> Result<Username, AppError> {
+    let cleaned = |raw: &str| -> String {
+        raw.to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@+".contains(*c))
+            .take(48)
+            .collect()
+    };
+    let base = vouched
+        .preferred_username
+        .as_deref()
+        .map(cleaned)
+        .or_else(|| {
+            email
+                .as_deref()
+                .and_then(|e| e.split('@').next())
+                .map(cleaned)
+        })
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| format!("{provider}-{}", cleaned(&vouched.subject)));
+    let password = crate::secrets::mint("").reveal().to_owned();
+    for attempt in 0..20 {
+        let candidate = if attempt == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{}", attempt + 1)
+        };
+        let input = UserInput {
+            username: candidate,
+            password: password.clone(),
+            email: email.clone(),
+            name: vouched.name.clone(),
+            given_name: vouched.given_name.clone(),
+            family_name: vouched.family_name.clone(),
+            picture: None,
+            roles: vec![],
+        };
+        match crate::admin::users::create(store, input, metadata).await {
+            Ok(user) => return crate::admin::users::parse_username(&user.username),
+            Err(AppError::Conflict(_)) => continue,
+            Err(AppError::Invalid { .. }) => {
+                // A claim the profile refuses (an unparsable email, a name with a line
+                // break): the account is made without the claims.
+                let input = UserInput {
+                    username: format!("{provider}-{}", uuid::Uuid::new_v4().simple()),
+                    password: password.clone(),
+                    ..UserInput::default()
+                };
+                let user = crate::admin::users::create(store, input, metadata).await?;
+                return crate::admin::users::parse_username(&user.username);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(AppError::Conflict(
+        "no free username could be made from the provider's claims".into(),
+    ))
+}

@@ -1,0 +1,190 @@
+//! Social login: people sign in here through another provider, a second authledger server
+//! on loopback (a real OpenID provider; Frappe's "Add Primary Server"). The first sign-in
+//! links an account by a trusted email or creates one; the next signs the linked person in;
+//! sign-ups can be denied; an unverified email links nothing; a forged or replayed answer
+//! signs no one in; the plain OAuth 2 preset reads the person from the user-info endpoint.
+
+use authledger::admin::clients::{ClientInput, NewClient};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{cli_json, cli_with_env, Kind};
+use crate::oauth::flow::*;
+
+struct Pair {
+    ours: Flow,
+    theirs: Flow,
+}
+
+impl Pair {
+    async fn new(kind: Kind) -> Pair {
+        let ours = Flow::new(kind).await;
+        let theirs = Flow::new(Kind::Sqlite).await;
+        for person in ["alice", "carol", "dave"] {
+            theirs.user(person, &[]).await;
+        }
+        ours.user("alice", &[]).await;
+        Pair { ours, theirs }
+    }
+
+    /// authledger's registration at the provider, for the provider `id` here.
+    async fn registration(&self, id: &str) -> NewClient {
+        self.theirs
+            .client(ClientInput {
+                name: format!("authledger ({id})"),
+                redirect_uris: vec![self.ours.app.url(&format!("/login/social/{id}/callback"))],
+                scope: Some("openid profile email".into()),
+                skip_authorization: true,
+                ..ClientInput::default()
+            })
+            .await
+    }
+
+    async fn create(&self, registration: &NewClient, args: &[&str]) -> Value {
+        let db = self.ours.app.db.shared();
+        let secret = registration
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .reveal()
+            .to_owned();
+        let mut all: Vec<String> = [
+            "social-login",
+            "create",
+            "--client-id",
+            registration.client_id.as_str(),
+            "--client-secret-stdin",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        all.extend(args.iter().map(|s| s.to_string()));
+        let issuer = self.ours.app.address.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            cli_with_env(
+                &db,
+                &args,
+                &format!("{secret}\n"),
+                &[("AUTHLEDGER_ISSUER", &issuer)],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.ours.app.settle().await;
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// `who` signs in here through the provider `id`; returns our callback's answer and URL.
+    async fn sign_in_through(&mut self, id: &str, who: &str) -> (reqwest::Response, String) {
+        self.ours.fresh_browser();
+        self.theirs.fresh_browser();
+        self.theirs.sign_in(who).await;
+        let started = self
+            .ours
+            .get(&format!("/login/social/{id}?return_to=/account"))
+            .await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let to_provider = redirected(&started);
+        assert_eq!(to_provider.get("code_challenge_method"), Some("S256"));
+        assert!(to_provider.get("state").is_some() && to_provider.get("nonce").is_some());
+        let path = &to_provider.url.as_str()[self.theirs.app.address.len()..];
+        let back = self.theirs.get(path).await;
+        assert_eq!(
+            back.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            back.text().await.unwrap()
+        );
+        let callback = redirected(&back).url.to_string();
+        (
+            self.ours.browser.get(&callback).send().await.unwrap(),
+            callback,
+        )
+    }
+}
+
+on_both_stores! {
+    async fn people_sign_in_through_another_authledger_linked_or_new(kind: Kind) {
+        let mut pair = Pair::new(kind).await;
+        let registration = pair.registration("primary").await;
+        let created = pair.create(&registration, &["--name", "Primary", "--base-url", &pair.theirs.app.address, "--trusted-emails"]).await;
+        assert_eq!(created["id"], "primary");
+        assert_eq!(created["redirect_uri"], pair.ours.app.url("/login/social/primary/callback"));
+        assert_eq!(created["identification"]["kind"], "open_id");
+
+        let login = pair.ours.get("/login").await.text().await.unwrap();
+        assert!(login.contains("href=\"/login/social/primary\"") && login.contains("Sign in with Primary"), "{login}");
+
+        // alice has an account here with the same (trusted) email: linked, signed in.
+        let (answer, callback) = pair.sign_in_through("primary", "alice").await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
+        assert_eq!(answer.headers()["location"], "/account");
+        let account = pair.ours.get("/account").await;
+        assert_eq!(account.status(), StatusCode::OK);
+        assert!(account.text().await.unwrap().contains("alice"));
+        assert_eq!(pair.ours.history("ExternalIdentity", "primary:alice").await, vec!["IdentityLinked"]);
+        let audit = cli_json(&pair.ours.app.db, &["audit", "--type", "LoginSucceeded", "--format", "json"]);
+        assert!(audit.to_string().contains("sign-in succeeded (social:primary)"), "{audit}");
+
+        // The same answer again signs no one in.
+        pair.ours.fresh_browser();
+        let replayed = pair.ours.browser.get(&callback).send().await.unwrap();
+        assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+
+        // Next time: the link, nothing new.
+        let (answer, _) = pair.sign_in_through("primary", "alice").await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        assert_eq!(pair.ours.history("ExternalIdentity", "primary:alice").await, vec!["IdentityLinked"]);
+
+        // carol has no account here: sign-ups are allowed, so one is made from her claims.
+        let (answer, _) = pair.sign_in_through("primary", "carol").await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
+        let carol = cli_json(&pair.ours.app.db, &["user", "show", "carol"]);
+        assert_eq!(carol["profile"]["email"], "carol@example.com", "{carol}");
+
+        // Someone else's answer, delivered to this browser: its state is not this browser's.
+        let started = pair.ours.get("/login/social/primary").await;
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let forged = pair.ours.get("/login/social/primary/callback?code=alac_forged&state=theirs").await;
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        assert!(forged.text().await.unwrap().contains("its state differs"));
+    }
+}
+
+on_both_stores! {
+    async fn with_sign_ups_denied_an_unknown_or_unverified_person_gets_no_account(kind: Kind) {
+        let mut pair = Pair::new(kind).await;
+        // The plain OAuth 2 preset: the person is the user-info answer's `sub`.
+        let registration = pair.registration("plain").await;
+        let userinfo = pair.theirs.app.url("/oauth/userinfo");
+        let authorize = pair.theirs.app.url("/oauth/authorize");
+        let token = pair.theirs.app.url("/oauth/token");
+        let created = pair
+            .create(&registration, &[
+                "--name", "Plain", "--authorize-url", &authorize, "--token-url", &token,
+                "--api-endpoint", &userinfo, "--user-id-property", "sub",
+                "--scope", "openid email", "--sign-ups", "deny",
+            ])
+            .await;
+        assert_eq!(created["identification"]["property"], "sub");
+
+        // dave has no account here, and sign-ups are denied.
+        let (answer, _) = pair.sign_in_through("plain", "dave").await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        assert!(answer.text().await.unwrap().contains("you have no account here"));
+        let listed = cli_json(&pair.ours.app.db, &["user", "list"]);
+        assert!(!listed.to_string().contains("dave"), "no account made: {listed}");
+
+        // alice's email is not said to be verified and the provider is not trusted for
+        // emails: her account here is not taken over.
+        let (answer, _) = pair.sign_in_through("plain", "alice").await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        assert!(pair.ours.history("ExternalIdentity", "plain:alice").await.is_empty());
+    }
+}
