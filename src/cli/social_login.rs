@@ -24,6 +24,20 @@ pub(super) enum SocialLoginCommand {
     Delete {
         id: String,
     },
+    /// The identities at other providers linked to a person, as JSON.
+    Identities {
+        #[arg(long)]
+        user: String,
+    },
+    /// Unlink a person's identity at the provider ID: it no longer signs in as them.
+    Unlink {
+        id: String,
+        #[arg(long)]
+        user: String,
+        /// Only this subject (a person may have linked more than one).
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -133,6 +147,20 @@ pub(super) async fn social_login(
         SocialLoginCommand::List => print_json(&social_login::list(store).await?),
         SocialLoginCommand::Show { id } => {
             print_json(&social_login::show(store, &issuer, &id).await?)
+        }
+        SocialLoginCommand::Identities { user } => {
+            print_json(&social_login::identities(store, &user).await?)
+        }
+        SocialLoginCommand::Unlink { id, user, subject } => {
+            let unlinked =
+                social_login::unlink(store, &id, &user, subject.as_deref(), &metadata).await?;
+            let what = if unlinked == 1 {
+                "identity"
+            } else {
+                "identities"
+            };
+            eprintln!("{unlinked} {what} of {user} at {id} unlinked");
+            Ok(())
         }
         SocialLoginCommand::Delete { id } => {
             social_login::delete(store, &id, &metadata).await?;

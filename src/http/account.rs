@@ -44,7 +44,16 @@ struct AccountPage<'a> {
     applications: Vec<ApplicationRow>,
     /// Their accounts at other providers that authledger connected (Connected Apps).
     connections: Vec<ConnectionRow>,
+    /// The identities at other providers that sign in as them (social login).
+    identities: Vec<IdentityRow>,
     sign_ins: Vec<SignInRow>,
+}
+
+struct IdentityRow {
+    provider_id: String,
+    provider: String,
+    subject: String,
+    linked: String,
 }
 
 struct ConnectionRow {
@@ -266,6 +275,29 @@ async fn page(
         });
     }
 
+    let providers: std::collections::HashMap<String, String> =
+        authledger_projections::social_logins::SocialLoginsView::list(&store.db)
+            .await?
+            .into_iter()
+            .map(|p| (p.provider_id, p.name))
+            .collect();
+    let identities = authledger_projections::social_logins::SocialLoginsView::identities_of(
+        &store.db,
+        username.as_str(),
+    )
+    .await?
+    .into_iter()
+    .map(|i| IdentityRow {
+        provider: providers
+            .get(&i.provider_id)
+            .cloned()
+            .unwrap_or_else(|| i.provider_id.clone()),
+        linked: shown_time(&i.linked_at),
+        provider_id: i.provider_id,
+        subject: i.subject,
+    })
+    .collect();
+
     let sign_ins = AuditLog::sign_ins(&store.db, username.as_str(), LISTED)
         .await?
         .into_iter()
@@ -289,6 +321,7 @@ async fn page(
         Some("removed") => {
             Some("The application's access is removed, and its tokens no longer work.")
         }
+        Some("unlinked") => Some("That sign-in is unlinked: it no longer signs you in here."),
         Some("disconnected") => Some(
             "The account is disconnected: its tokens are forgotten here and, where the other \
              server allows it, revoked there.",
@@ -308,6 +341,7 @@ async fn page(
         sessions,
         applications,
         connections,
+        identities,
         sign_ins,
     };
     Ok((jar, render(StatusCode::OK, &page)).into_response())
@@ -337,6 +371,37 @@ pub async fn disconnect(
         {
             // Already given up (a second tab, a double click): the page shows it gone.
             Ok(_) | Err(AppError::Conflict(_)) => Ok(back("disconnected")),
+            Err(error) => Err(error),
+        }
+    };
+    outcome.await.unwrap_or_else(failure_page)
+}
+
+/// `POST /account/identities/unlink`: the identity at `provider` (`subject`) no longer
+/// signs the person in, as `social-login unlink` does.
+pub async fn unlink_identity(
+    State(app): State<AppState>,
+    jar: SignedCookieJar,
+    context: RequestContext,
+    body: Bytes,
+) -> Response {
+    let outcome = async {
+        let (current, form) = match form(&app, &jar, &body).await? {
+            Ok(ok) => ok,
+            Err(refused) => return Ok(refused),
+        };
+        let metadata = context.metadata(Actor::User(current.username.clone()));
+        match crate::social_login::unlink(
+            &app.authority.store,
+            form.get("provider").unwrap_or_default(),
+            &current.username,
+            form.get("subject"),
+            &metadata,
+        )
+        .await
+        {
+            // Already unlinked (a second tab, a double click): the page shows it gone.
+            Ok(_) | Err(AppError::NotFound(_)) => Ok(back("unlinked")),
             Err(error) => Err(error),
         }
     };

@@ -58,6 +58,7 @@ pub mod paths {
     pub const ACCOUNT_END_SESSION: &str = "/account/sessions/end";
     pub const ACCOUNT_REMOVE_APPLICATION: &str = "/account/applications/remove";
     pub const ACCOUNT_DISCONNECT: &str = "/account/connected-apps/disconnect";
+    pub const ACCOUNT_UNLINK: &str = "/account/identities/unlink";
     pub const STYLESHEET: &str = "/assets/authledger.css";
     pub const LOCAL_TIME_SCRIPT: &str = "/assets/local-time.js";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";

@@ -99,6 +99,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(account::remove_application),
         )
         .route(paths::ACCOUNT_DISCONNECT, post(account::disconnect))
+        .route(paths::ACCOUNT_UNLINK, post(account::unlink_identity))
         .route("/login/social/{id}", get(social_login::begin))
         .route("/login/social/{id}/callback", get(social_login::callback))
         .route("/connected-apps/{id}/connect", get(connected_apps::connect))

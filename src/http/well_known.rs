@@ -137,15 +137,26 @@ pub async fn authorization_server(State(app): State<AppState>) -> Response {
 
 /// RFC 9728 §3: for `/.well-known/oauth-protected-resource/{path}` the resource is the issuer
 /// with that path.
-fn protected_resource(app: &AppState, settings: &SettingsValues, path: Option<&str>) -> Response {
+async fn protected_resource(
+    app: &AppState,
+    settings: &SettingsValues,
+    path: Option<&str>,
+) -> Response {
     let issuer = &app.authority.issuer;
+    let mut servers = vec![issuer.clone()];
+    if settings.show_social_login_key_as_authorization_server {
+        match crate::social_login::issuers(&app.authority.store).await {
+            Ok(issuers) => servers.extend(issuers),
+            Err(_) => return unavailable(),
+        }
+    }
     let resource = match path {
         Some(path) => format!("{issuer}/{}", path.trim_start_matches('/')),
         None => issuer.clone(),
     };
     let mut document = json!({
         "resource": resource,
-        "authorization_servers": [issuer],
+        "authorization_servers": servers,
         "bearer_methods_supported": ["header", "body"],
         "scopes_supported": SCOPES_SUPPORTED,
     });
@@ -182,7 +193,7 @@ fn protected_resource(app: &AppState, settings: &SettingsValues, path: Option<&s
 
 pub async fn protected_resource_root(State(app): State<AppState>) -> Response {
     match settings(&app).await {
-        Some(s) if s.show_protected_resource_metadata => protected_resource(&app, &s, None),
+        Some(s) if s.show_protected_resource_metadata => protected_resource(&app, &s, None).await,
         Some(_) => switched_off(),
         None => unavailable(),
     }
@@ -193,7 +204,9 @@ pub async fn protected_resource_path(
     Path(path): Path<String>,
 ) -> Response {
     match settings(&app).await {
-        Some(s) if s.show_protected_resource_metadata => protected_resource(&app, &s, Some(&path)),
+        Some(s) if s.show_protected_resource_metadata => {
+            protected_resource(&app, &s, Some(&path)).await
+        }
         Some(_) => switched_off(),
         None => unavailable(),
     }

@@ -154,6 +154,25 @@ on_both_stores! {
         let forged = pair.ours.get("/login/social/primary/callback?code=alac_forged&state=theirs").await;
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
         assert!(forged.text().await.unwrap().contains("its state differs"));
+
+        // alice sees the link on her account page and undoes it; an admin sees the same.
+        let (answer, _) = pair.sign_in_through("primary", "alice").await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        pair.ours.app.settle().await;
+        let identities = cli_json(&pair.ours.app.db, &["social-login", "identities", "--user", "alice"]);
+        assert_eq!(identities[0]["provider_id"], "primary", "{identities}");
+        let page = pair.ours.get("/account").await.text().await.unwrap();
+        assert!(page.contains("Signing in through other servers") && page.contains("Primary"), "{page}");
+        let form = crate::people::forms(&page, "/account/identities/unlink").remove(0);
+        let unlinked = pair.ours.browser.post(pair.ours.app.url("/account/identities/unlink")).form(&form).send().await.unwrap();
+        assert_eq!(unlinked.status(), StatusCode::SEE_OTHER);
+        assert_eq!(pair.ours.history("ExternalIdentity", "primary:alice").await, vec!["IdentityLinked", "IdentityUnlinked"]);
+
+        // RFC 9728: with Frappe's setting on, the provider's issuer is listed as an
+        // authorization server of this resource.
+        pair.ours.set("show_social_login_key_as_authorization_server", "true").await;
+        let metadata: Value = pair.ours.get("/.well-known/oauth-protected-resource").await.json().await.unwrap();
+        assert_eq!(metadata["authorization_servers"], serde_json::json!([pair.ours.app.address, pair.theirs.app.address]), "{metadata}");
     }
 }
 

@@ -44,6 +44,9 @@ pub enum Setting {
     ShowAuthServerMetadata(bool),
     /// Serve `/.well-known/oauth-protected-resource` (RFC 9728).
     ShowProtectedResourceMetadata(bool),
+    /// List the enabled social login providers' issuers among the protected resource's
+    /// `authorization_servers` (Frappe's setting of this name).
+    ShowSocialLoginKeyAsAuthorizationServer(bool),
     ResourceName(Option<String>),
     ResourceDocumentation(Option<WebUrl>),
     ResourcePolicyUri(Option<WebUrl>),
@@ -99,6 +102,7 @@ pub struct SettingsValues {
     pub show_openid_configuration: bool,
     pub show_auth_server_metadata: bool,
     pub show_protected_resource_metadata: bool,
+    pub show_social_login_key_as_authorization_server: bool,
     pub resource_name: Option<String>,
     pub resource_documentation: Option<WebUrl>,
     pub resource_policy_uri: Option<WebUrl>,
@@ -131,6 +135,7 @@ impl Default for SettingsValues {
             show_openid_configuration: true,
             show_auth_server_metadata: true,
             show_protected_resource_metadata: true,
+            show_social_login_key_as_authorization_server: false,
             resource_name: None,
             resource_documentation: None,
             resource_policy_uri: None,
@@ -180,6 +185,9 @@ impl SettingsValues {
             Setting::ShowOpenidConfiguration(v.show_openid_configuration),
             Setting::ShowAuthServerMetadata(v.show_auth_server_metadata),
             Setting::ShowProtectedResourceMetadata(v.show_protected_resource_metadata),
+            Setting::ShowSocialLoginKeyAsAuthorizationServer(
+                v.show_social_login_key_as_authorization_server,
+            ),
             Setting::ResourceName(v.resource_name),
             Setting::ResourceDocumentation(v.resource_documentation),
             Setting::ResourcePolicyUri(v.resource_policy_uri),
@@ -213,6 +221,9 @@ impl SettingsValues {
             Setting::ShowOpenidConfiguration(v) => next.show_openid_configuration = v,
             Setting::ShowAuthServerMetadata(v) => next.show_auth_server_metadata = v,
             Setting::ShowProtectedResourceMetadata(v) => next.show_protected_resource_metadata = v,
+            Setting::ShowSocialLoginKeyAsAuthorizationServer(v) => {
+                next.show_social_login_key_as_authorization_server = v
+            }
             Setting::ResourceName(v) => next.resource_name = v,
             Setting::ResourceDocumentation(v) => next.resource_documentation = v,
             Setting::ResourcePolicyUri(v) => next.resource_policy_uri = v,

@@ -102,6 +102,11 @@ impl Setting {
             "show_protected_resource_metadata" => {
                 Setting::ShowProtectedResourceMetadata(boolean("show_protected_resource_metadata")?)
             }
+            "show_social_login_key_as_authorization_server" => {
+                Setting::ShowSocialLoginKeyAsAuthorizationServer(boolean(
+                    "show_social_login_key_as_authorization_server",
+                )?)
+            }
             "resource_name" => Setting::ResourceName(if cleared(value) {
                 None
             } else if value.chars().count() > 200 || value.chars().any(char::is_control) {
@@ -252,6 +257,7 @@ impl fmt::Display for Setting {
             | Setting::ShowOpenidConfiguration(v)
             | Setting::ShowAuthServerMetadata(v)
             | Setting::ShowProtectedResourceMetadata(v)
+            | Setting::ShowSocialLoginKeyAsAuthorizationServer(v)
             | Setting::EnableDynamicRegistration(v) => v.to_string(),
             Setting::ResourceName(v) => shown(v.as_deref()),
             Setting::SiteName(v) => v.clone(),

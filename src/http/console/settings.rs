@@ -33,6 +33,7 @@ const GROUPS: [(&str, &[(&str, &str)]); 6] = [
             ("show_openid_configuration", "Serve /.well-known/openid-configuration."),
             ("show_auth_server_metadata", "Serve /.well-known/oauth-authorization-server (RFC 8414)."),
             ("show_protected_resource_metadata", "Serve /.well-known/oauth-protected-resource (RFC 9728)."),
+            ("show_social_login_key_as_authorization_server", "true lists the enabled social login providers' issuers among the protected resource's authorization servers."),
             ("resource_name", "The protected resource's name in its metadata, or none."),
             ("resource_documentation", "A URL documenting the resource, or none."),
             ("resource_policy_uri", "The resource's policy URL, or none."),
