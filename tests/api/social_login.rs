@@ -207,3 +207,68 @@ on_both_stores! {
         assert!(pair.ours.history("ExternalIdentity", "plain:alice").await.is_empty());
     }
 }
+
+/// The checks on a provider's ID token, against a real one: the second server's, issued to
+/// one client with one nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_for_another_audience_or_with_another_nonce_is_refused() {
+    use authledger::connected_apps::provider::ProviderClient;
+    use authledger_domain::oauth::WebUrl;
+
+    let theirs = Flow::new(Kind::Sqlite).await;
+    theirs.user("alice", &[]).await;
+    let client = theirs.client(web_client()).await;
+    let (verifier, challenge) = pkce();
+    let code = theirs
+        .code(
+            &client,
+            "alice",
+            &[("scope", "openid"), ("nonce", "n-1")],
+            &challenge,
+        )
+        .await;
+    let (status, _, tokens) = theirs
+        .exchange(Auth::Basic(&client), &code, &verifier)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+
+    let provider = ProviderClient::new();
+    let document = WebUrl::parse(&theirs.app.url("/.well-known/openid-configuration")).unwrap();
+    let endpoints = provider.discover(&document).await.unwrap();
+    let own = client.client_id.to_string();
+    let claims = provider
+        .verify_id_token(&endpoints, &own, id_token, "n-1")
+        .await
+        .unwrap();
+    assert_eq!(claims.sub, "alice", "the real one passes");
+
+    let refused = |e: authledger::error::AppError| e.to_string();
+    let other_audience = provider
+        .verify_id_token(&endpoints, "another-client", id_token, "n-1")
+        .await
+        .unwrap_err();
+    assert!(
+        refused(other_audience).contains("InvalidAudience"),
+        "for another client"
+    );
+    let other_nonce = provider
+        .verify_id_token(&endpoints, &own, id_token, "n-2")
+        .await
+        .unwrap_err();
+    assert!(refused(other_nonce).contains("nonce"), "another sign-in's");
+    let mut other_issuer = endpoints.clone();
+    other_issuer.issuer = Some("https://elsewhere.example".into());
+    let from_elsewhere = provider
+        .verify_id_token(&other_issuer, &own, id_token, "n-1")
+        .await
+        .unwrap_err();
+    assert!(refused(from_elsewhere).contains("InvalidIssuer"));
+    let mut parts: Vec<String> = id_token.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let tampered = provider
+        .verify_id_token(&endpoints, &own, &parts.join("."), "n-1")
+        .await
+        .unwrap_err();
+    assert!(refused(tampered).contains("refused"), "a bad signature");
+}
