@@ -49,6 +49,120 @@ pub struct SocialLoginInput {
     /// `allow` (the default) or `deny`.
     pub sign_ups: Option<String>,
     pub trusted_emails: bool,
+    /// An https image for the sign-in button.
+    pub icon: Option<String>,
+}
+
+/// A change to a provider: each field given replaces the provider's.
+#[derive(Default, Clone)]
+pub struct SocialLoginChange {
+    pub name: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
+    pub sign_ups: Option<String>,
+    pub trusted_emails: Option<bool>,
+    pub enabled: Option<bool>,
+    /// `Some("")` removes the icon.
+    pub icon: Option<String>,
+}
+
+fn parse_sign_ups(raw: &str) -> Result<SignUps, AppError> {
+    match raw {
+        "allow" => Ok(SignUps::Allow),
+        "deny" => Ok(SignUps::Deny),
+        other => Err(AppError::invalid_field(
+            "sign_ups",
+            format!("sign-ups `{other}`: expected allow or deny"),
+        )),
+    }
+}
+
+fn parse_icon(raw: &str) -> Result<Option<WebUrl>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    // The pages' Content-Security-Policy loads images from this host and https only.
+    match WebUrl::parse(raw) {
+        Ok(url) if raw.starts_with("https://") => Ok(Some(url)),
+        _ => Err(AppError::invalid_field(
+            "icon",
+            "the icon must be an https URL",
+        )),
+    }
+}
+
+fn seal_secret(master: &MasterKey, id: &AppId, secret: &str) -> Result<String, AppError> {
+    if secret.is_empty() || secret.len() > 4096 || secret.chars().any(char::is_control) {
+        return Err(AppError::invalid_field(
+            "client_secret",
+            "the client secret must be 1 to 4096 printable characters",
+        ));
+    }
+    Ok(master.seal(secret.as_bytes(), &secret_context(id)))
+}
+
+async fn put_secret(store: &Store, id: &AppId, sealed: &str) -> Result<(), AppError> {
+    let sql = "INSERT INTO social_login_secrets (provider_id, sealed_secret, updated_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (provider_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, updated_at = excluded.updated_at";
+    on_db!(&store.db, pool => sqlx::query(sql).bind(id.as_str()).bind(sealed).bind(view_time(Utc::now())).execute(pool).await.map(drop))
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// Changes a provider (its id, and so its callback, stays).
+pub async fn update(
+    store: &Store,
+    master: &MasterKey,
+    issuer: &str,
+    id: &str,
+    change: SocialLoginChange,
+    metadata: &EventMetadata,
+) -> Result<ProviderSummary, AppError> {
+    let id = parse_id(id)?;
+    let mut config = load(store, &id).await?.config;
+    if let Some(name) = change.name.filter(|n| !n.trim().is_empty()) {
+        config.name = name.trim().to_owned();
+    }
+    if let Some(client_id) = change.client_id.filter(|c| !c.trim().is_empty()) {
+        config.client_id = client_id.trim().to_owned();
+    }
+    if let Some(scope) = change.scope {
+        config.scopes = Scopes::parse(&scope)
+            .map_err(|e| AppError::invalid_field("scope", format!("scope: {e}")))?;
+        if config.identification == Identification::OpenId && !config.scopes.contains("openid") {
+            return Err(AppError::invalid_field(
+                "scope",
+                "an OpenID provider's scope must include openid",
+            ));
+        }
+    }
+    if let Some(sign_ups) = change.sign_ups {
+        config.sign_ups = parse_sign_ups(&sign_ups)?;
+    }
+    if let Some(trusted) = change.trusted_emails {
+        config.trusted_emails = trusted;
+    }
+    if let Some(enabled) = change.enabled {
+        config.enabled = enabled;
+    }
+    if let Some(icon) = change.icon {
+        config.icon = parse_icon(&icon)?;
+    }
+    let sealed = change
+        .client_secret
+        .as_deref()
+        .map(|secret| seal_secret(master, &id, secret))
+        .transpose()?;
+    store
+        .social_logins
+        .execute(id.as_str(), SocialLoginCommand::Update { config }, metadata)
+        .await
+        .map_err(|e| provider_error(&id, e))?;
+    if let Some(sealed) = sealed {
+        put_secret(store, &id, &sealed).await?;
+    }
+    Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
 }
 
 impl std::fmt::Debug for SocialLoginInput {
@@ -74,6 +188,7 @@ pub struct ProviderSummary {
     pub sign_ups: SignUps,
     pub trusted_emails: bool,
     pub enabled: bool,
+    pub icon: Option<String>,
 }
 
 /// `/login/social/{id}/callback` on this server.
@@ -105,6 +220,7 @@ impl ProviderSummary {
             sign_ups: config.sign_ups,
             trusted_emails: config.trusted_emails,
             enabled: config.enabled,
+            icon: config.icon.as_ref().map(|i| i.as_str().to_owned()),
         }
     }
 }
@@ -224,12 +340,7 @@ pub async fn create(
 ) -> Result<ProviderSummary, AppError> {
     let id = AppId::slug(&input.name)
         .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
-    if input.client_secret.is_empty() || input.client_secret.chars().any(char::is_control) {
-        return Err(AppError::invalid_field(
-            "client_secret",
-            "the client secret must be printable and not empty",
-        ));
-    }
+    let sealed = seal_secret(master, &id, &input.client_secret)?;
     let existing: SocialLogin = store
         .social_logins
         .load(id.as_str())
@@ -255,16 +366,8 @@ pub async fn create(
             "an OpenID provider's scope must include openid",
         ));
     }
-    let sign_ups = match input.sign_ups.as_deref().unwrap_or("allow") {
-        "allow" => SignUps::Allow,
-        "deny" => SignUps::Deny,
-        other => {
-            return Err(AppError::invalid_field(
-                "sign_ups",
-                format!("sign-ups `{other}`: expected allow or deny"),
-            ))
-        }
-    };
+    let sign_ups = parse_sign_ups(input.sign_ups.as_deref().unwrap_or("allow"))?;
+    let icon = parse_icon(input.icon.as_deref().unwrap_or(""))?;
     let config = SocialLoginConfig {
         name: input.name.trim().to_owned(),
         endpoints,
@@ -274,13 +377,10 @@ pub async fn create(
         sign_ups,
         trusted_emails: input.trusted_emails,
         enabled: true,
+        icon,
     };
     config.check().map_err(AppError::invalid)?;
-    let sealed = master.seal(input.client_secret.as_bytes(), &secret_context(&id));
-    let sql = "INSERT INTO social_login_secrets (provider_id, sealed_secret, updated_at) VALUES ($1, $2, $3) \
-               ON CONFLICT (provider_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, updated_at = excluded.updated_at";
-    on_db!(&store.db, pool => sqlx::query(sql).bind(id.as_str()).bind(&sealed).bind(view_time(Utc::now())).execute(pool).await.map(drop))
-        .map_err(|e| AppError::Internal(e.into()))?;
+    put_secret(store, &id, &sealed).await?;
     let command = SocialLoginCommand::Create {
         id: id.clone(),
         config,
@@ -311,14 +411,25 @@ pub async fn show(store: &Store, issuer: &str, id: &str) -> Result<ProviderSumma
     Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
 }
 
+/// An enabled provider's button on the sign-in page.
+pub struct Button {
+    pub id: String,
+    pub name: String,
+    pub icon: Option<String>,
+}
+
 /// The enabled providers, for the sign-in page (by id).
-pub async fn enabled(store: &Store) -> Result<Vec<(String, String)>, AppError> {
+pub async fn enabled(store: &Store) -> Result<Vec<Button>, AppError> {
     let rows = authledger_projections::social_logins::SocialLoginsView::list(&store.db).await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {
             let config: SocialLoginConfig = serde_json::from_str(&row.config).ok()?;
-            config.enabled.then_some((row.provider_id, config.name))
+            config.enabled.then(|| Button {
+                id: row.provider_id,
+                name: config.name,
+                icon: config.icon.map(|i| i.as_str().to_owned()),
+            })
         })
         .collect())
 }

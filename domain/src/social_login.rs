@@ -49,6 +49,9 @@ pub struct SocialLoginConfig {
     /// `email_verified` (an organisation's own identity provider).
     pub trusted_emails: bool,
     pub enabled: bool,
+    /// An https image shown on its "Sign in with" button.
+    #[serde(default)]
+    pub icon: Option<crate::oauth::WebUrl>,
 }
 
 impl SocialLoginConfig {

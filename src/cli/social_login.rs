@@ -17,6 +17,8 @@ pub(super) enum SocialLoginCommand {
     /// Add a provider; prints JSON with `id` (the slug of the name) and `redirect_uri`
     /// (register it at the provider).
     Create(Box<CreateArgs>),
+    /// Change a provider: each option given replaces its value (enable or disable it here).
+    Update(Box<UpdateArgs>),
     List,
     Show {
         id: String,
@@ -78,6 +80,34 @@ pub(super) struct CreateArgs {
     /// organisation's identity provider).
     #[arg(long)]
     trusted_emails: bool,
+    /// An https image for its "Sign in with" button.
+    #[arg(long, value_name = "URL")]
+    icon: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct UpdateArgs {
+    id: String,
+    /// A new label (the id stays).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Read a new client secret from the first line of stdin.
+    #[arg(long)]
+    client_secret_stdin: bool,
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long, value_parser = ["allow", "deny"])]
+    sign_ups: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(bool))]
+    trusted_emails: Option<bool>,
+    /// false hides its button and refuses sign-ins through it.
+    #[arg(long, value_parser = clap::value_parser!(bool))]
+    enabled: Option<bool>,
+    /// An https image, or "" to remove it.
+    #[arg(long, value_name = "URL")]
+    icon: Option<String>,
 }
 
 fn read_secret(args: &CreateArgs) -> Result<String, AppError> {
@@ -127,6 +157,7 @@ pub(super) async fn social_login(
                 scope: args.scope,
                 sign_ups: Some(args.sign_ups),
                 trusted_emails: args.trusted_emails,
+                icon: args.icon,
             };
             let master = master.load(store).await?;
             let created = social_login::create(
@@ -143,6 +174,31 @@ pub(super) async fn social_login(
                 created.id, created.redirect_uri
             );
             print_json(&created)
+        }
+        SocialLoginCommand::Update(args) => {
+            let client_secret = if args.client_secret_stdin {
+                let mut raw = String::new();
+                std::io::stdin().read_to_string(&mut raw).map_err(|e| {
+                    AppError::invalid(format!("client secret: cannot read stdin: {e}"))
+                })?;
+                Some(raw.lines().next().unwrap_or_default().trim().to_owned())
+            } else {
+                None
+            };
+            let change = social_login::SocialLoginChange {
+                name: args.name,
+                client_id: args.client_id,
+                client_secret,
+                scope: args.scope,
+                sign_ups: args.sign_ups,
+                trusted_emails: args.trusted_emails,
+                enabled: args.enabled,
+                icon: args.icon,
+            };
+            let master = master.load(store).await?;
+            let updated =
+                social_login::update(store, &master, &issuer, &args.id, change, &metadata).await?;
+            print_json(&updated)
         }
         SocialLoginCommand::List => print_json(&social_login::list(store).await?),
         SocialLoginCommand::Show { id } => {

@@ -31,7 +31,7 @@ struct LoginPage<'a> {
     username: &'a str,
     message: Option<&'a str>,
     /// "Sign in with ..." links: each enabled social login provider's path and name.
-    providers: Vec<(String, String)>,
+    providers: Vec<(String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -80,7 +80,8 @@ async fn login_form(
     let providers = match crate::social_login::enabled(&app.authority.store).await {
         Ok(providers) => providers
             .into_iter()
-            .map(|(id, name)| {
+            .map(|button| {
+                let id = &button.id;
                 // DESIGN §6: the link is `/login/social/{id}`; where to go after rides along
                 // only when it is not the account page.
                 let path = if return_to == paths::ACCOUNT {
@@ -88,7 +89,7 @@ async fn login_form(
                 } else {
                     format!("/login/social/{id}?return_to={back}")
                 };
-                (path, name)
+                (path, button.name, button.icon.unwrap_or_default())
             })
             .collect(),
         Err(error) => return failure_page(error),

@@ -186,6 +186,12 @@ pub async fn callback(
             .filter(|c| !c.is_empty())
             .ok_or_else(|| AppError::invalid("The other server's answer carries no code."))?;
         let provider = social_login::load(store, &id).await?;
+        if !provider.config.enabled {
+            return Err(AppError::NotFound(format!(
+                "signing in with {} is turned off",
+                provider.config.name
+            )));
+        }
         let metadata = context.metadata(Actor::Anonymous);
         let outcome = social_login::complete(
             store,

@@ -168,6 +168,21 @@ on_both_stores! {
         assert_eq!(unlinked.status(), StatusCode::SEE_OTHER);
         assert_eq!(pair.ours.history("ExternalIdentity", "primary:alice").await, vec!["IdentityLinked", "IdentityUnlinked"]);
 
+        // Turned off, its button goes and its path answers 404; an icon shows on the button.
+        let off = crate::helpers::cli(&pair.ours.app.db, &["social-login", "update", "primary", "--enabled", "false", "--icon", "https://icons.example/p.png"]);
+        assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+        pair.ours.app.settle().await;
+        pair.ours.fresh_browser();
+        let login = pair.ours.get("/login").await.text().await.unwrap();
+        assert!(login.contains("name=\"password\"") && !login.contains("/login/social/primary"), "{login}");
+        assert_eq!(pair.ours.get("/login/social/primary").await.status(), StatusCode::NOT_FOUND);
+        let on = crate::helpers::cli(&pair.ours.app.db, &["social-login", "update", "primary", "--enabled", "true"]);
+        assert!(on.status.success());
+        pair.ours.app.settle().await;
+        assert!(pair.ours.get("/login").await.text().await.unwrap().contains("icons.example"));
+        let refused = crate::helpers::cli(&pair.ours.app.db, &["social-login", "update", "primary", "--icon", "http://plain.example/p.png"]);
+        assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("https"));
+
         // RFC 9728: with Frappe's setting on, the provider's issuer is listed as an
         // authorization server of this resource.
         pair.ours.set("show_social_login_key_as_authorization_server", "true").await;
