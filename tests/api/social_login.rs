@@ -287,3 +287,41 @@ async fn an_id_token_for_another_audience_or_with_another_nonce_is_refused() {
         .unwrap_err();
     assert!(refused(tampered).contains("refused"), "a bad signature");
 }
+
+on_both_stores! {
+    async fn the_admin_api_manages_providers_and_identities(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        let token = admin_token(&flow).await;
+        let call = async |method: reqwest::Method, path: &str, body: Option<Value>| admin(&flow, &token, method, path, body).await;
+        let (status, refused) = call(reqwest::Method::POST, "/social-logins", Some(serde_json::json!({"name": "X", "client_id": "c", "client_secret": "s", "colour": "red"}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        let body = serde_json::json!({
+            "name": "Git Hub", "authorize_url": "https://github.example/login/oauth/authorize",
+            "token_url": "https://github.example/login/oauth/access_token", "api_endpoint": "https://api.github.example/user",
+            "user_id_property": "id", "client_id": "gh", "client_secret": "gh secret", "sign_ups": "deny",
+        });
+        let (status, created) = call(reqwest::Method::POST, "/social-logins", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["id"], "git-hub");
+        assert!(!created.to_string().contains("gh secret"), "never shown");
+        let (status, listed) = call(reqwest::Method::GET, "/social-logins", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+        let (status, changed) = call(reqwest::Method::PATCH, "/social-logins/git-hub", Some(serde_json::json!({"enabled": false, "sign_ups": "sometimes"}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{changed}");
+        assert_eq!(changed["field"], "sign_ups");
+        let (status, changed) = call(reqwest::Method::PATCH, "/social-logins/git-hub", Some(serde_json::json!({"enabled": false}))).await;
+        assert_eq!(status, StatusCode::OK, "{changed}");
+        assert_eq!(changed["enabled"], false);
+        let (status, identities) = call(reqwest::Method::GET, "/social-logins/identities?user=alice", None).await;
+        assert_eq!((status, identities["items"].as_array().unwrap().len()), (StatusCode::OK, 0));
+        let (status, _) = call(reqwest::Method::POST, "/social-logins/git-hub/unlink?user=alice", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(reqwest::Method::DELETE, "/social-logins/git-hub", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = call(reqwest::Method::GET, "/social-logins/git-hub", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(!crate::helpers::cli(&flow.app.db, &["events", "--json"]).stdout.windows(9).any(|w| w == b"gh secret"), "not in the log");
+    }
+}

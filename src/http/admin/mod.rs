@@ -20,6 +20,7 @@ mod error;
 mod grants;
 mod paging;
 mod settings;
+mod social_logins;
 mod users;
 
 pub fn router() -> Router<AppState> {
@@ -65,6 +66,18 @@ pub fn router() -> Router<AppState> {
             "/connected-apps/{id}/disconnect",
             post(connected_apps::disconnect),
         )
+        .route(
+            "/social-logins",
+            get(social_logins::list).post(social_logins::create),
+        )
+        .route("/social-logins/identities", get(social_logins::identities))
+        .route(
+            "/social-logins/{id}",
+            get(social_logins::show)
+                .patch(social_logins::update)
+                .delete(social_logins::delete),
+        )
+        .route("/social-logins/{id}/unlink", post(social_logins::unlink))
         .route(
             "/settings",
             get(settings::show_settings).patch(settings::change_settings),

@@ -1,0 +1,166 @@
+//! `/admin/api/social-logins`: the providers people may sign in through, and the identities
+//! linked to a person.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Admin;
+use super::error::{ok, ApiResult};
+use crate::http::AppState;
+use crate::social_login::{self, SocialLoginChange, SocialLoginInput};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewProviderBody {
+    name: String,
+    issuer: Option<String>,
+    base_url: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    api_endpoint: Option<String>,
+    user_id_property: Option<String>,
+    client_id: String,
+    client_secret: String,
+    scope: Option<String>,
+    sign_ups: Option<String>,
+    #[serde(default)]
+    trusted_emails: bool,
+    icon: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChangeBody {
+    name: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    sign_ups: Option<String>,
+    trusted_emails: Option<bool>,
+    enabled: Option<bool>,
+    icon: Option<String>,
+}
+
+pub(super) async fn list(State(app): State<AppState>, _admin: Admin) -> ApiResult {
+    ok(json!({ "items": social_login::list(&app.authority.store).await? }))
+}
+
+pub(super) async fn create(
+    State(app): State<AppState>,
+    admin: Admin,
+    body: Result<Json<NewProviderBody>, JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body?;
+    let input = SocialLoginInput {
+        name: b.name,
+        issuer: b.issuer,
+        base_url: b.base_url,
+        authorize_url: b.authorize_url,
+        token_url: b.token_url,
+        api_endpoint: b.api_endpoint,
+        user_id_property: b.user_id_property,
+        client_id: b.client_id,
+        client_secret: b.client_secret,
+        scope: b.scope,
+        sign_ups: b.sign_ups,
+        trusted_emails: b.trusted_emails,
+        icon: b.icon,
+    };
+    let authority = &app.authority;
+    let created = social_login::create(
+        &authority.store,
+        &authority.master,
+        &app.connections.provider,
+        &authority.issuer,
+        input,
+        &admin.metadata,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!(created))).into_response())
+}
+
+pub(super) async fn show(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let authority = &app.authority;
+    ok(social_login::show(&authority.store, &authority.issuer, &id).await?)
+}
+
+pub(super) async fn update(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Result<Json<ChangeBody>, JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body?;
+    let change = SocialLoginChange {
+        name: b.name,
+        client_id: b.client_id,
+        client_secret: b.client_secret,
+        scope: b.scope,
+        sign_ups: b.sign_ups,
+        trusted_emails: b.trusted_emails,
+        enabled: b.enabled,
+        icon: b.icon,
+    };
+    let authority = &app.authority;
+    ok(social_login::update(
+        &authority.store,
+        &authority.master,
+        &authority.issuer,
+        &id,
+        change,
+        &admin.metadata,
+    )
+    .await?)
+}
+
+pub(super) async fn delete(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult {
+    social_login::delete(&app.authority.store, &id, &admin.metadata).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Whose {
+    user: String,
+    subject: Option<String>,
+}
+
+/// `GET /admin/api/social-logins/identities?user=U`.
+pub(super) async fn identities(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Query(whose): Query<Whose>,
+) -> ApiResult {
+    ok(json!({ "items": social_login::identities(&app.authority.store, &whose.user).await? }))
+}
+
+/// `POST /admin/api/social-logins/{id}/unlink?user=U[&subject=S]`.
+pub(super) async fn unlink(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(whose): Query<Whose>,
+) -> ApiResult {
+    let unlinked = social_login::unlink(
+        &app.authority.store,
+        &id,
+        &whose.user,
+        whose.subject.as_deref(),
+        &admin.metadata,
+    )
+    .await?;
+    ok(json!({ "unlinked": unlinked }))
+}
