@@ -20,6 +20,7 @@ mod console;
 pub mod context;
 mod edge;
 pub mod failure;
+mod federation;
 pub mod health;
 mod login;
 mod logout;
