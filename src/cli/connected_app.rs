@@ -128,7 +128,11 @@ fn params(raw: &[String]) -> Result<BTreeMap<String, String>, AppError> {
     Ok(params)
 }
 
-fn read_secret(file: &Option<std::path::PathBuf>, stdin: bool) -> Result<String, AppError> {
+/// The client secret from the first line of a file or of stdin.
+pub(super) fn read_secret(
+    file: &Option<std::path::PathBuf>,
+    stdin: bool,
+) -> Result<String, AppError> {
     let raw = match (file, stdin) {
         (Some(file), _) => std::fs::read_to_string(file).map_err(|e| {
             AppError::invalid_field(

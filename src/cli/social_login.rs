@@ -1,10 +1,9 @@
 //! `authledger social-login create|list|show|delete`: providers people may sign in through.
 //! The client secret is read from stdin or a file, never from an argument.
 
-use std::io::Read;
-
 use clap::{Args, Subcommand};
 
+use super::connected_app::read_secret;
 use super::output::print_json;
 use super::{cli_metadata, MasterKeySource};
 use crate::connected_apps::provider::ProviderClient;
@@ -110,31 +109,6 @@ pub(super) struct UpdateArgs {
     icon: Option<String>,
 }
 
-fn read_secret(args: &CreateArgs) -> Result<String, AppError> {
-    let raw = match (&args.client_secret_file, args.client_secret_stdin) {
-        (Some(file), _) => std::fs::read_to_string(file).map_err(|e| {
-            AppError::invalid_field(
-                "client_secret_file",
-                format!("cannot read {}: {e}", file.display()),
-            )
-        })?,
-        (None, true) => {
-            let mut raw = String::new();
-            std::io::stdin()
-                .read_to_string(&mut raw)
-                .map_err(|e| AppError::invalid(format!("client secret: cannot read stdin: {e}")))?;
-            raw
-        }
-        (None, false) => {
-            return Err(AppError::invalid_field(
-                "client_secret",
-                "give the client secret with --client-secret-stdin or --client-secret-file",
-            ))
-        }
-    };
-    Ok(raw.lines().next().unwrap_or_default().trim().to_owned())
-}
-
 pub(super) async fn social_login(
     store: &Store,
     command: SocialLoginCommand,
@@ -145,7 +119,7 @@ pub(super) async fn social_login(
     match command {
         SocialLoginCommand::Create(args) => {
             let input = SocialLoginInput {
-                client_secret: read_secret(&args)?,
+                client_secret: read_secret(&args.client_secret_file, args.client_secret_stdin)?,
                 name: args.name,
                 issuer: args.issuer,
                 base_url: args.base_url,
@@ -176,15 +150,10 @@ pub(super) async fn social_login(
             print_json(&created)
         }
         SocialLoginCommand::Update(args) => {
-            let client_secret = if args.client_secret_stdin {
-                let mut raw = String::new();
-                std::io::stdin().read_to_string(&mut raw).map_err(|e| {
-                    AppError::invalid(format!("client secret: cannot read stdin: {e}"))
-                })?;
-                Some(raw.lines().next().unwrap_or_default().trim().to_owned())
-            } else {
-                None
-            };
+            let client_secret = args
+                .client_secret_stdin
+                .then(|| read_secret(&None, true))
+                .transpose()?;
             let change = social_login::SocialLoginChange {
                 name: args.name,
                 client_id: args.client_id,
