@@ -213,6 +213,15 @@ on_both_stores! {
         assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
         assert!(replayed.text().await.unwrap().contains("Nothing was connected"));
 
+        // The console lists the app with alice connected.
+        pair.ours.user("boss", &["admin"]).await;
+        pair.ours.fresh_browser();
+        pair.ours.sign_in("boss").await;
+        let html = pair.ours.get("/admin/connected-apps").await.text().await.unwrap();
+        assert!(html.contains("Provider") && html.contains("<td data-label=\"People connected\">1</td>"), "{html}");
+        pair.ours.fresh_browser();
+        pair.ours.sign_in("alice").await;
+
         // A service asks for alice's token: the one obtained, valid at the provider.
         let (status, first) = pair.token(Some("alice")).await;
         assert_eq!(status, StatusCode::OK, "{first}");

@@ -168,6 +168,13 @@ on_both_stores! {
         assert_eq!(unlinked.status(), StatusCode::SEE_OTHER);
         assert_eq!(pair.ours.history("ExternalIdentity", "primary:alice").await, vec!["IdentityLinked", "IdentityUnlinked"]);
 
+        // The console lists it.
+        pair.ours.user("boss", &["admin"]).await;
+        pair.ours.fresh_browser();
+        pair.ours.sign_in("boss").await;
+        let html = pair.ours.get("/admin/social-logins").await.text().await.unwrap();
+        assert!(html.contains("Primary") && html.contains("OpenID Connect") && html.contains("badge active"), "{html}");
+
         // Turned off, its button goes and its path answers 404; an icon shows on the button.
         let off = crate::helpers::cli(&pair.ours.app.db, &["social-login", "update", "primary", "--enabled", "false", "--icon", "https://icons.example/p.png"]);
         assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));

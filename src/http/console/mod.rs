@@ -26,6 +26,7 @@ mod audit;
 mod chart;
 mod client_forms;
 mod clients;
+mod federation;
 mod grants;
 mod history;
 mod operations;
@@ -87,6 +88,8 @@ pub fn router() -> Router<AppState> {
         .route("/keys/rotate", post(operations::rotate))
         .route("/projections", get(operations::projections))
         .route("/projections/rebuild", post(operations::rebuild))
+        .route("/connected-apps", get(federation::connected_apps))
+        .route("/social-logins", get(federation::social_logins))
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::export))
         .route("/history/{kind}/{id}", get(history::history))
