@@ -213,6 +213,15 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                     "password verified; second factor required"
                 }
                 .into(),
+                UserEvent::VouchedElsewhere {
+                    method, must_enrol, ..
+                } => {
+                    if must_enrol {
+                        format!("vouched for ({method}); two-factor set-up required")
+                    } else {
+                        format!("vouched for ({method}); second factor required")
+                    }
+                }
                 UserEvent::SecondFactorPassed { .. } => {
                     "second factor passed: authenticator code".into()
                 }

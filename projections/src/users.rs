@@ -198,6 +198,7 @@ impl Projection for UsersView {
             UserEvent::SessionStarted { .. }
             | UserEvent::SessionEnded { .. }
             | UserEvent::PasswordVerified { .. }
+            | UserEvent::VouchedElsewhere { .. }
             | UserEvent::SecondFactorPassed { .. }
             | UserEvent::RecoveryCodeUsed { .. } => return Ok(()),
             UserEvent::LoginFailed { .. }

@@ -272,8 +272,9 @@ pub async fn login(
                     return_to,
                     until: (chrono::Utc::now() + authledger_domain::user::SECOND_FACTOR_WINDOW)
                         .timestamp(),
+                    vouched_elsewhere: false,
                 };
-                return super::two_factor::after_password(&app, jar, pending, must_enrol).await;
+                return super::two_factor::after_first_factor(&app, jar, pending, must_enrol).await;
             }
             // A wrong password, a disabled account or an unknown name: recorded, and
             // answered alike.

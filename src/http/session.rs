@@ -216,6 +216,20 @@ pub struct PendingSignIn {
     /// Unix seconds until which the second factor may follow.
     #[serde(rename = "e")]
     pub until: i64,
+    /// The first factor came from another provider (social login), not the password.
+    #[serde(rename = "f", default)]
+    pub vouched_elsewhere: bool,
+}
+
+impl PendingSignIn {
+    /// The methods (RFC 8176) the sign-in will have used once the second factor is given.
+    pub fn amr(&self) -> [&'static str; 2] {
+        if self.vouched_elsewhere {
+            ["fed", "otp"]
+        } else {
+            ["pwd", "otp"]
+        }
+    }
 }
 
 pub fn pend(jar: SignedCookieJar, pending: &PendingSignIn, secure: bool) -> SignedCookieJar {

@@ -15,7 +15,7 @@ use super::{paths, AppState};
 use crate::error::AppError;
 use crate::social_login::{self, Answer, Outcome};
 use authledger_domain::metadata::Actor;
-use authledger_domain::user::{UserCommand, UserError, UserEvent};
+use authledger_domain::user::{UserCommand, UserEvent};
 
 const FLOW: federation::Flow = federation::Flow {
     cookie: "authledger_social",
@@ -141,7 +141,7 @@ pub async fn callback(
             session: opened,
             two_factor_policy: settings.require_two_factor.clone(),
         };
-        let events = match store
+        let events = store
             .users
             .execute(
                 user.as_str(),
@@ -149,18 +149,28 @@ pub async fn callback(
                 &context.metadata(Actor::User(user.to_string())),
             )
             .await
-        {
-            Ok(events) => events,
-            Err(cqrs_es::AggregateError::UserError(UserError::SecondFactorRequired)) => {
-                return Ok(error_page(
-                    StatusCode::FORBIDDEN,
-                    "Sign in with your password",
-                    "Your account signs in with its password and a second factor; the other \
-                     server cannot stand in for them. Sign in with your password.",
-                ))
-            }
-            Err(other) => return Err(AppError::store(other)),
-        };
+            .map_err(|e| crate::error::user_error(user.as_str(), e))?;
+        let return_to = attempt
+            .return_to
+            .unwrap_or_else(|| paths::ACCOUNT.to_owned());
+        let must_enrol = events.iter().find_map(|e| match e.payload {
+            UserEvent::VouchedElsewhere { must_enrol, .. } => Some(must_enrol),
+            _ => None,
+        });
+        if let Some(must_enrol) = must_enrol {
+            // The other server stood in for the password; the second factor is still ours
+            // to ask for, on the same pages as after a password.
+            let pending = session::PendingSignIn {
+                username: user.to_string(),
+                return_to,
+                until: (chrono::Utc::now() + authledger_domain::user::SECOND_FACTOR_WINDOW)
+                    .timestamp(),
+                vouched_elsewhere: true,
+            };
+            return Ok(
+                super::two_factor::after_first_factor(&app, signed, pending, must_enrol).await,
+            );
+        }
         if !events
             .iter()
             .any(|e| matches!(e.payload, UserEvent::LoginSucceeded { .. }))
@@ -172,9 +182,6 @@ pub async fn callback(
             ));
         }
         let jar = session::start(signed, &session, app.secure_cookies);
-        let return_to = attempt
-            .return_to
-            .unwrap_or_else(|| paths::ACCOUNT.to_owned());
         Ok((jar, Redirect::to(&return_to)).into_response())
     };
     (private, done.await.unwrap_or_else(failed)).into_response()

@@ -148,9 +148,9 @@ async fn setup_page(
     Ok((jar, render(status, &page)).into_response())
 }
 
-/// What the password step shows when the sign-in needs a second factor: the code page, or
-/// the enrolment the settings require.
-pub async fn after_password(
+/// What the first step (the password, or another provider's answer) shows when the
+/// sign-in needs a second factor: the code page, or the enrolment the settings require.
+pub async fn after_first_factor(
     app: &AppState,
     jar: SignedCookieJar,
     pending: PendingSignIn,
@@ -263,7 +263,7 @@ pub async fn complete_sign_in(
         Err(error) => return failure_page(vault_error(error)),
     };
     let presented = form.get("code").unwrap_or_default();
-    let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"], &settings);
+    let (session, opened) = Session::begin(&pending.username, &pending.amr(), &settings);
     let command = UserCommand::CompleteSignIn {
         proof: proof(&secret, presented, now_seconds()),
         session: opened,
@@ -350,7 +350,7 @@ pub async fn enrol_at_sign_in(
         };
         let (shown, hashes) = recovery_codes();
         let settings = app.authority.store.settings_values().await?;
-        let (session, opened) = Session::begin(&pending.username, &["pwd", "otp"], &settings);
+        let (session, opened) = Session::begin(&pending.username, &pending.amr(), &settings);
         let command = UserCommand::EnrolTwoFactor {
             recovery_codes: hashes,
             confirmed_step: step,

@@ -332,3 +332,64 @@ on_both_stores! {
         assert!(!crate::helpers::cli(&flow.app.db, &["events", "--json"]).stdout.windows(9).any(|w| w == b"gh secret"), "not in the log");
     }
 }
+
+/// The other server stands in for the password, not for a second factor: alice, who set one
+/// up here, signs in through the provider and is then asked for her code. The sign-in event
+/// still says how it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_set_up_here_still_follows_a_sign_in_elsewhere() {
+    use crate::people::two_factor::{code, enrol, send_code};
+    let mut pair = Pair::new(Kind::Sqlite).await;
+    let registration = pair.registration("primary").await;
+    pair.create(
+        &registration,
+        &[
+            "--name",
+            "Primary",
+            "--base-url",
+            &pair.theirs.app.address,
+            "--trusted-emails",
+        ],
+    )
+    .await;
+    let (secret, _) = enrol(&pair.ours).await;
+
+    let (answer, _) = pair.sign_in_through("primary", "alice").await;
+    assert!(
+        pair.ours.get("/account").await.status().is_redirection(),
+        "no session before the code"
+    );
+    let signed = send_code(&pair.ours, answer, &code(&secret, 0)).await;
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers()["location"], "/account");
+    assert_eq!(pair.ours.get("/account").await.status(), StatusCode::OK);
+
+    let history = pair.ours.history("User", "alice").await;
+    let tail: Vec<&str> = history
+        .iter()
+        .rev()
+        .take(4)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "VouchedElsewhere",
+            "SecondFactorPassed",
+            "LoginSucceeded",
+            "SessionStarted"
+        ],
+        "{history:?}"
+    );
+    let audit = crate::helpers::cli(
+        &pair.ours.app.db,
+        &["audit", "--user", "alice", "--format", "json"],
+    );
+    let said = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        said.contains("vouched for (social:primary); second factor required")
+            && said.contains("sign-in succeeded (social:primary)"),
+        "{said}"
+    );
+}

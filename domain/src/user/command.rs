@@ -28,7 +28,9 @@ pub enum UserCommand {
     Enable,
     /// A sign-in through another provider (social login) that vouched for this person:
     /// `session` opens unless the account is disabled. A person who signs in with a second
-    /// factor here (or must) is refused: the other provider cannot stand in for it.
+    /// factor here (or must) still has to give it (`VouchedElsewhere`, then
+    /// `CompleteSignIn` or `EnrolTwoFactor`): the other provider stands in for the password
+    /// only.
     SignInElsewhere {
         /// `social:<provider>`, what the sign-in event records.
         method: String,

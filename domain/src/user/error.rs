@@ -12,10 +12,6 @@ pub enum UserError {
     AlreadyEnabled,
     #[error("no sign-in is waiting for a second factor (it may have taken too long)")]
     NoSignInPending,
-    #[error(
-        "this account signs in with its password and a second factor, not through another provider"
-    )]
-    SecondFactorRequired,
     #[error("two-factor sign-in is not set up")]
     NotEnrolled,
     #[error("two-factor sign-in is already set up")]

@@ -48,6 +48,15 @@ pub enum UserEvent {
         second_factor_until: DateTime<Utc>,
         must_enrol: bool,
     },
+    /// Another provider vouched for the person (`method`, `social:<provider>`), and a second
+    /// factor here must follow before `second_factor_until` (or, with `must_enrol`, an
+    /// enrolment): the other provider stands in for the password, never for the second
+    /// factor.
+    VouchedElsewhere {
+        method: String,
+        second_factor_until: DateTime<Utc>,
+        must_enrol: bool,
+    },
     /// A TOTP code for this time step completed a sign-in; no code for it or an earlier
     /// step is accepted again.
     SecondFactorPassed {
@@ -111,6 +120,7 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::SessionStarted { .. } => "SessionStarted",
             UserEvent::SessionEnded { .. } => "SessionEnded",
             UserEvent::PasswordVerified { .. } => "PasswordVerified",
+            UserEvent::VouchedElsewhere { .. } => "VouchedElsewhere",
             UserEvent::SecondFactorPassed { .. } => "SecondFactorPassed",
             UserEvent::RecoveryCodeUsed { .. } => "RecoveryCodeUsed",
             UserEvent::SecondFactorFailed { .. } => "SecondFactorFailed",

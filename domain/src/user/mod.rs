@@ -51,6 +51,10 @@ pub struct RegisteredUser {
     /// Until when the second factor may follow a verified password.
     #[serde(default)]
     pub awaiting_second_factor_until: Option<DateTime<Utc>>,
+    /// How the first factor of that pending sign-in was given when not with the password
+    /// (`social:<provider>`): what its `LoginSucceeded` records.
+    #[serde(default)]
+    pub awaiting_method: Option<String>,
 }
 
 impl RegisteredUser {
@@ -101,7 +105,7 @@ impl User {
                 must_enrol,
             }];
         }
-        signed_in(session, services.now())
+        signed_in(session, services.now(), None)
     }
 
     /// The pending sign-in the second factor completes, if its time has not run out.
@@ -114,10 +118,11 @@ impl User {
     }
 }
 
-/// A sign-in completed at `now`: `session` opens.
-fn signed_in(session: NewSession, now: DateTime<Utc>) -> Vec<UserEvent> {
+/// A sign-in completed at `now`: `session` opens. `method` says how, when not with the
+/// password here.
+fn signed_in(session: NewSession, now: DateTime<Utc>, method: Option<String>) -> Vec<UserEvent> {
     vec![
-        UserEvent::LoginSucceeded { method: None },
+        UserEvent::LoginSucceeded { method },
         UserEvent::SessionStarted {
             id_hash: session.id_hash,
             expires_at: session.expires_at,
@@ -222,13 +227,13 @@ impl cqrs_es::Aggregate for User {
                         reason: LoginFailure::UserDisabled,
                     }]
                 } else if user.two_factor.is_some() || two_factor_policy.requires(&user.roles) {
-                    return Err(UserError::SecondFactorRequired);
+                    vec![UserEvent::VouchedElsewhere {
+                        method,
+                        second_factor_until: now + SECOND_FACTOR_WINDOW,
+                        must_enrol: user.two_factor.is_none(),
+                    }]
                 } else {
-                    let mut events = signed_in(session, now);
-                    events[0] = UserEvent::LoginSucceeded {
-                        method: Some(method),
-                    };
-                    events
+                    signed_in(session, now, Some(method))
                 }
             }
             UserCommand::RecordThrottled {
@@ -275,7 +280,7 @@ impl cqrs_es::Aggregate for User {
                     }],
                 };
                 if !matches!(events[0], UserEvent::SecondFactorFailed { .. }) {
-                    events.extend(signed_in(session, now));
+                    events.extend(signed_in(session, now, user.awaiting_method.clone()));
                 }
                 events
             }
@@ -288,16 +293,17 @@ impl cqrs_es::Aggregate for User {
                 if user.two_factor.is_some() {
                     return Err(UserError::AlreadyEnrolled);
                 }
-                // Enrolling to finish a sign-in needs the verified password before it.
-                if session.is_some() {
-                    self.awaiting(now)?;
-                }
+                // Enrolling to finish a sign-in needs its first factor verified before it.
+                let method = match session {
+                    Some(_) => self.awaiting(now)?.awaiting_method.clone(),
+                    None => None,
+                };
                 let mut events = vec![UserEvent::TwoFactorEnrolled {
                     recovery_codes,
                     confirmed_step,
                 }];
                 if let Some(session) = session {
-                    events.extend(signed_in(session, now));
+                    events.extend(signed_in(session, now, method));
                 }
                 events
             }
@@ -339,6 +345,7 @@ impl cqrs_es::Aggregate for User {
                 sessions: BTreeMap::new(),
                 two_factor: None,
                 awaiting_second_factor_until: None,
+                awaiting_method: None,
             });
             return;
         }
@@ -368,8 +375,22 @@ impl cqrs_es::Aggregate for User {
             UserEvent::PasswordVerified {
                 second_factor_until,
                 ..
-            } => user.awaiting_second_factor_until = Some(second_factor_until),
-            UserEvent::LoginSucceeded { .. } => user.awaiting_second_factor_until = None,
+            } => {
+                user.awaiting_second_factor_until = Some(second_factor_until);
+                user.awaiting_method = None;
+            }
+            UserEvent::VouchedElsewhere {
+                method,
+                second_factor_until,
+                ..
+            } => {
+                user.awaiting_second_factor_until = Some(second_factor_until);
+                user.awaiting_method = Some(method);
+            }
+            UserEvent::LoginSucceeded { .. } => {
+                user.awaiting_second_factor_until = None;
+                user.awaiting_method = None;
+            }
             UserEvent::SecondFactorPassed { step } => {
                 if let Some(two_factor) = user.two_factor.as_mut() {
                     two_factor.last_step = step;

@@ -548,3 +548,86 @@ fn removing_the_second_factor_lets_the_password_alone_sign_in_again() {
             session_started(1),
         ]);
 }
+
+// ---- signing in through another provider -------------------------------------------------
+
+fn elsewhere(policy: TwoFactorPolicy) -> UserCommand {
+    UserCommand::SignInElsewhere {
+        method: "social:primary".into(),
+        session: session(1),
+        two_factor_policy: policy,
+    }
+}
+
+fn vouched(must_enrol: bool) -> UserEvent {
+    UserEvent::VouchedElsewhere {
+        method: "social:primary".into(),
+        second_factor_until: crate::testing::now() + SECOND_FACTOR_WINDOW,
+        must_enrol,
+    }
+}
+
+#[test]
+fn another_provider_signs_in_a_person_without_a_second_factor() {
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(elsewhere(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![
+            UserEvent::LoginSucceeded {
+                method: Some("social:primary".into()),
+            },
+            session_started(1),
+        ]);
+}
+
+/// The other provider stands in for the password, never for the second factor: the code
+/// completes the sign-in, which still says how it began.
+#[test]
+fn another_provider_leaves_the_second_factor_to_follow() {
+    UserTest::with(services())
+        .given(vec![registered(), enrolled()])
+        .when(elsewhere(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![vouched(false)]);
+    UserTest::with(services())
+        .given(vec![registered(), enrolled(), vouched(false)])
+        .when(complete(SecondFactorProof::Totp { step: 101 }))
+        .then_expect_events(vec![
+            UserEvent::SecondFactorPassed { step: 101 },
+            UserEvent::LoginSucceeded {
+                method: Some("social:primary".into()),
+            },
+            session_started(1),
+        ]);
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(elsewhere(TwoFactorPolicy::Everyone))
+        .then_expect_events(vec![vouched(true)]);
+}
+
+/// A password sign-in after an unfinished one elsewhere is a password sign-in.
+#[test]
+fn a_later_password_replaces_the_unfinished_sign_in_elsewhere() {
+    UserTest::with(services())
+        .given(vec![
+            registered(),
+            enrolled(),
+            vouched(false),
+            password_verified(false),
+        ])
+        .when(complete(SecondFactorProof::Totp { step: 101 }))
+        .then_expect_events(vec![
+            UserEvent::SecondFactorPassed { step: 101 },
+            UserEvent::LoginSucceeded { method: None },
+            session_started(1),
+        ]);
+}
+
+#[test]
+fn a_disabled_account_is_not_signed_in_elsewhere() {
+    UserTest::with(services())
+        .given(vec![registered(), UserEvent::UserDisabled {}])
+        .when(elsewhere(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![UserEvent::LoginFailed {
+            reason: LoginFailure::UserDisabled,
+        }]);
+}

@@ -5,7 +5,7 @@ mod account;
 mod backchannel;
 mod in_a_browser;
 mod logout;
-mod two_factor;
+pub mod two_factor;
 
 use crate::oauth::flow::*;
 

@@ -12,7 +12,7 @@ use crate::oauth::flow::*;
 /// The TOTP code for the current time step plus `steps_ahead` (one step either way is
 /// accepted). Enrolment uses the step before the current one, so that the tests' sign-ins
 /// have two unused steps left without waiting 30 seconds.
-fn code(secret_base32: &str, steps_ahead: i64) -> String {
+pub fn code(secret_base32: &str, steps_ahead: i64) -> String {
     let secret = totp_rs::Secret::Encoded(secret_base32.to_owned())
         .to_bytes()
         .unwrap();
@@ -49,7 +49,7 @@ fn recovery_codes_on(html: &str) -> Vec<String> {
 
 /// Signs alice in with her password (she has a session) and sets up two-factor sign-in from
 /// her account page; returns the secret and the recovery codes.
-async fn enrol(flow: &Flow) -> (String, Vec<String>) {
+pub async fn enrol(flow: &Flow) -> (String, Vec<String>) {
     flow.sign_in("alice").await;
     let setup = flow.get("/account/two-factor").await;
     assert_eq!(setup.status(), StatusCode::OK);
@@ -98,7 +98,7 @@ async fn password_step(flow: &mut Flow) -> reqwest::Response {
         .await
 }
 
-async fn send_code(flow: &Flow, code_page: reqwest::Response, code: &str) -> reqwest::Response {
+pub async fn send_code(flow: &Flow, code_page: reqwest::Response, code: &str) -> reqwest::Response {
     assert_eq!(code_page.status(), StatusCode::OK);
     send_code_on(flow, &code_page.text().await.unwrap(), code).await
 }
