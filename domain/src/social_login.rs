@@ -52,6 +52,15 @@ pub struct SocialLoginConfig {
     /// An https image shown on its "Sign in with" button.
     #[serde(default)]
     pub icon: Option<crate::oauth::WebUrl>,
+    /// Whether its issuer is listed among the protected resource's `authorization_servers`
+    /// (RFC 9728) when the setting `show_social_login_key_as_authorization_server` is on
+    /// (Frappe's `show_in_resource_metadata`). Providers registered before it existed are.
+    #[serde(default = "listed")]
+    pub show_in_resource_metadata: bool,
+}
+
+fn listed() -> bool {
+    true
 }
 
 impl SocialLoginConfig {

@@ -82,6 +82,11 @@ pub(super) struct CreateArgs {
     /// An https image for its "Sign in with" button.
     #[arg(long, value_name = "URL")]
     icon: Option<String>,
+    /// Whether its issuer is listed among this server's authorization servers in the
+    /// protected-resource metadata (RFC 9728) when the setting
+    /// show_social_login_key_as_authorization_server is on.
+    #[arg(long, value_parser = clap::value_parser!(bool), default_value_t = true)]
+    show_in_resource_metadata: bool,
 }
 
 #[derive(Args)]
@@ -107,6 +112,9 @@ pub(super) struct UpdateArgs {
     /// An https image, or "" to remove it.
     #[arg(long, value_name = "URL")]
     icon: Option<String>,
+    /// Whether its issuer is listed in the protected-resource metadata (RFC 9728).
+    #[arg(long, value_parser = clap::value_parser!(bool))]
+    show_in_resource_metadata: Option<bool>,
 }
 
 pub(super) async fn social_login(
@@ -132,6 +140,7 @@ pub(super) async fn social_login(
                 sign_ups: Some(args.sign_ups),
                 trusted_emails: args.trusted_emails,
                 icon: args.icon,
+                show_in_resource_metadata: Some(args.show_in_resource_metadata),
             };
             let master = master.load(store).await?;
             let created = social_login::create(
@@ -163,6 +172,7 @@ pub(super) async fn social_login(
                 trusted_emails: args.trusted_emails,
                 enabled: args.enabled,
                 icon: args.icon,
+                show_in_resource_metadata: args.show_in_resource_metadata,
             };
             let master = master.load(store).await?;
             let updated =

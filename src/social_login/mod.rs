@@ -56,6 +56,8 @@ pub struct SocialLoginInput {
     pub trusted_emails: bool,
     /// An https image for the sign-in button.
     pub icon: Option<String>,
+    /// Listed in RFC 9728 metadata (when the setting is on); yes unless `Some(false)`.
+    pub show_in_resource_metadata: Option<bool>,
 }
 
 /// A change to a provider: each field given replaces the provider's.
@@ -70,6 +72,7 @@ pub struct SocialLoginChange {
     pub enabled: Option<bool>,
     /// `Some("")` removes the icon.
     pub icon: Option<String>,
+    pub show_in_resource_metadata: Option<bool>,
 }
 
 fn parse_sign_ups(raw: &str) -> Result<SignUps, AppError> {
@@ -154,6 +157,9 @@ pub async fn update(
     if let Some(icon) = change.icon {
         config.icon = parse_icon(&icon)?;
     }
+    if let Some(listed) = change.show_in_resource_metadata {
+        config.show_in_resource_metadata = listed;
+    }
     let sealed = change
         .client_secret
         .as_deref()
@@ -194,6 +200,7 @@ pub struct ProviderSummary {
     pub trusted_emails: bool,
     pub enabled: bool,
     pub icon: Option<String>,
+    pub show_in_resource_metadata: bool,
 }
 
 /// `/login/social/{id}/callback` on this server.
@@ -226,6 +233,7 @@ impl ProviderSummary {
             trusted_emails: config.trusted_emails,
             enabled: config.enabled,
             icon: config.icon.as_ref().map(|i| i.as_str().to_owned()),
+            show_in_resource_metadata: config.show_in_resource_metadata,
         }
     }
 }
@@ -383,6 +391,7 @@ pub async fn create(
         trusted_emails: input.trusted_emails,
         enabled: true,
         icon,
+        show_in_resource_metadata: input.show_in_resource_metadata.unwrap_or(true),
     };
     config.check().map_err(AppError::invalid)?;
     put_secret(store, &id, &sealed).await?;
@@ -443,13 +452,13 @@ pub async fn enabled(store: &Store) -> Result<Vec<Button>, AppError> {
         .collect())
 }
 
-/// The issuers of the enabled OpenID providers, for RFC 9728 metadata.
+/// The issuers of the enabled OpenID providers shown in resource metadata, for RFC 9728.
 pub async fn issuers(store: &Store) -> Result<Vec<String>, AppError> {
     let rows = authledger_projections::social_logins::SocialLoginsView::list(&store.db).await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| serde_json::from_str::<SocialLoginConfig>(&row.config).ok())
-        .filter(|config| config.enabled)
+        .filter(|config| config.enabled && config.show_in_resource_metadata)
         .filter_map(|config| config.endpoints.issuer)
         .collect())
 }

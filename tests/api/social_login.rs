@@ -195,6 +195,12 @@ on_both_stores! {
         pair.ours.set("show_social_login_key_as_authorization_server", "true").await;
         let metadata: Value = pair.ours.get("/.well-known/oauth-protected-resource").await.json().await.unwrap();
         assert_eq!(metadata["authorization_servers"], serde_json::json!([pair.ours.app.address, pair.theirs.app.address]), "{metadata}");
+        // Frappe's per-provider show_in_resource_metadata: off, it is no longer listed.
+        let hidden = crate::helpers::cli(&pair.ours.app.db, &["social-login", "update", "primary", "--show-in-resource-metadata", "false"]);
+        assert!(hidden.status.success(), "{}", String::from_utf8_lossy(&hidden.stderr));
+        pair.ours.app.settle().await;
+        let metadata: Value = pair.ours.get("/.well-known/oauth-protected-resource").await.json().await.unwrap();
+        assert_eq!(metadata["authorization_servers"], serde_json::json!([pair.ours.app.address]), "{metadata}");
     }
 }
 

@@ -31,6 +31,7 @@ pub(super) struct NewProviderBody {
     #[serde(default)]
     trusted_emails: bool,
     icon: Option<String>,
+    show_in_resource_metadata: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +45,7 @@ pub(super) struct ChangeBody {
     trusted_emails: Option<bool>,
     enabled: Option<bool>,
     icon: Option<String>,
+    show_in_resource_metadata: Option<bool>,
 }
 
 pub(super) async fn list(State(app): State<AppState>, _admin: Admin) -> ApiResult {
@@ -70,6 +72,7 @@ pub(super) async fn create(
         sign_ups: b.sign_ups,
         trusted_emails: b.trusted_emails,
         icon: b.icon,
+        show_in_resource_metadata: b.show_in_resource_metadata,
     };
     let authority = &app.authority;
     let created = social_login::create(
@@ -109,6 +112,7 @@ pub(super) async fn update(
         trusted_emails: b.trusted_emails,
         enabled: b.enabled,
         icon: b.icon,
+        show_in_resource_metadata: b.show_in_resource_metadata,
     };
     let authority = &app.authority;
     ok(social_login::update(
