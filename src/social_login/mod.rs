@@ -307,10 +307,7 @@ async fn endpoints_of(
         url(field, raw)?.ok_or_else(|| {
             AppError::invalid_field(
                 field,
-                format!(
-                    "--{} is required without --issuer or --base-url",
-                    field.replace('_', "-")
-                ),
+                format!("`{field}` is required without an issuer or a base URL"),
             )
         })
     };
@@ -321,7 +318,7 @@ async fn endpoints_of(
         .ok_or_else(|| {
             AppError::invalid_field(
                 "user_id_property",
-                "--user-id-property is required with --api-endpoint",
+                "`user_id_property` (the user-info property that holds the person's id) is required without an issuer or a base URL",
             )
         })?;
     Ok((

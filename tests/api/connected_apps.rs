@@ -56,13 +56,7 @@ impl Pair {
         let db = self.ours.app.db.shared();
         let discovery = self.theirs.app.url("/.well-known/openid-configuration");
         let client_id = self.registration.client_id.to_string();
-        let secret = self
-            .registration
-            .client_secret
-            .as_ref()
-            .unwrap()
-            .reveal()
-            .to_owned();
+        let secret = self.secret();
         let issuer = self.ours.app.address.clone();
         let output = tokio::task::spawn_blocking(move || {
             cli_with_env(
@@ -93,6 +87,27 @@ impl Pair {
         );
         self.ours.app.settle().await;
         serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// authledger's client secret at the provider.
+    fn secret(&self) -> String {
+        let secret = self.registration.client_secret.as_ref().unwrap();
+        secret.reveal().to_owned()
+    }
+
+    /// The console's new-app form (`form`, its page) sent as an administrator fills it in.
+    async fn create_in_console(&self, form: &str, discovery: &str) -> reqwest::Response {
+        let client_id = self.registration.client_id.to_string();
+        let fields = [
+            ("name", "Provider"),
+            ("openid_configuration", discovery),
+            ("client_id", &client_id),
+            ("client_secret", &self.secret()),
+            ("scope", "openid email"),
+        ];
+        self.ours
+            .submit(form, "/admin/connected-apps/new", &fields)
+            .await
     }
 
     /// alice connects her account: our connect page, the provider's sign-in and consent,
@@ -537,4 +552,233 @@ async fn an_unreachable_or_confused_provider_gets_a_clear_error_and_nothing_is_k
             "ConnectedAppSecretChanged"
         ]
     );
+}
+
+/// An administrator sets the app up from the console alone: the form reads the provider's
+/// discovery document, a refused field is answered next to it with what was typed kept (the
+/// secret never echoed), the created page shows the redirect URI to register, and a person
+/// connects through it. The edit form changes the scope and keeps the sealed secret; the
+/// delete form wants the name typed. An auditor gets none of the forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sets_up_a_connected_app_from_the_console() {
+    let mut pair = Pair::new(Kind::Sqlite).await;
+    pair.ours.user("boss", &["admin"]).await;
+    pair.ours.sign_in("boss").await;
+    let list = pair
+        .ours
+        .get("/admin/connected-apps")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("href=\"/admin/connected-apps/new\""),
+        "{list}"
+    );
+    let form = pair
+        .ours
+        .get("/admin/connected-apps/new")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secret = pair.secret();
+
+    // Not a URL: refused next to its field, the name kept, the secret not sent back.
+    let refused = pair.create_in_console(&form, "not a url").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("openid_configuration:") && html.contains("value=\"Provider\""),
+        "{html}"
+    );
+    assert!(!html.contains(&secret), "the secret is never echoed");
+    // Nothing listens there: the provider could not be reached, nothing created.
+    let closed = format!(
+        "http://127.0.0.1:{}/.well-known/openid-configuration",
+        closed_port()
+    );
+    let unreachable = pair.create_in_console(&form, &closed).await;
+    assert_eq!(unreachable.status(), StatusCode::BAD_GATEWAY);
+    assert!(unreachable
+        .text()
+        .await
+        .unwrap()
+        .contains("could not be reached"));
+
+    let discovery = pair.theirs.app.url("/.well-known/openid-configuration");
+    let created = pair.create_in_console(&form, &discovery).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let html = created.text().await.unwrap();
+    assert!(
+        html.contains(&pair.ours.app.url("/connected-apps/provider/callback")),
+        "{html}"
+    );
+    assert!(!html.contains(&secret));
+    pair.ours.app.settle().await;
+    let shown = cli_json(&pair.ours.app.db, &["connected-app", "show", "provider"]);
+    assert_eq!(
+        shown["token_uri"],
+        pair.theirs.app.url("/oauth/token"),
+        "from discovery: {shown}"
+    );
+    let audit = crate::helpers::cli(
+        &pair.ours.app.db,
+        &["audit", "--type", "ConnectedAppCreated", "--format", "json"],
+    );
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("\"actor\":\"user:boss\""));
+
+    // A person connects through it.
+    pair.ours.fresh_browser();
+    pair.ours.sign_in("alice").await;
+    pair.theirs.sign_in("alice").await;
+    let (_, answer) = pair.connect().await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        answer.text().await.unwrap()
+    );
+
+    // The edit form: a new scope, the secret left empty (kept: tokens still come).
+    pair.ours.fresh_browser();
+    pair.ours.sign_in("boss").await;
+    let edit = "/admin/connected-apps/provider/edit";
+    let html = pair.ours.get(edit).await.text().await.unwrap();
+    assert!(
+        html.contains("value=\"email openid\"") && !html.contains(&secret),
+        "{html}"
+    );
+    let client_id = pair.registration.client_id.to_string();
+    let saved = pair
+        .ours
+        .submit(
+            &html,
+            edit,
+            &[
+                ("name", "Provider"),
+                ("client_id", &client_id),
+                ("scope", "openid email profile"),
+                ("client_secret", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        saved.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        saved.text().await.unwrap()
+    );
+    pair.ours.app.settle().await;
+    let shown = cli_json(&pair.ours.app.db, &["connected-app", "show", "provider"]);
+    assert_eq!(shown["scope"], "email openid profile", "{shown}");
+    let (status, token) = pair.token(None).await;
+    assert_eq!(status, StatusCode::OK, "the sealed secret stayed: {token}");
+
+    // An auditor sees the list, and no form.
+    pair.ours.user("watcher", &["auditor"]).await;
+    pair.ours.fresh_browser();
+    pair.ours.sign_in("watcher").await;
+    let list = pair
+        .ours
+        .get("/admin/connected-apps")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("Provider") && !list.contains("/admin/connected-apps/new"),
+        "{list}"
+    );
+    assert_eq!(pair.ours.get(edit).await.status(), StatusCode::FORBIDDEN);
+
+    // Deleting wants the name typed.
+    pair.ours.fresh_browser();
+    pair.ours.sign_in("boss").await;
+    let html = pair.ours.get(edit).await.text().await.unwrap();
+    let delete = "/admin/connected-apps/provider/delete";
+    let wrong = pair
+        .ours
+        .submit(&html, delete, &[("confirm_name", "provider")])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let deleted = pair
+        .ours
+        .submit(&html, delete, &[("confirm_name", "Provider")])
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    pair.ours.app.settle().await;
+    let listed = cli_json(&pair.ours.app.db, &["connected-app", "list"]);
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+/// A provider that hands out a token of another type than Bearer (RFC 6750): authledger
+/// could not present it, so it is not kept, and the service asking is told why. The provider
+/// here is a stand-in that answers only that, since no real provider on loopback issues
+/// such tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_another_type_than_bearer_is_refused_and_not_kept() {
+    let pair = Pair::new(Kind::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    let answers = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            axum::Json(serde_json::json!({
+                "access_token": "mac-token-value",
+                "token_type": "mac",
+                "expires_in": 3600,
+                "mac_key": "k",
+            }))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, answers).await });
+
+    let db = pair.ours.app.db.shared();
+    let (authorize, token) = (format!("{provider}/authorize"), format!("{provider}/token"));
+    let created = tokio::task::spawn_blocking(move || {
+        let args = [
+            "connected-app",
+            "create",
+            "--name",
+            "Mac",
+            "--client-id",
+            "x",
+            "--authorization-uri",
+            &authorize,
+            "--token-uri",
+            &token,
+            "--client-secret-stdin",
+        ];
+        cli_with_env(&db, &args, "s\n", &[])
+    })
+    .await
+    .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    pair.ours.app.settle().await;
+
+    let (status, body) = admin(
+        &pair.ours,
+        &pair.admin,
+        reqwest::Method::GET,
+        "/connected-apps/mac/token",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let said = body["error_description"].as_str().unwrap();
+    assert!(
+        said.contains("`mac` token") && said.contains("only Bearer"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("mac-token-value"));
+    assert!(
+        pair.connection_events("mac:").await.is_empty(),
+        "nothing recorded"
+    );
+    assert!(!pair.everything_stored().await.contains("mac-token-value"));
 }

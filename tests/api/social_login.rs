@@ -399,3 +399,166 @@ async fn a_second_factor_set_up_here_still_follows_a_sign_in_elsewhere() {
         "{said}"
     );
 }
+
+/// An administrator adds the provider from the console alone (Frappe's "Add Primary Server"
+/// as a form): a plain OAuth 2 provider without the property that holds its id is refused
+/// next to that field; the base URL of another authledger is enough for an OpenID one, whose
+/// button then signs people in. The edit form turns it off and keeps it out of the resource
+/// metadata; the delete form wants its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_adds_a_provider_from_the_console() {
+    let mut pair = Pair::new(Kind::Sqlite).await;
+    let registration = pair.registration("primary").await;
+    let client_id = registration.client_id.to_string();
+    let secret = registration
+        .client_secret
+        .as_ref()
+        .unwrap()
+        .reveal()
+        .to_owned();
+    pair.ours.user("boss", &["admin"]).await;
+    pair.ours.sign_in("boss").await;
+    let list = pair
+        .ours
+        .get("/admin/social-logins")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("href=\"/admin/social-logins/new\""), "{list}");
+    let new = "/admin/social-logins/new";
+    let form = pair.ours.get(new).await.text().await.unwrap();
+
+    let authorize = pair.theirs.app.url("/oauth/authorize");
+    let refused = pair
+        .ours
+        .submit(
+            &form,
+            new,
+            &[
+                ("name", "Plain"),
+                ("authorize_url", &authorize),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("sign_ups", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("`user_id_property` (the user-info property")
+            && html.contains(&format!("value=\"{authorize}\"")),
+        "{html}"
+    );
+    assert!(!html.contains(&secret));
+
+    let base_url = pair.theirs.app.address.clone();
+    let created = pair
+        .ours
+        .submit(
+            &form,
+            new,
+            &[
+                ("name", "Primary"),
+                ("issuer", &base_url),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+                ("sign_ups", "deny"),
+                ("trusted_emails", "on"),
+                ("show_in_resource_metadata", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let html = created.text().await.unwrap();
+    assert!(
+        html.contains(&pair.ours.app.url("/login/social/primary/callback")),
+        "{html}"
+    );
+    pair.ours.app.settle().await;
+    let shown = cli_json(&pair.ours.app.db, &["social-login", "show", "primary"]);
+    assert_eq!(shown["sign_ups"], "deny", "{shown}");
+    assert_eq!(shown["trusted_emails"], true);
+
+    // alice signs in through it (linked by her trusted email).
+    let (answer, _) = pair.sign_in_through("primary", "alice").await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        answer.text().await.unwrap()
+    );
+
+    // Turned off and out of the metadata from its edit form.
+    pair.ours.fresh_browser();
+    pair.ours.sign_in("boss").await;
+    let edit = "/admin/social-logins/primary/edit";
+    let html = pair.ours.get(edit).await.text().await.unwrap();
+    assert!(
+        html.contains("OpenID Connect, issuer") && html.contains("name=\"enabled\" checked"),
+        "{html}"
+    );
+    let saved = pair
+        .ours
+        .submit(
+            &html,
+            edit,
+            &[
+                ("name", "Primary"),
+                ("client_id", &client_id),
+                ("scope", "openid email profile"),
+                ("sign_ups", "deny"),
+                ("trusted_emails", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        saved.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        saved.text().await.unwrap()
+    );
+    pair.ours.app.settle().await;
+    let shown = cli_json(&pair.ours.app.db, &["social-login", "show", "primary"]);
+    assert_eq!(
+        (
+            shown["enabled"].clone(),
+            shown["show_in_resource_metadata"].clone()
+        ),
+        (Value::Bool(false), Value::Bool(false)),
+        "{shown}"
+    );
+    pair.ours.fresh_browser();
+    assert!(!pair
+        .ours
+        .get("/login")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("/login/social/primary"));
+
+    pair.ours.sign_in("boss").await;
+    let html = pair.ours.get(edit).await.text().await.unwrap();
+    let delete = "/admin/social-logins/primary/delete";
+    assert_eq!(
+        pair.ours
+            .submit(&html, delete, &[("confirm_name", "nope")])
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        pair.ours
+            .submit(&html, delete, &[("confirm_name", "Primary")])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    pair.ours.app.settle().await;
+    assert_eq!(
+        cli_json(&pair.ours.app.db, &["social-login", "list"]),
+        serde_json::json!([])
+    );
+}

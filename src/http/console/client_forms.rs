@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 
-use super::{change, operator, Operator, Refusal};
+use super::{admin, change, Operator, Refusal};
 use crate::admin::clients::{ClientInput, InvalidClientInput};
 use crate::error::AppError;
 use crate::http::context::RequestContext;
@@ -181,13 +181,7 @@ pub async fn new_form(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> Response {
     let page = async {
-        let (jar, operator) = operator(&app, jar, &uri).await?;
-        if !operator.can_change() {
-            return Err(Refusal::Forbidden(
-                operator.chrome,
-                "Auditors can see everything and change nothing.",
-            ));
-        }
+        let (jar, operator) = admin(&app, jar, &uri).await?;
         let typed = Typed {
             scope: crate::admin::clients::DEFAULT_SCOPES.to_owned(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
@@ -202,7 +196,7 @@ pub async fn new_form(
             typed,
             error: None,
         };
-        Ok((jar, render(StatusCode::OK, &page)).into_response())
+        Ok::<_, Refusal>((jar, render(StatusCode::OK, &page)).into_response())
     };
     page.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -352,13 +346,7 @@ pub async fn edit_form(
     Path(id): Path<String>,
 ) -> Response {
     let page = async {
-        let (jar, operator) = operator(&app, jar, &uri).await?;
-        if !operator.can_change() {
-            return Err(Refusal::Forbidden(
-                operator.chrome,
-                "Auditors can see everything and change nothing.",
-            ));
-        }
+        let (jar, operator) = admin(&app, jar, &uri).await?;
         let client = crate::admin::clients::show(&app.authority.store, &id).await?;
         let page = NewClientPage {
             chrome: &operator.chrome,
@@ -369,7 +357,7 @@ pub async fn edit_form(
             typed: Typed::from_metadata(&client.metadata),
             error: None,
         };
-        Ok((jar, render(StatusCode::OK, &page)).into_response())
+        Ok::<_, Refusal>((jar, render(StatusCode::OK, &page)).into_response())
     };
     page.await.unwrap_or_else(IntoResponse::into_response)
 }

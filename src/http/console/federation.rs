@@ -1,6 +1,7 @@
 //! `/admin/connected-apps` and `/admin/social-logins`: the providers authledger is a client
 //! of, as the CLI's `connected-app list` and `social-login list` show them, with how many
-//! people are connected and linked. Changes are made with the CLI or the admin API.
+//! people are connected and linked. Their forms: `connected_app_forms.rs` and
+//! `social_login_forms.rs`.
 
 use askama::Template;
 use authledger_domain::connected_app::ConnectedAppConfig;

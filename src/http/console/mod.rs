@@ -7,7 +7,8 @@
 //! POST carries the CSRF token; values people typed are escaped by the templates.
 //!
 //! One file per page family: `overview.rs`, `clients.rs`, `users.rs`, `grants.rs`,
-//! `audit.rs`, `history.rs`, `settings.rs`.
+//! `audit.rs`, `history.rs`, `settings.rs`, `operations.rs` (keys, read models),
+//! `federation.rs` (connected apps, social logins); their forms in `*_forms.rs`.
 
 use axum::body::Bytes;
 use axum::http::{StatusCode, Uri};
@@ -26,12 +27,14 @@ mod audit;
 mod chart;
 mod client_forms;
 mod clients;
+mod connected_app_forms;
 mod federation;
 mod grants;
 mod history;
 mod operations;
 mod overview;
 mod settings;
+mod social_login_forms;
 mod user_forms;
 mod users;
 
@@ -89,7 +92,31 @@ pub fn router() -> Router<AppState> {
         .route("/projections", get(operations::projections))
         .route("/projections/rebuild", post(operations::rebuild))
         .route("/connected-apps", get(federation::connected_apps))
+        .route(
+            "/connected-apps/new",
+            get(connected_app_forms::new_form).post(connected_app_forms::create),
+        )
+        .route(
+            "/connected-apps/{id}/edit",
+            get(connected_app_forms::edit_form).post(connected_app_forms::edit),
+        )
+        .route(
+            "/connected-apps/{id}/delete",
+            post(connected_app_forms::delete),
+        )
         .route("/social-logins", get(federation::social_logins))
+        .route(
+            "/social-logins/new",
+            get(social_login_forms::new_form).post(social_login_forms::create),
+        )
+        .route(
+            "/social-logins/{id}/edit",
+            get(social_login_forms::edit_form).post(social_login_forms::edit),
+        )
+        .route(
+            "/social-logins/{id}/delete",
+            post(social_login_forms::delete),
+        )
         .route("/audit", get(audit::audit))
         .route("/audit/export", get(audit::export))
         .route("/history/{kind}/{id}", get(history::history))
@@ -230,14 +257,24 @@ pub async fn change(
     if !session::csrf_valid(&jar, form.get("csrf_token")) {
         return Err(Refusal::FormExpired);
     }
-    let (_, operator) = operator(app, jar, uri).await?;
+    let (_, operator) = admin(app, jar, uri).await?;
+    Ok((operator, form))
+}
+
+/// The signed-in person, if they may change things (the pages that hold a form to do so).
+pub async fn admin(
+    app: &AppState,
+    jar: SignedCookieJar,
+    uri: &Uri,
+) -> Result<(SignedCookieJar, Operator), Refusal> {
+    let (jar, operator) = operator(app, jar, uri).await?;
     if !operator.can_change() {
         return Err(Refusal::Forbidden(
             operator.chrome,
             "Auditors can see everything and change nothing.",
         ));
     }
-    Ok((operator, form))
+    Ok((jar, operator))
 }
 
 /// A console change that ends on another page: an admin's form with its CSRF token, done as

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
 
-use super::{act, change, operator, Operator, Refusal};
+use super::{act, admin, change, Operator, Refusal};
 use crate::admin::users::UserInput;
 use crate::error::AppError;
 use crate::http::context::RequestContext;
@@ -35,13 +35,7 @@ pub async fn new_form(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> Response {
     let page = async {
-        let (jar, operator) = operator(&app, jar, &uri).await?;
-        if !operator.can_change() {
-            return Err(Refusal::Forbidden(
-                operator.chrome,
-                "Auditors can see everything and change nothing.",
-            ));
-        }
+        let (jar, operator) = admin(&app, jar, &uri).await?;
         let page = NewUserPage {
             chrome: &operator.chrome,
             operator: &operator,
@@ -51,7 +45,7 @@ pub async fn new_form(
             roles: "",
             error: None,
         };
-        Ok((jar, render(StatusCode::OK, &page)).into_response())
+        Ok::<_, Refusal>((jar, render(StatusCode::OK, &page)).into_response())
     };
     page.await.unwrap_or_else(IntoResponse::into_response)
 }

@@ -388,6 +388,24 @@ impl Flow {
         )
     }
 
+    /// Posts the first form of the page `html` that goes to `action`, as a person would: its
+    /// hidden fields (the CSRF token) and `fields` as typed.
+    pub async fn submit(&self, html: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let opening = format!("<form method=\"post\" action=\"{action}\">");
+        let form = html
+            .split(&opening)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no form posts to {action}: {html}"));
+        let mut sent = hidden_fields(form.split("</form>").next().unwrap_or_default());
+        sent.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.browser
+            .post(self.app.url(action))
+            .form(&sent)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The event types recorded for one aggregate.
     pub async fn history(&self, aggregate_type: &str, id: &str) -> Vec<String> {
         authledger_projections::event_log::read_aggregate(&self.store.db, aggregate_type, id)
