@@ -70,6 +70,7 @@ impl Sealed<'_> {
         for sql in [
             "DELETE FROM connected_app_secrets WHERE app_id = $1",
             "DELETE FROM provider_token_cache WHERE app_id = $1",
+            "DELETE FROM provider_refresh_leases WHERE app_id = $1",
         ] {
             on_db!(self.db, pool => sqlx::query(sql).bind(app).execute(pool).await.map(drop))
                 .map_err(failed)?;
@@ -140,6 +141,43 @@ impl Sealed<'_> {
                 .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
                 .map(|e| e.with_timezone(&Utc)),
         }))
+    }
+
+    /// Claims the refresh of a connection's tokens for `holder` until `until`, unless another
+    /// holder's claim has not run out yet (`provider_refresh_leases`). Whether it was claimed.
+    pub async fn claim_refresh(
+        &self,
+        app: &str,
+        user: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, AppError> {
+        let sql = "INSERT INTO provider_refresh_leases (app_id, username, holder, held_until) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (app_id, username) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until \
+                   WHERE provider_refresh_leases.held_until < $5";
+        let claimed = on_db!(self.db, pool => sqlx::query(sql)
+            .bind(app)
+            .bind(user)
+            .bind(holder)
+            .bind(view_time(until))
+            .bind(view_time(Utc::now()))
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected() == 1))
+        .map_err(failed)?;
+        Ok(claimed)
+    }
+
+    /// Gives up `holder`'s claim (a claim taken over after it ran out is not touched).
+    pub async fn release_refresh(
+        &self,
+        app: &str,
+        user: &str,
+        holder: &str,
+    ) -> Result<(), AppError> {
+        let sql = "DELETE FROM provider_refresh_leases WHERE app_id = $1 AND username = $2 AND holder = $3";
+        on_db!(self.db, pool => sqlx::query(sql).bind(app).bind(user).bind(holder).execute(pool).await.map(drop))
+            .map_err(failed)
     }
 
     pub async fn forget_tokens(&self, app: &str, user: &str) -> Result<(), AppError> {

@@ -1,7 +1,8 @@
 //! A person's connections and their tokens: completing a connection
 //! ([`Connections::connect`]), handing out a currently valid access token, refreshed first
 //! when it is about to expire ([`Connections::fresh_token`], one refresh at a time per
-//! connection in this process), and giving a connection up ([`Connections::disconnect`]).
+//! connection across every process on the store), and giving a connection up
+//! ([`Connections::disconnect`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,6 +99,86 @@ fn tokens_of(
     ))
 }
 
+/// How long a claim to refresh a connection's tokens holds: longer than the provider call
+/// it covers (10 s at most), so that a process that died holding one does not stop the others
+/// for longer.
+const REFRESH_LEASE: Duration = Duration::seconds(20);
+
+/// A connection's tokens as the cache holds them: fresh enough to hand out, or not.
+enum Current {
+    Fresh(FreshToken),
+    Stale(Stale),
+}
+
+struct Stale {
+    status: Option<ConnectionStatus>,
+    cached: Option<CachedTokens>,
+}
+
+/// The answer for a person whose connection cannot be refreshed.
+fn connect_again(id: &AppId, user: Option<&Username>, why: &str) -> AppError {
+    match user {
+        Some(user) => AppError::Conflict(format!(
+            "{why}: {user} must connect again at /connected-apps/{id}/connect (connect_again)"
+        )),
+        None => AppError::Conflict(format!("{why} (connect_again)")),
+    }
+}
+
+/// The connection's tokens now, or why there are none to refresh.
+async fn current(
+    store: &Store,
+    sealed: &Sealed<'_>,
+    id: &AppId,
+    user: Option<&Username>,
+) -> Result<Current, AppError> {
+    let connection: AppConnection = store
+        .app_connections
+        .load(&connection_id(id, user))
+        .await
+        .map_err(connection_error)?;
+    let status = connection.state().map(|s| s.status);
+    let cached = match status {
+        Some(ConnectionStatus::Connected) => {
+            sealed
+                .tokens(id.as_str(), user.map_or("", |u| u.as_str()))
+                .await?
+        }
+        Some(ConnectionStatus::Lost) if user.is_some() => {
+            return Err(connect_again(
+                id,
+                user,
+                "the provider refused this connection's refresh token",
+            ))
+        }
+        _ if user.is_none() => None,
+        _ => {
+            return Err(AppError::NotFound(format!(
+                "{} has not connected {id}",
+                user.map_or("the app", |u| u.as_str())
+            )))
+        }
+    };
+    let fresh = |c: &CachedTokens| {
+        c.access_expires_at
+            .is_none_or(|at| at > Utc::now() + REFRESH_MARGIN)
+    };
+    Ok(match cached {
+        Some(cached) if fresh(&cached) => Current::Fresh(FreshToken {
+            access_token: cached.access_token,
+            token_type: "Bearer",
+            expires_at: cached
+                .access_expires_at
+                .map(authledger_projections::view_time),
+            scope: connection
+                .state()
+                .map(|s| s.tokens.scopes.to_string())
+                .unwrap_or_default(),
+        }),
+        cached => Current::Stale(Stale { status, cached }),
+    })
+}
+
 impl Connections {
     fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut flights = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,7 +252,10 @@ impl Connections {
 
     /// A currently valid access token of `user`'s connection to the app (or, for `None`, the
     /// app's own, obtained with client credentials), refreshed first when it expires within
-    /// [`REFRESH_MARGIN`]. Concurrent callers for one connection wait for one refresh.
+    /// [`REFRESH_MARGIN`]. Concurrent callers for one connection wait for one refresh: in
+    /// this process behind a lock, across processes on the same store (other instances, the
+    /// CLI) behind a lease in the database, since a provider that rotates refresh tokens
+    /// takes a second refresh with the same token for a replay.
     pub async fn fresh_token(
         &self,
         store: &Store,
@@ -189,54 +273,58 @@ impl Connections {
             master,
         };
         let whose = user.map_or("", |u| u.as_str());
-        let connection: AppConnection = store
-            .app_connections
-            .load(&key)
-            .await
-            .map_err(connection_error)?;
-        let connect_again = |why: &str| match user {
-            Some(user) => AppError::Conflict(format!(
-                "{why}: {user} must connect again at /connected-apps/{id}/connect (connect_again)"
-            )),
-            None => AppError::Conflict(format!("{why} (connect_again)")),
-        };
-        let status = connection.state().map(|s| s.status);
-        let cached = match status {
-            Some(ConnectionStatus::Connected) => sealed.tokens(id.as_str(), whose).await?,
-            Some(ConnectionStatus::Lost) if user.is_some() => {
-                return Err(connect_again(
-                    "the provider refused this connection's refresh token",
-                ))
+        let holder = uuid::Uuid::new_v4().to_string();
+        let waited_since = std::time::Instant::now();
+        loop {
+            let stale = match current(store, &sealed, id, user).await? {
+                Current::Fresh(token) => return Ok(token),
+                Current::Stale(stale) => stale,
+            };
+            let until = Utc::now() + REFRESH_LEASE;
+            if sealed
+                .claim_refresh(id.as_str(), whose, &holder, until)
+                .await?
+            {
+                let refreshed = self
+                    .refresh(store, &sealed, &app, user, stale, metadata)
+                    .await;
+                sealed.release_refresh(id.as_str(), whose, &holder).await?;
+                return refreshed;
             }
-            _ if user.is_none() => None,
-            _ => {
-                return Err(AppError::NotFound(format!(
-                    "{} has not connected {id}",
-                    user.map_or("the app", |u| u.as_str())
-                )))
+            // Another process is refreshing: its tokens will be in the cache, or its lease
+            // runs out and this one takes over.
+            if waited_since.elapsed()
+                > (REFRESH_LEASE + Duration::seconds(5))
+                    .to_std()
+                    .unwrap_or_default()
+            {
+                return Err(AppError::Upstream(format!(
+                    "another process has been refreshing the tokens of {key} for over {} s",
+                    REFRESH_LEASE.num_seconds()
+                )));
             }
-        };
-        let fresh = |c: &CachedTokens| {
-            c.access_expires_at
-                .is_none_or(|at| at > Utc::now() + REFRESH_MARGIN)
-        };
-        if let Some(cached) = cached.as_ref().filter(|c| fresh(c)) {
-            return Ok(FreshToken {
-                access_token: cached.access_token.clone(),
-                token_type: "Bearer",
-                expires_at: cached
-                    .access_expires_at
-                    .map(authledger_projections::view_time),
-                scope: connection
-                    .state()
-                    .map(|s| s.tokens.scopes.to_string())
-                    .unwrap_or_default(),
-            });
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Refreshes a stale connection's tokens (or obtains the app's own with client
+    /// credentials), keeps them and records it.
+    async fn refresh(
+        &self,
+        store: &Store,
+        sealed: &Sealed<'_>,
+        app: &RegisteredApp,
+        user: Option<&Username>,
+        stale: Stale,
+        metadata: &EventMetadata,
+    ) -> Result<FreshToken, AppError> {
+        let id = &app.id;
+        let key = connection_id(id, user);
+        let whose = user.map_or("", |u| u.as_str());
         let secret = sealed.secret(id.as_str()).await?;
         let config = &app.config;
         let scope = config.scopes.to_string();
-        let refresh_token = cached.as_ref().and_then(|c| c.refresh_token.clone());
+        let refresh_token = stale.cached.and_then(|c| c.refresh_token);
         let (form, refreshing): (Vec<(&str, &str)>, bool) = match (&refresh_token, user) {
             (Some(refresh), _) => (
                 vec![("grant_type", "refresh_token"), ("refresh_token", refresh)],
@@ -251,6 +339,8 @@ impl Connections {
             }
             (None, Some(_)) => {
                 return Err(connect_again(
+                    id,
+                    user,
                     "the access token expired and the provider gave no refresh token",
                 ))
             }
@@ -274,7 +364,7 @@ impl Connections {
                     )
                     .await
                     .map_err(connection_error)?;
-                return Err(connect_again(&said));
+                return Err(connect_again(id, user, &said));
             }
             Err(refused) => return Err(refused.into()),
         };
@@ -283,7 +373,7 @@ impl Connections {
             keep.refresh_token = refresh_token;
         }
         sealed.put_tokens(id.as_str(), whose, &keep).await?;
-        let command = match status {
+        let command = match stale.status {
             Some(ConnectionStatus::Connected) => ConnectionCommand::Refresh {
                 tokens: tokens.clone(),
             },

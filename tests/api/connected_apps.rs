@@ -246,17 +246,30 @@ on_both_stores! {
         assert_eq!(at_provider["active"], true, "{at_provider}");
         assert_eq!(at_provider["username"], "alice");
 
-        // Once it is about to expire, a hundred requests at once cause one refresh.
+        // Once it is about to expire, a hundred requests at once cause one refresh, with
+        // `connected-app token` run at the same moment in other processes on the same store.
         tokio::time::sleep(std::time::Duration::from_millis(6_300)).await;
         let asks = (0..100).map(|_| pair.token(Some("alice")));
-        let answers = futures::future::join_all(asks).await;
-        let tokens: std::collections::BTreeSet<String> = answers
+        let cli_asks = (0..3).map(|_| {
+            let db = pair.ours.app.db.shared();
+            tokio::task::spawn_blocking(move || {
+                cli_with_env(&db, &["connected-app", "token", "provider", "--user", "alice"], "", &[])
+            })
+        });
+        let (answers, from_cli) = tokio::join!(futures::future::join_all(asks), futures::future::join_all(cli_asks));
+        let mut tokens: std::collections::BTreeSet<String> = answers
             .iter()
             .map(|(status, body)| {
                 assert_eq!(*status, StatusCode::OK, "{body}");
                 body["access_token"].as_str().unwrap().to_owned()
             })
             .collect();
+        for output in from_cli {
+            let output = output.unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+            tokens.insert(answer["access_token"].as_str().unwrap().to_owned());
+        }
         assert_eq!(tokens.len(), 1, "every caller got the one refreshed token");
         assert!(!tokens.contains(&first_token), "refreshed");
         assert_eq!(pair.connection_events("provider:alice").await, vec!["TokensObtained", "ProviderTokensRefreshed"]);
