@@ -795,3 +795,47 @@ async fn a_token_of_another_type_than_bearer_is_refused_and_not_kept() {
     );
     assert!(!pair.everything_stored().await.contains("mac-token-value"));
 }
+
+/// Everything the servers log while a person connects, a service fetches tokens (the
+/// person's and the app's own) and the person disconnects, at debug level: none of the
+/// secrets that pass through (authledger's client secret at the provider, the code, the
+/// provider's tokens) is in it. One thread, so that the servers' tasks log to this test's
+/// subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn the_server_log_holds_no_secret_of_a_connection() {
+    let captured = crate::helpers::LogCapture::default();
+    let _logging = tracing::subscriber::set_default(captured.subscriber("debug"));
+    let pair = Pair::new(Kind::Sqlite).await;
+    pair.create_app().await;
+    pair.ours.sign_in("alice").await;
+    pair.theirs.sign_in("alice").await;
+    let (callback, answer) = pair.connect().await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let (_, person) = pair.token(Some("alice")).await;
+    let (_, own) = pair.token(None).await;
+    let disconnected = crate::helpers::cli(
+        &pair.ours.app.db,
+        &["connected-app", "disconnect", "provider", "--user", "alice"],
+    );
+    assert!(disconnected.status.success());
+
+    let log = captured.text();
+    assert!(
+        log.contains("/connected-apps/provider/callback"),
+        "the requests are logged: {log}"
+    );
+    for secret in [
+        pair.secret(),
+        code,
+        person["access_token"].as_str().unwrap().to_owned(),
+        own["access_token"].as_str().unwrap().to_owned(),
+    ] {
+        assert!(!log.contains(&secret), "a secret in the log: {log}");
+    }
+}
