@@ -79,6 +79,41 @@ fn create_private_file(path: &str) -> std::io::Result<()> {
     }
 }
 
+/// Why Postgres could not be opened, in words that name the server and the cause: the pool
+/// only says it timed out, so one connection is tried on its own to hear the real reason
+/// (refused, unknown host, no such role or database, a password refused).
+async fn postgres_refused(options: &PgConnectOptions, pooled: sqlx::Error) -> ConnectError {
+    use sqlx::Connection;
+    let store = format!(
+        "the PostgreSQL database {} at {}:{} (as {})",
+        options.get_database().unwrap_or("(default)"),
+        options.get_host(),
+        options.get_port(),
+        options.get_username()
+    );
+    let alone = tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::PgConnection::connect_with(options),
+    )
+    .await;
+    let (unreachable, cause) = match alone {
+        Ok(Err(cause)) => (is_unreachable(&cause), cause),
+        Ok(Ok(_)) => (is_unreachable(&pooled), pooled),
+        Err(_) => (true, sqlx::Error::PoolTimedOut),
+    };
+    let cause = match cause {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(refused) => refused.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "no answer within 5 s".to_owned(),
+        other => other.to_string(),
+    };
+    ConnectError::Refused {
+        store,
+        unreachable,
+        cause,
+    }
+}
+
 /// How long a request waits for a Postgres connection. With Postgres down, every command
 /// fails after this long and is answered 503: a second keeps that answer quick, and under
 /// load the pool hands a connection over in milliseconds.
@@ -111,7 +146,11 @@ impl Db {
                 .acquire_timeout(SQLITE_BUSY_TIMEOUT)
                 .connect_with(options)
                 .await
-                .map_err(ConnectError::Unreachable)?;
+                .map_err(|cause| ConnectError::Refused {
+                    store: format!("the SQLite database {rest}"),
+                    unreachable: false,
+                    cause: cause.to_string(),
+                })?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options =
@@ -119,10 +158,12 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-                .connect_with(options)
-                .await
-                .map_err(ConnectError::Unreachable)?;
-            Ok(Db::Postgres(pool))
+                .connect_with(options.clone())
+                .await;
+            match pool {
+                Ok(pool) => Ok(Db::Postgres(pool)),
+                Err(pooled) => Err(postgres_refused(&options, pooled).await),
+            }
         } else {
             Err(ConnectError::BadUrl(
                 "expected sqlite://PATH or postgres://...".into(),
@@ -178,6 +219,13 @@ pub fn is_unreachable(error: &sqlx::Error) -> bool {
 pub enum ConnectError {
     #[error("AUTHLEDGER_DATABASE_URL is not usable: {0}")]
     BadUrl(String),
-    #[error("cannot open the database: {0}")]
-    Unreachable(#[source] sqlx::Error),
+    /// `store` names the database (never with its password), `cause` what went wrong;
+    /// `unreachable` when it may pass by itself (nothing answered), not when the database
+    /// refused (no such role or database, a wrong password).
+    #[error("cannot open {store}: {cause}")]
+    Refused {
+        store: String,
+        unreachable: bool,
+        cause: String,
+    },
 }

@@ -60,6 +60,9 @@ struct Cli {
     /// Where the master key is kept when AUTHLEDGER_MASTER_KEY is unset (created if missing).
     #[arg(long, global = true, env = "AUTHLEDGER_MASTER_KEY_FILE", default_value = DEFAULT_MASTER_KEY_FILE)]
     master_key_file: std::path::PathBuf,
+    /// How log lines are written (to stderr): text for people, or one JSON object per line.
+    #[arg(long, global = true, env = "AUTHLEDGER_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -174,7 +177,7 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve { .. });
-    logging::init(serving);
+    logging::init(serving, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -186,9 +189,39 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::FAILURE
+            exit_code(&error)
         }
     }
+}
+
+/// What a failed command exits with, so that scripts can tell failures apart (README,
+/// *Command line*): 2 is a usage error (clap's own), and then one code per kind of refusal.
+pub mod exit {
+    /// Our own failure, or one with no better code.
+    pub const FAILURE: u8 = 1;
+    /// A command line that does not parse (clap).
+    pub const USAGE: u8 = 2;
+    /// What was named does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// The current state refuses it (it exists already, or is disabled, ...).
+    pub const CONFLICT: u8 = 4;
+    /// A value given is refused (a malformed URL, an unknown setting, a configuration
+    /// that does not check).
+    pub const INVALID: u8 = 5;
+    /// The store cannot be reached, or another server called failed: trying again later
+    /// may work.
+    pub const UNAVAILABLE: u8 = 6;
+}
+
+fn exit_code(error: &AppError) -> ExitCode {
+    ExitCode::from(match error {
+        AppError::NotFound(_) => exit::NOT_FOUND,
+        AppError::Conflict(_) => exit::CONFLICT,
+        AppError::Invalid { .. } => exit::INVALID,
+        AppError::Upstream(_) => exit::UNAVAILABLE,
+        error if error.is_unavailable() => exit::UNAVAILABLE,
+        _ => exit::FAILURE,
+    })
 }
 
 /// How the CLI finds the master key, loaded only by the commands that need it.
@@ -232,7 +265,12 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                     ..Default::default()
                 },
             };
-            let app = Application::build(config).await?;
+            let app = Application::build(config).await.map_err(|e| match e
+                .downcast::<crate::store::OpenError>()
+            {
+                Ok(refused) => refused.into(),
+                Err(other) => AppError::Internal(other),
+            })?;
             app.run_until(shutdown_signal())
                 .await
                 .map_err(|e| AppError::Internal(e.into()))
@@ -295,9 +333,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
 }
 
 pub(super) async fn open(database_url: &str) -> Result<Store, AppError> {
-    Store::open(database_url, Arc::new(SystemServices))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))
+    Ok(Store::open(database_url, Arc::new(SystemServices)).await?)
 }
 
 /// Metadata for everything one CLI invocation does: the OS user is the actor.

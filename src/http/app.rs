@@ -18,6 +18,7 @@ use crate::oauth::Authority;
 use crate::services::SystemServices;
 use crate::signing::KeyRing;
 use crate::store::Store;
+use authledger_projections::StoreKind;
 
 pub struct Application {
     listener: TcpListener,
@@ -94,7 +95,20 @@ impl Application {
         let store = authority.store.clone();
         let health = self.state.store_health.clone();
         let background = background::start(&authority, &health, &self.state.session_ends);
-        info!(address = %self.local_addr(), store = ?store.kind(), issuer = %self.state.authority.issuer, "serving");
+        // One line that says what is running where (never the database URL: it may hold a
+        // password).
+        let schema_version = store.schema_version().await.unwrap_or_default();
+        info!(
+            version = env!("CARGO_PKG_VERSION"),
+            store = match store.kind() {
+                StoreKind::Sqlite => "sqlite",
+                StoreKind::Postgres => "postgres",
+            },
+            issuer = %self.state.authority.issuer,
+            listen = %self.local_addr(),
+            schema_version,
+            "serving"
+        );
         let served = serve::serve(
             self.listener,
             super::router::router(self.state, self.limits),

@@ -116,6 +116,7 @@ async fn run(
     let authority = &app.authority;
     let settings = authority.store.settings_values().await.map_err(internal)?;
     let request = validate(authority, &settings, params).await?;
+    super::request_log::note_client(request.client.client_id.as_str());
 
     let signed_in = signed_in_user(app, &jar).await?;
     let now = Utc::now();

@@ -67,6 +67,7 @@ impl IntoResponse for BearerError {
             false => (StatusCode::UNAUTHORIZED, "invalid_token"),
             true => (StatusCode::FORBIDDEN, "insufficient_scope"),
         };
+        super::request_log::note_error(error);
         // RFC 6750 §3: these values use printable ASCII but `"` and `\\` only.
         let quoted = |s: &str| -> String {
             s.replace('§', "section ")

@@ -28,6 +28,7 @@ mod metrics;
 pub mod pages;
 mod register;
 pub mod render;
+mod request_log;
 mod router;
 mod serve;
 pub mod session;

@@ -28,6 +28,7 @@ impl IntoResponse for TokenError {
             TokenErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
+        super::request_log::note_error(self.code.as_str());
         let body = json!({ "error": self.code.as_str(), "error_description": self.description });
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
@@ -88,13 +89,16 @@ impl IntoResponse for AuthorizeError {
                 target,
                 code,
                 description,
-            } => redirect(
-                &target,
-                &[
-                    ("error", code.as_str()),
-                    ("error_description", &description),
-                ],
-            ),
+            } => {
+                super::request_log::note_error(code.as_str());
+                redirect(
+                    &target,
+                    &[
+                        ("error", code.as_str()),
+                        ("error_description", &description),
+                    ],
+                )
+            }
         }
     }
 }
@@ -105,6 +109,7 @@ impl IntoResponse for RegistrationError {
             RegistrationError::InvalidRedirectUri(d) => ("invalid_redirect_uri", d),
             RegistrationError::InvalidClientMetadata(d) => ("invalid_client_metadata", d),
         };
+        super::request_log::note_error(error);
         (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({ "error": error, "error_description": description })),

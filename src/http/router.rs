@@ -5,19 +5,19 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use super::{
     account, admin, authorize, connected_apps, console, edge, failure, health, login, logout,
-    metrics, pages, paths, register, render, session, social_login, surface, token, two_factor,
-    userinfo, well_known, AppState, Limits,
+    metrics, pages, paths, register, render, request_log, session, social_login, surface, token,
+    two_factor, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -159,27 +159,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                        .make_span_with(request_log::span)
+                        .on_response(request_log::finished),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
-}
-
-/// The span every request's log lines carry. Only the path is logged, never the query
-/// string: authorization responses and some clients put codes and tokens there.
-fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %request_id,
-    )
 }
 
 /// CORS (tower-http) for the origins listed in `allowed_public_client_origins` (or `*`): the

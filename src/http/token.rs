@@ -101,7 +101,10 @@ async fn authenticated(
         });
     }
     match client_auth::authenticate(&authority.store, credentials).await {
-        Ok(client) => Ok((params, client)),
+        Ok(client) => {
+            super::request_log::note_client(client.client_id.as_str());
+            Ok((params, client))
+        }
         Err(error) => {
             if error.code == TokenErrorCode::InvalidClient {
                 let settings = authority.store.settings_values().await?;
@@ -115,6 +118,7 @@ async fn authenticated(
                     .as_deref()
                     .is_some_and(|id| authority.store.is_known_client(id))
             {
+                super::request_log::note_client(claimed.as_deref().unwrap_or_default());
                 authority.usage.count(
                     claimed.as_deref().unwrap_or_default(),
                     None,

@@ -96,6 +96,21 @@ pub enum OpenError {
     Projections(#[from] authledger_projections::ProjectionError),
 }
 
+impl From<OpenError> for crate::error::AppError {
+    fn from(error: OpenError) -> Self {
+        use crate::error::AppError;
+        use authledger_projections::db::ConnectError;
+        match error {
+            OpenError::Connect(ConnectError::BadUrl(_)) => AppError::invalid(error),
+            OpenError::Connect(ConnectError::Refused {
+                unreachable: true, ..
+            }) => AppError::Unavailable(anyhow::anyhow!("{error}")),
+            OpenError::Connect(ConnectError::Refused { .. }) => AppError::invalid(error),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
 impl Store {
     /// Connects, creates or upgrades the schema, and registers the projections. Does not catch
     /// the projections up: callers decide when (the server does it before accepting requests).
@@ -205,6 +220,13 @@ impl Store {
 
     /// Whether any value is sealed under a master key (signing keys, HS256 client secrets):
     /// then a missing key file means the wrong directory, not a first start.
+    /// The newest migration applied (`migrations/`), e.g. 20261127000014.
+    pub async fn schema_version(&self) -> Result<i64, crate::error::AppError> {
+        let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
+        authledger_projections::on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+            .map_err(|e| crate::error::AppError::from(anyhow::Error::new(e)))
+    }
+
     pub async fn holds_sealed_values(&self) -> Result<bool, crate::error::AppError> {
         crate::vault::holds_anything(&self.db)
             .await

@@ -148,27 +148,29 @@ on_both_stores! {
     async fn bad_input_gets_a_clear_message_and_a_failing_exit_code(kind: Kind) {
         let db = TestDb::new(kind).await;
 
-        let cases: &[(&[&str], &str)] = &[
-            (&["client", "create", "--redirect-uri", "https://a.example/cb"], "--name"),
-            (&["client", "create", "--name", "x", "--redirect-uri", "/relative"], "redirect_uri `/relative`: must be an absolute URI"),
-            (&["client", "create", "--name", "x", "--redirect-uri", "https://a.example/cb#f"], "fragment"),
-            (&["client", "create", "--name", "x", "--redirect-uri", "http://remote.example/cb"], "loopback"),
-            (&["client", "create", "--name", "x", "--grant-type", "password", "--redirect-uri", "https://a.example/cb"], "unknown grant type `password`"),
-            (&["client", "create", "--name", "x", "--public", "--grant-type", "client_credentials"], "public client cannot use `client_credentials`"),
-            (&["client", "show", "no-such-client"], "not registered"),
-            (&["client", "rotate-secret", "no-such-client"], "not registered"),
-            (&["user", "create", "--username", "x y", "--password", "long enough"], "username"),
-            (&["user", "create", "--username", "frank", "--password", "short"], "at least 8"),
-            (&["user", "create", "--username", "frank"], "--password"),
-            (&["user", "disable", "nobody"], "does not exist"),
-            (&["events", "--aggregate", "token:abc"], "unknown type `token`"),
-            (&["events", "--since", "yesterday"], "--since `yesterday`"),
-            (&["no-such-command"], "unrecognized subcommand"),
+        // With the exit code a script can tell them apart by (README, *Command line*): 2 a
+        // command line that does not parse, 3 not found, 5 a value refused.
+        let cases: &[(&[&str], &str, i32)] = &[
+            (&["client", "create", "--redirect-uri", "https://a.example/cb"], "--name", 2),
+            (&["client", "create", "--name", "x", "--redirect-uri", "/relative"], "redirect_uri `/relative`: must be an absolute URI", 5),
+            (&["client", "create", "--name", "x", "--redirect-uri", "https://a.example/cb#f"], "fragment", 5),
+            (&["client", "create", "--name", "x", "--redirect-uri", "http://remote.example/cb"], "loopback", 5),
+            (&["client", "create", "--name", "x", "--grant-type", "password", "--redirect-uri", "https://a.example/cb"], "unknown grant type `password`", 5),
+            (&["client", "create", "--name", "x", "--public", "--grant-type", "client_credentials"], "public client cannot use `client_credentials`", 5),
+            (&["client", "show", "no-such-client"], "not registered", 3),
+            (&["client", "rotate-secret", "no-such-client"], "not registered", 3),
+            (&["user", "create", "--username", "x y", "--password", "long enough"], "username", 5),
+            (&["user", "create", "--username", "frank", "--password", "short"], "at least 8", 5),
+            (&["user", "create", "--username", "frank"], "--password", 2),
+            (&["user", "disable", "nobody"], "does not exist", 3),
+            (&["events", "--aggregate", "token:abc"], "unknown type `token`", 5),
+            (&["events", "--since", "yesterday"], "--since `yesterday`", 5),
+            (&["no-such-command"], "unrecognized subcommand", 2),
         ];
-        for (args, expected) in cases {
+        for (args, expected, code) in cases {
             let output = cli(&db, args);
-            assert!(!output.status.success(), "{args:?} succeeded");
             let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(*code), "{args:?}: {message}");
             assert!(message.contains(expected), "{args:?}: expected {expected:?} in {message:?}");
             assert!(!message.contains("panicked"), "{args:?} panicked: {message}");
         }
@@ -176,7 +178,7 @@ on_both_stores! {
         let duplicate = ["user", "create", "--username", "grace", "--password", "long enough pw"];
         assert!(cli(&db, &duplicate).status.success());
         let again = cli(&db, &duplicate);
-        assert!(!again.status.success());
+        assert_eq!(again.status.code(), Some(4), "a conflict");
         assert!(stderr(&again).contains("already taken"));
     }
 }

@@ -18,5 +18,6 @@ mod oauth;
 mod people;
 mod projections;
 mod read_side;
+mod server_log;
 mod social_login;
 mod store_commands;

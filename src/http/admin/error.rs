@@ -109,6 +109,7 @@ impl IntoResponse for ApiError {
                 None,
             ),
         };
+        crate::http::request_log::note_error(error);
         let mut body = json!({ "error": error, "error_description": description });
         if let Some(field) = field {
             body["field"] = json!(field);

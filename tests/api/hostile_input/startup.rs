@@ -125,3 +125,69 @@ on_both_stores! {
         assert_eq!(introspection["active"], true);
     }
 }
+
+/// A store that cannot be opened is named (never with its password) with the cause, and the
+/// exit code tells a script whether waiting may help (6) or the configuration is wrong (5).
+#[test]
+fn a_store_that_cannot_be_opened_is_named_with_the_cause_and_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            format!("postgres://app:hunter2@127.0.0.1:{closed}/auth"),
+            6,
+            vec![
+                format!("at 127.0.0.1:{closed}"),
+                "(as app)".into(),
+                "refused".into(),
+            ],
+        ),
+        (
+            "postgres://nosuchrole:hunter2@127.0.0.1:5432/auth".to_owned(),
+            5,
+            vec!["nosuchrole".into(), "does not exist".into()],
+        ),
+        (
+            "sqlite:///no/such/directory/auth.db".to_owned(),
+            5,
+            vec!["/no/such/directory/auth.db".into()],
+        ),
+        (
+            "mysql://somewhere/auth".to_owned(),
+            5,
+            vec!["sqlite://PATH or postgres://".into()],
+        ),
+    ];
+    for (url, code, said) in cases {
+        for command in [&["migrate"][..], &["serve"][..]] {
+            let output = binary(
+                dir.path(),
+                command,
+                &[
+                    ("AUTHLEDGER_DATABASE_URL", &url),
+                    ("AUTHLEDGER_LISTEN", "127.0.0.1:0"),
+                ],
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{url} {command:?}: {stderr}"
+            );
+            for words in &said {
+                assert!(
+                    stderr.contains(words.as_str()),
+                    "{url}: `{words}` in {stderr}"
+                );
+            }
+            assert!(
+                !stderr.contains("hunter2") && !stderr.contains("internal error"),
+                "{stderr}"
+            );
+        }
+    }
+}
