@@ -147,7 +147,9 @@ impl MasterKey {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes `contents` to a new file readable by its owner only; an existing file is left alone
+/// (and the answer is an error), so that no key is ever overwritten.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

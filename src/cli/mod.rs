@@ -24,6 +24,7 @@ use crate::store::Store;
 
 mod audit;
 mod client;
+mod config_file;
 mod connected_app;
 mod events;
 mod keys;
@@ -46,6 +47,10 @@ use user::UserCommand;
     about = "An event-sourced OAuth 2 / OpenID Connect authorization server"
 )]
 struct Cli {
+    /// A TOML file of settings (keys as the environment variables without AUTHLEDGER_, in
+    /// lowercase); the environment overrides it, and flags both.
+    #[arg(long, global = true, env = "AUTHLEDGER_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Where events and views live: sqlite://PATH or postgres://...
     #[arg(long, global = true, env = "AUTHLEDGER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
@@ -92,6 +97,12 @@ enum Command {
     },
     /// Create or upgrade the database schema.
     Migrate,
+    /// Check the configuration (file, environment, defaults) and print the effective values.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Make a master key.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -145,6 +156,28 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every setting's effective value (secrets masked), where it came from, and what
+    /// is wrong with it; exits 5 when anything is.
+    Check {
+        #[arg(long, value_enum, default_value_t = audit::Format::Table)]
+        format: audit::Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Print a new random master key (32 bytes, base64url) on stdout, or write it to a new
+    /// file readable by its owner only. Values sealed under another key cannot be opened
+    /// with it: this is for a new store, not to replace the key of one in use.
+    Generate {
+        /// Write it here instead (refused if the file exists).
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConsentCommand {
     /// Withdraw a person's consent for a client; their grants to it are revoked.
     Revoke {
@@ -175,6 +208,15 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // The configuration file becomes environment variables before the command line is
+    // parsed, while this process has one thread (see `config_file`).
+    let sources = match config_file::apply(&std::env::args_os().collect::<Vec<_>>()) {
+        Ok(sources) => sources,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit_code(&error);
+        }
+    };
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve { .. });
     logging::init(serving, cli.log_format);
@@ -185,7 +227,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, sources)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -238,7 +280,7 @@ impl MasterKeySource {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), AppError> {
+async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
     let database_url = cli.database_url;
     let master = MasterKeySource {
         configured: cli.master_key,
@@ -274,6 +316,28 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             app.run_until(shutdown_signal())
                 .await
                 .map_err(|e| AppError::Internal(e.into()))
+        }
+        Command::Config(ConfigCommand::Check { format }) => {
+            config_file::check_command(&sources, format == audit::Format::Json)
+        }
+        Command::MasterKey(MasterKeyCommand::Generate { file }) => {
+            let key = MasterKey::generate().to_base64();
+            match file {
+                None => {
+                    output::write_line(&mut std::io::stdout().lock(), &key)?;
+                }
+                Some(file) => {
+                    crate::master_key::write_private(&file, &key)
+                        .map_err(|e| AppError::invalid(format!("{}: {e}", file.display())))?;
+                    eprintln!("wrote a new master key to {}", file.display());
+                }
+            }
+            eprintln!(
+                "keep it where AUTHLEDGER_MASTER_KEY or AUTHLEDGER_MASTER_KEY_FILE finds it, and \
+                 back it up apart from the database: without it the sealed signing keys and \
+                 secrets cannot be read"
+            );
+            Ok(())
         }
         Command::Migrate => {
             let store = open(&database_url).await?;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod browser;
 mod cli;
+mod configuration;
 mod connected_apps;
 mod console;
 mod console_in_a_browser;
