@@ -48,6 +48,7 @@ pub mod connected_apps;
 pub mod error;
 pub mod http;
 pub mod master_key;
+pub mod metrics;
 pub mod oauth;
 pub mod replay;
 pub mod scratch_db;

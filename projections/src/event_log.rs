@@ -270,6 +270,24 @@ pub async fn position_of(
     }))
 }
 
+/// When the first event after global position `global` was recorded, if there is one: how
+/// long a reader at `global` has been behind.
+pub async fn recorded_after(
+    db: &Db,
+    global: i64,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ProjectionError> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT 1",
+        columns(db)
+    );
+    let row: Option<EventRow> =
+        on_db!(db, pool => sqlx::query_as(&sql).bind(global).fetch_optional(pool).await)?;
+    Ok(row
+        .map(StoredEvent::try_from)
+        .transpose()?
+        .map(|event| event.metadata.at))
+}
+
 /// The last committed event's position, if any: what "everything committed so far" means.
 pub async fn last_position(db: &Db) -> Result<Option<Position>, ProjectionError> {
     let sql = match db {

@@ -113,6 +113,7 @@ impl Application {
             self.listener,
             super::router::router(self.state, self.limits),
             self.limits,
+            store.metrics.clone(),
             shutdown,
         )
         .await;

@@ -67,7 +67,6 @@ impl IntoResponse for BearerError {
             false => (StatusCode::UNAUTHORIZED, "invalid_token"),
             true => (StatusCode::FORBIDDEN, "insufficient_scope"),
         };
-        super::request_log::note_error(error);
         // RFC 6750 §3: these values use printable ASCII but `"` and `\\` only.
         let quoted = |s: &str| -> String {
             s.replace('§', "section ")
@@ -90,7 +89,8 @@ impl IntoResponse for BearerError {
             challenge.push_str(&format!(", resource_metadata=\"{}\"", quoted(url)));
         }
         let body = json!({ "error": error, "error_description": self.description });
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response =
+            super::request_log::with_error((status, axum::Json(body)).into_response(), error);
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response
                 .headers_mut()

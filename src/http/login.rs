@@ -186,6 +186,7 @@ pub async fn login(
     );
     let now = std::time::Instant::now();
     if let Verdict::Throttled { retry_after, first } = app.throttle.check(&keys, now) {
+        app.authority.store.metrics.rate_limited("sign_in");
         // Refused without checking the password: a right one must not show through.
         let seconds = retry_after.as_secs().max(1);
         if let (true, Some(username)) = (first, &username) {

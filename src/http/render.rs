@@ -28,9 +28,11 @@ impl IntoResponse for TokenError {
             TokenErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        super::request_log::note_error(self.code.as_str());
         let body = json!({ "error": self.code.as_str(), "error_description": self.description });
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = super::request_log::with_error(
+            (status, axum::Json(body)).into_response(),
+            self.code.as_str(),
+        );
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -89,16 +91,16 @@ impl IntoResponse for AuthorizeError {
                 target,
                 code,
                 description,
-            } => {
-                super::request_log::note_error(code.as_str());
+            } => super::request_log::with_error(
                 redirect(
                     &target,
                     &[
                         ("error", code.as_str()),
                         ("error_description", &description),
                     ],
-                )
-            }
+                ),
+                code.as_str(),
+            ),
         }
     }
 }
@@ -109,12 +111,11 @@ impl IntoResponse for RegistrationError {
             RegistrationError::InvalidRedirectUri(d) => ("invalid_redirect_uri", d),
             RegistrationError::InvalidClientMetadata(d) => ("invalid_client_metadata", d),
         };
-        super::request_log::note_error(error);
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": error, "error_description": description })),
+        let body = json!({ "error": error, "error_description": description });
+        super::request_log::with_error(
+            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
+            error,
         )
-            .into_response()
     }
 }
 

@@ -3,7 +3,7 @@
 //! them, the client it served and the OAuth error it answered. Never the query string (codes
 //! and tokens travel there) nor a header or body value.
 //!
-//! Handlers add what they learn to the request's span ([`note_client`], [`note_error`]): the
+//! Handlers add what they learn to the request's span ([`note_client`], [`with_error`]): the
 //! span is open for the whole request, so the closing line carries it, in text and in JSON
 //! (`AUTHLEDGER_LOG_FORMAT=json`) alike.
 
@@ -49,7 +49,14 @@ pub fn note_client(client_id: &str) {
     tracing::Span::current().record("client_id", client_id);
 }
 
-/// The OAuth error code (RFC 6749 §5.2 and its kin) the request was answered with.
-pub fn note_error(code: &str) {
+/// The OAuth error code (RFC 6749 §5.2 and its kin) a response answers with: on the
+/// request's log line, and on the response for the metrics (`router::record_latency`).
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthError(pub &'static str);
+
+/// `response`, noted as answering the OAuth error `code`.
+pub fn with_error(mut response: Response, code: &'static str) -> Response {
     tracing::Span::current().record("error", code);
+    response.extensions_mut().insert(OAuthError(code));
+    response
 }

@@ -211,6 +211,9 @@ async fn record_latency(
         .requests
         .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
         .observe(started.elapsed().as_secs_f64());
+    if let Some(request_log::OAuthError(code)) = response.extensions().get() {
+        state.authority.store.metrics.oauth_error(&route, code);
+    }
     response
 }
 

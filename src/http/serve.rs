@@ -56,6 +56,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(effective_cap(limits.max_connections)));
@@ -85,6 +86,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.rate_limited("connections");
             tokio::spawn(refuse(stream));
             continue;
         };

@@ -91,6 +91,10 @@ async fn authenticated(
     };
     let now = std::time::Instant::now();
     if let Verdict::Throttled { retry_after, .. } = app.throttle.check(&throttle_key, now) {
+        authority
+            .store
+            .metrics
+            .rate_limited("client_authentication");
         let seconds = retry_after.as_secs().max(1);
         return Err(TokenError {
             retry_after: Some(seconds),
@@ -212,6 +216,10 @@ pub async fn introspect(
         introspect::introspect(&app.authority, &client, token_parameter(&params)?).await
     }
     .await;
+    if let Ok(answer) = &result {
+        let active = answer["active"] == serde_json::Value::Bool(true);
+        app.authority.store.metrics.introspection(active);
+    }
     match result {
         Ok(answer) => Json(answer).into_response(),
         Err(error) => error.into_response(),

@@ -244,6 +244,7 @@ pub async fn complete_sign_in(
     );
     let now = std::time::Instant::now();
     if let Verdict::Throttled { retry_after, .. } = app.throttle.check(&keys, now) {
+        app.authority.store.metrics.rate_limited("second_factor");
         let seconds = retry_after.as_secs().max(1);
         let message =
             format!("Too many wrong codes. Please wait {seconds} seconds before trying again.");

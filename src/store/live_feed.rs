@@ -1,5 +1,5 @@
-//! What the command path knows of each aggregate: whether its views follow later, and how
-//! many stay in memory. How its events reach the live index is the index's own business
+//! What the command path knows of each aggregate: whether its views follow later, how
+//! many stay in memory, and what its events count for in the metrics. How its events reach the live index is the index's own business
 //! ([`authledger_projections::live::Fed`]); the store only hands it the committed events.
 
 use authledger_domain::client::Client;
@@ -11,6 +11,8 @@ use authledger_domain::settings::Settings;
 use authledger_domain::signing_keys::SigningKeys;
 use authledger_domain::user::User;
 use authledger_projections::live::Fed;
+
+use crate::metrics::Metrics;
 
 /// What the command path knows of an aggregate beyond cqrs-es.
 pub trait Live: Fed {
@@ -27,13 +29,21 @@ pub trait Live: Fed {
     fn expects_more_commands(&self) -> bool {
         false
     }
+
+    /// Counts a committed event in the metrics (`crate::metrics`); `after` is the aggregate
+    /// after the command's events.
+    fn observe(_metrics: &Metrics, _after: &Self, _event: &Self::Event) {}
 }
 
 impl Live for Client {}
 
 impl Live for Settings {}
 
-impl Live for User {}
+impl Live for User {
+    fn observe(metrics: &Metrics, _after: &Self, event: &Self::Event) {
+        metrics.user_event(event);
+    }
+}
 
 impl Live for Grant {
     const VIEWS_FOLLOW_LATER: bool = true;
@@ -42,6 +52,10 @@ impl Live for Grant {
     /// exchanged seconds after it is issued, so this covers 10,000 sign-ins in flight; a grant
     /// that fell out is read from the store on its next command, as without the cache.
     const KEPT_IN_MEMORY: usize = 10_000;
+
+    fn observe(metrics: &Metrics, after: &Self, event: &Self::Event) {
+        metrics.grant_event(after, event);
+    }
 
     fn expects_more_commands(&self) -> bool {
         self.state().is_some_and(|s| {

@@ -71,6 +71,8 @@ pub trait Commands<A: Aggregate>: Send + Sync {
 pub struct Store {
     pub db: Db,
     pub runner: Arc<ProjectionRunner>,
+    /// What `/metrics` counts of the commands this process ran (and reads at scrape time).
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub clients: Arc<dyn Commands<Client>>,
     pub users: Arc<dyn Commands<User>>,
     pub grants: Arc<dyn Commands<Grant>>,
@@ -124,6 +126,7 @@ impl Store {
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
         let wiring = Wiring {
             services,
+            metrics: Default::default(),
             db: db.clone(),
             runner: runner.clone(),
             live: Default::default(),
@@ -143,6 +146,7 @@ impl Store {
                     social_logins: wiring.commands::<SocialLogin, _>($repository),
                     identities: wiring.commands::<ExternalIdentity, _>($repository),
                     runner: runner.clone(),
+                    metrics: wiring.metrics.clone(),
                     db: db.clone(),
                     live: wiring.live.clone(),
                     projector: wiring.projector.clone(),
@@ -282,6 +286,7 @@ impl Store {
 /// What every aggregate's [`Commands`] share.
 struct Wiring {
     services: Services,
+    metrics: Arc<crate::metrics::Metrics>,
     db: Db,
     runner: Arc<ProjectionRunner>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
@@ -300,6 +305,7 @@ impl Wiring {
             store: PersistedEventStore::<R, A>::new_event_store(repository),
             kept: AggregateCache::new(A::KEPT_IN_MEMORY),
             services: self.services.clone(),
+            metrics: self.metrics.clone(),
             db: self.db.clone(),
             runner: self.runner.clone(),
             live: self.live.clone(),
@@ -331,6 +337,7 @@ struct EventStoreCommands<R: PersistedEventRepository, A: Aggregate> {
     store: PersistedEventStore<R, A>,
     kept: AggregateCache<A>,
     services: A::Services,
+    metrics: Arc<crate::metrics::Metrics>,
     db: Db,
     runner: Arc<ProjectionRunner>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
@@ -443,6 +450,9 @@ where
         let Some(last) = committed.last() else {
             return Ok(committed);
         };
+        for event in &committed {
+            A::observe(&self.metrics, &after, &event.payload);
+        }
         if after.expects_more_commands() {
             self.kept.put(aggregate_id, after.clone(), last.sequence);
         } else if !fresh {

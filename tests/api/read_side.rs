@@ -502,6 +502,29 @@ on_both_stores! {
         assert!(metrics.contains(&format!("authledger_tokens_issued_total{{client_id=\"{}\",grant_type=\"authorization_code\"}} 1", client.client_id)), "{metrics}");
         assert!(metrics.contains("authledger_http_request_duration_seconds_bucket{method=\"POST\",route=\"/oauth/token\""));
         assert!(metrics.contains("metric=\"introspections_active\"} 3"));
+
+        // What the server did, by kind, with bounded labels (never a user or a token).
+        let bogus = flow.app.http.post(flow.app.url("/oauth/introspect")).basic_auth(client.client_id.as_str(), client.client_secret.as_ref().map(|s| s.reveal()))
+            .form(&[("token", "not-a-token")]).send().await.unwrap();
+        assert_eq!(bogus.status(), StatusCode::OK);
+        assert_eq!(revoke(&flow, &client, access).await, StatusCode::OK);
+        let metrics = flow.app.http.get(flow.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        for line in [
+            "authledger_sign_ins_total{method=\"password\",outcome=\"succeeded\"} 1".to_owned(),
+            format!("authledger_token_refreshes_total{{client_id=\"{}\"}} 1", client.client_id),
+            "authledger_oauth_errors_total{error=\"invalid_client\",route=\"/oauth/token\"} 1".to_owned(),
+            "authledger_introspections_total{result=\"active\"} 3".to_owned(),
+            "authledger_introspections_total{result=\"inactive\"} 1".to_owned(),
+            "authledger_revocations_total{cause=\"client_request\"} 1".to_owned(),
+            "authledger_db_pool_connections{state=\"max\"}".to_owned(),
+            "authledger_projection_lag_events{projection=\"grants\"}".to_owned(),
+            "authledger_projection_lag_seconds{projection=\"grants\"}".to_owned(),
+        ] {
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
+        let head: i64 = metrics.lines().find_map(|l| l.strip_prefix("authledger_event_log_head_position ")).unwrap().parse().unwrap();
+        assert!(head > 5, "{metrics}");
+        assert!(!metrics.contains("alice") && !metrics.contains(access), "no user or token as a label");
     }
 }
 

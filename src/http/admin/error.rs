@@ -109,12 +109,12 @@ impl IntoResponse for ApiError {
                 None,
             ),
         };
-        crate::http::request_log::note_error(error);
         let mut body = json!({ "error": error, "error_description": description });
         if let Some(field) = field {
             body["field"] = json!(field);
         }
-        let mut response = (status, Json(body)).into_response();
+        let mut response =
+            crate::http::request_log::with_error((status, Json(body)).into_response(), error);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

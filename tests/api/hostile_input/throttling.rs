@@ -30,6 +30,14 @@ on_both_stores! {
         let throttled = history.iter().filter(|e| *e == "LoginThrottled").count();
         assert_eq!((failed, throttled), (4, 1), "{history:?}");
         assert!(!history.contains(&"LoginSucceeded".to_owned()));
+        let metrics = flow.get("/metrics").await.text().await.unwrap();
+        for line in [
+            "authledger_rate_limited_total{limit=\"sign_in\"} 3",
+            "authledger_sign_ins_total{method=\"password\",outcome=\"wrong_password\"} 4",
+            "authledger_sign_ins_total{method=\"password\",outcome=\"throttled\"} 1",
+        ] {
+            assert!(metrics.contains(line), "{line} in {metrics}");
+        }
 
         // Once the wait is over, the right password works, and clears the count.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -81,5 +89,7 @@ on_both_stores! {
         assert!(response.headers().contains_key("retry-after"));
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client", "{body}");
+        let metrics = flow.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("authledger_rate_limited_total{limit=\"client_authentication\"} 1"), "{metrics}");
     }
 }
