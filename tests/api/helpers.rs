@@ -285,40 +285,65 @@ macro_rules! on_both_stores {
     };
 }
 
-/// Log lines written while a subscriber made by [`LogCapture::subscriber`] is the default.
-#[derive(Clone, Default)]
-pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// The log lines this thread writes while a [`LogCapture`] lives: what a server running on a
+/// `current_thread` test runtime logs. One subscriber for the whole test binary, installed
+/// once, lets through only the events of a capturing thread: a subscriber set per thread
+/// (`set_default`) loses events when other test threads register the same call sites first.
+pub struct LogCapture(());
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
 
 impl LogCapture {
-    /// A subscriber that writes lines at `level` and above here, as the server's would.
-    pub fn subscriber(&self, level: &str) -> impl tracing::Subscriber + Send + Sync {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-            .with_ansi(false)
-            .with_writer(self.clone())
-            .finish()
+    /// Captures this thread's log lines at `debug` and above until dropped.
+    pub fn start() -> LogCapture {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::Layer;
+            let capturing = tracing_subscriber::filter::filter_fn(|metadata| {
+                *metadata.level() <= tracing::Level::DEBUG
+                    && CAPTURED.with(|c| c.borrow().is_some())
+            });
+            let lines = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(|| ThreadBuffer)
+                .with_filter(capturing);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(lines))
+                .expect("no other global subscriber in the tests");
+        });
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        LogCapture(())
     }
 
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        CAPTURED.with(|c| {
+            String::from_utf8_lossy(c.borrow().as_deref().unwrap_or_default()).into_owned()
+        })
     }
 }
 
-impl std::io::Write for LogCapture {
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURED.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Writes into this thread's capture, if any.
+struct ThreadBuffer;
+
+impl std::io::Write for ThreadBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        CAPTURED.with(|c| {
+            if let Some(buffer) = c.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
-    type Writer = LogCapture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }

@@ -123,6 +123,9 @@ on_both_stores! {
 /// Makes sure Authlib is importable, installing it from PyPI if not (`.ci/run` installs it
 /// beforehand; this keeps `cargo test` self-sufficient on a fresh machine).
 fn ensure_authlib() {
+    // The test runs on both stores at once: one pip at a time, the second finds it installed.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let importable = || {
         std::process::Command::new("python3")
             .args(["-c", "import authlib, requests"])
