@@ -85,9 +85,8 @@ fn summary(event: &StoredEvent) -> Value {
 /// changed it afterwards.
 pub async fn state_as_of(store: &Store, aggregate: &str, as_of: &str) -> Result<Value, AppError> {
     let (kind, id) = parse_aggregate(aggregate)?;
-    let instant: DateTime<Utc> = DateTime::parse_from_rfc3339(as_of)
-        .map_err(|e| AppError::invalid(format!("--as-of `{as_of}`: {e}")))?
-        .with_timezone(&Utc);
+    let instant: DateTime<Utc> = authledger_domain::instant::parse(as_of, Utc::now())
+        .map_err(|e| AppError::invalid(format!("--as-of {e}")))?;
     let events = event_log::read_aggregate(&store.db, kind, &id).await?;
     if events.is_empty() {
         return Err(AppError::NotFound(format!("no events for {aggregate}")));

@@ -33,6 +33,7 @@ pub mod client;
 pub mod connected_app;
 pub mod consent;
 pub mod grant;
+pub mod instant;
 pub mod metadata;
 pub mod oauth;
 pub mod pkce;

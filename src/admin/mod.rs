@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod grants;
+pub mod usage;
 pub mod users;
 
 /// Largest page a list operation returns.

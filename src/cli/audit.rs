@@ -1,6 +1,6 @@
 //! `authledger audit [filters]` and `audit export`.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use super::output::write_line;
@@ -78,9 +78,9 @@ pub(super) async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError
     let time = |flag: &str, value: Option<String>| -> Result<Option<String>, AppError> {
         value
             .map(|raw| {
-                DateTime::parse_from_rfc3339(&raw)
-                    .map(|t| authledger_projections::view_time(t.with_timezone(&Utc)))
-                    .map_err(|e| AppError::invalid(format!("--{flag} `{raw}`: {e}")))
+                authledger_domain::instant::parse(&raw, Utc::now())
+                    .map(authledger_projections::view_time)
+                    .map_err(|e| AppError::invalid(format!("--{flag} {e}")))
             })
             .transpose()
     };

@@ -36,9 +36,8 @@ pub(super) async fn events(
 ) -> Result<(), AppError> {
     let since: Option<DateTime<Utc>> = since
         .map(|raw| {
-            DateTime::parse_from_rfc3339(&raw)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| AppError::invalid(format!("--since `{raw}`: {e}")))
+            authledger_domain::instant::parse(&raw, Utc::now())
+                .map_err(|e| AppError::invalid(format!("--since {e}")))
         })
         .transpose()?;
     let keep = |event: &StoredEvent| since.is_none_or(|since| event.metadata.at >= since);

@@ -32,6 +32,7 @@ mod logging;
 mod output;
 mod settings;
 mod social_login;
+mod usage;
 mod user;
 
 use audit::AuditArgs;
@@ -123,6 +124,9 @@ enum Command {
     SocialLogin(social_login::SocialLoginCommand),
     /// Query the audit trail (one row per event), or export it as JSON lines.
     Audit(AuditArgs),
+    /// Tokens issued and refreshed, introspections, userinfo calls and failed client
+    /// authentications, per hour: totals and an hourly table.
+    Usage(usage::UsageArgs),
     /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
     History {
         #[arg(value_name = "TYPE:ID")]
@@ -365,6 +369,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             social_login::social_login(&open(&database_url).await?, command, &master).await
         }
         Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
+        Command::Usage(args) => usage::usage(&open(&database_url).await?, args).await,
         Command::History { aggregate } => {
             events::history(&open(&database_url).await?, &aggregate).await
         }

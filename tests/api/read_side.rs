@@ -497,6 +497,18 @@ on_both_stores! {
         assert_eq!(count("client_auth_failures"), 1);
         let (_, by_user) = admin(&flow, &token, reqwest::Method::GET, "/usage?user=alice", None).await;
         assert!(by_user["items"].as_array().unwrap().iter().all(|r| r["username"] == "alice"));
+        // The same names as everywhere (since/until/client), times as people type them.
+        let (status, recent) = admin(&flow, &token, reqwest::Method::GET, &format!("/usage?since=24h&client={}", client.client_id), None).await;
+        assert_eq!(status, 200, "{recent}");
+        assert_eq!(recent["totals"]["introspections_active"], 3, "{recent}");
+        let (status, refused) = admin(&flow, &token, reqwest::Method::GET, "/usage?since=yesterday", None).await;
+        assert_eq!((status, refused["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")), "{refused}");
+        // And from the command line: totals and an hourly table, or JSON.
+        let report = cli_json(&flow.app.db, &["usage", "--since", "2h", "--client", client.client_id.as_str(), "--format", "json"]);
+        assert_eq!(report["totals"]["tokens_issued"], 1, "{report}");
+        assert_eq!(report["totals"]["userinfo_calls"], 1, "{report}");
+        let table = String::from_utf8(cli(&flow.app.db, &["usage", "--user", "alice"]).stdout).unwrap();
+        assert!(table.contains("HOUR") && table.contains("TOKENS_ISSUED") && table.contains("tokens_refreshed"), "{table}");
 
         let metrics = flow.app.http.get(flow.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains(&format!("authledger_tokens_issued_total{{client_id=\"{}\",grant_type=\"authorization_code\"}} 1", client.client_id)), "{metrics}");

@@ -4,7 +4,6 @@ use authledger_projections::audit::{AuditFilter, AuditLog};
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Admin;
 use super::error::{ok, ApiError, ApiResult};
@@ -25,14 +24,16 @@ pub(super) struct AuditQuery {
     limit: Option<i64>,
 }
 
-pub(super) fn rfc3339(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+/// A time parameter (`authledger_domain::instant`: RFC 3339, a date, `now` or a time ago),
+/// as the views store times.
+pub(super) fn instant(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     value
         .map(|raw| {
-            chrono::DateTime::parse_from_rfc3339(&raw)
-                .map(|t| authledger_projections::view_time(t.with_timezone(&chrono::Utc)))
-                .map_err(|_| ApiError::Invalid {
+            authledger_domain::instant::parse(&raw, chrono::Utc::now())
+                .map(authledger_projections::view_time)
+                .map_err(|why| ApiError::Invalid {
                     field: Some(field.into()),
-                    message: format!("{field}: `{raw}` is not an RFC 3339 time"),
+                    message: format!("{field}: {why}"),
                 })
         })
         .transpose()
@@ -58,20 +59,25 @@ pub(super) async fn audit(
         username: q.user,
         grant_id: q.grant,
         event_type: q.event_type,
-        since: rfc3339("since", q.since)?,
-        until: rfc3339("until", q.until)?,
+        since: instant("since", q.since)?,
+        until: instant("until", q.until)?,
         after,
     };
     let items = AuditLog::query(app.authority.store.current_views().await?, &filter, limit).await?;
     Ok(page(items, limit, |r| r.global_position.to_string()).into_response())
 }
 
+/// `since`/`until` as everywhere (`from`/`to`, their first names, still work), `client`
+/// or `client_id`, `user`.
 #[derive(Deserialize)]
 pub(super) struct UsageQuery {
-    client_id: Option<String>,
+    #[serde(alias = "client_id")]
+    client: Option<String>,
     user: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    #[serde(alias = "from")]
+    since: Option<String>,
+    #[serde(alias = "to")]
+    until: Option<String>,
 }
 
 pub(super) async fn usage(
@@ -82,24 +88,11 @@ pub(super) async fn usage(
     let authority = &app.authority;
     // Include what is still only counted in memory.
     authority.usage.flush(&authority.store.db).await;
-    let hour = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
-        rfc3339(field, v).map(|t| {
-            t.map(|t| {
-                authledger_projections::usage::usage_hour(
-                    chrono::DateTime::parse_from_rfc3339(&t)
-                        .expect("just formatted")
-                        .with_timezone(&chrono::Utc),
-                )
-            })
-        })
+    let query = crate::admin::usage::UsageQuery {
+        client: q.client,
+        user: q.user,
+        since: q.since,
+        until: q.until,
     };
-    let rows = authledger_projections::usage::report(
-        authority.store.current_views().await?,
-        q.client_id.as_deref(),
-        q.user.as_deref(),
-        hour("from", q.from)?.as_deref(),
-        hour("to", q.to)?.as_deref(),
-    )
-    .await?;
-    ok(json!({ "items": rows }))
+    ok(crate::admin::usage::report(&authority.store, query).await?)
 }
