@@ -106,6 +106,9 @@ impl From<anyhow::Error> for AppError {
 
 impl From<ProjectionError> for AppError {
     fn from(error: ProjectionError) -> Self {
+        if let ProjectionError::UnknownProjection { .. } = error {
+            return AppError::invalid_field("name", error);
+        }
         match error.is_unreachable() {
             true => AppError::Unavailable(error.into()),
             false => AppError::Internal(error.into()),

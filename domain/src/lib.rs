@@ -47,3 +47,52 @@ pub mod user;
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+/// Every event type the log can hold (what `DomainEvent::event_type` answers), for checking
+/// a type someone typed (`audit --type`).
+pub fn event_types() -> Vec<&'static str> {
+    use strum::VariantNames;
+    let mut all: Vec<&'static str> = [
+        client::ClientEvent::VARIANTS,
+        user::UserEvent::VARIANTS,
+        grant::GrantEvent::VARIANTS,
+        consent::ConsentEvent::VARIANTS,
+        settings::SettingsEvent::VARIANTS,
+        signing_keys::SigningKeysEvent::VARIANTS,
+        connected_app::ConnectedAppEvent::VARIANTS,
+        connected_app::connection::ConnectionEvent::VARIANTS,
+        social_login::SocialLoginEvent::VARIANTS,
+        social_login::IdentityEvent::VARIANTS,
+    ]
+    .concat();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+#[cfg(test)]
+mod event_type_names {
+    use cqrs_es::DomainEvent;
+
+    /// The names listed are the names events are stored under, renamed ones included.
+    #[test]
+    fn the_list_holds_what_events_are_stored_as() {
+        let all = super::event_types();
+        let stored = [
+            crate::user::UserEvent::UserEnabled {}.event_type(),
+            crate::user::UserEvent::LoginFailed {
+                reason: crate::user::LoginFailure::WrongPassword,
+            }
+            .event_type(),
+            crate::grant::GrantEvent::GrantRevoked {
+                reason: crate::grant::RevocationReason::Admin,
+            }
+            .event_type(),
+            "ProviderTokensRefreshed".to_owned(),
+        ];
+        for name in stored {
+            assert!(all.contains(&name.as_str()), "{name} in {all:?}");
+        }
+        assert!(all.len() > 40, "{all:?}");
+    }
+}

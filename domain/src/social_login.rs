@@ -112,7 +112,7 @@ pub enum SocialLoginCommand {
     Delete,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum SocialLoginEvent {
     SocialLoginCreated {
         id: AppId,
@@ -247,7 +247,7 @@ pub enum IdentityCommand {
     Unlink,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum IdentityEvent {
     IdentityLinked {
         provider: AppId,

@@ -10,8 +10,11 @@ pub enum ProjectionError {
     Decode(String),
     #[error("a view row does not fit its table: {0}")]
     InvalidRow(String),
-    #[error("no projection is named `{0}`")]
-    UnknownProjection(String),
+    #[error("no projection is named `{name}`; the projections are {}", known.join(", "))]
+    UnknownProjection {
+        name: String,
+        known: Vec<&'static str>,
+    },
     #[error("projections did not reach position {0} within {1:?}")]
     Lagging(i64, Duration),
     #[error("the rebuild stopped: its log reader or another projection's replay failed")]

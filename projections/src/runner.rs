@@ -220,7 +220,10 @@ impl ProjectionRunner {
                     .cloned()
                     .collect();
                 if found.is_empty() {
-                    return Err(ProjectionError::UnknownProjection(name.to_owned()));
+                    return Err(ProjectionError::UnknownProjection {
+                        name: name.to_owned(),
+                        known: self.names(),
+                    });
                 }
                 found
             }

@@ -364,9 +364,7 @@ pub fn check_command(sources: &Sources, json: bool) -> Result<(), AppError> {
 }
 
 fn print_table(report: &Report) {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header(["KEY", "VALUE", "FROM", "CHECK"]);
+    let mut table = super::output::table(["KEY", "VALUE", "FROM", "CHECK"]);
     for row in &report.values {
         let check = match (&row.problem, &row.note) {
             (Some(problem), _) => format!("ERROR: {problem}"),
@@ -384,7 +382,9 @@ fn print_table(report: &Report) {
         Some(file) => println!("configuration file: {file}"),
         None => println!("configuration file: none (--config FILE or AUTHLEDGER_CONFIG)"),
     }
-    println!("{table}");
+    for line in table.lines() {
+        println!("{}", line.trim_end());
+    }
 }
 
 #[cfg(test)]

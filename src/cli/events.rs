@@ -56,7 +56,11 @@ pub(super) async fn events(
     };
     if let Some(aggregate) = aggregate {
         let (kind, id) = parse_aggregate(&aggregate)?;
-        for event in event_log::read_aggregate(db, kind, &id).await? {
+        let events = event_log::read_aggregate(db, kind, &id).await?;
+        if events.is_empty() {
+            return Err(AppError::NotFound(format!("no events for {aggregate}")));
+        }
+        for event in events {
             if !print(&event)? {
                 break;
             }

@@ -30,6 +30,7 @@ mod events;
 mod keys;
 mod logging;
 mod output;
+mod projections;
 mod settings;
 mod social_login;
 mod usage;
@@ -139,9 +140,9 @@ enum Command {
         #[arg(long, value_name = "RFC3339")]
         as_of: String,
     },
-    /// Rebuild read models from the event log.
+    /// The read models: how far behind the log each is, and rebuilding them from it.
     #[command(subcommand)]
-    Projections(ProjectionsCommand),
+    Projections(projections::ProjectionsCommand),
     /// List or rotate the ID token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -190,12 +191,6 @@ enum ConsentCommand {
         #[arg(long)]
         client: String,
     },
-}
-
-#[derive(Subcommand)]
-enum ProjectionsCommand {
-    /// Replay the whole log into fresh views (all, or the one named) and swap them in.
-    Rebuild { name: Option<String> },
 }
 
 pub fn main() -> ExitCode {
@@ -378,17 +373,8 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
-        Command::Projections(ProjectionsCommand::Rebuild { name }) => {
-            let store = open(&database_url).await?;
-            let started = std::time::Instant::now();
-            let replayed = store.runner.rebuild(name.as_deref()).await?;
-            let seconds = started.elapsed().as_secs_f64();
-            eprintln!(
-                "rebuilt {} from {replayed} events in {seconds:.2} s ({:.0} events/s)",
-                name.as_deref().unwrap_or("every projection"),
-                replayed as f64 / seconds.max(1e-9)
-            );
-            Ok(())
+        Command::Projections(command) => {
+            projections::projections(&open(&database_url).await?, command).await
         }
         Command::Events {
             aggregate,

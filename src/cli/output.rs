@@ -8,6 +8,20 @@ use serde::Serialize;
 use crate::admin;
 use crate::error::AppError;
 
+/// Aligned columns for people, without borders so that `grep` and `cut` still work on them.
+pub(super) fn table<T: Into<comfy_table::Cell>>(
+    header: impl IntoIterator<Item = T>,
+) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(header);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table
+}
+
 pub(super) fn print_json(value: &impl Serialize) -> Result<(), AppError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Internal(e.into()))?;
     write_line(&mut std::io::stdout().lock(), &text).map(drop)

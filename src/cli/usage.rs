@@ -71,9 +71,7 @@ pub(super) async fn usage(store: &Store, args: UsageArgs) -> Result<(), AppError
             .entry(&row.metric)
             .or_default() += row.count;
     }
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header(
+    let mut table = super::output::table(
         std::iter::once("HOUR".to_owned()).chain(metrics.iter().map(|m| m.to_uppercase())),
     );
     for (hour, counts) in &hours {

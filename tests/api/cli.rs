@@ -165,6 +165,10 @@ on_both_stores! {
             (&["user", "disable", "nobody"], "does not exist", 3),
             (&["events", "--aggregate", "token:abc"], "unknown type `token`", 5),
             (&["events", "--since", "yesterday"], "--since `yesterday`", 5),
+            (&["events", "--aggregate", "client:nope"], "no events for client:nope", 3),
+            (&["projections", "rebuild", "nosuch"], "the projections are", 5),
+            (&["audit", "--type", "nosuch"], "the types are", 5),
+            (&["audit", "--since", "last week"], "a time ago", 5),
             (&["no-such-command"], "unrecognized subcommand", 2),
         ];
         for (args, expected, code) in cases {
@@ -200,4 +204,74 @@ fn an_unusable_database_url_is_reported_without_a_panic() {
         assert!(message.starts_with("error: "), "{url}: {message}");
         assert!(!message.contains("panicked"), "{url}: {message}");
     }
+}
+
+/// `audit --follow` prints rows as they are recorded; `projections status` says how far each
+/// read model has read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_follows_new_rows_and_projections_report_their_lag() {
+    use std::io::BufRead;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_authledger"))
+        .args([
+            "audit",
+            "--follow",
+            "--format",
+            "json",
+            "--type",
+            "UserRegistered",
+        ])
+        .env("AUTHLEDGER_DATABASE_URL", &db.url)
+        .env("AUTHLEDGER_MASTER_KEY", &db.master_key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let created = cli(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "frank",
+            "--password",
+            "long enough pw",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let line = lines
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the new row, followed");
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    let row: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (row["event_type"].as_str(), row["username"].as_str()),
+        (Some("UserRegistered"), Some("frank"))
+    );
+
+    let status = cli_json(&db, &["projections", "status", "--format", "json"]);
+    let rows = status.as_array().unwrap();
+    assert!(rows.iter().any(|r| r["projection"] == "users"), "{status}");
+    assert!(
+        rows.iter()
+            .all(|r| r["lag_events"] == 0 && r["head"].as_i64() > Some(0)),
+        "caught up: {status}"
+    );
+    let table = String::from_utf8(cli(&db, &["projections", "status"]).stdout).unwrap();
+    assert!(
+        table.starts_with("PROJECTION") && table.contains("audit"),
+        "{table}"
+    );
 }

@@ -457,6 +457,21 @@ on_both_stores! {
         let table = cli(&flow.app.db, &["audit", "--grant", grant]);
         let table = String::from_utf8(table.stdout).unwrap();
         assert!(table.starts_with("POS") && table.contains("GrantRevoked") && table.contains("127.0.0.1"), "{table}");
+        // Newest first; a client actor by its name.
+        let first_row = table.lines().nth(1).unwrap();
+        assert!(first_row.contains("GrantRevoked") && first_row.contains("client:Operations"), "{table}");
+        // A type in any case; an unknown one lists the types; a limit says what it left out.
+        let any_case = cli(&flow.app.db, &["audit", "--user", "alice", "--type", "loginfailed", "--format", "json"]);
+        assert_eq!(String::from_utf8(any_case.stdout).unwrap().lines().count(), 2);
+        let unknown = cli(&flow.app.db, &["audit", "--type", "LoginFailure"]);
+        assert_eq!(unknown.status.code(), Some(5));
+        assert!(String::from_utf8_lossy(&unknown.stderr).contains("the types are") && String::from_utf8_lossy(&unknown.stderr).contains("LoginFailed"));
+        let limited = cli(&flow.app.db, &["audit", "--user", "alice", "--limit", "1"]);
+        assert_eq!(String::from_utf8(limited.stdout).unwrap().lines().count(), 2, "a header and one row");
+        assert!(String::from_utf8_lossy(&limited.stderr).contains("more match"));
+        let failed = cli(&flow.app.db, &["audit", "--type", "LoginFailed", "--limit", "1"]);
+        let failed = String::from_utf8(failed.stdout).unwrap();
+        assert!(failed.contains("USER") && failed.lines().nth(1).unwrap().contains("alice"), "the name tried: {failed}");
         let export = cli(&flow.app.db, &["audit", "export", "--since", &before_failures.to_rfc3339()]);
         let lines: Vec<Value> = String::from_utf8(export.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert!(lines.len() > 10);

@@ -4,7 +4,7 @@ use super::metadata::{ClientMetadata, RegistrationSource};
 use crate::secret::SecretHash;
 
 /// What happened to a client. Secrets appear only as SHA-256 hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum ClientEvent {
     ClientRegistered {
         client_id: String,

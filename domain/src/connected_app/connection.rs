@@ -86,7 +86,7 @@ pub enum ConnectionCommand {
     Disconnect { revoked_at_provider: bool },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum ConnectionEvent {
     TokensObtained {
         app: AppId,
@@ -94,6 +94,7 @@ pub enum ConnectionEvent {
         tokens: ProviderTokens,
         subject: Option<String>,
     },
+    #[strum(serialize = "ProviderTokensRefreshed")]
     TokensRefreshed {
         tokens: ProviderTokens,
     },

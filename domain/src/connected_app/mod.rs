@@ -224,7 +224,7 @@ pub enum ConnectedAppCommand {
     Delete,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum ConnectedAppEvent {
     ConnectedAppCreated {
         id: AppId,

@@ -49,7 +49,7 @@ pub enum ConsentCommand {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum ConsentEvent {
     /// `scopes` is everything now consented to (earlier consents included).
     ConsentGranted {

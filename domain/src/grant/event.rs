@@ -25,7 +25,7 @@ pub enum RevocationReason {
 }
 
 /// What happened to a grant. Codes and tokens appear only as SHA-256 hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum GrantEvent {
     CodeIssued {
         client_id: String,

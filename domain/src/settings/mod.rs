@@ -266,7 +266,7 @@ pub enum SettingsCommand {
     Change(Setting),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum SettingsEvent {
     SettingsChanged { setting: Setting },
 }

@@ -74,7 +74,7 @@ pub enum SigningKeysCommand {
     Maintain { retire_for: chrono::Duration },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum SigningKeysEvent {
     KeyGenerated {
         kid: String,

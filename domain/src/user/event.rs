@@ -10,7 +10,7 @@ use super::two_factor::{SecondFactorFailure, TwoFactorRemoval};
 use crate::secret::{PasswordHash, SecretHash};
 
 /// What happened to a user. Passwords appear only as argon2id hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum UserEvent {
     UserRegistered {
         username: Username,

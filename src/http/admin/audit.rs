@@ -58,7 +58,11 @@ pub(super) async fn audit(
         client_id: q.client_id,
         username: q.user,
         grant_id: q.grant,
-        event_type: q.event_type,
+        event_type: q
+            .event_type
+            .as_deref()
+            .map(crate::admin::event_type)
+            .transpose()?,
         since: instant("since", q.since)?,
         until: instant("until", q.until)?,
         after,

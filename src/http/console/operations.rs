@@ -220,7 +220,7 @@ pub async fn rebuild(
                 StatusCode::CONFLICT,
                 "A rebuild is running already: wait for it to end.".to_owned(),
             ),
-            Err(RebuildRefused::Failed(ProjectionError::UnknownProjection(name))) => (
+            Err(RebuildRefused::Failed(ProjectionError::UnknownProjection { name, .. })) => (
                 StatusCode::BAD_REQUEST,
                 format!("There is no view named “{name}”: use a name from the table above."),
             ),
