@@ -279,8 +279,14 @@ pub async fn rotate(
         true => Utc::now(),
         false => Utc::now() + Duration::seconds(i64::from(settings.key_activation_delay)),
     };
+    // One key per algorithm asked for, however many times it was named.
     let mut kids = Vec::new();
+    let mut done: Vec<IdTokenAlg> = Vec::new();
     for alg in algs {
+        if done.contains(alg) {
+            continue;
+        }
+        done.push(*alg);
         kids.push(generate_and_publish(store, master, *alg, activate_after, metadata).await?);
     }
     maintain(store, master).await?;

@@ -26,12 +26,15 @@ pub const DEFAULT_SCOPES: &str = "openid profile email";
 #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
+    /// What people see on the consent page.
     #[arg(long)]
     #[serde(rename = "client_name")]
     pub name: String,
+    /// Where codes may be sent, compared exactly (repeatable): https, a loopback http address, or an app's own scheme.
     #[arg(long = "redirect-uri", value_name = "URI")]
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// The redirect URI used when a request names none (one of --redirect-uri).
     #[arg(long, value_name = "URI")]
     pub default_redirect_uri: Option<String>,
     /// Space-separated scopes [default: "openid profile email"].
@@ -57,22 +60,30 @@ pub struct ClientInput {
     #[arg(long)]
     #[serde(default)]
     pub require_pkce: bool,
+    /// Only people holding one of these roles may use the client (repeatable).
     #[arg(long = "allowed-role", value_name = "ROLE")]
     #[serde(default)]
     pub allowed_roles: Vec<String>,
+    /// The client's home page, shown on the consent page.
     #[arg(long)]
     pub client_uri: Option<String>,
+    /// An https logo, shown on the consent page.
     #[arg(long)]
     pub logo_uri: Option<String>,
+    /// The client's terms of service.
     #[arg(long)]
     pub tos_uri: Option<String>,
+    /// The client's privacy policy.
     #[arg(long)]
     pub policy_uri: Option<String>,
+    /// Someone responsible for the client (repeatable), e.g. an email address.
     #[arg(long = "contact", value_name = "CONTACT")]
     #[serde(default)]
     pub contacts: Vec<String>,
+    /// An identifier of the client software (RFC 7591), the same for every instance.
     #[arg(long)]
     pub software_id: Option<String>,
+    /// The version of the client software (RFC 7591).
     #[arg(long)]
     pub software_version: Option<String>,
     /// RS256 (default) | ES256 | EdDSA | HS256 (signed with the client secret, as Frappe does).
@@ -89,6 +100,7 @@ pub struct ClientInput {
     /// Where to tell the client that a person's session ended (Back-Channel Logout).
     #[arg(long, value_name = "URI")]
     pub backchannel_logout_uri: Option<String>,
+    /// The client wants the session id (`sid`) in back-channel logout tokens.
     #[arg(long)]
     #[serde(default)]
     pub backchannel_logout_session_required: bool,

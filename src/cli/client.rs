@@ -14,23 +14,34 @@ pub(super) enum ClientCommand {
     /// Register a client; prints JSON with `client_id` and, if confidential, `client_secret`
     /// (shown only this once).
     Create(Box<ClientInput>),
+    /// Every client, as JSON (secrets are never shown again).
     List,
+    /// One client's registration, as JSON.
     Show {
+        /// The client's id.
         client_id: String,
     },
+    /// Stop the client: its tokens stop working at once and it gets no new ones.
     Disable {
+        /// The client's id.
         client_id: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Let a disabled client work again.
     Enable {
+        /// The client's id.
         client_id: String,
     },
+    /// Delete the client: its grants are revoked; its history stays.
     Delete {
+        /// The client's id.
         client_id: String,
     },
     /// Replace the client secret; prints the new one (shown only this once).
     RotateSecret {
+        /// The client's id.
         client_id: String,
         /// Also revoke every token issued to the client.
         #[arg(long)]

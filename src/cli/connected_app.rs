@@ -21,24 +21,32 @@ pub(super) enum ConnectedAppCommand {
     /// Change an app: each option given replaces its value (a new secret from stdin or a
     /// file); prints the app as JSON.
     Update(Box<UpdateArgs>),
+    /// Every connected app, as JSON.
     List,
+    /// One app, with the redirect URI to register at the provider, as JSON.
     Show {
+        /// The app's id (the slug of its name).
         id: String,
     },
     /// Delete the app, its secret and every token cached for it.
     Delete {
+        /// The app's id.
         id: String,
     },
     /// Print a currently valid access token (refreshed first when about to expire) of a
     /// person's connection, or without --user the app's own (client credentials), as JSON.
     Token {
+        /// The app's id.
         id: String,
+        /// The person whose connection's token it is; without it, the app's own.
         #[arg(long)]
         user: Option<String>,
     },
     /// Give up a person's connection: revoke at the provider when it can, forget the tokens.
     Disconnect {
+        /// The app's id.
         id: String,
+        /// The person whose connection to give up.
         #[arg(long)]
         user: String,
     },
@@ -46,23 +54,31 @@ pub(super) enum ConnectedAppCommand {
 
 #[derive(Args)]
 pub(super) struct CreateArgs {
+    /// Its name; its id (and so its callback path) is the slug of it.
     #[arg(long)]
     name: String,
     /// The provider's OpenID configuration URL: its endpoints are read from it.
     #[arg(long, value_name = "URL")]
     openid_configuration: Option<String>,
+    /// The provider's authorization endpoint (read from the configuration URL when not given).
     #[arg(long, value_name = "URL")]
     authorization_uri: Option<String>,
+    /// The provider's token endpoint.
     #[arg(long, value_name = "URL")]
     token_uri: Option<String>,
+    /// The provider's revocation endpoint (RFC 7009), used to disconnect.
     #[arg(long, value_name = "URL")]
     revocation_uri: Option<String>,
+    /// The provider's user-info endpoint.
     #[arg(long, value_name = "URL")]
     userinfo_uri: Option<String>,
+    /// The provider's introspection endpoint (RFC 7662).
     #[arg(long, value_name = "URL")]
     introspection_uri: Option<String>,
+    /// The provider's issuer identifier, checked in its ID tokens.
     #[arg(long)]
     issuer: Option<String>,
+    /// The provider's JWKS, to verify its ID tokens.
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
     /// The client id authledger is registered under at the provider.
@@ -84,32 +100,45 @@ pub(super) struct CreateArgs {
 
 #[derive(Args)]
 pub(super) struct UpdateArgs {
+    /// The app's id.
     id: String,
     /// A new display name (the id stays).
     #[arg(long)]
     name: Option<String>,
+    /// A new OpenID configuration URL: fetched again, its endpoints replace those not given.
     #[arg(long, value_name = "URL")]
     openid_configuration: Option<String>,
+    /// The provider's authorization endpoint.
     #[arg(long, value_name = "URL")]
     authorization_uri: Option<String>,
+    /// The provider's token endpoint.
     #[arg(long, value_name = "URL")]
     token_uri: Option<String>,
+    /// The provider's revocation endpoint.
     #[arg(long, value_name = "URL")]
     revocation_uri: Option<String>,
+    /// The provider's user-info endpoint.
     #[arg(long, value_name = "URL")]
     userinfo_uri: Option<String>,
+    /// The provider's introspection endpoint.
     #[arg(long, value_name = "URL")]
     introspection_uri: Option<String>,
+    /// The provider's issuer identifier.
     #[arg(long)]
     issuer: Option<String>,
+    /// The provider's JWKS URL.
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
+    /// A new client id at the provider.
     #[arg(long)]
     client_id: Option<String>,
+    /// Read a new client secret from the first line of stdin.
     #[arg(long, conflicts_with = "client_secret_file")]
     client_secret_stdin: bool,
+    /// Read a new client secret from this file (its first line).
     #[arg(long, value_name = "FILE")]
     client_secret_file: Option<std::path::PathBuf>,
+    /// New space-separated scopes to ask for.
     #[arg(long)]
     scope: Option<String>,
     /// Replaces every extra parameter, NAME=VALUE (repeatable).

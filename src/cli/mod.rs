@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
 use chrono::Utc;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::admin;
 use crate::config::{
@@ -78,6 +78,7 @@ struct Cli {
 enum Command {
     /// Run the authorization server (runs `migrate` first).
     Serve {
+        /// The address to bind, HOST:PORT (0 as the port picks a free one).
         #[arg(long, env = "AUTHLEDGER_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: String,
         /// The issuer identifier; defaults to http:// + the listen address.
@@ -130,13 +131,16 @@ enum Command {
     Usage(usage::UsageArgs),
     /// Print one aggregate's events with their metadata, e.g. `history grant:ID`.
     History {
+        /// Which aggregate, e.g. client:ID, user:NAME, grant:ID, consent:USER:CLIENT.
         #[arg(value_name = "TYPE:ID")]
         aggregate: String,
     },
     /// Print an aggregate's state as it was at an instant, replaying only the events before it.
     State {
+        /// Which aggregate, e.g. grant:ID.
         #[arg(value_name = "TYPE:ID")]
         aggregate: String,
+        /// The instant: RFC 3339, a date, or a time ago (e.g. 2h).
         #[arg(long, value_name = "RFC3339")]
         as_of: String,
     },
@@ -165,6 +169,7 @@ enum ConfigCommand {
     /// Print every setting's effective value (secrets masked), where it came from, and what
     /// is wrong with it; exits 5 when anything is.
     Check {
+        /// table for people, json for programs.
         #[arg(long, value_enum, default_value_t = audit::Format::Table)]
         format: audit::Format,
     },
@@ -186,8 +191,10 @@ enum MasterKeyCommand {
 enum ConsentCommand {
     /// Withdraw a person's consent for a client; their grants to it are revoked.
     Revoke {
+        /// The person who gave the consent.
         #[arg(long)]
         user: String,
+        /// The client's id.
         #[arg(long)]
         client: String,
     },
@@ -216,7 +223,14 @@ pub fn main() -> ExitCode {
             return exit_code(&error);
         }
     };
-    let cli = Cli::parse();
+    // `settings set --help` lists every setting, from the domain's one list.
+    let command = Cli::command().mut_subcommand("settings", |settings| {
+        settings.mut_subcommand("set", |set| set.after_help(settings::keys_help()))
+    });
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let serving = matches!(cli.command, Command::Serve { .. });
     logging::init(serving, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -399,5 +413,36 @@ pub(super) fn cli_metadata() -> EventMetadata {
         request_id: uuid::Uuid::new_v4().to_string(),
         source: Source::Cli,
         at: Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod help_text {
+    use clap::CommandFactory;
+
+    /// Every command and every argument says what it is for (`--help` is the manual).
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_global_set() && path.contains(' ') {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&super::Cli::command(), "authledger", &mut missing);
+        assert!(missing.is_empty(), "no help for:\n{}", missing.join("\n"));
     }
 }

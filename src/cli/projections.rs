@@ -15,6 +15,7 @@ pub(super) enum ProjectionsCommand {
     /// Each projection's checkpoint (the last global position it applied) and how far it is
     /// behind the log, in events and seconds.
     Status {
+        /// table for people, json for programs.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

@@ -11,9 +11,34 @@ use crate::store::Store;
 pub(super) enum SettingsCommand {
     /// Print the settings in force as JSON.
     Show,
-    /// Change one setting: consent_mode (force|auto), access_token_ttl, refresh_token_ttl,
-    /// code_ttl (seconds), allow_implicit (true|false).
-    Set { key: String, value: String },
+    /// Change one setting (every key, its meaning and its default are listed below).
+    Set {
+        /// A setting's name, e.g. access_token_ttl.
+        key: String,
+        /// Its new value; `none` clears an optional one.
+        value: String,
+    },
+}
+
+/// Every setting's key, meaning and default, for `settings set --help`.
+pub(super) fn keys_help() -> String {
+    use authledger_domain::settings::{SettingsValues, GROUPS};
+    let defaults = SettingsValues::default().all();
+    let mut help = String::from("Settings:\n");
+    for (group, keys) in GROUPS {
+        help.push_str(&format!("\n  {group}\n"));
+        for (key, meaning) in keys {
+            let default = defaults
+                .iter()
+                .find(|s| s.key() == *key)
+                .map(|s| s.value())
+                .unwrap_or_default();
+            help.push_str(&format!(
+                "    {key} (default: {default})\n        {meaning}\n"
+            ));
+        }
+    }
+    help
 }
 
 pub(super) async fn settings(store: &Store, command: SettingsCommand) -> Result<(), AppError> {

@@ -18,21 +18,29 @@ pub(super) enum SocialLoginCommand {
     Create(Box<CreateArgs>),
     /// Change a provider: each option given replaces its value (enable or disable it here).
     Update(Box<UpdateArgs>),
+    /// Every provider, as JSON.
     List,
+    /// One provider, with the redirect URI to register at it, as JSON.
     Show {
+        /// The provider's id (the slug of its name).
         id: String,
     },
+    /// Delete the provider and its secret; its button goes, its linked identities sign no one in.
     Delete {
+        /// The provider's id.
         id: String,
     },
     /// The identities at other providers linked to a person, as JSON.
     Identities {
+        /// The person.
         #[arg(long)]
         user: String,
     },
     /// Unlink a person's identity at the provider ID: it no longer signs in as them.
     Unlink {
+        /// The provider's id.
         id: String,
+        /// The person.
         #[arg(long)]
         user: String,
         /// Only this subject (a person may have linked more than one).
@@ -43,6 +51,7 @@ pub(super) enum SocialLoginCommand {
 
 #[derive(Args)]
 pub(super) struct CreateArgs {
+    /// Its name on the sign-in button; its id (and callback path) is the slug of it.
     #[arg(long)]
     name: String,
     /// An OpenID provider's issuer (its discovery document is read from it).
@@ -63,10 +72,13 @@ pub(super) struct CreateArgs {
     /// ... and the property of its answer that holds the person's id (GitHub: `id`).
     #[arg(long)]
     user_id_property: Option<String>,
+    /// The client id authledger is registered under at the provider.
     #[arg(long)]
     client_id: String,
+    /// Read the client secret from the first line of stdin.
     #[arg(long, conflicts_with = "client_secret_file")]
     client_secret_stdin: bool,
+    /// Read the client secret from this file (its first line).
     #[arg(long, value_name = "FILE")]
     client_secret_file: Option<std::path::PathBuf>,
     /// Space-separated; OpenID providers default to "openid email profile".
@@ -91,19 +103,24 @@ pub(super) struct CreateArgs {
 
 #[derive(Args)]
 pub(super) struct UpdateArgs {
+    /// The provider's id.
     id: String,
     /// A new label (the id stays).
     #[arg(long)]
     name: Option<String>,
+    /// A new client id at the provider.
     #[arg(long)]
     client_id: Option<String>,
     /// Read a new client secret from the first line of stdin.
     #[arg(long)]
     client_secret_stdin: bool,
+    /// New space-separated scopes to ask for (an OpenID provider's include openid).
     #[arg(long)]
     scope: Option<String>,
+    /// allow: a first sign-in with no account here makes one; deny: it is refused.
     #[arg(long, value_parser = ["allow", "deny"])]
     sign_ups: Option<String>,
+    /// Whether the provider's emails count as verified (links accounts by email).
     #[arg(long, value_parser = clap::value_parser!(bool))]
     trusted_emails: Option<bool>,
     /// false hides its button and refuses sign-ins through it.

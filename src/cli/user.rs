@@ -14,44 +14,68 @@ use crate::store::Store;
 pub(super) enum UserCommand {
     /// Register a user; prints it as JSON.
     Create {
+        /// The sign-in name: lowercase letters, digits and . _ - @ +.
         #[arg(long)]
         username: String,
         #[command(flatten)]
         password: PasswordArg,
+        /// Their email address (the `email` claim).
         #[arg(long)]
         email: Option<String>,
         /// Full name.
         #[arg(long)]
         name: Option<String>,
+        /// Given name (the `given_name` claim).
         #[arg(long)]
         given_name: Option<String>,
+        /// Family name (the `family_name` claim).
         #[arg(long)]
         family_name: Option<String>,
+        /// A URL of their picture (the `picture` claim).
         #[arg(long)]
         picture: Option<String>,
+        /// A role (repeatable), e.g. admin or auditor for the console.
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
     },
+    /// Every user, as JSON.
     List,
+    /// One user with their roles, profile and two-factor state, as JSON.
     Show {
+        /// The user's name.
         username: String,
     },
+    /// Stop the person from signing in; their sessions end and their tokens stop working.
     Disable {
+        /// The user's name.
         username: String,
     },
+    /// Let a disabled person sign in again.
     Enable {
+        /// The user's name.
         username: String,
     },
     /// Turn a person's two-factor sign-in off (a lost phone); they may set it up again.
     ResetTwoFactor {
+        /// The user's name.
         username: String,
     },
+    /// Replace the person's roles with those given (repeat --role), or take them all away
+    /// with --none.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["roles", "none"])))]
     SetRoles {
+        /// The user's name.
         username: String,
+        /// A role (repeatable), e.g. admin, auditor, or one a client's allowed roles names.
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+        /// Take every role away (required to mean it: a forgotten --role must not).
+        #[arg(long, conflicts_with = "roles")]
+        none: bool,
     },
+    /// Set a new password (from --password, or the first line of stdin).
     SetPassword {
+        /// The user's name.
         username: String,
         #[command(flatten)]
         password: PasswordArg,
@@ -134,9 +158,9 @@ pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppE
         UserCommand::ResetTwoFactor { username } => {
             print_json(&admin::users::reset_two_factor(store, &username, &metadata).await?)
         }
-        UserCommand::SetRoles { username, roles } => {
-            print_json(&admin::users::set_roles(store, &username, &roles, &metadata).await?)
-        }
+        UserCommand::SetRoles {
+            username, roles, ..
+        } => print_json(&admin::users::set_roles(store, &username, &roles, &metadata).await?),
         UserCommand::SetPassword { username, password } => {
             admin::users::set_password(store, &username, &password.read()?, &metadata).await?;
             eprintln!("password of {username} changed");

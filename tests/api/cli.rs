@@ -275,3 +275,51 @@ async fn audit_follows_new_rows_and_projections_report_their_lag() {
         "{table}"
     );
 }
+
+/// Commands that take something away want it said: `set-roles` with no role is refused
+/// unless `--none`; naming an algorithm twice publishes one key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_commands_need_intent() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    assert!(cli(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "ada",
+            "--password",
+            "long enough pw",
+            "--role",
+            "admin"
+        ]
+    )
+    .status
+    .success());
+    let forgot = cli(&db, &["user", "set-roles", "ada"]);
+    assert_eq!(forgot.status.code(), Some(2), "{}", stderr(&forgot));
+    assert!(
+        stderr(&forgot).contains("--role") && stderr(&forgot).contains("--none"),
+        "{}",
+        stderr(&forgot)
+    );
+    assert_eq!(
+        cli_json(&db, &["user", "show", "ada"])["roles"],
+        serde_json::json!(["admin"]),
+        "unchanged"
+    );
+    let none = cli_json(&db, &["user", "set-roles", "ada", "--none"]);
+    assert_eq!(none["roles"], serde_json::json!([]), "{none}");
+
+    assert!(cli(&db, &["keys", "rotate", "--now"]).status.success());
+    let before = cli_json(&db, &["keys", "list"]).as_array().unwrap().len();
+    let rotated = cli(&db, &["keys", "rotate", "--alg", "ES256", "--alg", "ES256"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stderr(&rotated).contains("published 1 new key"),
+        "{}",
+        stderr(&rotated)
+    );
+    let after = cli_json(&db, &["keys", "list"]).as_array().unwrap().len();
+    assert_eq!(after, before + 1);
+}

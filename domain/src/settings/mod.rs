@@ -1,9 +1,12 @@
 //! The `Settings` aggregate (singleton, id [`SETTINGS_ID`]): the server's OAuth settings,
 //! Frappe's "OAuth Settings". Each change is one event naming the setting and its new value.
 
+mod help;
 #[cfg(test)]
 mod tests;
 mod text;
+
+pub use help::GROUPS;
 
 use serde::{Deserialize, Serialize};
 
