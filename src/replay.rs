@@ -69,7 +69,7 @@ pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppErro
     }
 }
 
-fn summary(event: &StoredEvent) -> Value {
+pub fn summary(event: &StoredEvent) -> Value {
     json!({
         "position": event.position.global,
         "sequence": event.sequence,

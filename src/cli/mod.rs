@@ -33,6 +33,7 @@ mod output;
 mod projections;
 mod settings;
 mod social_login;
+mod token;
 mod usage;
 mod user;
 
@@ -135,6 +136,9 @@ enum Command {
         #[arg(value_name = "TYPE:ID")]
         aggregate: String,
     },
+    /// What a token is: its grant, the grant's history, and whether it could be used.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Print an aggregate's state as it was at an instant, replaying only the events before it.
     State {
         /// Which aggregate, e.g. grant:ID.
@@ -379,6 +383,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
         }
         Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
         Command::Usage(args) => usage::usage(&open(&database_url).await?, args).await,
+        Command::Token(command) => token::token(&open(&database_url).await?, command).await,
         Command::History { aggregate } => {
             events::history(&open(&database_url).await?, &aggregate).await
         }

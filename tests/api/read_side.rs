@@ -585,6 +585,23 @@ on_both_stores! {
         assert_eq!(before["existed"], false);
         let bad = cli(&flow.app.db, &["state", "grant:nope", "--as-of", "now"]);
         assert!(!bad.status.success());
+
+        // The same question about one token, read from stdin and never printed back.
+        let access = tokens["access_token"].as_str().unwrap();
+        let inspect = cli_with_stdin(&flow.app.db, &["token", "inspect", "--as-of", &while_active], &format!("{access}\n"));
+        assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+        let printed = String::from_utf8(inspect.stdout).unwrap();
+        assert!(!printed.contains(access), "the token is never printed");
+        let inspected: Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(inspected["kind"], "access_token");
+        assert_eq!(inspected["grant"], format!("grant:{grant}"));
+        assert_eq!(inspected["issued_by"]["event_type"], "TokensIssued");
+        assert_eq!((inspected["usable_now"].as_bool(), inspected["as_of"]["usable"].as_bool()), (Some(false), Some(true)), "{inspected}");
+        assert_eq!(inspected["timeline"].as_array().unwrap().last().unwrap()["event_type"], "GrantRevoked");
+        let garbage = cli_with_stdin(&flow.app.db, &["token", "inspect"], "not-a-token\n");
+        assert_eq!(garbage.status.code(), Some(5));
+        let elsewhere = cli_with_stdin(&flow.app.db, &["token", "inspect"], &format!("alat_{}.{}\n", "0".repeat(32), "a".repeat(43)));
+        assert_eq!(elsewhere.status.code(), Some(3), "{}", String::from_utf8_lossy(&elsewhere.stderr));
     }
 }
 

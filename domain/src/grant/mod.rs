@@ -90,6 +90,23 @@ impl Grant {
                 .iter()
                 .any(|t| t.hash.matches(hash) && !t.revoked && now < t.expires_at)
     }
+
+    /// Whether the code, access token or refresh token with this hash could be used at
+    /// `now`, as far as the grant alone can tell.
+    pub fn usable(&self, hash: &SecretHash, now: DateTime<Utc>) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
+        let refresh = state
+            .refresh_token
+            .as_ref()
+            .is_some_and(|t| t.hash.matches(hash) && !t.revoked && now < t.expires_at);
+        let code = state
+            .code
+            .as_ref()
+            .is_some_and(|c| c.hash.matches(hash) && !c.redeemed && now < c.expires_at);
+        self.access_token_active(hash, now) || (state.revoked.is_none() && (refresh || code))
+    }
 }
 
 impl cqrs_es::Aggregate for Grant {
