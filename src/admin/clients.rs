@@ -476,6 +476,34 @@ pub async fn show(store: &Store, client_id: &str) -> Result<ClientSummary, AppEr
         .ok_or_else(|| AppError::NotFound(format!("client {client_id}: client is not registered")))
 }
 
+/// The client whose id is `id_or_name`, else the one client whose name it is (any case).
+/// Names need not be unique: a name two clients share is refused with their ids.
+pub async fn find(store: &Store, id_or_name: &str) -> Result<ClientSummary, AppError> {
+    if let Some(client) = ClientsView::get(&store.db, id_or_name).await? {
+        return Ok(client);
+    }
+    let wanted = id_or_name.trim().to_lowercase();
+    let named: Vec<ClientSummary> = ClientsView::by_name(&store.db, &wanted, None, super::MAX_PAGE)
+        .await?
+        .into_iter()
+        .filter(|c| c.name.to_lowercase() == wanted)
+        .collect();
+    match named.as_slice() {
+        [] => Err(AppError::NotFound(format!(
+            "client {id_or_name}: no client has that id or name"
+        ))),
+        [one] => Ok(one.clone()),
+        many => Err(AppError::Conflict(format!(
+            "{} clients are named `{id_or_name}`: {}; name one by its id",
+            many.len(),
+            many.iter()
+                .map(|c| c.client_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 pub async fn list(
     store: &Store,
     after: Option<&str>,

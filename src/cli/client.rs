@@ -18,7 +18,7 @@ pub(super) enum ClientCommand {
     List,
     /// One client's registration, as JSON.
     Show {
-        /// The client's id.
+        /// The client's id, or its name when no other client has it.
         client_id: String,
     },
     /// Stop the client: its tokens stop working at once and it gets no new ones.
@@ -83,7 +83,7 @@ pub(super) async fn client(
             print_json(&clients)
         }
         ClientCommand::Show { client_id } => {
-            print_json(&admin::clients::show(store, &client_id).await?)
+            print_json(&admin::clients::find(store, &client_id).await?)
         }
         ClientCommand::Disable { client_id, reason } => {
             admin::clients::disable(store, &client_id, reason, &metadata).await?;

@@ -323,3 +323,38 @@ async fn dangerous_commands_need_intent() {
     let after = cli_json(&db, &["keys", "list"]).as_array().unwrap().len();
     assert_eq!(after, before + 1);
 }
+
+/// `client show` takes a name as well as an id; a name two clients share names neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_shown_by_its_unique_name() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let create = |name: &str| {
+        cli_json(
+            &db,
+            &[
+                "client",
+                "create",
+                "--name",
+                name,
+                "--grant-type",
+                "client_credentials",
+            ],
+        )
+    };
+    let billing = create("Billing");
+    let shown = cli_json(&db, &["client", "show", "billing"]);
+    assert_eq!(shown["client_id"], billing["client_id"], "{shown}");
+    create("Reports");
+    create("Reports");
+    let shared = cli(&db, &["client", "show", "Reports"]);
+    assert_eq!(shared.status.code(), Some(4));
+    assert!(
+        stderr(&shared).contains("2 clients are named `Reports`"),
+        "{}",
+        stderr(&shared)
+    );
+    assert_eq!(
+        cli(&db, &["client", "show", "Nobody"]).status.code(),
+        Some(3)
+    );
+}
