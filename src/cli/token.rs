@@ -80,7 +80,7 @@ pub(super) async fn token(store: &Store, command: TokenCommand) -> Result<(), Ap
     let usable_at = |instant: DateTime<Utc>| -> Result<bool, AppError> {
         let before: Vec<&StoredEvent> =
             events.iter().filter(|e| e.metadata.at <= instant).collect();
-        let grant: Grant = event_log::fold(before.into_iter())?;
+        let grant: Grant = event_log::fold(before)?;
         Ok(grant.usable(&hash, instant))
     };
     let issuing = events.iter().find(|e| issued(e, &hash));
