@@ -27,8 +27,9 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// Connection limits (README, *Security*), enforced by the HTTP server's accept loop.
-#[derive(Debug, Clone, Copy)]
+/// Connection limits (README, *Security*), enforced by the HTTP server's accept loop, and
+/// who may say where a connection comes from.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// How long a client may take to send a request's headers, and how long a keep-alive
     /// connection may stay idle.
@@ -37,6 +38,60 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// How many connections may be open at once (`AUTHLEDGER_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`AUTHLEDGER_TRUSTED_PROXIES`):
+    /// behind one, every connection comes from the proxy, so without this the audit would
+    /// record the proxy's address and throttling one address would throttle everyone.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Addresses and networks of trusted reverse proxies, e.g. `127.0.0.1, 10.0.0.0/8`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(std::sync::Arc<[ipnet::IpNet]>);
+
+impl TrustedProxies {
+    /// Parses a comma- or space-separated list of IP addresses and CIDR networks.
+    pub fn parse(raw: &str) -> Result<TrustedProxies, String> {
+        let nets = raw
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<ipnet::IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("`{part}` is not an IP address or network (e.g. 10.0.0.0/8)")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TrustedProxies(nets.into()))
+    }
+
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: `peer`, unless it is a trusted proxy, in which case the last
+    /// address of `X-Forwarded-For` (all its values, in order) that is not itself a trusted
+    /// proxy. Addresses before it were written by the client and prove nothing.
+    pub fn client(&self, peer: std::net::IpAddr, forwarded_for: &[&str]) -> std::net::IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded_for
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) if self.trusts(ip) => continue,
+                Ok(ip) => return ip,
+                // Garbage where an address should be: stop trusting the chain there.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
 }
 
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +103,7 @@ impl Default for Limits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -148,5 +204,39 @@ mod secrets_in_config {
             !printed.contains("hunter2") && !printed.contains("a-master-key-value"),
             "{printed}"
         );
+    }
+}
+
+#[cfg(test)]
+mod trusted_proxies {
+    use super::TrustedProxies;
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_and_only_the_hop_it_saw() {
+        let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // Straight from a client: its header is its own invention.
+        assert_eq!(
+            proxies.client(ip("203.0.113.9"), &["198.51.100.1"]),
+            ip("203.0.113.9")
+        );
+        // Through the proxy: the address the proxy saw (what the client wrote before is not).
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &["6.6.6.6, 198.51.100.7"]),
+            ip("198.51.100.7")
+        );
+        // Through two trusted hops.
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &["198.51.100.7", "10.1.2.3"]),
+            ip("198.51.100.7")
+        );
+        // The proxy sent none, or garbage: the proxy's own address.
+        assert_eq!(proxies.client(ip("127.0.0.1"), &[]), ip("127.0.0.1"));
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &["not-an-ip"]),
+            ip("127.0.0.1")
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("").unwrap().0.is_empty());
     }
 }

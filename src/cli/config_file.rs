@@ -107,6 +107,13 @@ pub const KEYS: &[Key] = &[
         shown: Shown::Plain,
     },
     Key {
+        name: "trusted_proxies",
+        env: "AUTHLEDGER_TRUSTED_PROXIES",
+        default: "(none: X-Forwarded-For is ignored)",
+        meaning: "reverse proxies whose X-Forwarded-For names the client: IPs or CIDR networks",
+        shown: Shown::Plain,
+    },
+    Key {
         name: "log_format",
         env: "AUTHLEDGER_LOG_FORMAT",
         default: "text",
@@ -284,6 +291,7 @@ fn check(key: &Key, value: Option<&str>) -> (Option<String>, Option<String>) {
         ("token_cache", Some(raw)) => number(raw, 1, u32::MAX as u64),
         ("max_connections", Some(raw)) => number(raw, 1, u32::MAX as u64),
         ("header_read_timeout", Some(raw)) => number(raw, 1, 3600),
+        ("trusted_proxies", Some(raw)) => crate::config::TrustedProxies::parse(raw).err(),
         ("log_format", Some(raw)) => {
             (!matches!(raw, "text" | "json")).then(|| format!("`{raw}`: expected text or json"))
         }

@@ -98,6 +98,11 @@ enum Command {
         #[arg(long, env = "AUTHLEDGER_HEADER_READ_TIMEOUT", default_value_t = crate::config::Limits::default().header_read_timeout.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         header_read_timeout: u64,
+        /// Reverse proxies whose X-Forwarded-For names the client (IP addresses or CIDR
+        /// networks, comma-separated); from anyone else the header is ignored.
+        #[arg(long, env = "AUTHLEDGER_TRUSTED_PROXIES", default_value = "", value_name = "IPS",
+              value_parser = crate::config::TrustedProxies::parse)]
+        trusted_proxies: crate::config::TrustedProxies,
     },
     /// Create or upgrade the database schema.
     Migrate,
@@ -310,6 +315,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             token_cache,
             max_connections,
             header_read_timeout,
+            trusted_proxies,
         } => {
             let config = Config {
                 database_url: database_url.clone().into(),
@@ -321,6 +327,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
                 limits: crate::config::Limits {
                     header_read_timeout: std::time::Duration::from_secs(header_read_timeout),
                     max_connections: max_connections as usize,
+                    trusted_proxies,
                     ..Default::default()
                 },
             };

@@ -111,7 +111,7 @@ impl Application {
         );
         let served = serve::serve(
             self.listener,
-            super::router::router(self.state, self.limits),
+            super::router::router(self.state, self.limits.clone()),
             self.limits,
             store.metrics.clone(),
             shutdown,

@@ -91,11 +91,21 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let proxies = limits.trusted_proxies.clone();
         let service = router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                // Where the request comes from: the peer, or whom a trusted proxy says.
+                let forwarded: Vec<&str> = request
+                    .headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                let client =
+                    SocketAddr::new(proxies.client(remote.ip(), &forwarded), remote.port());
                 request
                     .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(remote));
+                    .insert(ConnectInfo::<SocketAddr>(client));
                 request
             },
         );

@@ -14,6 +14,7 @@ fn short_limits() -> authledger::http::Limits {
         header_read_timeout: Duration::from_secs(1),
         body_read_timeout: Duration::from_secs(1),
         max_connections: 8,
+        ..Default::default()
     }
 }
 

@@ -93,3 +93,77 @@ on_both_stores! {
         assert!(metrics.contains("authledger_rate_limited_total{limit=\"client_authentication\"} 1"), "{metrics}");
     }
 }
+
+/// Behind a reverse proxy every connection comes from the proxy. With the proxy trusted
+/// (`AUTHLEDGER_TRUSTED_PROXIES`), the address it forwards is the client's: in the events,
+/// and for throttling, which then stops one client and not everyone. From an untrusted peer
+/// the header is the client's own invention and is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_the_clients() {
+    for trusted in [true, false] {
+        let limits = authledger::http::Limits {
+            trusted_proxies: authledger::config::TrustedProxies::parse(if trusted {
+                "127.0.0.1"
+            } else {
+                ""
+            })
+            .unwrap(),
+            ..Default::default()
+        };
+        let app =
+            crate::helpers::TestApp::spawn_limited(crate::helpers::Kind::Sqlite, limits).await;
+        let mut flow = Flow::with_app(app).await;
+        flow.user("alice", &[]).await;
+        // An address may fail four times as often as an account: six failures make it wait.
+        flow.set("login_max_failures", "1").await;
+        flow.set("login_lockout_seconds", "60").await;
+        let from = |address: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                "x-forwarded-for",
+                format!("6.6.6.6, {address}").parse().unwrap(),
+            );
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap()
+        };
+        // Someone at 198.51.100.7 guesses names until the address waits.
+        flow.browser = from("198.51.100.7");
+        for n in 1..=6 {
+            let response = flow
+                .sign_in_with(&format!("guess{n}"), "wrong", "/login")
+                .await;
+            assert!(
+                response.status() == StatusCode::UNAUTHORIZED || n > 5,
+                "{n}"
+            );
+        }
+        // alice, at another address, signs in: only the guesser's address waits.
+        flow.browser = from("203.0.113.20");
+        let alice = flow
+            .sign_in_with("alice", &password_of("alice"), "/account")
+            .await;
+        let expected = if trusted {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(alice.status(), expected, "trusted proxy: {trusted}");
+
+        let rows = authledger_projections::audit::AuditLog::query(
+            &flow.store.db,
+            &authledger_projections::audit::AuditFilter {
+                username: Some("guess1".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+        let ip = if trusted { "198.51.100.7" } else { "127.0.0.1" };
+        assert_eq!(rows[0].ip.as_deref(), Some(ip), "trusted proxy: {trusted}");
+    }
+}
