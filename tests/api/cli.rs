@@ -157,7 +157,7 @@ on_both_stores! {
             (&["client", "create", "--name", "x", "--redirect-uri", "http://remote.example/cb"], "loopback", 5),
             (&["client", "create", "--name", "x", "--grant-type", "password", "--redirect-uri", "https://a.example/cb"], "unknown grant type `password`", 5),
             (&["client", "create", "--name", "x", "--public", "--grant-type", "client_credentials"], "public client cannot use `client_credentials`", 5),
-            (&["client", "show", "no-such-client"], "not registered", 3),
+            (&["client", "show", "no-such-client"], "no client has that id or name", 3),
             (&["client", "rotate-secret", "no-such-client"], "not registered", 3),
             (&["user", "create", "--username", "x y", "--password", "long enough"], "username", 5),
             (&["user", "create", "--username", "frank", "--password", "short"], "at least 8", 5),

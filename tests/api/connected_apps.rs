@@ -818,11 +818,21 @@ async fn the_server_log_holds_no_secret_of_a_connection() {
         .unwrap();
     let (_, person) = pair.token(Some("alice")).await;
     let (_, own) = pair.token(None).await;
-    let disconnected = crate::helpers::cli(
-        &pair.ours.app.db,
-        &["connected-app", "disconnect", "provider", "--user", "alice"],
+    // In another thread: this one runs both servers, and the CLI calls the provider.
+    let db = pair.ours.app.db.shared();
+    let disconnected = tokio::task::spawn_blocking(move || {
+        crate::helpers::cli(
+            &db,
+            &["connected-app", "disconnect", "provider", "--user", "alice"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        disconnected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disconnected.stderr)
     );
-    assert!(disconnected.status.success());
 
     let log = captured.text();
     assert!(

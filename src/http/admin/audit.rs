@@ -11,8 +11,10 @@ use super::paging::{page, DEFAULT_PAGE};
 use crate::admin as ops;
 use crate::http::AppState;
 
+/// `client` (or `client_id`), `user`, `grant`, `type`, `since`, `until`: the CLI's names.
 #[derive(Deserialize)]
 pub(super) struct AuditQuery {
+    #[serde(alias = "client")]
     client_id: Option<String>,
     user: Option<String>,
     grant: Option<String>,
