@@ -14,8 +14,8 @@ pub(super) enum ClientCommand {
     /// Register a client; prints JSON with `client_id` and, if confidential, `client_secret`
     /// (shown only this once).
     Create(Box<ClientInput>),
-    /// Every client, as JSON (secrets are never shown again).
-    List,
+    /// Every client, as JSON or --format table (secrets are never shown again).
+    List(super::output::ListFormat),
     /// One client's registration, as JSON.
     Show {
         /// The client's id, or its name when no other client has it.
@@ -72,7 +72,7 @@ pub(super) async fn client(
             .await?;
             print_json(&client.to_json())
         }
-        ClientCommand::List => {
+        ClientCommand::List(list) => {
             let clients = all_pages(
                 |after| async move {
                     admin::clients::list(store, after.as_deref(), admin::MAX_PAGE).await
@@ -80,7 +80,18 @@ pub(super) async fn client(
                 |c| c.client_id.clone(),
             )
             .await?;
-            print_json(&clients)
+            super::output::print_records(
+                &clients,
+                list.format,
+                &[
+                    ("CLIENT_ID", "/client_id"),
+                    ("NAME", "/name"),
+                    ("STATUS", "/status"),
+                    ("PUBLIC", "/public"),
+                    ("GRANT_TYPES", "/metadata/grant_types"),
+                    ("REGISTERED", "/registered_at"),
+                ],
+            )
         }
         ClientCommand::Show { client_id } => {
             print_json(&admin::clients::find(store, &client_id).await?)

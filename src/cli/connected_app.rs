@@ -21,8 +21,8 @@ pub(super) enum ConnectedAppCommand {
     /// Change an app: each option given replaces its value (a new secret from stdin or a
     /// file); prints the app as JSON.
     Update(Box<UpdateArgs>),
-    /// Every connected app, as JSON.
-    List,
+    /// Every connected app, as JSON or --format table.
+    List(super::output::ListFormat),
     /// One app, with the redirect URI to register at the provider, as JSON.
     Show {
         /// The app's id (the slug of its name).
@@ -271,7 +271,16 @@ pub(super) async fn connected_app(
             .await?;
             print_json(&updated)
         }
-        ConnectedAppCommand::List => print_json(&connected_apps::list(store).await?),
+        ConnectedAppCommand::List(list) => super::output::print_records(
+            &connected_apps::list(store).await?,
+            list.format,
+            &[
+                ("ID", "/app_id"),
+                ("NAME", "/name"),
+                ("CLIENT_ID", "/client_id"),
+                ("STATUS", "/status"),
+            ],
+        ),
         ConnectedAppCommand::Show { id } => {
             print_json(&connected_apps::show(store, &issuer(), &id).await?)
         }

@@ -3,15 +3,15 @@
 use authledger_domain::client::IdTokenAlg;
 use clap::Subcommand;
 
-use super::output::print_json;
 use super::{cli_metadata, MasterKeySource};
 use crate::error::AppError;
 use crate::store::Store;
 
 #[derive(Subcommand)]
 pub(super) enum KeysCommand {
-    /// Every key with its state (published, active, retired, removed), as JSON.
-    List,
+    /// Every key with its state (published, active, retired, removed), as JSON or --format
+    /// table.
+    List(super::output::ListFormat),
     /// Generate new keys: published now, signing after `key_activation_delay`.
     Rotate {
         /// Every algorithm when omitted.
@@ -50,6 +50,10 @@ pub(super) async fn keys(
     command: KeysCommand,
     master: &MasterKeySource,
 ) -> Result<(), AppError> {
+    let command_format = match &command {
+        KeysCommand::List(list) => Some(*list),
+        KeysCommand::Rotate { .. } => None,
+    };
     if let KeysCommand::Rotate { algs, now } = command {
         let algs = if algs.is_empty() {
             crate::signing::ASYMMETRIC.to_vec()
@@ -77,5 +81,19 @@ pub(super) async fn keys(
             })
         })
         .collect();
-    print_json(&listed)
+    let format = match command_format {
+        Some(list) => list.format,
+        None => super::audit::Format::Json,
+    };
+    super::output::print_records(
+        &listed,
+        format,
+        &[
+            ("KID", "/kid"),
+            ("ALG", "/alg"),
+            ("STATE", "/state"),
+            ("ACTIVATE_AFTER", "/activate_after"),
+            ("REMOVE_AFTER", "/remove_after"),
+        ],
+    )
 }

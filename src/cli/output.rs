@@ -22,6 +22,53 @@ pub(super) fn table<T: Into<comfy_table::Cell>>(
     table
 }
 
+/// Records as JSON (an array, the default: what scripts read) or, with `--format table`, one
+/// row each with the `columns` given as (header, JSON pointer into the record).
+pub(super) fn print_records(
+    records: &impl Serialize,
+    format: super::audit::Format,
+    columns: &[(&str, &str)],
+) -> Result<(), AppError> {
+    if format == super::audit::Format::Json {
+        return print_json(records);
+    }
+    let value = serde_json::to_value(records).map_err(|e| AppError::Internal(e.into()))?;
+    let cell = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "-".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(items)) if items.is_empty() => "-".to_owned(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(other) => other.to_string(),
+    };
+    let mut table = table(columns.iter().map(|(header, _)| *header));
+    for record in value.as_array().map(Vec::as_slice).unwrap_or_default() {
+        table.add_row(
+            columns
+                .iter()
+                .map(|(_, pointer)| cell(record.pointer(pointer))),
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    for line in table.lines() {
+        if !write_line(&mut out, line.trim_end())? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `--format` of a listing: JSON unless asked for a table.
+#[derive(clap::Args, Clone, Copy)]
+pub(super) struct ListFormat {
+    /// json (the default, for programs) or table (for people).
+    #[arg(long, value_enum, default_value_t = super::audit::Format::Json)]
+    pub format: super::audit::Format,
+}
+
 pub(super) fn print_json(value: &impl Serialize) -> Result<(), AppError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| AppError::Internal(e.into()))?;
     write_line(&mut std::io::stdout().lock(), &text).map(drop)

@@ -18,8 +18,8 @@ pub(super) enum SocialLoginCommand {
     Create(Box<CreateArgs>),
     /// Change a provider: each option given replaces its value (enable or disable it here).
     Update(Box<UpdateArgs>),
-    /// Every provider, as JSON.
-    List,
+    /// Every provider, as JSON or --format table.
+    List(super::output::ListFormat),
     /// One provider, with the redirect URI to register at it, as JSON.
     Show {
         /// The provider's id (the slug of its name).
@@ -196,7 +196,16 @@ pub(super) async fn social_login(
                 social_login::update(store, &master, &issuer, &args.id, change, &metadata).await?;
             print_json(&updated)
         }
-        SocialLoginCommand::List => print_json(&social_login::list(store).await?),
+        SocialLoginCommand::List(list) => super::output::print_records(
+            &social_login::list(store).await?,
+            list.format,
+            &[
+                ("ID", "/provider_id"),
+                ("NAME", "/name"),
+                ("STATUS", "/status"),
+                ("UPDATED", "/updated_at"),
+            ],
+        ),
         SocialLoginCommand::Show { id } => {
             print_json(&social_login::show(store, &issuer, &id).await?)
         }

@@ -38,8 +38,8 @@ pub(super) enum UserCommand {
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
     },
-    /// Every user, as JSON.
-    List,
+    /// Every user, as JSON (or --format table).
+    List(super::output::ListFormat),
     /// One user with their roles, profile and two-factor state, as JSON.
     Show {
         /// The user's name.
@@ -134,7 +134,7 @@ pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppE
             };
             print_json(&admin::users::create(store, input, &metadata).await?)
         }
-        UserCommand::List => {
+        UserCommand::List(list) => {
             let users = all_pages(
                 |after| async move {
                     admin::users::list(store, after.as_deref(), admin::MAX_PAGE).await
@@ -142,7 +142,18 @@ pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppE
                 |u| u.username.clone(),
             )
             .await?;
-            print_json(&users)
+            super::output::print_records(
+                &users,
+                list.format,
+                &[
+                    ("USERNAME", "/username"),
+                    ("STATUS", "/status"),
+                    ("ROLES", "/roles"),
+                    ("EMAIL", "/profile/email"),
+                    ("TWO_FACTOR", "/two_factor"),
+                    ("LAST_LOGIN", "/last_login_at"),
+                ],
+            )
         }
         UserCommand::Show { username } => print_json(&admin::users::show(store, &username).await?),
         UserCommand::Disable { username } => {

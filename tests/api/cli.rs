@@ -308,6 +308,11 @@ async fn dangerous_commands_need_intent() {
         serde_json::json!(["admin"]),
         "unchanged"
     );
+    let table = String::from_utf8(cli(&db, &["user", "list", "--format", "table"]).stdout).unwrap();
+    assert!(
+        table.starts_with("USERNAME") && table.lines().nth(1).unwrap().contains("admin"),
+        "{table}"
+    );
     let none = cli_json(&db, &["user", "set-roles", "ada", "--none"]);
     assert_eq!(none["roles"], serde_json::json!([]), "{none}");
 
@@ -322,6 +327,11 @@ async fn dangerous_commands_need_intent() {
     );
     let after = cli_json(&db, &["keys", "list"]).as_array().unwrap().len();
     assert_eq!(after, before + 1);
+    let keys = String::from_utf8(cli(&db, &["keys", "list", "--format", "table"]).stdout).unwrap();
+    assert!(keys.starts_with("KID") && keys.contains("ES256"), "{keys}");
+    let clients =
+        String::from_utf8(cli(&db, &["client", "list", "--format", "table"]).stdout).unwrap();
+    assert!(clients.starts_with("CLIENT_ID"), "{clients}");
 }
 
 /// `client show` takes a name as well as an id; a name two clients share names neither.
