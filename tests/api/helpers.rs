@@ -286,9 +286,10 @@ macro_rules! on_both_stores {
 }
 
 /// The log lines this thread writes while a [`LogCapture`] lives: what a server running on a
-/// `current_thread` test runtime logs. One subscriber for the whole test binary, installed
-/// once, lets through only the events of a capturing thread: a subscriber set per thread
-/// (`set_default`) loses events when other test threads register the same call sites first.
+/// `current_thread` test runtime logs. One subscriber for the whole process, installed once,
+/// lets through only the events of a capturing thread. Among many tests' threads it still
+/// misses call sites, so a test that captures runs alone in a process of its own (see
+/// `connected_apps::the_server_log_holds_no_secret_of_a_connection`).
 pub struct LogCapture(());
 
 thread_local! {
@@ -298,6 +299,13 @@ thread_local! {
 impl LogCapture {
     /// Captures this thread's log lines at `debug` and above until dropped.
     pub fn start() -> LogCapture {
+        LogCapture::install();
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        LogCapture(())
+    }
+
+    /// The one subscriber of the test binary (every server start calls this first).
+    pub fn install() {
         static INSTALLED: std::sync::Once = std::sync::Once::new();
         INSTALLED.call_once(|| {
             use tracing_subscriber::layer::SubscriberExt;
@@ -313,8 +321,6 @@ impl LogCapture {
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(lines))
                 .expect("no other global subscriber in the tests");
         });
-        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
-        LogCapture(())
     }
 
     pub fn text(&self) -> String {
