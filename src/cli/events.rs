@@ -28,19 +28,35 @@ pub(super) fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppEr
     crate::replay::parse_aggregate(raw)
 }
 
+/// How `events` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum EventsFormat {
+    /// A line for people per event, its payload under it.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 pub(super) async fn events(
     db: &Db,
     aggregate: Option<String>,
     since: Option<String>,
+    until: Option<String>,
     json: bool,
 ) -> Result<(), AppError> {
-    let since: Option<DateTime<Utc>> = since
-        .map(|raw| {
+    let time = |flag: &str, raw: Option<String>| -> Result<Option<DateTime<Utc>>, AppError> {
+        raw.map(|raw| {
             authledger_domain::instant::parse(&raw, Utc::now())
-                .map_err(|e| AppError::invalid(format!("--since {e}")))
+                .map_err(|e| AppError::invalid(format!("--{flag} {e}")))
         })
-        .transpose()?;
-    let keep = |event: &StoredEvent| since.is_none_or(|since| event.metadata.at >= since);
+        .transpose()
+    };
+    let since = time("since", since)?;
+    let until = time("until", until)?;
+    let keep = |event: &StoredEvent| {
+        since.is_none_or(|since| event.metadata.at >= since)
+            && until.is_none_or(|until| event.metadata.at < until)
+    };
     let mut out = std::io::stdout().lock();
     // Returns whether to go on.
     let mut print = |event: &StoredEvent| -> Result<bool, AppError> {

@@ -164,11 +164,17 @@ enum Command {
         /// Only this aggregate's events, e.g. client:ID or user:NAME.
         #[arg(long, value_name = "TYPE:ID")]
         aggregate: Option<String>,
-        /// Only events at or after this RFC 3339 time.
-        #[arg(long, value_name = "RFC3339")]
+        /// Only events at or after this time: RFC 3339, a date, or a time ago (24h, 7d).
+        #[arg(long, value_name = "TIME")]
         since: Option<String>,
-        /// One JSON object per line.
-        #[arg(long)]
+        /// Only events before this time, in the same forms.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// text for people (the default), or json: one JSON object per line.
+        #[arg(long, value_enum, default_value_t = events::EventsFormat::Text)]
+        format: events::EventsFormat,
+        /// The same as --format json (its first name).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
 }
@@ -405,10 +411,13 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
         Command::Events {
             aggregate,
             since,
+            until,
+            format,
             json,
         } => {
             let store = open(&database_url).await?;
-            events::events(&store.db, aggregate, since, json).await
+            let json = json || format == events::EventsFormat::Json;
+            events::events(&store.db, aggregate, since, until, json).await
         }
     }
 }

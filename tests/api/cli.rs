@@ -98,6 +98,11 @@ on_both_stores! {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let types: Vec<&str> = lines.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+        // The same with the names every command uses, and a window.
+        let windowed = cli(&db, &["events", "--format", "json", "--since", "1h", "--until", "now"]);
+        assert_eq!(String::from_utf8(windowed.stdout).unwrap().lines().count(), lines.len());
+        let before = cli(&db, &["events", "--until", "2000-01-01"]);
+        assert!(before.status.success() && before.stdout.is_empty());
         assert_eq!(types, [
             "UserRegistered", "ClientRegistered", "ClientRegistered",
             "ClientDisabled", "ClientSecretRotated", "ClientEnabled",
