@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::store::Store;
 
 /// `history TYPE:ID`: one aggregate's events with their metadata.
-pub(super) async fn history(store: &Store, aggregate: &str) -> Result<(), AppError> {
+pub(super) async fn history(store: &Store, aggregate: &str, json: bool) -> Result<(), AppError> {
     let (kind, id) = parse_aggregate(aggregate)?;
     let events = event_log::read_aggregate(&store.db, kind, &id).await?;
     if events.is_empty() {
@@ -17,7 +17,11 @@ pub(super) async fn history(store: &Store, aggregate: &str) -> Result<(), AppErr
     }
     let mut out = std::io::stdout().lock();
     for event in &events {
-        if !write_line(&mut out, &describe(event))? {
+        let line = match json {
+            true => serde_json::to_string(event).map_err(|e| AppError::Internal(e.into()))?,
+            false => describe(event),
+        };
+        if !write_line(&mut out, &line)? {
             break;
         }
     }

@@ -140,6 +140,9 @@ enum Command {
         /// Which aggregate, e.g. client:ID, user:NAME, grant:ID, consent:USER:CLIENT.
         #[arg(value_name = "TYPE:ID")]
         aggregate: String,
+        /// text for people (the default), or json: one JSON object per line.
+        #[arg(long, value_enum, default_value_t = events::EventsFormat::Text)]
+        format: events::EventsFormat,
     },
     /// What a token is: its grant, the grant's history, and whether it could be used.
     #[command(subcommand)]
@@ -397,8 +400,9 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
         Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
         Command::Usage(args) => usage::usage(&open(&database_url).await?, args).await,
         Command::Token(command) => token::token(&open(&database_url).await?, command).await,
-        Command::History { aggregate } => {
-            events::history(&open(&database_url).await?, &aggregate).await
+        Command::History { aggregate, format } => {
+            let json = format == events::EventsFormat::Json;
+            events::history(&open(&database_url).await?, &aggregate, json).await
         }
         Command::State { aggregate, as_of } => {
             let store = open(&database_url).await?;

@@ -103,6 +103,9 @@ on_both_stores! {
         assert_eq!(String::from_utf8(windowed.stdout).unwrap().lines().count(), lines.len());
         let before = cli(&db, &["events", "--until", "2000-01-01"]);
         assert!(before.status.success() && before.stdout.is_empty());
+        let alice = cli(&db, &["history", "user:alice", "--format", "json"]);
+        let first: serde_json::Value = serde_json::from_str(String::from_utf8(alice.stdout).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(first["event_type"], "UserRegistered");
         assert_eq!(types, [
             "UserRegistered", "ClientRegistered", "ClientRegistered",
             "ClientDisabled", "ClientSecretRotated", "ClientEnabled",
