@@ -158,10 +158,7 @@ struct NewClientPage<'a> {
 
 impl NewClientPage<'_> {
     fn error_for(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| f == field)
-            .map(|(_, why)| why.as_str())
+        super::field_error(&self.error, field)
     }
 }
 
@@ -324,13 +321,7 @@ pub async fn delete(
         let (operator, form) = change(&app, jar, &uri, &body).await?;
         let store = &app.authority.store;
         let client = crate::admin::clients::show(store, &id).await?;
-        if form.get("confirm_name").map(str::trim) != Some(client.name.trim()) {
-            return Err(AppError::invalid_field(
-                "confirm_name",
-                "type the client's name exactly to delete it",
-            )
-            .into());
-        }
+        super::confirm_deletion(&form, &client.name, "client")?;
         let actor = context.metadata(Actor::User(operator.username));
         crate::admin::clients::delete(store, &id, &actor).await?;
         Ok::<_, Refusal>(Redirect::to("/admin/clients").into_response())

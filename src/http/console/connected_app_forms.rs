@@ -140,10 +140,7 @@ impl FormPage<'_> {
     }
 
     fn error_for(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| f == field)
-            .map(|(_, why)| why.as_str())
+        super::field_error(&self.error, field)
     }
 }
 
@@ -366,12 +363,7 @@ pub async fn delete(
     act(&app, jar, &uri, &context, &body, async |actor, form| {
         let store = &authority.store;
         let current = connected_apps::show(store, &authority.issuer, &id).await?;
-        if form.get("confirm_name").map(str::trim) != Some(current.name.trim()) {
-            return Err(AppError::invalid_field(
-                "confirm_name",
-                "type the app's name exactly to delete it",
-            ));
-        }
+        super::confirm_deletion(&form, &current.name, "app")?;
         connected_apps::delete(store, &authority.master, &id, &actor).await?;
         Ok("/admin/connected-apps".to_owned())
     })

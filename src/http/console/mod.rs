@@ -261,6 +261,25 @@ pub async fn change(
     Ok((operator, form))
 }
 
+/// A delete form's confirmation: the name typed (spaces around it aside) must be the thing's.
+pub fn confirm_deletion(form: &Params, name: &str, what: &str) -> Result<(), AppError> {
+    if form.get("confirm_name").map(str::trim) != Some(name.trim()) {
+        return Err(AppError::invalid_field(
+            "confirm_name",
+            format!("type the {what}'s name exactly to delete it"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a form refused `field`, when its refusal (field, why) is about that field.
+pub fn field_error<'a>(error: &'a Option<(String, String)>, field: &str) -> Option<&'a str> {
+    error
+        .as_ref()
+        .filter(|(f, _)| f == field)
+        .map(|(_, why)| why.as_str())
+}
+
 /// The signed-in person, if they may change things (the pages that hold a form to do so).
 pub async fn admin(
     app: &AppState,

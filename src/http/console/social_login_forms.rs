@@ -165,10 +165,7 @@ struct FormPage<'a> {
 
 impl FormPage<'_> {
     fn error_for(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| f == field)
-            .map(|(_, why)| why.as_str())
+        super::field_error(&self.error, field)
     }
 }
 
@@ -363,12 +360,7 @@ pub async fn delete(
     act(&app, jar, &uri, &context, &body, async |actor, form| {
         let store = &authority.store;
         let current = social_login::show(store, &authority.issuer, &id).await?;
-        if form.get("confirm_name").map(str::trim) != Some(current.name.trim()) {
-            return Err(AppError::invalid_field(
-                "confirm_name",
-                "type the provider's name exactly to delete it",
-            ));
-        }
+        super::confirm_deletion(&form, &current.name, "provider")?;
         social_login::delete(store, &id, &actor).await?;
         Ok("/admin/social-logins".to_owned())
     })
