@@ -487,6 +487,14 @@ impl KeyRing {
     }
 }
 
+/// A key as `keys list` and `export` show it: never its private half.
+pub fn summary(key: &authledger_domain::signing_keys::SigningKey) -> serde_json::Value {
+    serde_json::json!({
+        "kid": key.kid, "alg": key.alg.as_str(), "state": key.state,
+        "activate_after": key.activate_after, "remove_after": key.remove_after,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

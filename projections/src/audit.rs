@@ -22,7 +22,7 @@ use crate::{Projection, ProjectionError};
 
 pub struct AuditLog;
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub global_position: i64,
     pub occurred_at: String,

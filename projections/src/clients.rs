@@ -14,14 +14,17 @@ use crate::{Projection, ProjectionError};
 
 pub struct ClientsView;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClientSummary {
     pub client_id: String,
     pub name: String,
     pub status: String,
     /// `true` for public clients (`token_endpoint_auth_method` = `none`).
     pub public: bool,
+    /// The client's metadata as RFC 7591 names it.
+    #[schema(value_type = Object)]
     pub metadata: ClientMetadata,
+    #[schema(value_type = String)]
     pub registered_via: RegistrationSource,
     pub registered_at: String,
     pub registered_by: String,

@@ -15,7 +15,7 @@ use crate::{Projection, ProjectionError};
 
 pub struct ConnectedAppsView;
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct ConnectedAppRecord {
     pub app_id: String,
     pub name: String,

@@ -14,7 +14,7 @@ use crate::{Projection, ProjectionError};
 
 pub struct ConsentsView;
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct ConsentRecord {
     pub username: String,
     pub client_id: String,

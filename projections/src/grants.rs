@@ -325,7 +325,7 @@ impl Projection for GrantsView {
 }
 
 /// One token, with the state of everything its use depends on.
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub token_hash: String,
     pub kind: String,
@@ -371,7 +371,7 @@ pub struct Subject {
     pub username: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct GrantRecord {
     pub grant_id: String,
     pub grant_type: String,

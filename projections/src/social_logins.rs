@@ -14,7 +14,7 @@ use crate::{Projection, ProjectionError};
 
 pub struct SocialLoginsView;
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct SocialLoginRecord {
     pub provider_id: String,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct SocialLoginRecord {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct IdentityRecord {
     pub provider_id: String,
     pub subject: String,

@@ -22,7 +22,7 @@ pub fn usage_hour(at: DateTime<Utc>) -> String {
     hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct UsageRow {
     pub hour: String,
     pub client_id: String,

@@ -15,11 +15,14 @@ use crate::{Projection, ProjectionError};
 
 pub struct UsersView;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserSummary {
     pub username: String,
     pub status: String,
+    /// `email`, `name`, `given_name`, `family_name`, `picture`, each when set.
+    #[schema(value_type = Object)]
     pub profile: UserProfile,
+    #[schema(value_type = Vec<String>)]
     pub roles: BTreeSet<Role>,
     pub registered_at: String,
     pub registered_by: String,

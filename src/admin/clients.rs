@@ -23,7 +23,16 @@ pub const DEFAULT_SCOPES: &str = "openid profile email";
 /// admin API's JSON body are this one type, checked by one [`ClientInput::parse`]. (Dynamic
 /// registration speaks RFC 7591: `oauth::registration` reads its request into this type and
 /// adds its narrower rules.)
-#[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    clap::Args,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
     /// What people see on the consent page.
@@ -157,6 +166,49 @@ impl From<InvalidClientInput> for AppError {
 }
 
 impl ClientInput {
+    /// The input that [`ClientInput::parse`]s back to `metadata`: how `export` writes a
+    /// client, so that `import` checks it as any operator's input.
+    pub fn from_metadata(metadata: &ClientMetadata) -> ClientInput {
+        let text = |url: &Option<WebUrl>| url.as_ref().map(|u| u.as_str().to_owned());
+        ClientInput {
+            name: metadata.name.clone(),
+            redirect_uris: metadata
+                .redirect_uris
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            default_redirect_uri: metadata
+                .default_redirect_uri
+                .as_ref()
+                .map(|u| u.to_string()),
+            scope: Some(metadata.scopes.to_string()),
+            grant_types: metadata.grant_types.iter().map(|g| g.to_string()).collect(),
+            token_endpoint_auth_method: Some(metadata.token_endpoint_auth_method.to_string()),
+            public: false,
+            skip_authorization: metadata.skip_authorization,
+            require_pkce: metadata.require_pkce,
+            allowed_roles: metadata.allowed_roles.iter().cloned().collect(),
+            client_uri: text(&metadata.client_uri),
+            logo_uri: text(&metadata.logo_uri),
+            tos_uri: text(&metadata.tos_uri),
+            policy_uri: text(&metadata.policy_uri),
+            contacts: metadata.contacts.clone(),
+            software_id: metadata.software_id.clone(),
+            software_version: metadata.software_version.clone(),
+            id_token_signed_response_alg: metadata
+                .id_token_signed_response_alg
+                .map(|alg| alg.as_str().to_owned()),
+            frappe_claims: metadata.frappe_claims,
+            post_logout_redirect_uris: metadata
+                .post_logout_redirect_uris
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            backchannel_logout_uri: text(&metadata.backchannel_logout_uri),
+            backchannel_logout_session_required: metadata.backchannel_logout_session_required,
+        }
+    }
+
     /// Parses every field; the first problem found is reported with the field's name.
     pub fn parse(self) -> Result<ClientMetadata, InvalidClientInput> {
         let redirect_uris = self
@@ -332,6 +384,29 @@ pub async fn register_parsed(
 ) -> Result<NewClient, AppError> {
     let client_id =
         ClientId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid client_id");
+    register_as(
+        store,
+        client_id,
+        client_metadata,
+        via,
+        registration_access_token_hash,
+        metadata,
+        master,
+    )
+    .await
+}
+
+/// Registers a client under an id chosen by the caller (`import` keeps the exported ids,
+/// which relying parties are configured with); refused if the id is taken.
+pub async fn register_as(
+    store: &Store,
+    client_id: ClientId,
+    client_metadata: ClientMetadata,
+    via: RegistrationSource,
+    registration_access_token_hash: Option<SecretHash>,
+    metadata: &EventMetadata,
+    master: Option<&MasterKey>,
+) -> Result<NewClient, AppError> {
     let secret = (!client_metadata.token_endpoint_auth_method.is_public())
         .then(|| secrets::mint(CLIENT_SECRET_PREFIX));
     // Sealed before the client exists, so no HS256 client is ever without its secret.

@@ -4,6 +4,8 @@
 
 pub mod clients;
 pub mod grants;
+pub mod settings;
+pub mod transfer;
 pub mod usage;
 pub mod users;
 

@@ -23,7 +23,7 @@ pub struct UsageQuery {
 }
 
 /// The rows, and their sums per metric.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageReport {
     pub since: Option<String>,
     pub until: Option<String>,

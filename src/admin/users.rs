@@ -68,7 +68,8 @@ pub async fn create(
 }
 
 /// A person's profile claims as typed; an empty value clears the claim.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProfileInput {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -77,7 +78,7 @@ pub struct ProfileInput {
     pub picture: Option<String>,
 }
 
-fn parse_profile(input: ProfileInput) -> Result<UserProfile, AppError> {
+pub fn parse_profile(input: ProfileInput) -> Result<UserProfile, AppError> {
     let text = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let profile = UserProfile {
         email: text(input.email).as_deref().map(Email::parse).transpose()?,

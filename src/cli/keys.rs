@@ -71,16 +71,7 @@ pub(super) async fn keys(
         .load(authledger_domain::signing_keys::SIGNING_KEYS_ID)
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
-    let listed: Vec<serde_json::Value> = keys
-        .keys()
-        .iter()
-        .map(|k| {
-            serde_json::json!({
-                "kid": k.kid, "alg": k.alg.as_str(), "state": k.state,
-                "activate_after": k.activate_after, "remove_after": k.remove_after,
-            })
-        })
-        .collect();
+    let listed: Vec<serde_json::Value> = keys.keys().iter().map(crate::signing::summary).collect();
     let format = match command_format {
         Some(list) => list.format,
         None => super::audit::Format::Json,

@@ -34,6 +34,7 @@ mod projections;
 mod settings;
 mod social_login;
 mod token;
+mod transfer;
 mod usage;
 mod user;
 
@@ -162,6 +163,12 @@ enum Command {
     /// List or rotate the ID token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write the configuration (settings, clients, users; signing-key, connected-app and
+    /// social-login metadata) to one JSON document, without any secret.
+    Export(transfer::ExportArgs),
+    /// Apply a document `export` wrote: creates and changes through the ordinary commands
+    /// (one event each, actor the CLI), leaves alone what matches; checked whole first.
+    Import(transfer::ImportArgs),
     /// Print the raw event history, with metadata.
     Events {
         /// Only this aggregate's events, e.g. client:ID or user:NAME.
@@ -409,6 +416,8 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
+        Command::Export(args) => transfer::export(&open(&database_url).await?, args).await,
+        Command::Import(args) => transfer::import(&open(&database_url).await?, args, &master).await,
         Command::Projections(command) => {
             projections::projections(&open(&database_url).await?, command).await
         }

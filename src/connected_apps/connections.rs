@@ -37,9 +37,11 @@ fn connection_error(error: AggregateError<ConnectionError>) -> AppError {
 }
 
 /// A currently valid access token of a connection.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct FreshToken {
     pub access_token: String,
+    /// `Bearer`.
+    #[schema(value_type = String)]
     pub token_type: &'static str,
     /// RFC 3339, when the provider said.
     pub expires_at: Option<String>,

@@ -60,7 +60,7 @@ impl std::fmt::Debug for ConnectedAppInput {
 }
 
 /// What `show` and `create` answer: the app and the redirect URI to register at the provider.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AppSummary {
     pub id: String,
     pub name: String,

@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::Key;
 use crate::oauth::Authority;
 
 mod account;
-mod admin;
+pub mod admin;
 mod app;
 mod authorize;
 mod background;

@@ -20,6 +20,7 @@ use super::context::RequestContext;
 use super::{paths, AppState};
 use crate::admin::clients;
 use crate::error::{client_error, AppError};
+use crate::http::admin::openapi::OAuthErrorBody;
 use crate::oauth::registration::{
     describe, refusal, to_metadata, RegistrationError, RegistrationRequest,
 };
@@ -138,6 +139,39 @@ fn registration_client_uri(app: &AppState, client_id: &str) -> String {
     format!("{}{}/{client_id}", app.authority.issuer, paths::REGISTER)
 }
 
+/// The client information response (RFC 7591 §3.2.1, RFC 7592 §3): the client's metadata
+/// (the request's names) with these.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents what `register` and `read_back` build
+pub(crate) struct ClientInformation {
+    client_id: String,
+    /// Confidential clients only, and only when registering.
+    client_secret: Option<String>,
+    /// 0: the secret does not expire.
+    client_secret_expires_at: Option<i64>,
+    /// Seconds since 1970; when registering.
+    client_id_issued_at: Option<i64>,
+    /// When registering: the bearer token of `registration_client_uri` (RFC 7592).
+    registration_access_token: Option<String>,
+    registration_client_uri: String,
+}
+
+#[utoipa::path(
+    post, path = "/oauth/register", tag = "registration",
+    description = "RFC 7591 dynamic client registration (also at Frappe's `/api/method/frappe.integrations.oauth2.register_client`). Off unless the setting `enable_dynamic_registration` is on (404 then).",
+    request_body(content = RegistrationRequest, content_type = "application/json"),
+    security((), ("registration_token" = [])),
+    responses(
+        (status = 201, description = "Registered", body = ClientInformation),
+        (status = 400, description = "`invalid_client_metadata`, `invalid_redirect_uri`, or `invalid_request` (a control character in the path or body)", body = OAuthErrorBody),
+        (status = 401, description = "The initial access token the settings require is missing or wrong", body = OAuthErrorBody),
+        (status = 404, description = "Dynamic registration is switched off", body = OAuthErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB", body = OAuthErrorBody),
+        (status = 415, description = "The body is not application/json", body = OAuthErrorBody),
+        (status = 429, description = "Too many registrations from this address; see `Retry-After`", body = OAuthErrorBody),
+        (status = 503, description = "The store is unreachable", body = OAuthErrorBody),
+    ),
+)]
 pub async fn register(
     State(app): State<AppState>,
     context: RequestContext,
@@ -249,79 +283,145 @@ async fn authorized(
     }
 }
 
-pub async fn manage(
+/// The client a registration access token manages, when dynamic registration is on.
+async fn managed(
+    app: &AppState,
+    client_id: &str,
+    headers: &HeaderMap,
+) -> Result<authledger_domain::client::RegisteredClient, Response> {
+    match enabled_settings(app).await? {
+        Some(_) => authorized(app, client_id, headers).await,
+        None => Err(not_found()),
+    }
+}
+
+/// RFC 7592 §3: the client's metadata as it is now.
+fn read_back(
+    app: &AppState,
+    client_id: &str,
+    metadata: &authledger_domain::client::ClientMetadata,
+) -> Response {
+    let mut body = describe(client_id, metadata);
+    body.insert(
+        "registration_client_uri".into(),
+        json!(registration_client_uri(app, client_id)),
+    );
+    json_response(StatusCode::OK, Value::Object(body))
+}
+
+#[utoipa::path(
+    get, path = "/oauth/register/{client_id}", tag = "registration",
+    description = "RFC 7592 §2.1: read the client's registration.",
+    params(("client_id" = String, Path)),
+    security(("registration_token" = [])),
+    responses(
+        (status = 200, description = "The registration", body = ClientInformation),
+        (status = 400, description = "The path holds a control character", body = OAuthErrorBody),
+        (status = 401, description = "The registration access token is missing or not this client's", body = OAuthErrorBody),
+        (status = 404, description = "Dynamic registration is switched off", body = OAuthErrorBody),
+        (status = 503, description = "The store is unreachable", body = OAuthErrorBody),
+    ),
+)]
+pub async fn read_registration(
+    State(app): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match managed(&app, &client_id, &headers).await {
+        Ok(client) => read_back(&app, &client_id, &client.metadata),
+        Err(response) => response,
+    }
+}
+
+#[utoipa::path(
+    put, path = "/oauth/register/{client_id}", tag = "registration",
+    description = "RFC 7592 §2.2: replace the client's metadata (fields left out return to their defaults).",
+    params(("client_id" = String, Path)),
+    request_body(content = RegistrationRequest, content_type = "application/json"),
+    security(("registration_token" = [])),
+    responses(
+        (status = 200, description = "The registration as replaced", body = ClientInformation),
+        (status = 400, description = "`invalid_client_metadata`, `invalid_redirect_uri`, or `invalid_request` (a control character in the path or body)", body = OAuthErrorBody),
+        (status = 401, description = "The registration access token is missing or not this client's", body = OAuthErrorBody),
+        (status = 404, description = "Dynamic registration is switched off", body = OAuthErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB", body = OAuthErrorBody),
+        (status = 415, description = "The body is not application/json", body = OAuthErrorBody),
+        (status = 503, description = "The store is unreachable", body = OAuthErrorBody),
+    ),
+)]
+pub async fn replace_registration(
     State(app): State<AppState>,
     context: RequestContext,
-    method: axum::http::Method,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match enabled_settings(&app).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(),
-        Err(response) => return response,
+    if let Err(response) = managed(&app, &client_id, &headers).await {
+        return response;
     }
-    let client = match authorized(&app, &client_id, &headers).await {
-        Ok(client) => client,
-        Err(response) => return response,
+    if !super::edge::is_json(&headers) {
+        return not_json();
+    }
+    let request = match parse_request(&body) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
     };
-    let store = &app.authority.store;
+    if request
+        .client_id
+        .as_deref()
+        .is_some_and(|id| id != client_id)
+    {
+        return RegistrationError::InvalidClientMetadata(
+            "client_id: differs from the client being updated".into(),
+        )
+        .into_response();
+    }
+    let metadata = match to_metadata(request) {
+        Ok(metadata) => metadata,
+        Err(error) => return error.into_response(),
+    };
     let actor = context.metadata(Actor::Client(client_id.clone()));
-    let read_back = |metadata: &authledger_domain::client::ClientMetadata| {
-        let mut body = describe(&client_id, metadata);
-        body.insert(
-            "registration_client_uri".into(),
-            json!(registration_client_uri(&app, &client_id)),
-        );
-        json_response(StatusCode::OK, Value::Object(body))
-    };
-    match method {
-        axum::http::Method::GET => read_back(&client.metadata),
-        axum::http::Method::PUT => {
-            if !super::edge::is_json(&headers) {
-                return not_json();
-            }
-            let request = match parse_request(&body) {
-                Ok(request) => request,
-                Err(error) => return error.into_response(),
-            };
-            if request
-                .client_id
-                .as_deref()
-                .is_some_and(|id| id != client_id)
-            {
-                return RegistrationError::InvalidClientMetadata(
-                    "client_id: differs from the client being updated".into(),
-                )
-                .into_response();
-            }
-            let metadata = match to_metadata(request) {
-                Ok(metadata) => metadata,
-                Err(error) => return error.into_response(),
-            };
-            match clients::replace(store, &client_id, metadata.clone(), &actor).await {
-                Ok(()) => read_back(&metadata),
-                Err(AppError::Invalid { field, message }) => {
-                    let field = field.unwrap_or_else(|| "metadata".into());
-                    let reason = message
-                        .strip_prefix(&format!("{field}: "))
-                        .unwrap_or(&message)
-                        .to_owned();
-                    refusal(authledger_domain::client::ClientError::InvalidMetadata {
-                        field,
-                        reason,
-                    })
-                    .into_response()
-                }
-                Err(error) => internal(error),
-            }
+    match clients::replace(&app.authority.store, &client_id, metadata.clone(), &actor).await {
+        Ok(()) => read_back(&app, &client_id, &metadata),
+        Err(AppError::Invalid { field, message }) => {
+            let field = field.unwrap_or_else(|| "metadata".into());
+            let reason = message
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&message)
+                .to_owned();
+            refusal(authledger_domain::client::ClientError::InvalidMetadata { field, reason })
+                .into_response()
         }
-        axum::http::Method::DELETE => match clients::delete(store, &client_id, &actor).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(error) => internal(error),
-        },
-        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        Err(error) => internal(error),
+    }
+}
+
+#[utoipa::path(
+    delete, path = "/oauth/register/{client_id}", tag = "registration",
+    description = "RFC 7592 §2.3: delete the client; its tokens stop working.",
+    params(("client_id" = String, Path)),
+    security(("registration_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The path holds a control character", body = OAuthErrorBody),
+        (status = 401, description = "The registration access token is missing or not this client's", body = OAuthErrorBody),
+        (status = 404, description = "Dynamic registration is switched off", body = OAuthErrorBody),
+        (status = 503, description = "The store is unreachable", body = OAuthErrorBody),
+    ),
+)]
+pub async fn delete_registration(
+    State(app): State<AppState>,
+    context: RequestContext,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = managed(&app, &client_id, &headers).await {
+        return response;
+    }
+    let actor = context.metadata(Actor::Client(client_id.clone()));
+    match clients::delete(&app.authority.store, &client_id, &actor).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => internal(error),
     }
 }
 

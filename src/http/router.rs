@@ -63,9 +63,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route(paths::FRAPPE_REGISTER, post(register::register))
         .route(
             paths::REGISTRATION,
-            get(register::manage)
-                .put(register::manage)
-                .delete(register::manage),
+            get(register::read_registration)
+                .put(register::replace_registration)
+                .delete(register::delete_registration),
         )
         .layer(cors_for_public_clients(state.authority.clone()));
     // Responses that carry tokens, codes, claims or a person's pages: never cached.
@@ -115,7 +115,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let not_cached = Router::new()
         .merge(public_client_endpoints)
         .merge(pages)
-        .nest(paths::ADMIN_API, admin::router())
+        .merge(admin::router())
         .layer(render::no_store());
     Router::new()
         .merge(not_cached)

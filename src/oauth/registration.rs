@@ -20,7 +20,7 @@ pub const DYNAMIC_SCOPES: [&str; 4] = ["openid", "profile", "email", "roles"];
 const DEFAULT_SCOPE: &str = "openid profile email";
 
 /// RFC 7591 §2 client metadata, as sent. Unknown members are ignored (RFC 7591 §2).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct RegistrationRequest {
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -48,6 +48,7 @@ pub struct RegistrationRequest {
     /// RFC 7592 §2.2: an update names the client it updates.
     pub client_id: Option<String>,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub other: Map<String, Value>,
 }
 

@@ -184,7 +184,7 @@ impl std::fmt::Debug for SocialLoginInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderSummary {
     pub id: String,
     pub name: String,
@@ -195,7 +195,12 @@ pub struct ProviderSummary {
     pub authorization_uri: String,
     pub token_uri: String,
     pub userinfo_uri: Option<String>,
+    /// How the person is identified: `{"kind": "open_id"}` (the ID token's `sub`) or
+    /// `{"kind": "user_info", "property": P}`.
+    #[schema(value_type = Object)]
     pub identification: Identification,
+    /// `allow` or `deny`: whether unknown people get an account.
+    #[schema(value_type = String, pattern = "^(allow|deny)$")]
     pub sign_ups: SignUps,
     pub trusted_emails: bool,
     pub enabled: bool,

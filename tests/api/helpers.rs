@@ -353,3 +353,38 @@ impl std::io::Write for ThreadBuffer {
         Ok(())
     }
 }
+
+/// Makes sure a Python package is importable (`check` is what to run after `python3`),
+/// installing `specs` from PyPI if not: `.ci/run` installs them beforehand, and this keeps
+/// `cargo test` self-sufficient on a fresh machine. One pip at a time: tests on both stores
+/// may ask at once, and the second finds it installed.
+pub fn ensure_python(check: &[&str], specs: &[&str]) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let ready = || {
+        Command::new("python3")
+            .args(check)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready() {
+        return;
+    }
+    let installed = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(specs)
+        .status()
+        .expect("python3 runs");
+    assert!(
+        installed.success() && ready(),
+        "could not install {specs:?} from PyPI"
+    );
+}

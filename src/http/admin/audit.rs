@@ -1,28 +1,43 @@
 //! `/admin/api/audit` and `/usage`.
 
+use authledger_projections::audit::AuditRecord;
 use authledger_projections::audit::{AuditFilter, AuditLog};
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::auth::Admin;
 use super::error::{ok, ApiError, ApiResult};
+use super::openapi::Paged;
 use super::paging::{page, DEFAULT_PAGE};
 use crate::admin as ops;
+use crate::admin::usage::UsageReport;
 use crate::http::AppState;
 
 /// `client` (or `client_id`), `user`, `grant`, `type`, `since`, `until`: the CLI's names.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
+    /// Only events of this client (`client` works too).
     #[serde(alias = "client")]
     client_id: Option<String>,
+    /// Only events of this person (username).
     user: Option<String>,
+    /// Only events of this grant.
     grant: Option<String>,
+    /// An event type, e.g. `LoginFailed` (case-insensitive); an unknown one is a 400 that
+    /// lists the known.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// From this time: RFC 3339, a date (`2026-11-22`), `now`, or a time ago (`24h`, `7d`).
     since: Option<String>,
+    /// Before this time, in the same forms.
     until: Option<String>,
+    /// The `next_cursor` of the page before.
     cursor: Option<String>,
+    /// Rows per page, 1 to 500 (default 50).
     limit: Option<i64>,
 }
 
@@ -41,6 +56,11 @@ pub(super) fn instant(field: &str, value: Option<String>) -> Result<Option<Strin
         .transpose()
 }
 
+#[utoipa::path(
+    get, path = "/audit", tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "Audit records, oldest first from the cursor", body = Paged<AuditRecord>)),
+)]
 pub(super) async fn audit(
     State(app): State<AppState>,
     _admin: Admin,
@@ -75,17 +95,27 @@ pub(super) async fn audit(
 
 /// `since`/`until` as everywhere (`from`/`to`, their first names, still work), `client`
 /// or `client_id`, `user`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UsageQuery {
+    /// Only this client (`client_id` works too).
     #[serde(alias = "client_id")]
     client: Option<String>,
+    /// Only this person (username).
     user: Option<String>,
+    /// From this hour: RFC 3339, a date, `now` or a time ago (`24h`, `7d`); `from` works too.
     #[serde(alias = "from")]
     since: Option<String>,
+    /// Before this hour, in the same forms; `to` works too.
     #[serde(alias = "to")]
     until: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/usage", tag = "audit",
+    params(UsageQuery),
+    responses((status = 200, description = "Token use per hour, client and person, with totals", body = UsageReport)),
+)]
 pub(super) async fn usage(
     State(app): State<AppState>,
     _admin: Admin,

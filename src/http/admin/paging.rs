@@ -5,18 +5,39 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 use super::error::ApiError;
+use super::openapi::Paged;
 use crate::admin as ops;
 
-#[derive(Deserialize)]
+/// `cursor` and `limit`, on every list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// The `next_cursor` of the page before; absent for the first page.
     pub(super) cursor: Option<String>,
+    /// Rows per page, 1 to 500 (default 50); other values are brought into that range.
     pub(super) limit: Option<i64>,
+}
+
+/// Whose rows: a client, a person, or both.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SubjectQuery {
+    /// Only this client's rows.
     pub(super) client_id: Option<String>,
+    /// Only this person's rows (username).
     pub(super) user: Option<String>,
-    pub(super) active: Option<bool>,
+}
+
+impl SubjectQuery {
+    pub(super) fn subject(&self) -> Subject {
+        Subject {
+            client_id: self.client_id.clone(),
+            username: self.user.clone(),
+        }
+    }
 }
 
 pub(super) const DEFAULT_PAGE: i64 = 50;
@@ -43,12 +64,6 @@ impl Page {
             message: "cursor: not a cursor this API issued".into(),
         })
     }
-    pub(super) fn subject(&self) -> Subject {
-        Subject {
-            client_id: self.client_id.clone(),
-            username: self.user.clone(),
-        }
-    }
 }
 
 pub(super) fn pair_cursor(a: &str, b: &str) -> String {
@@ -60,9 +75,9 @@ pub(super) fn page<T: Serialize>(
     items: Vec<T>,
     limit: i64,
     cursor: impl Fn(&T) -> String,
-) -> Json<Value> {
-    let next = (items.len() as i64 == limit)
+) -> Json<Paged<T>> {
+    let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(&cursor))
         .flatten();
-    Json(json!({ "items": items, "next_cursor": next }))
+    Json(Paged { items, next_cursor })
 }

@@ -1,20 +1,23 @@
 //! `/admin/api/social-logins`: the providers people may sign in through, and the identities
 //! linked to a person.
 
+use authledger_projections::social_logins::{IdentityRecord, SocialLoginRecord};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
 use super::error::{ok, ApiResult};
+use super::openapi::Items;
 use crate::http::AppState;
-use crate::social_login::{self, SocialLoginChange, SocialLoginInput};
+use crate::social_login::{self, ProviderSummary, SocialLoginChange, SocialLoginInput};
 
-#[derive(Deserialize)]
+/// Either `issuer` (an OpenID provider, discovered) or the OAuth endpoints themselves.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewProviderBody {
     name: String,
@@ -34,7 +37,8 @@ pub(super) struct NewProviderBody {
     show_in_resource_metadata: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones are kept.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ChangeBody {
     name: Option<String>,
@@ -48,10 +52,24 @@ pub(super) struct ChangeBody {
     show_in_resource_metadata: Option<bool>,
 }
 
+#[utoipa::path(
+    get, path = "/social-logins", tag = "social-logins",
+    responses((status = 200, description = "Every provider", body = Items<SocialLoginRecord>)),
+)]
 pub(super) async fn list(State(app): State<AppState>, _admin: Admin) -> ApiResult {
-    ok(json!({ "items": social_login::list(&app.authority.store).await? }))
+    ok(Items {
+        items: social_login::list(&app.authority.store).await?,
+    })
 }
 
+#[utoipa::path(
+    post, path = "/social-logins", tag = "social-logins",
+    request_body = NewProviderBody,
+    responses(
+        (status = 201, description = "Created; register `redirect_uri` at the provider", body = ProviderSummary),
+        (status = 502, description = "The provider's discovery document could not be read", body = super::openapi::ApiErrorBody),
+    ),
+)]
 pub(super) async fn create(
     State(app): State<AppState>,
     admin: Admin,
@@ -84,9 +102,14 @@ pub(super) async fn create(
         &admin.metadata,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!(created))).into_response())
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/social-logins/{id}", tag = "social-logins",
+    params(("id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "The provider", body = ProviderSummary)),
+)]
 pub(super) async fn show(
     State(app): State<AppState>,
     _admin: Admin,
@@ -96,6 +119,12 @@ pub(super) async fn show(
     ok(social_login::show(&authority.store, &authority.issuer, &id).await?)
 }
 
+#[utoipa::path(
+    patch, path = "/social-logins/{id}", tag = "social-logins",
+    params(("id" = String, Path, description = "The provider id")),
+    request_body = ChangeBody,
+    responses((status = 200, description = "The provider as changed", body = ProviderSummary)),
+)]
 pub(super) async fn update(
     State(app): State<AppState>,
     admin: Admin,
@@ -126,6 +155,11 @@ pub(super) async fn update(
     .await?)
 }
 
+#[utoipa::path(
+    delete, path = "/social-logins/{id}", tag = "social-logins",
+    params(("id" = String, Path, description = "The provider id")),
+    responses((status = 204, description = "Deleted; linked identities no longer sign in")),
+)]
 pub(super) async fn delete(
     State(app): State<AppState>,
     admin: Admin,
@@ -135,23 +169,38 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Whose {
+    /// The person's username.
     user: String,
+    /// One identity's subject at the provider; absent: every identity of the person there.
     subject: Option<String>,
 }
 
 /// `GET /admin/api/social-logins/identities?user=U`.
+#[utoipa::path(
+    get, path = "/social-logins/identities", tag = "social-logins",
+    params(Whose),
+    responses((status = 200, description = "The person's identities at every provider", body = Items<IdentityRecord>)),
+)]
 pub(super) async fn identities(
     State(app): State<AppState>,
     _admin: Admin,
     Query(whose): Query<Whose>,
 ) -> ApiResult {
-    ok(json!({ "items": social_login::identities(&app.authority.store, &whose.user).await? }))
+    ok(Items {
+        items: social_login::identities(&app.authority.store, &whose.user).await?,
+    })
 }
 
 /// `POST /admin/api/social-logins/{id}/unlink?user=U[&subject=S]`.
+#[utoipa::path(
+    post, path = "/social-logins/{id}/unlink", tag = "social-logins",
+    params(("id" = String, Path, description = "The provider id"), Whose),
+    responses((status = 200, description = "How many identities were unlinked", body = Unlinked)),
+)]
 pub(super) async fn unlink(
     State(app): State<AppState>,
     admin: Admin,
@@ -166,5 +215,10 @@ pub(super) async fn unlink(
         &admin.metadata,
     )
     .await?;
-    ok(json!({ "unlinked": unlinked }))
+    ok(Unlinked { unlinked })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Unlinked {
+    unlinked: usize,
 }

@@ -1,5 +1,6 @@
 //! `/admin/api/users`.
 
+use authledger_projections::users::UserSummary;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,27 +8,38 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::error::{ok, ApiResult};
+use super::openapi::Paged;
 use super::paging::{page, Page};
 use crate::admin::users::{self, UserInput};
 use crate::http::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUserBody {
+    /// 1 to 64 characters: letters, digits, `.`, `_`, `-`, `@`, `+`.
     username: String,
+    /// At least the settings' minimum length; stored as an Argon2 hash only.
     password: String,
     email: Option<String>,
     name: Option<String>,
     given_name: Option<String>,
     family_name: Option<String>,
+    /// An https URL.
     picture: Option<String>,
+    /// `admin`, `auditor`.
     #[serde(default)]
     roles: Vec<String>,
 }
 
+#[utoipa::path(
+    get, path = "/users", tag = "users",
+    params(Page),
+    responses((status = 200, description = "People, by username", body = Paged<UserSummary>)),
+)]
 pub(super) async fn list_users(
     State(app): State<AppState>,
     _admin: Admin,
@@ -38,6 +50,14 @@ pub(super) async fn list_users(
     Ok(page(items, limit, |u| u.username.clone()).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/users", tag = "users",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created", body = UserSummary),
+        (status = 409, description = "The username is taken", body = super::openapi::ApiErrorBody),
+    ),
+)]
 pub(super) async fn create_user(
     State(app): State<AppState>,
     admin: Admin,
@@ -58,6 +78,11 @@ pub(super) async fn create_user(
     Ok((StatusCode::CREATED, Json(json!(user))).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    responses((status = 200, description = "The person", body = UserSummary)),
+)]
 pub(super) async fn show_user(
     State(app): State<AppState>,
     _admin: Admin,
@@ -66,6 +91,11 @@ pub(super) async fn show_user(
     ok(users::show(&app.authority.store, &username).await?)
 }
 
+#[utoipa::path(
+    post, path = "/users/{username}/disable", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    responses((status = 200, description = "Disabled: sign-in refused, tokens stop working", body = UserSummary)),
+)]
 pub(super) async fn disable_user(
     State(app): State<AppState>,
     admin: Admin,
@@ -74,6 +104,11 @@ pub(super) async fn disable_user(
     ok(users::disable(&app.authority.store, &username, &admin.metadata).await?)
 }
 
+#[utoipa::path(
+    post, path = "/users/{username}/two-factor/reset", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    responses((status = 200, description = "The second factor removed; the person enrols again", body = UserSummary)),
+)]
 pub(super) async fn reset_two_factor(
     State(app): State<AppState>,
     admin: Admin,
@@ -82,6 +117,11 @@ pub(super) async fn reset_two_factor(
     ok(users::reset_two_factor(&app.authority.store, &username, &admin.metadata).await?)
 }
 
+#[utoipa::path(
+    post, path = "/users/{username}/enable", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    responses((status = 200, description = "Enabled again", body = UserSummary)),
+)]
 pub(super) async fn enable_user(
     State(app): State<AppState>,
     admin: Admin,
@@ -90,12 +130,19 @@ pub(super) async fn enable_user(
     ok(users::enable(&app.authority.store, &username, &admin.metadata).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RolesBody {
+    /// The whole set of roles (`admin`, `auditor`); `[]` removes them all.
     roles: Vec<String>,
 }
 
+#[utoipa::path(
+    put, path = "/users/{username}/roles", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    request_body = RolesBody,
+    responses((status = 200, description = "The person with these roles", body = UserSummary)),
+)]
 pub(super) async fn set_roles(
     State(app): State<AppState>,
     admin: Admin,

@@ -9,6 +9,7 @@ use openidconnect::{
 };
 
 use super::flow::*;
+use crate::helpers::ensure_python;
 
 on_both_stores! {
     async fn the_openidconnect_crate_completes_the_whole_flow_unchanged(kind: Kind) {
@@ -120,36 +121,11 @@ on_both_stores! {
     }
 }
 
-/// Makes sure Authlib is importable, installing it from PyPI if not (`.ci/run` installs it
-/// beforehand; this keeps `cargo test` self-sufficient on a fresh machine).
+/// Authlib and requests, from PyPI if missing.
 fn ensure_authlib() {
-    // The test runs on both stores at once: one pip at a time, the second finds it installed.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let importable = || {
-        std::process::Command::new("python3")
-            .args(["-c", "import authlib, requests"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if importable() {
-        return;
-    }
-    let installed = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "authlib>=1.3,<2",
-            "requests>=2.31,<3",
-        ])
-        .status()
-        .expect("python3 runs (needed for the Authlib test)");
-    assert!(
-        installed.success() && importable(),
-        "could not install Authlib from PyPI"
+    ensure_python(
+        &["-c", "import authlib, requests"],
+        &["authlib>=1.3,<2", "requests>=2.31,<3"],
     );
 }
 

@@ -1,0 +1,522 @@
+//! `authledger export` and `import`: an installation's configuration as one JSON document,
+//! to move it between stores (SQLite to PostgreSQL and back), keep it in version control, or
+//! seed a test installation.
+//!
+//! What travels: the settings, clients (with their ids, which relying parties are configured
+//! with), people (profile, roles, enabled or not), and, to be read, the signing keys' metadata
+//! and the connected apps and social login providers. What does not: secrets. A client
+//! secret, a password hash, a private key or a provider's client secret never enters the
+//! document; an imported confidential client gets a new secret (shown once), an imported
+//! person a password nobody knows until an operator sets one.
+//!
+//! An import is checked whole before anything is written (every client as `client create`
+//! checks it, every person and setting likewise), then applied through the ordinary commands:
+//! each change one event whose actor is the caller. Applying the same document twice changes
+//! nothing the second time.
+
+use authledger_domain::client::{ClientId, ClientStatus, RegistrationSource};
+use authledger_domain::metadata::EventMetadata;
+use authledger_domain::settings::Setting;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::clients::ClientInput;
+use super::users::{ProfileInput, UserInput};
+use crate::error::AppError;
+use crate::master_key::MasterKey;
+use crate::store::Store;
+
+/// The document's format; an import refuses any other.
+pub const FORMAT: &str = "authledger-export/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub format: String,
+    /// When it was written (RFC 3339); informative.
+    pub exported_at: String,
+    /// Every setting by key, as `settings show` prints them.
+    pub settings: Map<String, Value>,
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    /// Informative: each deployment keeps its own keys, so `import` leaves them alone.
+    #[serde(default)]
+    pub signing_keys: Vec<Value>,
+    /// Informative until secrets can travel: creating one needs its client secret.
+    #[serde(default)]
+    pub connected_apps: Vec<ProviderEntry>,
+    /// Informative until secrets can travel, as `connected_apps`.
+    #[serde(default)]
+    pub social_logins: Vec<ProviderEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    pub client_id: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// The client as `client create` and `POST /admin/api/clients` take it.
+    pub metadata: ClientInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub username: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub profile: ProfileInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    /// The provider's configuration (endpoints, client id, scope); never its secret.
+    pub config: Value,
+}
+
+/// The installation's configuration now.
+pub async fn export(store: &Store) -> Result<Document, AppError> {
+    let settings = match serde_json::to_value(store.settings_values().await?) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let mut clients = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = super::clients::list(store, after.as_deref(), super::MAX_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.client_id.clone());
+        let full = page.len() as i64 == super::MAX_PAGE;
+        clients.extend(
+            page.into_iter()
+                .filter(|c| c.status != ClientStatus::Deleted.as_str())
+                .map(|c| ClientEntry {
+                    metadata: ClientInput::from_metadata(&c.metadata),
+                    client_id: c.client_id,
+                    status: c.status,
+                }),
+        );
+        if !full {
+            break;
+        }
+    }
+    let mut users = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = super::users::list(store, after.as_deref(), super::MAX_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.username.clone());
+        let full = page.len() as i64 == super::MAX_PAGE;
+        users.extend(page.into_iter().map(|u| {
+            let profile = &u.profile;
+            UserEntry {
+                username: u.username.clone(),
+                status: u.status.clone(),
+                roles: u.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                profile: ProfileInput {
+                    email: profile.email.as_ref().map(|e| e.as_str().to_owned()),
+                    name: profile.name.clone(),
+                    given_name: profile.given_name.clone(),
+                    family_name: profile.family_name.clone(),
+                    picture: profile.picture.as_ref().map(|p| p.as_str().to_owned()),
+                },
+            }
+        }));
+        if !full {
+            break;
+        }
+    }
+    let keys = store
+        .signing_keys
+        .load(authledger_domain::signing_keys::SIGNING_KEYS_ID)
+        .await
+        .map_err(AppError::store)?;
+    let signing_keys = keys.keys().iter().map(crate::signing::summary).collect();
+    let provider = |id: String, name: String, status: String, config: &str| ProviderEntry {
+        id,
+        name,
+        status,
+        config: serde_json::from_str(config).unwrap_or(Value::Null),
+    };
+    let connected_apps = crate::connected_apps::list(store)
+        .await?
+        .into_iter()
+        .map(|a| provider(a.app_id, a.name, a.status, &a.config))
+        .collect();
+    let social_logins = crate::social_login::list(store)
+        .await?
+        .into_iter()
+        .map(|p| provider(p.provider_id, p.name, p.status, &p.config))
+        .collect();
+    Ok(Document {
+        format: FORMAT.into(),
+        exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        settings,
+        clients,
+        users,
+        signing_keys,
+        connected_apps,
+        social_logins,
+    })
+}
+
+/// What an import did (or, dry, would do) with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Changed,
+    Unchanged,
+    /// Not imported; `detail` says why.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub outcome: Outcome,
+    /// `setting`, `client`, `user`, `signing_keys`, `connected_app`, `social_login`.
+    pub kind: &'static str,
+    pub id: String,
+    /// What changed, or why it was skipped.
+    pub detail: String,
+    /// A new client secret, to be shown this once and never kept.
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+}
+
+impl Line {
+    fn new(outcome: Outcome, kind: &'static str, id: &str, detail: impl Into<String>) -> Line {
+        Line {
+            outcome,
+            kind,
+            id: id.to_owned(),
+            detail: detail.into(),
+            client_secret: None,
+        }
+    }
+}
+
+/// The document, checked: every value parsed as the ordinary commands parse it.
+struct Checked {
+    settings: Vec<(String, Value, Setting)>,
+    clients: Vec<(ClientId, bool, authledger_domain::client::ClientMetadata)>,
+    users: Vec<UserEntry>,
+}
+
+fn status_is_disabled(kind: &str, id: &str, status: &str) -> Result<bool, AppError> {
+    match status {
+        "active" => Ok(false),
+        "disabled" => Ok(true),
+        other => Err(AppError::invalid_field(
+            "status",
+            format!("{kind} {id}: status `{other}` is neither `active` nor `disabled`"),
+        )),
+    }
+}
+
+fn check(document: &Document) -> Result<Checked, AppError> {
+    if document.format != FORMAT {
+        return Err(AppError::invalid_field(
+            "format",
+            format!(
+                "format `{}` is not one this version reads ({FORMAT})",
+                document.format
+            ),
+        ));
+    }
+    let settings = document
+        .settings
+        .iter()
+        .map(|(key, value)| {
+            super::settings::parse(key, value).map(|s| (key.clone(), value.clone(), s))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut clients = Vec::new();
+    for entry in &document.clients {
+        let id = ClientId::parse(&entry.client_id).map_err(|e| {
+            AppError::invalid_field("client_id", format!("client {}: {e}", entry.client_id))
+        })?;
+        let disabled = status_is_disabled("client", &entry.client_id, &entry.status)?;
+        let metadata = entry.metadata.clone().parse().map_err(|invalid| {
+            AppError::invalid_field(
+                invalid.field,
+                format!("client {}: {}", entry.client_id, invalid.message()),
+            )
+        })?;
+        clients.push((id, disabled, metadata));
+    }
+    for entry in &document.users {
+        let at = |e: AppError| match e {
+            AppError::Invalid { field, message } => AppError::Invalid {
+                field,
+                message: format!("user {}: {message}", entry.username),
+            },
+            other => other,
+        };
+        super::users::parse_username(&entry.username).map_err(at)?;
+        super::users::parse_roles(&entry.roles).map_err(at)?;
+        super::users::parse_profile(entry.profile.clone()).map_err(at)?;
+        status_is_disabled("user", &entry.username, &entry.status)?;
+    }
+    Ok(Checked {
+        settings,
+        clients,
+        users: document.users.clone(),
+    })
+}
+
+/// Applies `document` (or, with `dry_run`, only says what it would do). Nothing is written
+/// unless the whole document checks.
+pub async fn import(
+    store: &Store,
+    master: Option<&MasterKey>,
+    document: &Document,
+    dry_run: bool,
+    metadata: &EventMetadata,
+) -> Result<Vec<Line>, AppError> {
+    let checked = check(document)?;
+    let mut report = Vec::new();
+
+    let current = serde_json::to_value(store.settings_values().await?).unwrap_or_default();
+    let mut changed = Vec::new();
+    for (key, value, setting) in checked.settings {
+        if current.get(&key) == Some(&value) {
+            report.push(Line::new(Outcome::Unchanged, "setting", &key, ""));
+        } else {
+            report.push(Line::new(
+                Outcome::Changed,
+                "setting",
+                &key,
+                value.to_string(),
+            ));
+            changed.push(setting);
+        }
+    }
+    if !dry_run {
+        super::settings::change(store, changed, metadata).await?;
+    }
+
+    for (id, disabled, client_metadata) in checked.clients {
+        report.push(
+            import_client(
+                store,
+                master,
+                id,
+                disabled,
+                client_metadata,
+                dry_run,
+                metadata,
+            )
+            .await?,
+        );
+    }
+    for entry in checked.users {
+        report.push(import_user(store, entry, dry_run, metadata).await?);
+    }
+
+    if !document.signing_keys.is_empty() {
+        report.push(Line::new(
+            Outcome::Skipped,
+            "signing_keys",
+            "",
+            "each deployment keeps its own keys (`authledger keys rotate` makes new ones)",
+        ));
+    }
+    for (kind, entries, command) in [
+        (
+            "connected_app",
+            &document.connected_apps,
+            "connected-app create",
+        ),
+        (
+            "social_login",
+            &document.social_logins,
+            "social-login create",
+        ),
+    ] {
+        for entry in entries {
+            let exists = match kind {
+                "connected_app" => crate::connected_apps::list(store)
+                    .await?
+                    .iter()
+                    .any(|a| a.app_id == entry.id),
+                _ => crate::social_login::list(store)
+                    .await?
+                    .iter()
+                    .any(|p| p.provider_id == entry.id),
+            };
+            report.push(if exists {
+                Line::new(Outcome::Unchanged, kind, &entry.id, "exists; not compared")
+            } else {
+                Line::new(
+                    Outcome::Skipped,
+                    kind,
+                    &entry.id,
+                    format!("needs its client secret: add it with `authledger {command}`"),
+                )
+            });
+        }
+    }
+    Ok(report)
+}
+
+async fn import_client(
+    store: &Store,
+    master: Option<&MasterKey>,
+    id: ClientId,
+    disabled: bool,
+    client_metadata: authledger_domain::client::ClientMetadata,
+    dry_run: bool,
+    metadata: &EventMetadata,
+) -> Result<Line, AppError> {
+    let existing = store
+        .clients
+        .load(id.as_str())
+        .await
+        .map_err(|e| crate::error::client_error(id.as_str(), e))?;
+    let Some(current) = existing.registered().cloned() else {
+        let mut line = Line::new(
+            Outcome::Created,
+            "client",
+            id.as_str(),
+            &client_metadata.name,
+        );
+        if !dry_run {
+            let created = super::clients::register_as(
+                store,
+                id.clone(),
+                client_metadata,
+                RegistrationSource::Admin,
+                None,
+                metadata,
+                master,
+            )
+            .await?;
+            line.client_secret = created.client_secret.map(|s| s.reveal().to_owned());
+            if disabled {
+                super::clients::disable(
+                    store,
+                    id.as_str(),
+                    Some("imported disabled".into()),
+                    metadata,
+                )
+                .await?;
+            }
+        }
+        return Ok(line);
+    };
+    if current.status == ClientStatus::Deleted {
+        return Ok(Line::new(
+            Outcome::Skipped,
+            "client",
+            id.as_str(),
+            "a client with this id was deleted here; ids are not reused",
+        ));
+    }
+    let mut changes = Vec::new();
+    if current.metadata != client_metadata {
+        changes.push("metadata");
+        if !dry_run {
+            super::clients::replace(store, id.as_str(), client_metadata, metadata).await?;
+        }
+    }
+    let is_disabled = current.status == ClientStatus::Disabled;
+    if is_disabled != disabled {
+        changes.push(if disabled { "disabled" } else { "enabled" });
+        if !dry_run {
+            if disabled {
+                super::clients::disable(store, id.as_str(), Some("import".into()), metadata)
+                    .await?;
+            } else {
+                super::clients::enable(store, id.as_str(), metadata).await?;
+            }
+        }
+    }
+    Ok(outcome_of("client", id.as_str(), &changes))
+}
+
+async fn import_user(
+    store: &Store,
+    entry: UserEntry,
+    dry_run: bool,
+    metadata: &EventMetadata,
+) -> Result<Line, AppError> {
+    let disabled = entry.status == "disabled";
+    let current = authledger_projections::users::UsersView::get(&store.db, &entry.username).await?;
+    let Some(current) = current else {
+        let line = Line::new(
+            Outcome::Created,
+            "user",
+            &entry.username,
+            "no password yet: set one with `authledger user set-password`",
+        );
+        if !dry_run {
+            let profile = entry.profile;
+            // A password nobody knows: passwords do not travel, and an account must not be
+            // usable before an operator sets one.
+            let unknown = crate::secrets::mint("unset_").reveal().to_owned();
+            super::users::create(
+                store,
+                UserInput {
+                    username: entry.username.clone(),
+                    password: unknown,
+                    email: profile.email,
+                    name: profile.name,
+                    given_name: profile.given_name,
+                    family_name: profile.family_name,
+                    picture: profile.picture,
+                    roles: entry.roles,
+                },
+                metadata,
+            )
+            .await?;
+            if disabled {
+                super::users::disable(store, &entry.username, metadata).await?;
+            }
+        }
+        return Ok(line);
+    };
+    let mut changes = Vec::new();
+    let profile = super::users::parse_profile(entry.profile.clone())?;
+    if current.profile != profile {
+        changes.push("profile");
+        if !dry_run {
+            super::users::update_profile(store, &entry.username, entry.profile, metadata).await?;
+        }
+    }
+    let roles = super::users::parse_roles(&entry.roles)?;
+    if current.roles != roles {
+        changes.push("roles");
+        if !dry_run {
+            super::users::set_roles(store, &entry.username, &entry.roles, metadata).await?;
+        }
+    }
+    if (current.status == "disabled") != disabled {
+        changes.push(if disabled { "disabled" } else { "enabled" });
+        if !dry_run {
+            if disabled {
+                super::users::disable(store, &entry.username, metadata).await?;
+            } else {
+                super::users::enable(store, &entry.username, metadata).await?;
+            }
+        }
+    }
+    Ok(outcome_of("user", &entry.username, &changes))
+}
+
+fn outcome_of(kind: &'static str, id: &str, changes: &[&str]) -> Line {
+    if changes.is_empty() {
+        Line::new(Outcome::Unchanged, kind, id, "")
+    } else {
+        Line::new(Outcome::Changed, kind, id, changes.join(", "))
+    }
+}
