@@ -544,6 +544,7 @@ on_both_stores! {
             "authledger_introspections_total{result=\"inactive\"} 1".to_owned(),
             "authledger_revocations_total{cause=\"client_request\"} 1".to_owned(),
             "authledger_db_pool_connections{state=\"max\"}".to_owned(),
+            "authledger_db_pool_acquire_seconds ".to_owned(),
             "authledger_projection_lag_events{projection=\"grants\"}".to_owned(),
             "authledger_projection_lag_seconds{projection=\"grants\"}".to_owned(),
         ] {
