@@ -30,6 +30,11 @@ impl MintedSecret {
     pub fn hash(&self) -> &SecretHash {
         &self.hash
     }
+    /// A secret made elsewhere (a client's, moved by `import`), with its hash.
+    pub fn kept(raw: String) -> MintedSecret {
+        let hash = hash(&raw);
+        MintedSecret { raw, hash }
+    }
 }
 
 impl fmt::Debug for MintedSecret {

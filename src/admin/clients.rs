@@ -390,25 +390,66 @@ pub async fn register_parsed(
         client_metadata,
         via,
         registration_access_token_hash,
+        SecretSource::Mint,
         metadata,
         master,
     )
     .await
 }
 
+/// Where a new confidential client's secret comes from.
+pub enum SecretSource {
+    /// A new one, returned to be shown once.
+    Mint,
+    /// The one it had in another store (`import --with-secrets`): its hash, and the secret
+    /// itself for a client that signs ID tokens with it (HS256), which the vault must hold.
+    Kept {
+        hash: SecretHash,
+        secret: Option<String>,
+    },
+}
+
 /// Registers a client under an id chosen by the caller (`import` keeps the exported ids,
 /// which relying parties are configured with); refused if the id is taken.
+#[allow(clippy::too_many_arguments)] // each is one fact of the ClientRegistered event
 pub async fn register_as(
     store: &Store,
     client_id: ClientId,
     client_metadata: ClientMetadata,
     via: RegistrationSource,
     registration_access_token_hash: Option<SecretHash>,
+    source: SecretSource,
     metadata: &EventMetadata,
     master: Option<&MasterKey>,
 ) -> Result<NewClient, AppError> {
-    let secret = (!client_metadata.token_endpoint_auth_method.is_public())
-        .then(|| secrets::mint(CLIENT_SECRET_PREFIX));
+    let confidential = !client_metadata.token_endpoint_auth_method.is_public();
+    let (secret, secret_hash) = match source {
+        _ if !confidential => (None, None),
+        SecretSource::Mint => {
+            let secret = secrets::mint(CLIENT_SECRET_PREFIX);
+            let hash = secret.hash().clone();
+            (Some(secret), Some(hash))
+        }
+        SecretSource::Kept { hash, secret } => {
+            let kept = secret.map(secrets::MintedSecret::kept);
+            if kept.as_ref().is_some_and(|k| !k.hash().matches(&hash)) {
+                return Err(AppError::invalid_field(
+                    "client_secret",
+                    format!("client {client_id}: the secret does not match its hash"),
+                ));
+            }
+            // The client is not given its secret again: it has it.
+            if let (true, Some(kept)) = (signs_with_secret(&client_metadata), &kept) {
+                store_hs256_secret(store, master_needed(master)?, client_id.as_str(), kept).await?;
+            } else if signs_with_secret(&client_metadata) {
+                return Err(AppError::invalid_field(
+                    "client_secret",
+                    format!("client {client_id} signs ID tokens with its secret (HS256): the secret itself is needed"),
+                ));
+            }
+            (None, Some(hash))
+        }
+    };
     // Sealed before the client exists, so no HS256 client is ever without its secret.
     if let (true, Some(secret)) = (signs_with_secret(&client_metadata), &secret) {
         store_hs256_secret(store, master_needed(master)?, client_id.as_str(), secret).await?;
@@ -416,7 +457,7 @@ pub async fn register_as(
     let command = ClientCommand::Register {
         client_id: client_id.clone(),
         metadata: client_metadata.clone(),
-        secret_hash: secret.as_ref().map(|s| s.hash().clone()),
+        secret_hash,
         registered_via: via,
         registration_access_token_hash,
     };

@@ -50,13 +50,7 @@ pub async fn create(
     metadata: &EventMetadata,
 ) -> Result<UserSummary, AppError> {
     let username = parse_username(&input.username)?;
-    let profile = parse_profile(ProfileInput {
-        email: input.email,
-        name: input.name,
-        given_name: input.given_name,
-        family_name: input.family_name,
-        picture: input.picture,
-    })?;
+    let profile = parse_profile(input.profile())?;
     let command = UserCommand::Register {
         username: username.clone(),
         password: parse_password(&input.password)?,
@@ -65,6 +59,47 @@ pub async fn create(
     };
     execute(store, &username, command, metadata).await?;
     show(store, username.as_str()).await
+}
+
+/// Registers a person moved from another store with the password hash they had there
+/// (`import --with-secrets`). The hash must be an argon2 PHC string, as this server makes.
+pub async fn import(
+    store: &Store,
+    input: UserInput,
+    password_hash: &str,
+    metadata: &EventMetadata,
+) -> Result<UserSummary, AppError> {
+    let username = parse_username(&input.username)?;
+    let parsed = argon2::PasswordHash::new(password_hash).ok();
+    if !parsed.is_some_and(|h| h.algorithm.as_str().starts_with("argon2")) {
+        return Err(AppError::invalid_field(
+            "password_hash",
+            format!("user {username}: password_hash: not an argon2 PHC string"),
+        ));
+    }
+    let profile = parse_profile(input.profile())?;
+    let command = UserCommand::Import {
+        username: username.clone(),
+        password_hash: authledger_domain::secret::PasswordHash::new_unchecked(
+            password_hash.to_owned(),
+        ),
+        profile,
+        roles: parse_roles(&input.roles)?,
+    };
+    execute(store, &username, command, metadata).await?;
+    show(store, username.as_str()).await
+}
+
+impl UserInput {
+    fn profile(&self) -> ProfileInput {
+        ProfileInput {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            picture: self.picture.clone(),
+        }
+    }
 }
 
 /// A person's profile claims as typed; an empty value clears the claim.

@@ -163,8 +163,9 @@ enum Command {
     /// List or rotate the ID token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Write the configuration (settings, clients, users; signing-key, connected-app and
-    /// social-login metadata) to one JSON document, without any secret.
+    /// Write the configuration (settings, clients, users, connected apps, social login
+    /// providers; signing-key metadata) to one JSON document: without secrets, or with them
+    /// sealed under a passphrase (--with-secrets).
     Export(transfer::ExportArgs),
     /// Apply a document `export` wrote: creates and changes through the ordinary commands
     /// (one event each, actor the CLI), leaves alone what matches; checked whole first.
@@ -416,7 +417,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
-        Command::Export(args) => transfer::export(&open(&database_url).await?, args).await,
+        Command::Export(args) => transfer::export(&open(&database_url).await?, args, &master).await,
         Command::Import(args) => transfer::import(&open(&database_url).await?, args, &master).await,
         Command::Projections(command) => {
             projections::projections(&open(&database_url).await?, command).await

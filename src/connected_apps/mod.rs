@@ -239,36 +239,74 @@ pub async fn create(
     let id = AppId::slug(&input.name)
         .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
     check_secret(&input.client_secret)?;
+    // Before discovery: a name taken is answered without calling the provider.
+    refuse_existing(store, &id).await?;
+    let config = config_of(provider, &input).await?;
+    create_configured(store, master, config, &input.client_secret, metadata).await?;
+    Ok(AppSummary::of(&load(store, &id).await?, issuer))
+}
+
+async fn refuse_existing(store: &Store, id: &AppId) -> Result<(), AppError> {
     let existing: ConnectedApp = store
         .connected_apps
         .load(id.as_str())
         .await
-        .map_err(|e| app_error(&id, e))?;
+        .map_err(|e| app_error(id, e))?;
     if existing != ConnectedApp::default() {
         return Err(app_error(
-            &id,
+            id,
             AggregateError::UserError(ConnectedAppError::Exists),
         ));
     }
-    let config = config_of(provider, &input).await?;
+    Ok(())
+}
+
+/// Registers an app whose endpoints are known already (`import` brings them): no discovery.
+/// Its id is the slug of its name, as always.
+pub async fn create_configured(
+    store: &Store,
+    master: &MasterKey,
+    config: ConnectedAppConfig,
+    client_secret: &str,
+    metadata: &EventMetadata,
+) -> Result<AppId, AppError> {
+    let id = AppId::slug(&config.name)
+        .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
+    check_secret(client_secret)?;
+    refuse_existing(store, &id).await?;
     config.check().map_err(AppError::invalid)?;
     // The secret first: an app in the log always has its secret in the vault.
     let sealed = Sealed {
         db: &store.db,
         master,
     };
-    sealed.put_secret(id.as_str(), &input.client_secret).await?;
+    sealed.put_secret(id.as_str(), client_secret).await?;
     let command = ConnectedAppCommand::Create {
         id: id.clone(),
         config,
-        client_secret: crate::secrets::hash(&input.client_secret),
+        client_secret: crate::secrets::hash(client_secret),
     };
     store
         .connected_apps
         .execute(id.as_str(), command, metadata)
         .await
         .map_err(|e| app_error(&id, e))?;
-    Ok(AppSummary::of(&load(store, &id).await?, issuer))
+    Ok(id)
+}
+
+/// The app's client secret, from the vault (`export --with-secrets`).
+pub async fn client_secret(
+    store: &Store,
+    master: &MasterKey,
+    id: &str,
+) -> Result<String, AppError> {
+    let id = parse_id(id)?;
+    Sealed {
+        db: &store.db,
+        master,
+    }
+    .secret(id.as_str())
+    .await
 }
 
 /// Changes a connected app: each field given replaces the app's; a new OpenID configuration

@@ -355,18 +355,9 @@ pub async fn create(
 ) -> Result<ProviderSummary, AppError> {
     let id = AppId::slug(&input.name)
         .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
-    let sealed = seal_secret(master, &id, &input.client_secret)?;
-    let existing: SocialLogin = store
-        .social_logins
-        .load(id.as_str())
-        .await
-        .map_err(|e| provider_error(&id, e))?;
-    if existing != SocialLogin::default() {
-        return Err(provider_error(
-            &id,
-            AggregateError::UserError(SocialLoginError::Exists),
-        ));
-    }
+    // The secret and the name are checked before the provider is called.
+    seal_secret(master, &id, &input.client_secret)?;
+    refuse_existing(store, &id).await?;
     let (endpoints, identification, default_scope) = endpoints_of(client, &input).await?;
     let scope = input
         .scope
@@ -395,19 +386,60 @@ pub async fn create(
         icon,
         show_in_resource_metadata: input.show_in_resource_metadata.unwrap_or(true),
     };
+    let id = create_configured(store, master, config, &input.client_secret, metadata).await?;
+    Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
+}
+
+async fn refuse_existing(store: &Store, id: &AppId) -> Result<(), AppError> {
+    let existing: SocialLogin = store
+        .social_logins
+        .load(id.as_str())
+        .await
+        .map_err(|e| provider_error(id, e))?;
+    if existing != SocialLogin::default() {
+        return Err(provider_error(
+            id,
+            AggregateError::UserError(SocialLoginError::Exists),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers a provider whose endpoints are known already (`import` brings them): no
+/// discovery. Its id is the slug of its name, as always.
+pub async fn create_configured(
+    store: &Store,
+    master: &MasterKey,
+    config: SocialLoginConfig,
+    client_secret: &str,
+    metadata: &EventMetadata,
+) -> Result<AppId, AppError> {
+    let id = AppId::slug(&config.name)
+        .map_err(|e| AppError::invalid_field("name", format!("name: {e}")))?;
+    let sealed = seal_secret(master, &id, client_secret)?;
+    refuse_existing(store, &id).await?;
     config.check().map_err(AppError::invalid)?;
     put_secret(store, &id, &sealed).await?;
     let command = SocialLoginCommand::Create {
         id: id.clone(),
         config,
-        client_secret: crate::secrets::hash(&input.client_secret),
+        client_secret: crate::secrets::hash(client_secret),
     };
     store
         .social_logins
         .execute(id.as_str(), command, metadata)
         .await
         .map_err(|e| provider_error(&id, e))?;
-    Ok(ProviderSummary::of(&load(store, &id).await?, issuer))
+    Ok(id)
+}
+
+/// The provider's client secret, from the vault (`export --with-secrets`).
+pub async fn client_secret(
+    store: &Store,
+    master: &MasterKey,
+    id: &str,
+) -> Result<String, AppError> {
+    secret(store, master, &parse_id(id)?).await
 }
 
 pub(super) async fn secret(

@@ -204,3 +204,145 @@ on_both_stores! {
         assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/export.json"));
     }
 }
+
+const PASSPHRASE: &str = "a passphrase for the test";
+
+fn with_passphrase(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
+    cli_with_env(
+        db,
+        args,
+        stdin,
+        &[("AUTHLEDGER_EXPORT_PASSPHRASE", PASSPHRASE)],
+    )
+}
+
+/// The document inside a sealed export, opened as `import` opens it.
+fn open_sealed(file: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(file).unwrap();
+    let plain = authledger::admin::transfer::seal::open(&text, PASSPHRASE).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+async fn sealed_round_trip(from: Kind, to: Kind) {
+    let source = TestDb::new(from).await;
+    let target = TestDb::new(to).await;
+    let dir = tempfile::tempdir().unwrap();
+    configure(&source);
+    #[rustfmt::skip]
+    let app = cli_with_stdin(&source, &[
+        "connected-app", "create", "--name", "Files", "--client-id", "files-client",
+        "--authorization-uri", "https://files.example/oauth/authorize",
+        "--token-uri", "https://files.example/oauth/token", "--client-secret-stdin",
+    ], "files-secret-at-the-provider\n");
+    assert!(
+        app.status.success(),
+        "{}",
+        String::from_utf8_lossy(&app.stderr)
+    );
+    #[rustfmt::skip]
+    let provider = cli_with_stdin(&source, &[
+        "social-login", "create", "--name", "Corp SSO", "--client-id", "corp-client",
+        "--authorize-url", "https://sso.example/authorize", "--token-url", "https://sso.example/token",
+        "--api-endpoint", "https://sso.example/me", "--user-id-property", "sub",
+        "--client-secret-stdin",
+    ], "corp-secret-at-the-provider\n");
+    assert!(
+        provider.status.success(),
+        "{}",
+        String::from_utf8_lossy(&provider.stderr)
+    );
+
+    let sealed = dir.path().join("sealed.json");
+    let sealed = sealed.to_str().unwrap();
+    // No passphrase, no sealed export.
+    let refused = cli(&source, &["export", sealed, "--with-secrets"]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("passphrase"));
+    let output = with_passphrase(&source, &["export", sealed, "--with-secrets"], "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(sealed).unwrap();
+    for secret in [
+        "$argon2id$",
+        "files-secret",
+        "corp-secret",
+        "alice@example.com",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} readable in the sealed file"
+        );
+    }
+    let first = open_sealed(std::path::Path::new(sealed));
+    assert_eq!(first["secrets"]["users"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        first["secrets"]["connected_apps"]["files"],
+        "files-secret-at-the-provider"
+    );
+
+    // A wrong passphrase opens nothing.
+    let wrong = cli_with_env(
+        &target,
+        &["import", sealed],
+        "",
+        &[("AUTHLEDGER_EXPORT_PASSPHRASE", "not the passphrase")],
+    );
+    assert_eq!(wrong.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not open"));
+
+    let output = with_passphrase(&target, &["import", sealed], "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !said.contains("client secret (shown once)"),
+        "secrets kept, none new: {said}"
+    );
+    assert!(
+        said.contains("connected_app") && said.contains("social_login"),
+        "{said}"
+    );
+    assert!(!said.contains("skipped   connected_app"), "{said}");
+
+    let again = dir.path().join("again.json");
+    let output = with_passphrase(
+        &target,
+        &["export", again.to_str().unwrap(), "--with-secrets"],
+        "",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Everything, secrets included (the HS256 client's secret re-sealed under the target's
+    // master key), is as it was.
+    assert_eq!(portable(first), portable(open_sealed(&again)));
+
+    // alice signs in on the new store with the password she had; bob is still disabled.
+    let flow = crate::oauth::flow::Flow::with_app(TestApp::spawn_on(target).await).await;
+    let signed_in = flow
+        .sign_in_with("alice", "wonderland-1865", "/account")
+        .await;
+    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
+    let refused = flow
+        .sign_in_with("bob", "builder-of-things", "/account")
+        .await;
+    assert_ne!(refused.status(), reqwest::StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_export_with_secrets_moves_everything_to_postgres() {
+    sealed_round_trip(Kind::Sqlite, Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_export_with_secrets_moves_everything_to_sqlite() {
+    sealed_round_trip(Kind::Postgres, Kind::Sqlite).await;
+}

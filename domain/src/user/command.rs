@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use super::profile::{Role, UserProfile, Username};
 use super::session::NewSession;
 use super::two_factor::{SecondFactorProof, TwoFactorPolicy, TwoFactorRemoval};
-use crate::secret::{Password, SecretHash};
+use crate::secret::{Password, PasswordHash, SecretHash};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserCommand {
@@ -12,6 +12,14 @@ pub enum UserCommand {
     Register {
         username: Username,
         password: Password,
+        profile: UserProfile,
+        roles: BTreeSet<Role>,
+    },
+    /// A person moved from another store (`authledger import`): the password hash travels as
+    /// it was (the password is known to no one here), recorded as any registration.
+    Import {
+        username: Username,
+        password_hash: PasswordHash,
         profile: UserProfile,
         roles: BTreeSet<Role>,
     },

@@ -162,6 +162,22 @@ impl cqrs_es::Aggregate for User {
                     roles,
                 }]
             }
+            UserCommand::Import {
+                username,
+                password_hash,
+                profile,
+                roles,
+            } => {
+                if self.registered.is_some() {
+                    return Err(UserError::UsernameTaken);
+                }
+                vec![UserEvent::UserRegistered {
+                    username,
+                    password_hash,
+                    profile,
+                    roles,
+                }]
+            }
             UserCommand::UpdateProfile { profile } => {
                 if self.existing()?.profile == profile {
                     return Ok(());

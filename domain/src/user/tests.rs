@@ -77,6 +77,27 @@ fn registration_records_the_password_hash_never_the_password() {
 }
 
 #[test]
+fn an_imported_person_keeps_the_hash_they_came_with_and_only_once() {
+    let UserEvent::UserRegistered { password_hash, .. } = registered() else {
+        unreachable!()
+    };
+    let import = UserCommand::Import {
+        username: alice(),
+        password_hash,
+        profile: profile(),
+        roles: roles(&["reader"]),
+    };
+    UserTest::with(services())
+        .given_no_previous_events()
+        .when(import.clone())
+        .then_expect_events(vec![registered()]);
+    UserTest::with(services())
+        .given(vec![registered()])
+        .when(import)
+        .then_expect_error(UserError::UsernameTaken);
+}
+
+#[test]
 fn a_username_is_registered_only_once() {
     UserTest::with(services())
         .given(vec![registered()])

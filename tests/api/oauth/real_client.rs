@@ -129,6 +129,58 @@ fn ensure_authlib() {
     );
 }
 
+/// openid-client, installed from npm into `tests/clients/openid_client` (as its lock file
+/// says) if it is not there yet; `.ci/run` installs it beforehand.
+fn ensure_openid_client() -> std::path::PathBuf {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/openid_client"
+    ));
+    if !dir.join("node_modules/openid-client").exists() {
+        let installed = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .expect("npm runs (needed for the openid-client test)");
+        assert!(
+            installed.success(),
+            "could not install openid-client from npm"
+        );
+    }
+    dir
+}
+
+on_both_stores! {
+    async fn openid_client_registers_itself_and_completes_the_code_flow(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        flow.user("alice", &[]).await;
+        let dir = ensure_openid_client();
+        let issuer = flow.app.address.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("node")
+                .arg(dir.join("flow.mjs"))
+                .args([&issuer, "alice", &password_of("alice")])
+                .output()
+                .expect("node runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "openid-client failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let claims: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["email"], "alice@example.com");
+        assert_eq!(claims["userinfo_email"], "alice@example.com");
+    }
+}
+
 on_both_stores! {
     async fn authlib_discovers_registers_itself_and_completes_the_code_flow(kind: Kind) {
         let flow = Flow::new(kind).await;
