@@ -27,6 +27,9 @@ pub enum AppError {
     /// a connection broke): answered 503 with `Retry-After`, since it passes by itself.
     #[error("the database is unreachable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// The ledger does not verify: where and how it breaks (`authledger ledger verify`).
+    #[error("the ledger does not verify: {0}")]
+    Tampered(String),
     /// A store or infrastructure failure. Rendered as a generic message; the cause chain is
     /// logged, never shown to an HTTP caller.
     #[error("internal error: {0:#}")]

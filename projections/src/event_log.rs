@@ -307,3 +307,66 @@ pub async fn last_position(db: &Db) -> Result<Option<Position>, ProjectionError>
         global,
     }))
 }
+
+/// The events at these global positions, by position (those that exist).
+pub async fn read_positions(
+    db: &Db,
+    positions: &[i64],
+) -> Result<HashMap<i64, StoredEvent>, ProjectionError> {
+    let (Some(low), Some(high)) = (positions.iter().min(), positions.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let sql = format!(
+        "SELECT {} FROM events WHERE global_position >= $1 AND global_position <= $2",
+        columns(db)
+    );
+    let rows: Vec<EventRow> =
+        on_db!(db, pool => sqlx::query_as(&sql).bind(low).bind(high).fetch_all(pool).await)?;
+    let wanted: std::collections::HashSet<i64> = positions.iter().copied().collect();
+    rows.into_iter()
+        .filter(|row| wanted.contains(&row.global_position))
+        .map(|row| StoredEvent::try_from(row).map(|event| (event.position.global, event)))
+        .collect()
+}
+
+/// Events a reader of the log has not linked: the first one it passed without linking (an
+/// event added to the log after the reader moved on), and how many lie ahead of it.
+pub struct Unlinked {
+    pub first_inserted: Option<i64>,
+    pub after_checkpoint: i64,
+}
+
+/// [`Unlinked`] for the reader `name`, whose links are rows of `ledger_chain`.
+pub async fn unlinked_before(db: &Db, name: &str) -> Result<Unlinked, ProjectionError> {
+    let at = crate::checkpoint::read(db, name).await?;
+    let (passed, ahead) = match db {
+        Db::Sqlite(_) => (
+            "SELECT min(e.global_position) FROM events e \
+             LEFT JOIN ledger_chain c ON c.global_position = e.global_position \
+             WHERE c.link IS NULL AND e.global_position <= $2",
+            "SELECT count(*) FROM events WHERE global_position > $2 AND $1 = $1",
+        ),
+        Db::Postgres(_) => (
+            "SELECT min(e.global_position) FROM events e \
+             LEFT JOIN ledger_chain c ON c.global_position = e.global_position \
+             WHERE c.link IS NULL AND (e.transaction_id, e.global_position) <= ($1::text::xid8, $2)",
+            "SELECT count(*) FROM events \
+             WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
+        ),
+    };
+    let transaction = at.transaction.to_string();
+    let first_inserted: Option<i64> = on_db!(db, pool => sqlx::query_scalar(passed)
+        .bind(&transaction)
+        .bind(at.global)
+        .fetch_one(pool)
+        .await)?;
+    let after_checkpoint: i64 = on_db!(db, pool => sqlx::query_scalar(ahead)
+        .bind(&transaction)
+        .bind(at.global)
+        .fetch_one(pool)
+        .await)?;
+    Ok(Unlinked {
+        first_inserted,
+        after_checkpoint,
+    })
+}

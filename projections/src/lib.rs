@@ -36,6 +36,7 @@ pub mod error;
 pub mod event_log;
 mod filter;
 pub mod grants;
+pub mod ledger;
 pub mod live;
 pub mod projection;
 mod rebuild;

@@ -28,6 +28,7 @@ mod config_file;
 mod connected_app;
 mod events;
 mod keys;
+mod ledger;
 mod logging;
 mod output;
 mod projections;
@@ -160,6 +161,9 @@ enum Command {
     /// The read models: how far behind the log each is, and rebuilding them from it.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
+    /// The tamper-evident ledger: the hash chain over the event log.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// List or rotate the ID token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -292,6 +296,8 @@ pub mod exit {
     /// The store cannot be reached, or another server called failed: trying again later
     /// may work.
     pub const UNAVAILABLE: u8 = 6;
+    /// `ledger verify` found a break: the log or its chain was changed.
+    pub const TAMPERED: u8 = 7;
 }
 
 fn exit_code(error: &AppError) -> ExitCode {
@@ -300,6 +306,7 @@ fn exit_code(error: &AppError) -> ExitCode {
         AppError::Conflict(_) => exit::CONFLICT,
         AppError::Invalid { .. } => exit::INVALID,
         AppError::Upstream(_) => exit::UNAVAILABLE,
+        AppError::Tampered(_) => exit::TAMPERED,
         error if error.is_unavailable() => exit::UNAVAILABLE,
         _ => exit::FAILURE,
     })
@@ -383,6 +390,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
         Command::Migrate => {
             let store = open(&database_url).await?;
             store.runner.catch_up_fully().await?;
+            authledger_projections::ledger::link_all(&store.db).await?;
             eprintln!("schema is up to date");
             Ok(())
         }
@@ -417,6 +425,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
+        Command::Ledger(command) => ledger::ledger(&open(&database_url).await?, command).await,
         Command::Export(args) => transfer::export(&open(&database_url).await?, args, &master).await,
         Command::Import(args) => transfer::import(&open(&database_url).await?, args, &master).await,
         Command::Projections(command) => {

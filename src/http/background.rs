@@ -23,6 +23,9 @@ const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often sessions ended elsewhere (the CLI, another instance) are told to clients; this
 /// instance's own sign-outs wake the task at once.
 const BACKCHANNEL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often events committed since are linked into the ledger's hash chain: the bound on
+/// how long an event stays unlinked (reported as the `ledger` reader's lag).
+const LEDGER_INTERVAL: Duration = Duration::from_millis(250);
 /// How often expired tokens and sessions leave the live index.
 const LIVE_PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -36,6 +39,7 @@ pub fn start(
     let mut tasks = vec![
         tokio::spawn(project_in_batches(store.clone(), health.clone())),
         tokio::spawn(run_cascades(store.clone(), health.clone())),
+        tokio::spawn(link_the_ledger(store.clone(), health.clone())),
         tokio::spawn(save_usage(authority.clone())),
         tokio::spawn(maintain_keys(authority.clone(), health.clone())),
         tokio::spawn(tell_clients_of_ended_sessions(
@@ -102,6 +106,18 @@ async fn prune_the_live_index(live: Arc<authledger_projections::live::LiveIndex>
     loop {
         tick.tick().await;
         live.prune(chrono::Utc::now());
+    }
+}
+
+/// Links new events into the ledger's hash chain, in commit order (see
+/// `authledger_projections::ledger`).
+async fn link_the_ledger(store: Arc<Store>, health: Arc<StoreHealth>) {
+    let mut tick = every(LEDGER_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(error) = authledger_projections::ledger::link_all(&store.db).await {
+            failed(&health, &error, "linking the ledger failed; retrying");
+        }
     }
 }
 

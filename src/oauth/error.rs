@@ -91,6 +91,10 @@ impl From<AppError> for TokenError {
             AppError::Invalid { message, .. } => TokenError::invalid_request(message),
             AppError::NotFound(m) | AppError::Conflict(m) => TokenError::invalid_grant(m),
             AppError::Upstream(m) => TokenError::new(TokenErrorCode::ServerError, m),
+            AppError::Tampered(m) => TokenError {
+                cause: Some(std::sync::Arc::new(anyhow::anyhow!(m))),
+                ..TokenError::new(TokenErrorCode::ServerError, "internal error")
+            },
             error if error.is_unavailable() => TokenError {
                 retry_after: Some(1),
                 ..TokenError::new(

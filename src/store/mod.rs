@@ -124,6 +124,7 @@ impl Store {
         }
         let runner =
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
+        authledger_projections::ledger::register(&db).await?;
         let wiring = Wiring {
             services,
             metrics: Default::default(),

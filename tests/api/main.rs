@@ -14,6 +14,7 @@ mod discovery;
 mod event_log;
 mod health;
 mod hostile_input;
+mod ledger;
 mod live_index;
 mod oauth;
 mod openapi;

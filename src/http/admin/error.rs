@@ -45,6 +45,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound(m) => ApiError::NotFound(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
             AppError::Upstream(m) => ApiError::BadGateway(m),
+            AppError::Tampered(m) => ApiError::Internal(std::sync::Arc::new(anyhow::anyhow!(m))),
             error if error.is_unavailable() => ApiError::Unavailable,
             AppError::Unavailable(e) | AppError::Internal(e) => {
                 ApiError::Internal(std::sync::Arc::new(e))

@@ -1,0 +1,383 @@
+//! The hash chain over the event log: what makes the log tamper-evident.
+//!
+//! Link n is the n-th event in commit order (the order every reader of the log sees, see
+//! [`event_log`]) with
+//!
+//! ```text
+//! digest(n) = SHA-256( digest(n-1) || canonical(event n) )      digest(0) = 32 zero bytes
+//! ```
+//!
+//! where `canonical` is the event's JSON object `{aggregate_id, aggregate_type, event_type,
+//! event_version, metadata, payload, position, sequence}` (`position` the global position,
+//! `metadata` the stored string map) written with every object's keys in byte order, no
+//! whitespace, and strings escaped as JSON requires and no more. Changing, removing, inserting
+//! or reordering an event changes every digest from there on; [`verify`] recomputes the chain
+//! from the events themselves and says where the first difference is.
+//!
+//! The linker runs after commit, in the background of the server (on Postgres the commit
+//! order is known only then): its progress is the `ledger` row of the checkpoints, so its
+//! delay shows as `authledger_projection_lag_seconds{projection="ledger"}`.
+
+use chrono::Utc;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbTx};
+use crate::error::ProjectionError;
+use crate::event_log::{self, StoredEvent};
+use crate::{checkpoint, on_db, on_tx, view_time};
+
+/// The linker's checkpoint row.
+pub const READER: &str = "ledger";
+/// The digest before the first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+/// Events linked per transaction.
+const BATCH: i64 = 1_000;
+
+/// The event's canonical form (see the module comment).
+pub fn canonical(event: &StoredEvent) -> Vec<u8> {
+    let metadata: serde_json::Map<String, Value> = event
+        .raw_metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut object = serde_json::Map::new();
+    object.insert("aggregate_id".into(), event.aggregate_id.clone().into());
+    object.insert("aggregate_type".into(), event.aggregate_type.clone().into());
+    object.insert("event_type".into(), event.event_type.clone().into());
+    object.insert("event_version".into(), event.event_version.clone().into());
+    object.insert("metadata".into(), Value::Object(metadata));
+    object.insert("payload".into(), event.payload.clone());
+    object.insert("position".into(), event.position.global.into());
+    object.insert("sequence".into(), event.sequence.into());
+    let mut out = Vec::with_capacity(256);
+    write_canonical(&Value::Object(object), &mut out);
+    out
+}
+
+/// JSON with every object's keys sorted, written here rather than left to `serde_json`'s map
+/// order, which a crate feature elsewhere in the build could change.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("a string serialises");
+                out.push(b':');
+                write_canonical(&map[key], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar serialises"),
+    }
+}
+
+/// The digest of a link: SHA-256 over the one before and the event's canonical form.
+pub fn digest(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(canonical);
+    hasher.finalize().into()
+}
+
+/// One stored link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    pub link: i64,
+    pub global_position: i64,
+    pub digest: String,
+}
+
+async fn head(tx: &mut DbTx) -> Result<(i64, [u8; 32]), ProjectionError> {
+    let sql = "SELECT link, digest FROM ledger_chain ORDER BY link DESC LIMIT 1";
+    let row: Option<(i64, String)> =
+        on_tx!(tx, conn => sqlx::query_as(sql).fetch_optional(conn).await)?;
+    match row {
+        None => Ok((0, GENESIS)),
+        Some((link, digest)) => Ok((
+            link,
+            decode(&digest).ok_or_else(|| {
+                ProjectionError::Decode(format!("ledger link {link}: digest `{digest}` is not hex"))
+            })?,
+        )),
+    }
+}
+
+fn decode(hex_digest: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_digest).ok()?.try_into().ok()
+}
+
+/// Registers the linker's checkpoint at the start of the log: a store with history gets all
+/// of it linked.
+pub async fn register(db: &Db) -> Result<(), ProjectionError> {
+    checkpoint::register(db, READER).await
+}
+
+/// Links the next batch of events in commit order; returns how many. The checkpoint row's
+/// lock keeps two linkers (two instances) from linking the same event twice.
+pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
+    let mut tx = db.begin().await?;
+    let after = checkpoint::lock(&mut tx, READER).await?;
+    let events = event_log::read_after(&mut tx, after, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(0);
+    };
+    let (mut link, mut previous) = head(&mut tx).await?;
+    let linked_at = view_time(Utc::now());
+    let sql = "INSERT INTO ledger_chain (link, global_position, digest, linked_at) \
+               VALUES ($1, $2, $3, $4)";
+    for event in &events {
+        link += 1;
+        previous = digest(&previous, &canonical(event));
+        let hex_digest = hex::encode(previous);
+        on_tx!(&mut tx, conn => sqlx::query(sql)
+            .bind(link)
+            .bind(event.position.global)
+            .bind(&hex_digest)
+            .bind(&linked_at)
+            .execute(conn)
+            .await
+            .map(drop))?;
+    }
+    checkpoint::save(&mut tx, READER, last).await?;
+    tx.commit().await?;
+    Ok(events.len())
+}
+
+/// Links until nothing readable is left.
+pub async fn link_all(db: &Db) -> Result<usize, ProjectionError> {
+    let mut total = 0;
+    loop {
+        let linked = link(db).await?;
+        total += linked;
+        if linked < BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// What [`verify`] found wrong first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Break {
+    /// The event at this link no longer hashes to the digest recorded for it.
+    Altered { link: i64, global_position: i64 },
+    /// A link names an event that is no longer in the log.
+    Missing { link: i64, global_position: i64 },
+    /// An event the chain has passed is not in it: added to the log afterwards.
+    Inserted { global_position: i64 },
+    /// The link's event hashes to the digest recorded at another link: events swapped.
+    Reordered {
+        link: i64,
+        global_position: i64,
+        /// Where this event's content was recorded.
+        recorded_at_link: i64,
+    },
+    /// The chain's own rows are not consecutive (a link removed from the chain table).
+    Gap { after_link: i64, next_link: i64 },
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Break::Altered { link, global_position } => write!(
+                f,
+                "altered: the event at position {global_position} (link {link}) is not the one that was linked"
+            ),
+            Break::Missing { link, global_position } => write!(
+                f,
+                "missing: the event at position {global_position} (link {link}) is gone from the log"
+            ),
+            Break::Inserted { global_position } => write!(
+                f,
+                "inserted: the event at position {global_position} was added after the chain passed it"
+            ),
+            Break::Reordered { link, global_position, recorded_at_link } => write!(
+                f,
+                "reordered: the event at position {global_position} (link {link}) holds what was linked at link {recorded_at_link}"
+            ),
+            Break::Gap { after_link, next_link } => write!(
+                f,
+                "gap: the chain jumps from link {after_link} to link {next_link}"
+            ),
+        }
+    }
+}
+
+/// What [`verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verified {
+    /// Links whose digests were recomputed from their events.
+    pub links: i64,
+    /// The last link checked, and its digest.
+    pub head: Option<Link>,
+    /// Events committed but not linked yet (the linker runs after commit).
+    pub unlinked: i64,
+    /// The first break, if any; nothing after it is trusted.
+    pub first_break: Option<Break>,
+}
+
+/// Recomputes the chain from the events, from the first link (or `from_link`, trusting the
+/// digest recorded before it) to the last (or `to_link`), and reports the first break.
+pub async fn verify(
+    db: &Db,
+    from_link: Option<i64>,
+    to_link: Option<i64>,
+) -> Result<Verified, ProjectionError> {
+    const PAGE: i64 = 5_000;
+    let start = from_link.unwrap_or(1).max(1);
+    let end = to_link.unwrap_or(i64::MAX);
+    let mut previous = match start {
+        1 => GENESIS,
+        n => {
+            let sql = "SELECT digest FROM ledger_chain WHERE link = $1";
+            let digest: Option<String> =
+                on_db!(db, pool => sqlx::query_scalar(sql).bind(n - 1).fetch_optional(pool).await)?;
+            digest.as_deref().and_then(decode).unwrap_or(GENESIS)
+        }
+    };
+    let mut expected_link = start;
+    let mut checked = 0;
+    let mut head = None;
+    let mut first_break = None;
+    'pages: loop {
+        let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
+                   WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link LIMIT $3";
+        let links: Vec<(i64, i64, String)> = on_db!(db, pool => sqlx::query_as(sql)
+            .bind(expected_link)
+            .bind(end)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await)?;
+        let Some(last) = links.last() else { break };
+        let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
+        let events = event_log::read_positions(db, &positions).await?;
+        for (link, global_position, recorded) in &links {
+            if *link != expected_link {
+                first_break = Some(Break::Gap {
+                    after_link: expected_link - 1,
+                    next_link: *link,
+                });
+                break 'pages;
+            }
+            let Some(event) = events.get(global_position) else {
+                first_break = Some(Break::Missing {
+                    link: *link,
+                    global_position: *global_position,
+                });
+                break 'pages;
+            };
+            let computed = digest(&previous, &canonical(event));
+            if hex::encode(computed) != *recorded {
+                first_break = Some(classify(db, *link, *global_position, event).await?);
+                break 'pages;
+            }
+            previous = computed;
+            checked += 1;
+            expected_link += 1;
+            head = Some(Link {
+                link: *link,
+                global_position: *global_position,
+                digest: recorded.clone(),
+            });
+        }
+        if links.len() < PAGE as usize || last.0 >= end {
+            break;
+        }
+    }
+    let unlinked = match first_break {
+        Some(_) => 0,
+        None => {
+            let inserted = event_log::unlinked_before(db, READER).await?;
+            if let Some(global_position) = inserted.first_inserted {
+                first_break = Some(Break::Inserted { global_position });
+            }
+            inserted.after_checkpoint
+        }
+    };
+    Ok(Verified {
+        links: checked,
+        head,
+        unlinked,
+        first_break,
+    })
+}
+
+/// Told apart: the event at `link` hashes as the one recorded at another link (swapped), or
+/// not at all (altered). Found by its content, since digests chain.
+async fn classify(
+    db: &Db,
+    link: i64,
+    global_position: i64,
+    event: &StoredEvent,
+) -> Result<Break, ProjectionError> {
+    // Another link whose own previous digest, with this event, gives that link's digest.
+    let sql = "SELECT c.link, c.digest, p.digest FROM ledger_chain c \
+               LEFT JOIN ledger_chain p ON p.link = c.link - 1 \
+               WHERE c.link <> $1 ORDER BY abs(c.link - $1) LIMIT 64";
+    let neighbours: Vec<(i64, String, Option<String>)> =
+        on_db!(db, pool => sqlx::query_as(sql).bind(link).fetch_all(pool).await)?;
+    for (other, recorded, before) in neighbours {
+        let before = before.as_deref().and_then(decode).unwrap_or(GENESIS);
+        let mut moved = event.clone();
+        if let Some(position) = position_of_link(db, other).await? {
+            moved.position.global = position;
+        }
+        if hex::encode(digest(&before, &canonical(&moved))) == recorded {
+            return Ok(Break::Reordered {
+                link,
+                global_position,
+                recorded_at_link: other,
+            });
+        }
+    }
+    Ok(Break::Altered {
+        link,
+        global_position,
+    })
+}
+
+async fn position_of_link(db: &Db, link: i64) -> Result<Option<i64>, ProjectionError> {
+    let sql = "SELECT global_position FROM ledger_chain WHERE link = $1";
+    Ok(on_db!(db, pool => sqlx::query_scalar(sql).bind(link).fetch_optional(pool).await)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_form_sorts_keys_at_every_depth_and_has_no_whitespace() {
+        let mut out = Vec::new();
+        let value: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"d": [ {"z": 1, "y": "é\n"} ], "c": null}}"#)
+                .unwrap();
+        write_canonical(&value, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":{"c":null,"d":[{"y":"é\n","z":1}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn each_digest_covers_the_one_before() {
+        let first = digest(&GENESIS, b"{}");
+        assert_ne!(digest(&first, b"{}"), first);
+        assert_eq!(digest(&GENESIS, b"{}"), first);
+    }
+}

@@ -1,0 +1,218 @@
+//! The tamper-evident ledger: `authledger ledger verify` recomputes the hash chain from the
+//! events and finds every kind of change a database superuser could make, at its position.
+
+use authledger_projections::db::Db;
+
+use crate::helpers::*;
+
+/// A store with six events (positions 1 to 6), all linked.
+async fn linked_store(kind: Kind) -> TestDb {
+    let db = TestDb::new(kind).await;
+    for name in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        let output = cli(
+            &db,
+            &[
+                "user",
+                "create",
+                "--username",
+                name,
+                "--password",
+                "long enough pass",
+                "--email",
+                &format!("{name}@example.com"),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let output = cli(&db, &["migrate"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    db
+}
+
+/// Runs `statements` as the database's owner would, with the immutability triggers out of
+/// the way.
+async fn as_superuser(db: &TestDb, statements: &[&str]) {
+    let store = db.store().await;
+    match &store.db {
+        Db::Sqlite(pool) => {
+            for drop in [
+                "DROP TRIGGER IF EXISTS events_are_immutable",
+                "DROP TRIGGER IF EXISTS events_are_never_deleted",
+                "DROP TRIGGER IF EXISTS events_assign_global_position",
+                "DROP TRIGGER IF EXISTS ledger_chain_is_immutable",
+                "DROP TRIGGER IF EXISTS ledger_chain_is_never_deleted",
+            ] {
+                sqlx::query(drop).execute(pool).await.unwrap();
+            }
+            for statement in statements {
+                sqlx::query(statement).execute(pool).await.unwrap();
+            }
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("ALTER TABLE ledger_chain DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    }
+}
+
+/// `ledger verify` exits 7 and names `kind` at `position`.
+fn refused(db: &TestDb, kind: &str, position: i64) {
+    let output = cli(db, &["ledger", "verify"]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{said}");
+    assert!(
+        said.contains(&format!("{kind}: ")),
+        "expected {kind}: {said}"
+    );
+    assert!(
+        said.contains(&format!("position {position}")),
+        "expected position {position}: {said}"
+    );
+    let json = cli(db, &["ledger", "verify", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["first_break"]["kind"], kind, "{report}");
+}
+
+on_both_stores! {
+    async fn an_untouched_ledger_verifies_and_new_events_are_linked(kind: Kind) {
+        let db = linked_store(kind).await;
+        let output = cli(&db, &["ledger", "verify", "--format", "json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["links"], 6);
+        assert_eq!(report["first_break"], serde_json::Value::Null);
+
+        // A new event is committed unlinked, and the server links it within a second.
+        let output = cli(&db, &["user", "disable", "alice"]);
+        assert!(output.status.success());
+        let output = cli(&db, &["ledger", "verify", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["unlinked"], 1);
+        let app = TestApp::spawn_on(db).await;
+        let mut linked = false;
+        for _ in 0..40 {
+            let output = cli(&app.db, &["ledger", "verify", "--format", "json"]);
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            if report["unlinked"] == 0 && report["links"].as_i64() > Some(6) {
+                linked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(linked, "the server did not link the new event");
+    }
+}
+
+on_both_stores! {
+    async fn a_changed_payload_or_metadata_is_found_at_its_position(kind: Kind) {
+        let db = linked_store(kind).await;
+        let payload = match kind {
+            Kind::Sqlite => "UPDATE events SET payload = replace(payload, 'carol@', 'carla@') WHERE global_position = 3",
+            Kind::Postgres => "UPDATE events SET payload = replace(payload::text, 'carol@', 'carla@')::json WHERE global_position = 3",
+        };
+        as_superuser(&db, &[payload]).await;
+        refused(&db, "altered", 3);
+
+        let db = linked_store(kind).await;
+        let metadata = match kind {
+            Kind::Sqlite => "UPDATE events SET metadata = replace(metadata, '\"cli\"', '\"http\"') WHERE global_position = 5",
+            Kind::Postgres => "UPDATE events SET metadata = replace(metadata::text, '\"cli\"', '\"http\"')::json WHERE global_position = 5",
+        };
+        as_superuser(&db, &[metadata]).await;
+        refused(&db, "altered", 5);
+    }
+}
+
+on_both_stores! {
+    async fn a_deleted_an_inserted_or_a_swapped_event_is_found(kind: Kind) {
+        let db = linked_store(kind).await;
+        as_superuser(&db, &["DELETE FROM events WHERE global_position = 4"]).await;
+        refused(&db, "missing", 4);
+
+        // Slipped in before what the chain has passed (on Postgres with an old transaction).
+        let db = linked_store(kind).await;
+        let insert = match kind {
+            Kind::Sqlite => "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position) \
+                             SELECT aggregate_type, 'mallory', 1, event_type, event_version, payload, metadata, -1 FROM events WHERE global_position = 2",
+            Kind::Postgres => "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, global_position, transaction_id) \
+                               SELECT aggregate_type, 'mallory', 1, event_type, event_version, payload, metadata, -1, '1'::xid8 FROM events WHERE global_position = 2",
+        };
+        as_superuser(&db, &[insert]).await;
+        refused(&db, "inserted", -1);
+
+        let db = linked_store(kind).await;
+        as_superuser(&db, &[
+            "UPDATE events SET global_position = -2 WHERE global_position = 2",
+            "UPDATE events SET global_position = 2 WHERE global_position = 3",
+            "UPDATE events SET global_position = 3 WHERE global_position = -2",
+        ]).await;
+        refused(&db, "reordered", 2);
+    }
+}
+
+on_both_stores! {
+    async fn a_changed_or_removed_link_of_the_chain_is_found(kind: Kind) {
+        let db = linked_store(kind).await;
+        let zeros = format!("UPDATE ledger_chain SET digest = '{}' WHERE link = 4", "0".repeat(64));
+        as_superuser(&db, &[&zeros]).await;
+        refused(&db, "altered", 4);
+
+        let db = linked_store(kind).await;
+        as_superuser(&db, &["DELETE FROM ledger_chain WHERE link = 5"]).await;
+        let output = cli(&db, &["ledger", "verify"]);
+        assert_eq!(output.status.code(), Some(7));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("gap: the chain jumps from link 4 to link 6"));
+    }
+}
+
+on_both_stores! {
+    async fn events_committed_concurrently_are_all_linked_and_verify(kind: Kind) {
+        use crate::oauth::flow::{Auth, Flow};
+        let flow = Flow::new(kind).await;
+        let client = flow
+            .client(authledger::admin::clients::ClientInput {
+                name: "Batch".into(),
+                grant_types: vec!["client_credentials".into()],
+                scope: Some("openid".into()),
+                ..Default::default()
+            })
+            .await;
+        // Forty token requests at once: on Postgres their transactions commit out of
+        // position order, which the chain must follow.
+        let requests = (0..40).map(|_| flow.token(Auth::Basic(&client), &[("grant_type", "client_credentials")]));
+        for (status, _, body) in futures::future::join_all(requests).await {
+            assert_eq!(status, 200, "{body}");
+        }
+        let mut report = serde_json::Value::Null;
+        for _ in 0..50 {
+            let output = cli(&flow.app.db, &["ledger", "verify", "--format", "json"]);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            report = serde_json::from_slice(&output.stdout).unwrap();
+            if report["unlinked"] == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(report["unlinked"], 0, "{report}");
+        assert!(report["links"].as_i64().unwrap() >= 41, "{report}");
+    }
+}
