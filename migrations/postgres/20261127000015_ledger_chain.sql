@@ -27,3 +27,33 @@ CREATE TRIGGER ledger_chain_is_immutable
 CREATE TRIGGER ledger_chain_is_never_truncated
     BEFORE TRUNCATE ON ledger_chain
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_chain_is_immutable();
+
+-- The keys that sign seals: Ed25519, the private half sealed under the master key. The
+-- public halves are published (`/.well-known/ledger-keys`, `authledger ledger keys`).
+CREATE TABLE ledger_keys
+(
+    kid            text PRIMARY KEY,
+    public_key     text NOT NULL,
+    sealed_private text NOT NULL,
+    created_at     text NOT NULL
+);
+
+-- A seal signs the chain head as it was: link, position, digest, time. Whoever edits events
+-- and recomputes the chain after them cannot make the seals agree without the private key.
+CREATE TABLE ledger_seals
+(
+    link            bigint PRIMARY KEY,
+    global_position bigint NOT NULL,
+    digest          text   NOT NULL,
+    sealed_at       text   NOT NULL,
+    kid             text   NOT NULL,
+    signature       text   NOT NULL
+);
+
+CREATE TRIGGER ledger_seals_are_immutable
+    BEFORE UPDATE OR DELETE ON ledger_seals
+    FOR EACH ROW EXECUTE FUNCTION ledger_chain_is_immutable();
+
+CREATE TRIGGER ledger_seals_are_never_truncated
+    BEFORE TRUNCATE ON ledger_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_chain_is_immutable();

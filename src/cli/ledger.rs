@@ -1,5 +1,5 @@
-//! `authledger ledger verify`: recomputes the hash chain over the event log and reports the
-//! first break (see `authledger_projections::ledger`).
+//! `authledger ledger verify|keys|seal`: recomputes the hash chain over the event log and
+//! checks the seals over it (see `authledger_projections::ledger` and `crate::ledger_seal`).
 
 use authledger_projections::ledger::{self, Verified};
 use clap::Subcommand;
@@ -21,10 +21,31 @@ pub(super) enum LedgerCommand {
         /// Stop at the last link at or before this global position.
         #[arg(long, value_name = "POS")]
         to: Option<i64>,
+        /// Check the seals with these public keys (a JWKS saved from
+        /// /.well-known/ledger-keys) instead of the ones the store holds: whoever can edit the
+        /// database can replace those too.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<std::path::PathBuf>,
         /// text for people (the default), or json.
         #[arg(long, value_enum, default_value_t = EventsFormat::Text)]
         format: EventsFormat,
     },
+    /// Print the public keys that sign the seals (JWKS), as /.well-known/ledger-keys serves
+    /// them: keep a copy where the database's administrators cannot change it.
+    Keys,
+    /// Seal the chain head now (the server seals by itself, see the ledger_seal_* settings).
+    Seal,
+}
+
+/// What `verify` found, chain and seals.
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde(flatten)]
+    chain: Verified,
+    seals_checked: usize,
+    /// The chain's first break, or else the seals'.
+    #[serde(rename = "first_break")]
+    found: Option<serde_json::Value>,
 }
 
 /// The link of the first event at or after `position` (`first`), or of the last at or before.
@@ -37,8 +58,44 @@ async fn link_at(store: &Store, position: i64, first: bool) -> Result<Option<i64
         .map_err(|e| AppError::Internal(e.into()))
 }
 
-pub(super) async fn ledger(store: &Store, command: LedgerCommand) -> Result<(), AppError> {
-    let LedgerCommand::Verify { from, to, format } = command;
+pub(super) async fn ledger(
+    store: &Store,
+    command: LedgerCommand,
+    master: &super::MasterKeySource,
+) -> Result<(), AppError> {
+    let (from, to, keys, format) = match command {
+        LedgerCommand::Keys => {
+            return super::output::print_json(&crate::ledger_seal::published(&store.db).await?)
+        }
+        LedgerCommand::Seal => {
+            ledger::link_all(&store.db).await?;
+            let master = master.load(store).await?;
+            match crate::ledger_seal::seal_if_due(&store.db, &master, 1, 0, true).await? {
+                Some(seal) => eprintln!(
+                    "sealed link {} (position {}) with key {}",
+                    seal.link, seal.global_position, seal.kid
+                ),
+                None => eprintln!("nothing new to seal"),
+            }
+            return Ok(());
+        }
+        LedgerCommand::Verify {
+            from,
+            to,
+            keys,
+            format,
+        } => (from, to, keys, format),
+    };
+    let keys = match keys {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| AppError::invalid_field("keys", format!("{}: {e}", file.display())))?;
+            serde_json::from_str(&text).map_err(|e| {
+                AppError::invalid_field("keys", format!("{}: not a JWKS: {e}", file.display()))
+            })?
+        }
+        None => crate::ledger_seal::published(&store.db).await?,
+    };
     let from_link = match from {
         Some(position) => Some(link_at(store, position, true).await?.unwrap_or(i64::MAX)),
         None => None,
@@ -48,17 +105,39 @@ pub(super) async fn ledger(store: &Store, command: LedgerCommand) -> Result<(), 
         None => None,
     };
     let verified = ledger::verify(&store.db, from_link, to_link).await?;
+    let (seals_checked, found) = match &verified.first_break {
+        Some(chain) => (0, Some((to_json(chain), chain.to_string()))),
+        None => {
+            let head = verified.head.as_ref().map_or(0, |h| h.link);
+            let (checked, seal) = crate::ledger_seal::check(&store.db, &keys, head).await?;
+            (checked, seal.map(|s| (to_json(&s), s.to_string())))
+        }
+    };
+    let (found_json, message) = match found {
+        Some((value, message)) => (Some(value), Some(message)),
+        None => (None, None),
+    };
+    let report = Report {
+        chain: verified,
+        seals_checked,
+        found: found_json,
+    };
     match format {
-        EventsFormat::Json => super::output::print_json(&verified)?,
-        EventsFormat::Text => say(&verified),
+        EventsFormat::Json => super::output::print_json(&report)?,
+        EventsFormat::Text => say(&report),
     }
-    match &verified.first_break {
-        Some(found) => Err(AppError::Tampered(found.to_string())),
+    match message {
+        Some(message) => Err(AppError::Tampered(message)),
         None => Ok(()),
     }
 }
 
-fn say(verified: &Verified) {
+fn to_json(found: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(found).unwrap_or_default()
+}
+
+fn say(report: &Report) {
+    let verified = &report.chain;
     match &verified.head {
         Some(head) => eprintln!(
             "{} link(s) verified, up to position {} (link {}, digest {})",
@@ -66,6 +145,7 @@ fn say(verified: &Verified) {
         ),
         None => eprintln!("{} link(s) verified", verified.links),
     }
+    eprintln!("{} seal(s) checked", report.seals_checked);
     if verified.unlinked > 0 {
         eprintln!(
             "{} event(s) committed since are not linked yet (the server links them within a second)",

@@ -327,6 +327,29 @@ impl MasterKeySource {
 }
 
 async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
+    // A command that may have written events links them into the ledger's chain before it
+    // ends, so that a store run from the CLI alone has no unlinked history either (the server
+    // links continuously). `ledger verify` only reads.
+    let may_write = !matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Config(_)
+            | Command::MasterKey(_)
+            | Command::Ledger(_)
+            | Command::Events { .. }
+            | Command::History { .. }
+            | Command::State { .. }
+    );
+    let database_url = cli.database_url.clone();
+    let done = run_command(cli, sources).await;
+    if done.is_ok() && may_write {
+        let store = open(&database_url).await?;
+        authledger_projections::ledger::link_all(&store.db).await?;
+    }
+    done
+}
+
+async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
     let database_url = cli.database_url;
     let master = MasterKeySource {
         configured: cli.master_key,
@@ -425,7 +448,9 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
-        Command::Ledger(command) => ledger::ledger(&open(&database_url).await?, command).await,
+        Command::Ledger(command) => {
+            ledger::ledger(&open(&database_url).await?, command, &master).await
+        }
         Command::Export(args) => transfer::export(&open(&database_url).await?, args, &master).await,
         Command::Import(args) => transfer::import(&open(&database_url).await?, args, &master).await,
         Command::Projections(command) => {

@@ -39,7 +39,7 @@ pub fn start(
     let mut tasks = vec![
         tokio::spawn(project_in_batches(store.clone(), health.clone())),
         tokio::spawn(run_cascades(store.clone(), health.clone())),
-        tokio::spawn(link_the_ledger(store.clone(), health.clone())),
+        tokio::spawn(link_and_seal_the_ledger(authority.clone(), health.clone())),
         tokio::spawn(save_usage(authority.clone())),
         tokio::spawn(maintain_keys(authority.clone(), health.clone())),
         tokio::spawn(tell_clients_of_ended_sessions(
@@ -110,13 +110,32 @@ async fn prune_the_live_index(live: Arc<authledger_projections::live::LiveIndex>
 }
 
 /// Links new events into the ledger's hash chain, in commit order (see
-/// `authledger_projections::ledger`).
-async fn link_the_ledger(store: Arc<Store>, health: Arc<StoreHealth>) {
+/// `authledger_projections::ledger`), and seals the chain head when the settings say it is
+/// time (see `crate::ledger_seal`).
+async fn link_and_seal_the_ledger(authority: Arc<Authority>, health: Arc<StoreHealth>) {
+    let store = &authority.store;
     let mut tick = every(LEDGER_INTERVAL);
     loop {
         tick.tick().await;
         if let Err(error) = authledger_projections::ledger::link_all(&store.db).await {
             failed(&health, &error, "linking the ledger failed; retrying");
+            continue;
+        }
+        let sealed = match store.settings_values().await {
+            Ok(settings) => {
+                crate::ledger_seal::seal_if_due(
+                    &store.db,
+                    &authority.master,
+                    settings.ledger_seal_every,
+                    settings.ledger_seal_interval,
+                    false,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = sealed {
+            failed(&health, &error, "sealing the ledger failed; retrying");
         }
     }
 }

@@ -50,6 +50,8 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/oauth/authorize";
     pub const TOKEN: &str = "/oauth/token";
     pub const JWKS: &str = "/oauth/jwks";
+    /// The public keys that sign the ledger's seals (see `crate::ledger_seal`).
+    pub const LEDGER_KEYS: &str = "/.well-known/ledger-keys";
     pub const LOGIN: &str = "/login";
     pub const LOGOUT: &str = "/logout";
     pub const ACCOUNT: &str = "/account";

@@ -122,6 +122,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
         .route(paths::JWKS, get(well_known::jwks))
+        .route(paths::LEDGER_KEYS, get(well_known::ledger_keys))
         .route(
             paths::OPENID_CONFIGURATION,
             get(well_known::openid_configuration),

@@ -67,6 +67,14 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
     cacheable(serde_json::to_value(app.authority.keys.jwks()).expect("a JWK Set serialises"))
 }
 
+/// The keys that sign the ledger's seals: what an auditor verifies them with.
+pub async fn ledger_keys(State(app): State<AppState>) -> Response {
+    match crate::ledger_seal::published(&app.authority.store.db).await {
+        Ok(keys) => cacheable(keys),
+        Err(error) => crate::oauth::error::TokenError::from(error).into_response(),
+    }
+}
+
 /// The scopes whose meaning the server defines.
 pub const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "roles"];
 pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];

@@ -49,6 +49,8 @@ async fn as_superuser(db: &TestDb, statements: &[&str]) {
                 "DROP TRIGGER IF EXISTS events_assign_global_position",
                 "DROP TRIGGER IF EXISTS ledger_chain_is_immutable",
                 "DROP TRIGGER IF EXISTS ledger_chain_is_never_deleted",
+                "DROP TRIGGER IF EXISTS ledger_seals_are_immutable",
+                "DROP TRIGGER IF EXISTS ledger_seals_are_never_deleted",
             ] {
                 sqlx::query(drop).execute(pool).await.unwrap();
             }
@@ -59,6 +61,10 @@ async fn as_superuser(db: &TestDb, statements: &[&str]) {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await.unwrap();
             sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("ALTER TABLE ledger_seals DISABLE TRIGGER USER")
                 .execute(&mut *tx)
                 .await
                 .unwrap();
@@ -101,24 +107,13 @@ on_both_stores! {
         assert_eq!(report["links"], 6);
         assert_eq!(report["first_break"], serde_json::Value::Null);
 
-        // A new event is committed unlinked, and the server links it within a second.
+        // A CLI command links what it wrote before it ends (the server links continuously:
+        // `events_committed_concurrently_are_all_linked_and_verify`).
         let output = cli(&db, &["user", "disable", "alice"]);
         assert!(output.status.success());
         let output = cli(&db, &["ledger", "verify", "--format", "json"]);
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(report["unlinked"], 1);
-        let app = TestApp::spawn_on(db).await;
-        let mut linked = false;
-        for _ in 0..40 {
-            let output = cli(&app.db, &["ledger", "verify", "--format", "json"]);
-            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-            if report["unlinked"] == 0 && report["links"].as_i64() > Some(6) {
-                linked = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(linked, "the server did not link the new event");
+        assert_eq!((report["links"].as_i64(), report["unlinked"].as_i64()), (Some(7), Some(0)), "{report}");
     }
 }
 
@@ -214,5 +209,106 @@ on_both_stores! {
         }
         assert_eq!(report["unlinked"], 0, "{report}");
         assert!(report["links"].as_i64().unwrap() >= 41, "{report}");
+    }
+}
+
+fn sealed(db: &TestDb) {
+    let output = cli(db, &["ledger", "seal"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sealed link 6"));
+}
+
+on_both_stores! {
+    async fn an_edit_with_the_chain_recomputed_after_it_is_caught_by_the_seal(kind: Kind) {
+        use authledger_projections::ledger::{canonical, digest, GENESIS};
+        let db = linked_store(kind).await;
+        sealed(&db);
+        let payload = match kind {
+            Kind::Sqlite => "UPDATE events SET payload = replace(payload, 'carol@', 'carla@') WHERE global_position = 3",
+            Kind::Postgres => "UPDATE events SET payload = replace(payload::text, 'carol@', 'carla@')::json WHERE global_position = 3",
+        };
+        as_superuser(&db, &[payload]).await;
+        // What someone covering their tracks does next: recompute every digest from there on.
+        let store = db.store().await;
+        let events = authledger_projections::event_log::read_positions(&store.db, &[1, 2, 3, 4, 5, 6]).await.unwrap();
+        let mut previous = GENESIS;
+        let mut rewrites = Vec::new();
+        for position in 1..=6 {
+            previous = digest(&previous, &canonical(&events[&position]));
+            rewrites.push(format!("UPDATE ledger_chain SET digest = '{}' WHERE link = {position}", hex::encode(previous)));
+        }
+        let rewrites: Vec<&str> = rewrites.iter().map(String::as_str).collect();
+        as_superuser(&db, &rewrites).await;
+        let output = cli(&db, &["ledger", "verify", "--format", "json"]);
+        assert_eq!(output.status.code(), Some(7), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["links"], 6, "the chain alone agrees: {report}");
+        assert_eq!(report["first_break"]["kind"], "resealed", "{report}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("not what was sealed"));
+    }
+}
+
+on_both_stores! {
+    async fn a_changed_seal_or_a_substituted_key_is_a_bad_seal(kind: Kind) {
+        let db = linked_store(kind).await;
+        sealed(&db);
+        let output = cli(&db, &["ledger", "verify"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("1 seal(s) checked"));
+
+        // The keys an auditor kept, and a store whose keys were replaced.
+        let kept = tempfile::NamedTempFile::new().unwrap();
+        let keys = cli(&db, &["ledger", "keys"]);
+        std::fs::write(kept.path(), &keys.stdout).unwrap();
+        let published: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
+        assert_eq!(published["keys"][0]["crv"], "Ed25519");
+        let other = linked_store(kind).await;
+        sealed(&other);
+        let foreign = tempfile::NamedTempFile::new().unwrap();
+        let mut keys: serde_json::Value = serde_json::from_slice(&cli(&other, &["ledger", "keys"]).stdout).unwrap();
+        keys["keys"][0]["kid"] = published["keys"][0]["kid"].clone();
+        std::fs::write(foreign.path(), keys.to_string()).unwrap();
+        let output = cli(&db, &["ledger", "verify", "--keys", foreign.path().to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(7));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("bad seal"));
+        let output = cli(&db, &["ledger", "verify", "--keys", kept.path().to_str().unwrap()]);
+        assert!(output.status.success());
+
+        as_superuser(
+            &db,
+            &["UPDATE ledger_seals SET sealed_at = '2020-01-01T00:00:00.000000Z'"],
+        )
+        .await;
+        let output = cli(&db, &["ledger", "verify", "--format", "json"]);
+        assert_eq!(output.status.code(), Some(7));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["first_break"]["kind"], "bad_seal", "{report}");
+    }
+}
+
+on_both_stores! {
+    async fn the_server_seals_by_itself_and_publishes_the_key(kind: Kind) {
+        let db = linked_store(kind).await;
+        let output = cli(&db, &["settings", "set", "ledger_seal_every", "1"]);
+        assert!(output.status.success());
+        let app = TestApp::spawn_on(db).await;
+        let mut checked = String::new();
+        for _ in 0..50 {
+            let output = cli(&app.db, &["ledger", "verify"]);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            checked = String::from_utf8_lossy(&output.stderr).into_owned();
+            if !checked.contains("0 seal(s) checked") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(checked.contains("1 seal(s) checked"), "{checked}");
+        let keys: serde_json::Value = app.http.get(app.url("/.well-known/ledger-keys")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(keys["keys"][0]["kty"], "OKP");
+        assert_eq!(keys["keys"][0]["alg"], "EdDSA");
     }
 }

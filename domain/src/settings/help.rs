@@ -2,7 +2,7 @@
 
 /// Every setting's key and a line of help, grouped as Frappe's OAuth Settings are: what the
 /// console's settings page and `authledger settings set --help` show.
-pub const GROUPS: [(&str, &[(&str, &str)]); 6] = [
+pub const GROUPS: [(&str, &[(&str, &str)]); 7] = [
     (
         "Consent and tokens",
         &[
@@ -50,6 +50,13 @@ pub const GROUPS: [(&str, &[(&str, &str)]); 6] = [
         &[
             ("key_activation_delay", "Seconds a new key is published before it signs."),
             ("key_rotation_period", "Seconds after which keys rotate by themselves; 0 for never."),
+        ],
+    ),
+    (
+        "The ledger",
+        &[
+            ("ledger_seal_every", "Events after which the chain head is sealed (signed), at the latest (1 to 1000000)."),
+            ("ledger_seal_interval", "Seconds after which new events are sealed, however few (1 to 86400)."),
         ],
     ),
     (

@@ -68,6 +68,10 @@ pub enum Setting {
     KeyActivationDelay(u32),
     /// Seconds after which a signing key is replaced automatically; 0 turns that off.
     KeyRotationPeriod(u32),
+    /// Events after which the ledger's chain head is sealed (signed), at the latest.
+    LedgerSealEvery(u32),
+    /// Seconds after which new events are sealed, however few.
+    LedgerSealInterval(u32),
     /// Failed sign-ins (or client authentications) allowed before each further failure
     /// makes the account, address or client wait, twice as long each time.
     LoginMaxFailures(u32),
@@ -116,6 +120,8 @@ pub struct SettingsValues {
     pub allowed_public_client_origins: Vec<String>,
     pub key_activation_delay: u32,
     pub key_rotation_period: u32,
+    pub ledger_seal_every: u32,
+    pub ledger_seal_interval: u32,
     pub login_max_failures: u32,
     pub login_lockout_seconds: u32,
     pub site_name: String,
@@ -151,6 +157,8 @@ impl Default for SettingsValues {
             allowed_public_client_origins: vec![],
             key_activation_delay: 3600,
             key_rotation_period: 0,
+            ledger_seal_every: 1000,
+            ledger_seal_interval: 60,
             // Five tries for a typo, then 1, 2, 4, ... seconds, at most 15 minutes: online
             // guessing gets a few hundred tries a day per account instead of millions.
             login_max_failures: 5,
@@ -201,6 +209,8 @@ impl SettingsValues {
             Setting::AllowedPublicClientOrigins(v.allowed_public_client_origins),
             Setting::KeyActivationDelay(v.key_activation_delay),
             Setting::KeyRotationPeriod(v.key_rotation_period),
+            Setting::LedgerSealEvery(v.ledger_seal_every),
+            Setting::LedgerSealInterval(v.ledger_seal_interval),
             Setting::LoginMaxFailures(v.login_max_failures),
             Setting::LoginLockoutSeconds(v.login_lockout_seconds),
             Setting::SiteName(v.site_name),
@@ -239,6 +249,8 @@ impl SettingsValues {
             Setting::AllowedPublicClientOrigins(v) => next.allowed_public_client_origins = v,
             Setting::KeyActivationDelay(v) => next.key_activation_delay = v,
             Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,
+            Setting::LedgerSealEvery(v) => next.ledger_seal_every = v,
+            Setting::LedgerSealInterval(v) => next.ledger_seal_interval = v,
             Setting::LoginMaxFailures(v) => next.login_max_failures = v,
             Setting::LoginLockoutSeconds(v) => next.login_lockout_seconds = v,
             Setting::SiteName(v) => next.site_name = v,

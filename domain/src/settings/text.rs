@@ -226,6 +226,21 @@ impl Setting {
             "key_rotation_period" => {
                 Setting::KeyRotationPeriod(seconds("key_rotation_period", 0, 5 * 366 * 86_400)?)
             }
+            "ledger_seal_every" => Setting::LedgerSealEvery(
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| (1..=1_000_000).contains(v))
+                    .ok_or_else(|| {
+                        invalid(
+                            "ledger_seal_every",
+                            "expected a number of events, 1 to 1000000",
+                        )
+                    })?,
+            ),
+            "ledger_seal_interval" => {
+                Setting::LedgerSealInterval(seconds("ledger_seal_interval", 1, 86_400)?)
+            }
             other => return Err(SettingsError::UnknownKey(other.to_owned())),
         })
     }
@@ -249,6 +264,8 @@ impl fmt::Display for Setting {
             | Setting::RegistrationRateLimit(v)
             | Setting::KeyActivationDelay(v)
             | Setting::KeyRotationPeriod(v)
+            | Setting::LedgerSealEvery(v)
+            | Setting::LedgerSealInterval(v)
             | Setting::LoginMaxFailures(v)
             | Setting::LoginLockoutSeconds(v)
             | Setting::SessionLifetime(v)
