@@ -47,6 +47,7 @@ pub mod config;
 pub mod connected_apps;
 pub mod error;
 pub mod http;
+pub mod ledger_export;
 pub mod ledger_seal;
 pub mod master_key;
 pub mod metrics;

@@ -55,6 +55,13 @@ pub fn canonical(event: &StoredEvent) -> Vec<u8> {
     out
 }
 
+/// Any JSON value in the canonical form (an exported event is checked with this).
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
 /// JSON with every object's keys sorted, written here rather than left to `serde_json`'s map
 /// order, which a crate feature elsewhere in the build could change.
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
@@ -157,6 +164,34 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
     checkpoint::save(&mut tx, READER, last).await?;
     tx.commit().await?;
     Ok(events.len())
+}
+
+/// Up to `limit` links from `from_link` on, in order.
+pub async fn links(db: &Db, from_link: i64, limit: i64) -> Result<Vec<Link>, ProjectionError> {
+    let sql = "SELECT link, global_position, digest FROM ledger_chain WHERE link >= $1 \
+               ORDER BY link LIMIT $2";
+    let rows: Vec<(i64, i64, String)> = on_db!(db, pool => sqlx::query_as(sql)
+        .bind(from_link)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(link, global_position, digest)| Link {
+            link,
+            global_position,
+            digest,
+        })
+        .collect())
+}
+
+/// The digest recorded at `link` (genesis for link 0).
+pub async fn digest_at(db: &Db, link: i64) -> Result<Option<String>, ProjectionError> {
+    if link <= 0 {
+        return Ok(Some(hex::encode(GENESIS)));
+    }
+    let sql = "SELECT digest FROM ledger_chain WHERE link = $1";
+    Ok(on_db!(db, pool => sqlx::query_scalar(sql).bind(link).fetch_optional(pool).await)?)
 }
 
 /// Links until nothing readable is left.

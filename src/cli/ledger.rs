@@ -35,6 +35,28 @@ pub(super) enum LedgerCommand {
     Keys,
     /// Seal the chain head now (the server seals by itself, see the ledger_seal_* settings).
     Seal,
+    /// Write the events recorded in a time range, with their digests and the seals over them,
+    /// as JSON lines that `verify-export` (or tools/verify_ledger_export.py) checks offline.
+    Export {
+        /// From this time: RFC 3339, a date, or a time ago (24h, 7d); the beginning if omitted.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Before this time, in the same forms; up to now if omitted.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Check an export offline with the published seal keys only; exits 7 at the first break.
+    VerifyExport {
+        /// The file `ledger export` wrote.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// The public keys (a JWKS saved from /.well-known/ledger-keys or `ledger keys`).
+        #[arg(long, value_name = "FILE")]
+        keys: std::path::PathBuf,
+    },
 }
 
 /// What `verify` found, chain and seals.
@@ -64,6 +86,12 @@ pub(super) async fn ledger(
     master: &super::MasterKeySource,
 ) -> Result<(), AppError> {
     let (from, to, keys, format) = match command {
+        LedgerCommand::Export {
+            since,
+            until,
+            output,
+        } => return export(store, since, until, output).await,
+        LedgerCommand::VerifyExport { .. } => unreachable!("runs without a store"),
         LedgerCommand::Keys => {
             return super::output::print_json(&crate::ledger_seal::published(&store.db).await?)
         }
@@ -87,13 +115,7 @@ pub(super) async fn ledger(
         } => (from, to, keys, format),
     };
     let keys = match keys {
-        Some(file) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| AppError::invalid_field("keys", format!("{}: {e}", file.display())))?;
-            serde_json::from_str(&text).map_err(|e| {
-                AppError::invalid_field("keys", format!("{}: not a JWKS: {e}", file.display()))
-            })?
-        }
+        Some(file) => read_keys(&file)?,
         None => crate::ledger_seal::published(&store.db).await?,
     };
     let from_link = match from {
@@ -152,4 +174,60 @@ fn say(report: &Report) {
             verified.unlinked
         );
     }
+}
+
+fn read_keys(file: &std::path::Path) -> Result<serde_json::Value, AppError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| AppError::invalid_field("keys", format!("{}: {e}", file.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        AppError::invalid_field("keys", format!("{}: not a JWKS: {e}", file.display()))
+    })
+}
+
+async fn export(
+    store: &Store,
+    since: Option<String>,
+    until: Option<String>,
+    output: Option<std::path::PathBuf>,
+) -> Result<(), AppError> {
+    let now = chrono::Utc::now();
+    let time = |field: &str, raw: Option<String>| {
+        raw.map(|raw| {
+            authledger_domain::instant::parse(&raw, now)
+                .map_err(|why| AppError::invalid_field(field, format!("--{field}: {why}")))
+        })
+        .transpose()
+    };
+    let (since, until) = (time("since", since)?, time("until", until)?);
+    let (events, seals) = match &output {
+        Some(file) => {
+            let created = std::fs::File::create(file).map_err(|e| {
+                AppError::invalid_field("output", format!("{}: {e}", file.display()))
+            })?;
+            let mut out = std::io::BufWriter::new(created);
+            crate::ledger_export::export(store, since, until, &mut out).await?
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::ledger_export::export(store, since, until, &mut out).await?
+        }
+    };
+    eprintln!("exported {events} event(s) and {seals} seal(s)");
+    Ok(())
+}
+
+/// `ledger verify-export FILE --keys JWKS`: needs no store.
+pub(super) fn verify_export(
+    file: &std::path::Path,
+    keys: &std::path::Path,
+) -> Result<(), AppError> {
+    let keys = read_keys(keys)?;
+    let opened = std::fs::File::open(file)
+        .map_err(|e| AppError::invalid_field("file", format!("{}: {e}", file.display())))?;
+    let verified = crate::ledger_export::verify(std::io::BufReader::new(opened), &keys)?;
+    eprintln!(
+        "{} event(s) and {} seal(s) verified; {} event(s) after the last seal are checked by the chain alone",
+        verified.events, verified.seals, verified.unsealed_events
+    );
+    Ok(())
 }

@@ -448,6 +448,9 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
         Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
+        Command::Ledger(ledger::LedgerCommand::VerifyExport { file, keys }) => {
+            ledger::verify_export(&file, &keys)
+        }
         Command::Ledger(command) => {
             ledger::ledger(&open(&database_url).await?, command, &master).await
         }

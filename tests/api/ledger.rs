@@ -296,19 +296,73 @@ on_both_stores! {
         let output = cli(&db, &["settings", "set", "ledger_seal_every", "1"]);
         assert!(output.status.success());
         let app = TestApp::spawn_on(db).await;
-        let mut checked = String::new();
-        for _ in 0..50 {
-            let output = cli(&app.db, &["ledger", "verify"]);
+        let mut report = serde_json::Value::Null;
+        for _ in 0..100 {
+            let output = cli(&app.db, &["ledger", "verify", "--format", "json"]);
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-            checked = String::from_utf8_lossy(&output.stderr).into_owned();
-            if !checked.contains("0 seal(s) checked") {
+            report = serde_json::from_slice(&output.stdout).unwrap();
+            if report["seals_checked"].as_i64() > Some(0) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(checked.contains("1 seal(s) checked"), "{checked}");
+        assert!(report["seals_checked"].as_i64() > Some(0), "{report}");
         let keys: serde_json::Value = app.http.get(app.url("/.well-known/ledger-keys")).send().await.unwrap().json().await.unwrap();
         assert_eq!(keys["keys"][0]["kty"], "OKP");
         assert_eq!(keys["keys"][0]["alg"], "EdDSA");
+    }
+}
+
+/// Runs the repository's Python verifier on an export.
+fn python_verifier(export: &std::path::Path, keys: &std::path::Path) -> std::process::Output {
+    ensure_python(&["-c", "import cryptography"], &["cryptography>=41"]);
+    std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/verify_ledger_export.py"
+        ))
+        .args([export, keys])
+        .output()
+        .expect("python3 runs")
+}
+
+on_both_stores! {
+    async fn an_export_verifies_offline_and_a_changed_byte_does_not(kind: Kind) {
+        let db = linked_store(kind).await;
+        sealed(&db);
+        // Events after the seal are in the export too, checked by the chain alone.
+        assert!(cli(&db, &["user", "disable", "bob"]).status.success());
+        let dir = tempfile::tempdir().unwrap();
+        let (export, keys) = (dir.path().join("ledger.jsonl"), dir.path().join("keys.json"));
+        let output = cli(&db, &["ledger", "export", "--since", "1h", "--output", export.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("exported 7 event(s) and 1 seal(s)"));
+        std::fs::write(&keys, cli(&db, &["ledger", "keys"]).stdout).unwrap();
+
+        let output = cli(&db, &["ledger", "verify-export", export.to_str().unwrap(), "--keys", keys.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("7 event(s) and 1 seal(s) verified; 1 event(s) after"));
+        let python = python_verifier(&export, &keys);
+        assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+        let said: serde_json::Value = serde_json::from_slice(&python.stdout).unwrap();
+        assert_eq!((said["events"].as_i64(), said["seals"].as_i64()), (Some(7), Some(1)));
+
+        // One byte of one event, then a seal's signature: both verifiers refuse.
+        let text = std::fs::read_to_string(&export).unwrap();
+        for (from, to) in [("carol@example.com", "carla@example.com"), ("\"signature\":\"", "\"signature\":\"A")] {
+            std::fs::write(&export, text.replacen(from, to, 1)).unwrap();
+            let output = cli(&db, &["ledger", "verify-export", export.to_str().unwrap(), "--keys", keys.to_str().unwrap()]);
+            assert_eq!(output.status.code(), Some(7), "{from}: {}", String::from_utf8_lossy(&output.stderr));
+            let python = python_verifier(&export, &keys);
+            assert_eq!(python.status.code(), Some(1), "{from}: the Python verifier agrees");
+        }
+        // The last event's line removed: the file ends before the link its header announces.
+        let shorter: Vec<&str> = text.lines().filter(|l| !l.contains("UserDisabled")).collect();
+        assert_eq!(shorter.len() + 1, text.lines().count());
+        std::fs::write(&export, shorter.join("\n")).unwrap();
+        let output = cli(&db, &["ledger", "verify-export", export.to_str().unwrap(), "--keys", keys.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(7));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("missing"));
+        assert_eq!(python_verifier(&export, &keys).status.code(), Some(1));
     }
 }
