@@ -25,6 +25,10 @@ pub struct Config {
     pub token_cache_capacity: usize,
     /// Connection limits: header-read timeout and the cap on open connections.
     pub limits: Limits,
+    /// Whether this process links new events into the ledger's hash chain (and seals it).
+    /// Always on for a server people use; off only to measure what the chain costs (the load
+    /// benchmark's `--ledger off`): another instance or a CLI command links what is left.
+    pub link_ledger: bool,
 }
 
 /// Connection limits (README, *Security*), enforced by the HTTP server's accept loop, and
@@ -161,6 +165,7 @@ mod tests {
             master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
             token_cache_capacity: DEFAULT_TOKEN_CACHE,
             limits: Default::default(),
+            link_ledger: true,
         }
     }
 
@@ -198,6 +203,7 @@ mod secrets_in_config {
             master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
             token_cache_capacity: DEFAULT_TOKEN_CACHE,
             limits: Default::default(),
+            link_ledger: true,
         };
         let printed = format!("{config:?}");
         assert!(

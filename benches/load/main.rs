@@ -1,6 +1,6 @@
 //! The load benchmark: `cargo bench --bench load -- [--store sqlite|postgres] [--connections 32]
 //! [--duration 10] [--warmup 2] [--scenarios client_credentials,introspect,refresh,authcode,userinfo]
-//! [--preload N] [--json FILE]`.
+//! [--preload N] [--ledger on|off] [--json FILE]`.
 //!
 //! Starts the real server in-process on port 0 against a fresh store, measures two yardsticks
 //! in the same run (the store's raw one-row INSERT+COMMIT rate on the server's own pool at the
@@ -52,6 +52,10 @@ struct Args {
     store: String,
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// on: the server links every event into the ledger's hash chain and seals it, as in
+    /// production; off: it does not, to measure what the chain costs.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    ledger: String,
     /// Seconds per scenario.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -124,6 +128,7 @@ async fn run(args: Args) {
         master_key_file: "unused".into(),
         token_cache_capacity: authledger::config::DEFAULT_TOKEN_CACHE,
         limits: Default::default(),
+        link_ledger: args.ledger == "on",
     })
     .await
     .expect("server starts");
@@ -377,8 +382,8 @@ async fn run(args: Args) {
     let rss = rss_peak_mib();
 
     println!();
-    println!("authledger load benchmark: store={}, connections={}, {} s per scenario (+{} s warm-up), preload={} events",
-        args.store, args.connections, args.duration, args.warmup, args.preload);
+    println!("authledger load benchmark: store={}, connections={}, {} s per scenario (+{} s warm-up), preload={} events, ledger={}",
+        args.store, args.connections, args.duration, args.warmup, args.preload, args.ledger);
     let percent = |v: &Value| {
         v.as_f64()
             .map(|r| format!("{:.0}%", r * 100.0))
@@ -428,7 +433,7 @@ async fn run(args: Args) {
 
     if let Some(path) = &args.json {
         let report = json!({
-            "store": args.store, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
+            "store": args.store, "ledger": args.ledger, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
             "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate, "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs, "yardsticks_cpu_steal": yardsticks_steal,
             "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows, "audit_pages": audit_pages,
         });

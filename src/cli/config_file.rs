@@ -278,6 +278,7 @@ fn check(key: &Key, value: Option<&str>) -> (Option<String>, Option<String>) {
                 master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
                 token_cache_capacity: crate::config::DEFAULT_TOKEN_CACHE,
                 limits: Default::default(),
+                link_ledger: true,
             };
             config
                 .check()

@@ -377,6 +377,7 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
                     trusted_proxies,
                     ..Default::default()
                 },
+                link_ledger: true,
             };
             let app = Application::build(config).await.map_err(|e| match e
                 .downcast::<crate::store::OpenError>()

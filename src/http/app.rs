@@ -24,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     limits: Limits,
+    link_ledger: bool,
 }
 
 impl Application {
@@ -57,6 +58,7 @@ impl Application {
         Ok(Application {
             listener,
             limits: config.limits,
+            link_ledger: config.link_ledger,
             state: AppState {
                 secure_cookies: issuer.starts_with("https://"),
                 authority: Arc::new(Authority {
@@ -94,7 +96,12 @@ impl Application {
         let authority = self.state.authority.clone();
         let store = authority.store.clone();
         let health = self.state.store_health.clone();
-        let background = background::start(&authority, &health, &self.state.session_ends);
+        let background = background::start(
+            &authority,
+            &health,
+            &self.state.session_ends,
+            self.link_ledger,
+        );
         // One line that says what is running where (never the database URL: it may hold a
         // password).
         let schema_version = store.schema_version().await.unwrap_or_default();

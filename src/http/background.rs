@@ -34,12 +34,12 @@ pub fn start(
     authority: &Arc<Authority>,
     health: &Arc<StoreHealth>,
     session_ends: &Arc<tokio::sync::Notify>,
+    link_ledger: bool,
 ) -> Vec<JoinHandle<()>> {
     let store = authority.store.clone();
     let mut tasks = vec![
         tokio::spawn(project_in_batches(store.clone(), health.clone())),
         tokio::spawn(run_cascades(store.clone(), health.clone())),
-        tokio::spawn(link_and_seal_the_ledger(authority.clone(), health.clone())),
         tokio::spawn(save_usage(authority.clone())),
         tokio::spawn(maintain_keys(authority.clone(), health.clone())),
         tokio::spawn(tell_clients_of_ended_sessions(
@@ -49,6 +49,12 @@ pub fn start(
         )),
         tokio::spawn(health::watch_the_store(store.db.clone(), health.clone())),
     ];
+    if link_ledger {
+        tasks.push(tokio::spawn(link_and_seal_the_ledger(
+            authority.clone(),
+            health.clone(),
+        )));
+    }
     if let Some(live) = store.live().cloned() {
         tasks.push(tokio::spawn(follow_the_log(live.clone(), health.clone())));
         tasks.push(tokio::spawn(prune_the_live_index(live)));

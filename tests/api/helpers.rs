@@ -143,6 +143,7 @@ impl TestApp {
             master_key_file: "unused-when-a-key-is-configured".into(),
             token_cache_capacity,
             limits,
+            link_ledger: true,
         })
         .await
         .expect("the application starts");
