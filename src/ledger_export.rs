@@ -29,15 +29,43 @@ use crate::store::Store;
 pub const FORMAT: &str = "authledger-ledger-export/1";
 const PAGE: i64 = 2_000;
 
-fn write_line(out: &mut impl Write, line: &[u8]) -> Result<(), AppError> {
-    out.write_all(line)
-        .and_then(|()| out.write_all(b"\n"))
-        .map_err(|e| AppError::Internal(e.into()))
+/// Where an export goes, a page of lines at a time: a file or standard output (the CLI), or
+/// a channel feeding a streamed HTTP response (the admin API), so no export is held whole.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    async fn put(&mut self, lines: Vec<u8>) -> Result<(), AppError>;
+}
+
+/// A [`Sink`] over anything written to.
+pub struct WriteSink<W>(pub W);
+
+#[async_trait::async_trait]
+impl<W: Write + Send> Sink for WriteSink<W> {
+    async fn put(&mut self, lines: Vec<u8>) -> Result<(), AppError> {
+        self.0
+            .write_all(&lines)
+            .and_then(|()| self.0.flush())
+            .map_err(|e| AppError::Internal(e.into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for tokio::sync::mpsc::Sender<Vec<u8>> {
+    async fn put(&mut self, lines: Vec<u8>) -> Result<(), AppError> {
+        self.send(lines)
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the export's reader went away")))
+    }
+}
+
+fn push_line(page: &mut Vec<u8>, line: &[u8]) {
+    page.extend_from_slice(line);
+    page.push(b'\n');
 }
 
 /// The links whose events were recorded in `[since, until)` (all when both are `None`): the
 /// first such link to the last, every link between included so the chain stays whole.
-async fn range(
+pub async fn range(
     store: &Store,
     since: Option<chrono::DateTime<chrono::Utc>>,
     until: Option<chrono::DateTime<chrono::Utc>>,
@@ -72,13 +100,21 @@ pub async fn export(
     store: &Store,
     since: Option<chrono::DateTime<chrono::Utc>>,
     until: Option<chrono::DateTime<chrono::Utc>>,
-    out: &mut impl Write,
+    out: &mut impl Sink,
 ) -> Result<(usize, usize), AppError> {
-    let Some((from_link, to_link)) = range(store, since, until).await? else {
-        return Err(AppError::NotFound(
-            "no linked event was recorded in that time".into(),
-        ));
-    };
+    let (from_link, to_link) = range(store, since, until)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no linked event was recorded in that time".into()))?;
+    write_links(store, from_link, to_link, out).await
+}
+
+/// Writes the export of the links `from_link..=to_link` (see [`range`]).
+pub async fn write_links(
+    store: &Store,
+    from_link: i64,
+    to_link: i64,
+    out: &mut impl Sink,
+) -> Result<(usize, usize), AppError> {
     let previous = ledger::digest_at(&store.db, from_link - 1)
         .await?
         .ok_or_else(|| AppError::Tampered(format!("link {} is missing", from_link - 1)))?;
@@ -89,7 +125,9 @@ pub async fn export(
         "to_link": to_link,
         "previous_digest": previous,
     });
-    write_line(out, &ledger::canonical_json(&header))?;
+    let mut page = Vec::new();
+    push_line(&mut page, &ledger::canonical_json(&header));
+    out.put(page).await?;
     let mut events = 0;
     let mut next = from_link;
     while next <= to_link {
@@ -99,6 +137,7 @@ pub async fn export(
         };
         let positions: Vec<i64> = links.iter().map(|l| l.global_position).collect();
         let stored = event_log::read_positions(&store.db, &positions).await?;
+        let mut page = Vec::with_capacity(links.len() * 512);
         for link in &links {
             let event = stored.get(&link.global_position).ok_or_else(|| {
                 AppError::Tampered(format!(
@@ -113,9 +152,10 @@ pub async fn export(
                 String::from_utf8_lossy(&canonical),
                 link.link
             );
-            write_line(out, line.as_bytes())?;
+            push_line(&mut page, line.as_bytes());
             events += 1;
         }
+        out.put(page).await?;
         next = end + 1;
     }
     let seals: Vec<Seal> = ledger_seal::all(&store.db)
@@ -123,15 +163,16 @@ pub async fn export(
         .into_iter()
         .filter(|s| (from_link..=to_link).contains(&s.link))
         .collect();
+    let mut page = Vec::new();
     for seal in &seals {
         let line = json!({
             "type": "seal", "link": seal.link, "position": seal.global_position,
             "digest": seal.digest, "sealed_at": seal.sealed_at, "kid": seal.kid,
             "signature": seal.signature,
         });
-        write_line(out, &ledger::canonical_json(&line))?;
+        push_line(&mut page, &ledger::canonical_json(&line));
     }
-    out.flush().map_err(|e| AppError::Internal(e.into()))?;
+    out.put(page).await?;
     Ok((events, seals.len()))
 }
 

@@ -204,11 +204,11 @@ async fn export(
             let created = std::fs::File::create(file).map_err(|e| {
                 AppError::invalid_field("output", format!("{}: {e}", file.display()))
             })?;
-            let mut out = std::io::BufWriter::new(created);
+            let mut out = crate::ledger_export::WriteSink(std::io::BufWriter::new(created));
             crate::ledger_export::export(store, since, until, &mut out).await?
         }
         None => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = crate::ledger_export::WriteSink(std::io::stdout());
             crate::ledger_export::export(store, since, until, &mut out).await?
         }
     };

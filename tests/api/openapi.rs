@@ -61,6 +61,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/admin/api/tokens"),
     ("GET", "/admin/api/audit"),
     ("GET", "/admin/api/usage"),
+    ("GET", "/admin/api/ledger/export"),
     ("GET", "/admin/api/connected-apps"),
     ("POST", "/admin/api/connected-apps"),
     ("GET", "/admin/api/connected-apps/{id}"),

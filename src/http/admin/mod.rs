@@ -19,6 +19,7 @@ mod clients;
 mod connected_apps;
 mod error;
 mod grants;
+mod ledger;
 pub mod openapi;
 mod paging;
 mod settings;
@@ -53,6 +54,7 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(grants::list_tokens))
         .routes(routes!(audit::audit))
         .routes(routes!(audit::usage))
+        .routes(routes!(ledger::export))
         .routes(routes!(connected_apps::list, connected_apps::create))
         .routes(routes!(connected_apps::show, connected_apps::delete))
         .routes(routes!(connected_apps::token))
