@@ -146,21 +146,26 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
     };
     let (mut link, mut previous) = head(&mut tx).await?;
     let linked_at = view_time(Utc::now());
-    let sql = "INSERT INTO ledger_chain (link, global_position, digest, linked_at) \
-               VALUES ($1, $2, $3, $4)";
+    let mut rows = Vec::with_capacity(events.len());
     for event in &events {
         link += 1;
         previous = digest(&previous, &canonical(event));
-        let hex_digest = hex::encode(previous);
-        on_tx!(&mut tx, conn => sqlx::query(sql)
-            .bind(link)
-            .bind(event.position.global)
-            .bind(&hex_digest)
-            .bind(&linked_at)
-            .execute(conn)
-            .await
-            .map(drop))?;
+        rows.push((link, event.position.global, hex::encode(previous)));
     }
+    // One statement per batch: a statement per event made the chain cost about a tenth of
+    // the token rate on Postgres.
+    on_tx!(&mut tx, conn => {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO ledger_chain (link, global_position, digest, linked_at) ",
+        );
+        insert.push_values(&rows, |mut row, (link, position, digest)| {
+            row.push_bind(*link)
+                .push_bind(*position)
+                .push_bind(digest)
+                .push_bind(&linked_at);
+        });
+        insert.build().execute(conn).await.map(drop)
+    })?;
     checkpoint::save(&mut tx, READER, last).await?;
     tx.commit().await?;
     Ok(events.len())
