@@ -346,3 +346,32 @@ async fn a_sealed_export_with_secrets_moves_everything_to_postgres() {
 async fn a_sealed_export_with_secrets_moves_everything_to_sqlite() {
     sealed_round_trip(Kind::Postgres, Kind::Sqlite).await;
 }
+
+/// `--format json` is for programs: a confidential client's new secret is in its line, or the
+/// client could not be used without rotating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_import_report_carries_each_new_client_secret() {
+    let (source, target) = (
+        TestDb::new(Kind::Sqlite).await,
+        TestDb::new(Kind::Sqlite).await,
+    );
+    configure(&source);
+    let dir = tempfile::tempdir().unwrap();
+    export(&source, dir.path(), "doc.json");
+    let file = dir.path().join("doc.json");
+    let report = ok(
+        &target,
+        &["import", file.to_str().unwrap(), "--format", "json"],
+    );
+    let secrets: Vec<serde_json::Value> = report
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["kind"] == "client" && l["outcome"] == "created")
+        .map(|l| l["client_secret"].clone())
+        .collect();
+    assert_eq!(secrets.len(), 4, "{report}");
+    let minted = secrets
+        .iter()
+        .filter(|s| s.as_str().is_some_and(|s| s.starts_with("alcs_")));
+    assert_eq!(minted.count(), 3, "the public client has none: {report}");
+}

@@ -38,7 +38,7 @@ pub struct Line {
     /// What changed, or why it was skipped.
     pub detail: String,
     /// A new client secret, to be shown this once and never kept.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
 }
 
