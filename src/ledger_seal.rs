@@ -230,13 +230,25 @@ impl std::fmt::Display for SealBreak {
 }
 
 /// Checks every seal up to `verified_link` (the part of the chain whose recorded digests
-/// `ledger::verify` recomputed from the events) against `keys`.
+/// `ledger::verify` recomputed from the events) against `keys`, or, when none are given,
+/// against the keys published by this store.
 pub async fn check(
     db: &Db,
-    keys: &Value,
+    keys: Option<&Value>,
     verified_link: i64,
 ) -> Result<(usize, Option<SealBreak>), AppError> {
     let seals = all(db).await?;
+    // The published keys are read after the seals: a running server may make its first key
+    // and seal with it at any moment, and a key is never removed, so keys read afterwards
+    // cover every seal read before.
+    let published;
+    let keys = match keys {
+        Some(keys) => keys,
+        None => {
+            published = self::published(db).await?;
+            &published
+        }
+    };
     let mut checked = 0;
     for seal in seals.iter().filter(|s| s.link <= verified_link) {
         let at = |link| (link, seal.global_position);

@@ -114,10 +114,7 @@ pub(super) async fn ledger(
             format,
         } => (from, to, keys, format),
     };
-    let keys = match keys {
-        Some(file) => read_keys(&file)?,
-        None => crate::ledger_seal::published(&store.db).await?,
-    };
+    let keys = keys.map(|file| read_keys(&file)).transpose()?;
     let from_link = match from {
         Some(position) => Some(link_at(store, position, true).await?.unwrap_or(i64::MAX)),
         None => None,
@@ -131,7 +128,7 @@ pub(super) async fn ledger(
         Some(chain) => (0, Some((to_json(chain), chain.to_string()))),
         None => {
             let head = verified.head.as_ref().map_or(0, |h| h.link);
-            let (checked, seal) = crate::ledger_seal::check(&store.db, &keys, head).await?;
+            let (checked, seal) = crate::ledger_seal::check(&store.db, keys.as_ref(), head).await?;
             (checked, seal.map(|s| (to_json(&s), s.to_string())))
         }
     };
