@@ -45,6 +45,7 @@ pub mod cascade;
 pub mod cli;
 pub mod config;
 pub mod connected_apps;
+pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod ledger_export;

@@ -48,7 +48,32 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
 
 fn replay<A: Aggregate>(events: &[&StoredEvent]) -> Result<Value, AppError> {
     let aggregate: A = event_log::fold(events.iter().copied())?;
-    serde_json::to_value(&aggregate).map_err(|e| AppError::Internal(e.into()))
+    let mut state = serde_json::to_value(&aggregate).map_err(|e| AppError::Internal(e.into()))?;
+    hide_password_hashes(&mut state);
+    Ok(state)
+}
+
+/// What a password hash is shown as.
+pub const HIDDEN: &str = "(hidden)";
+
+/// Hides every `password_hash` in `value`. Hashes are kept outside the log, but events
+/// recorded before they were (kept as they are in stores whose ledger was already chained
+/// then) hold them, and states rebuilt from those events too: no one who reads history is
+/// shown one.
+pub fn hide_password_hashes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if key == "password_hash" {
+                    *inner = Value::String(HIDDEN.into());
+                } else {
+                    hide_password_hashes(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(hide_password_hashes),
+        _ => {}
+    }
 }
 
 /// The state of an aggregate of type `kind` after `events` (its first ones, in order), as JSON.
@@ -121,4 +146,23 @@ pub async fn state_as_of(store: &Store, aggregate: &str, as_of: &str) -> Result<
         answer["active_access_token_hashes"] = json!(active);
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_an_older_event_holds_is_hidden_wherever_it_is() {
+        let mut payload = json!({"PasswordChanged": {"password_hash": "$argon2id$v=19$..."}});
+        hide_password_hashes(&mut payload);
+        assert_eq!(
+            payload,
+            json!({"PasswordChanged": {"password_hash": HIDDEN}})
+        );
+        let mut state = json!({"registered": {"password": {"password_hash": "$argon2id$"}, "roles": [{"password_hash": "x"}]}});
+        hide_password_hashes(&mut state);
+        assert!(!state.to_string().contains("argon2"));
+        assert_eq!(state["registered"]["roles"][0]["password_hash"], HIDDEN);
+    }
 }

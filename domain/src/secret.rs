@@ -84,6 +84,33 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
+/// Where a password's hash is kept: a row of the credentials table, outside the event log.
+/// Events name the hash by this id and never hold it: an argon2 hash is a secret an auditor
+/// does not need, and anyone who can read the log could attack it offline.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CredentialId(String);
+
+impl CredentialId {
+    pub fn new(id: String) -> Self {
+        CredentialId(id)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How an event records a password that was set. Flattened into the event, so the payload
+/// holds either `"credential": "<id>"` or, in events recorded before hashes moved out of the
+/// log (only in stores whose ledger was already chained then, see migration 0016),
+/// `"password_hash": "<PHC string>"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordRecord {
+    Credential(CredentialId),
+    PasswordHash(PasswordHash),
+}
+
 /// A raw password, as typed by a person. Never serialised, never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::secret::{Password, PasswordHash};
+use crate::secret::{CredentialId, Password, PasswordHash, PasswordRecord};
 use crate::services::{DomainServices, ServiceError, Services};
+use crate::user::Username;
 
 pub struct FixedServices {
     pub now: DateTime<Utc>,
@@ -17,16 +18,36 @@ pub fn fake_hash(password: &str) -> PasswordHash {
     PasswordHash::new_unchecked(format!("$fake${password}"))
 }
 
+/// The stand-in credential `keep_password` gives for `password`: tests can write it out.
+pub fn fake_credential(password: &str) -> PasswordRecord {
+    PasswordRecord::Credential(CredentialId::new(format!("fake:{password}")))
+}
+
 #[async_trait]
 impl DomainServices for FixedServices {
     fn now(&self) -> DateTime<Utc> {
         self.now
     }
-    async fn hash_password(&self, password: &Password) -> Result<PasswordHash, ServiceError> {
-        Ok(fake_hash(password.expose()))
+    async fn keep_password(
+        &self,
+        _username: &Username,
+        password: &Password,
+    ) -> Result<CredentialId, ServiceError> {
+        match fake_credential(password.expose()) {
+            PasswordRecord::Credential(id) => Ok(id),
+            PasswordRecord::PasswordHash(_) => unreachable!("a fake credential is an id"),
+        }
     }
-    async fn verify_password(&self, password: &Password, hash: &PasswordHash) -> bool {
-        fake_hash(password.expose()) == *hash
+    async fn keep_password_hash(
+        &self,
+        _username: &Username,
+        hash: &PasswordHash,
+    ) -> Result<CredentialId, ServiceError> {
+        Ok(CredentialId::new(format!("imported:{}", hash.as_str())))
+    }
+    async fn verify_password(&self, password: &Password, recorded: &PasswordRecord) -> bool {
+        *recorded == fake_credential(password.expose())
+            || *recorded == PasswordRecord::PasswordHash(fake_hash(password.expose()))
     }
 }
 

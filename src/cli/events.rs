@@ -67,10 +67,12 @@ pub(super) async fn events(
         if !keep(event) {
             return Ok(true);
         }
+        let mut event = event.clone();
+        crate::replay::hide_password_hashes(&mut event.payload);
         let line = if json {
-            serde_json::to_string(event).map_err(|e| AppError::Internal(e.into()))?
+            serde_json::to_string(&event).map_err(|e| AppError::Internal(e.into()))?
         } else {
-            describe(event)
+            describe(&event)
         };
         write_line(&mut out, &line)
     };

@@ -6,7 +6,6 @@
 //! print and `logging` for the log set-up.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
 use chrono::Utc;
@@ -19,7 +18,6 @@ use crate::config::{
 use crate::error::AppError;
 use crate::http::{shutdown_signal, Application};
 use crate::master_key::MasterKey;
-use crate::services::SystemServices;
 use crate::store::Store;
 
 mod audit;
@@ -475,7 +473,7 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
 }
 
 pub(super) async fn open(database_url: &str) -> Result<Store, AppError> {
-    Ok(Store::open(database_url, Arc::new(SystemServices)).await?)
+    Ok(Store::open(database_url).await?)
 }
 
 /// Metadata for everything one CLI invocation does: the OS user is the actor.

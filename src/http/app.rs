@@ -15,7 +15,6 @@ use super::{background, serve, AppState, Limits};
 use crate::config::Config;
 use crate::master_key::MasterKey;
 use crate::oauth::Authority;
-use crate::services::SystemServices;
 use crate::signing::KeyRing;
 use crate::store::Store;
 use authledger_projections::StoreKind;
@@ -30,11 +29,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check()?;
-        let store = Store::open(
-            config.database_url.expose_secret(),
-            Arc::new(SystemServices),
-        )
-        .await?;
+        let store = Store::open(config.database_url.expose_secret()).await?;
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
         store.runner.catch_up_fully().await?;

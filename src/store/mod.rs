@@ -116,12 +116,13 @@ impl From<OpenError> for crate::error::AppError {
 impl Store {
     /// Connects, creates or upgrades the schema, and registers the projections. Does not catch
     /// the projections up: callers decide when (the server does it before accepting requests).
-    pub async fn open(url: &str, services: Services) -> Result<Store, OpenError> {
+    pub async fn open(url: &str) -> Result<Store, OpenError> {
         let db = Db::connect(url).await?;
         match &db {
             Db::Sqlite(pool) => sqlite::migrate(pool).await?,
             Db::Postgres(pool) => postgres::migrate(pool).await?,
         }
+        let services: Services = Arc::new(crate::services::SystemServices::new(db.clone()));
         let runner =
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
         authledger_projections::ledger::register(&db).await?;

@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 
 use authledger::config::Config;
 use authledger::http::Application;
 use authledger::scratch_db::ScratchPostgres;
-use authledger::services::SystemServices;
 use authledger::store::Store;
 use authledger_domain::metadata::{Actor, EventMetadata, Source};
 use tokio::sync::oneshot;
@@ -62,9 +60,7 @@ impl TestDb {
     }
 
     pub async fn store(&self) -> Store {
-        Store::open(&self.url, Arc::new(SystemServices))
-            .await
-            .expect("open the test store")
+        Store::open(&self.url).await.expect("open the test store")
     }
 
     /// Every file of the SQLite store (database, WAL, shared memory).

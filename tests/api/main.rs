@@ -18,6 +18,7 @@ mod ledger;
 mod live_index;
 mod oauth;
 mod openapi;
+mod password_hashes;
 mod people;
 mod projections;
 mod read_side;

@@ -7,14 +7,16 @@ use chrono::{DateTime, Utc};
 use super::profile::{Role, UserProfile, Username};
 use super::session::SessionEnd;
 use super::two_factor::{SecondFactorFailure, TwoFactorRemoval};
-use crate::secret::{PasswordHash, SecretHash};
+use crate::secret::{PasswordRecord, SecretHash};
 
-/// What happened to a user. Passwords appear only as argon2id hashes.
+/// What happened to a user. A password appears only as the id of its hash, which is kept
+/// outside the log ([`PasswordRecord`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 pub enum UserEvent {
     UserRegistered {
         username: Username,
-        password_hash: PasswordHash,
+        #[serde(flatten)]
+        password: PasswordRecord,
         profile: UserProfile,
         roles: BTreeSet<Role>,
     },
@@ -22,7 +24,8 @@ pub enum UserEvent {
         profile: UserProfile,
     },
     PasswordChanged {
-        password_hash: PasswordHash,
+        #[serde(flatten)]
+        password: PasswordRecord,
     },
     RolesSet {
         roles: BTreeSet<Role>,

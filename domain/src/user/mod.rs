@@ -26,7 +26,7 @@ pub use two_factor::{
     RECOVERY_CODES, SECOND_FACTOR_WINDOW,
 };
 
-use crate::secret::{PasswordHash, SecretHash};
+use crate::secret::{PasswordRecord, SecretHash};
 use crate::services::Services;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisteredUser {
     pub username: Username,
-    pub password_hash: PasswordHash,
+    pub password: PasswordRecord,
     pub profile: UserProfile,
     pub roles: BTreeSet<Role>,
     pub disabled: bool,
@@ -90,10 +90,7 @@ impl User {
         session: NewSession,
         policy: &TwoFactorPolicy,
     ) -> Vec<UserEvent> {
-        if !services
-            .verify_password(password, &user.password_hash)
-            .await
-        {
+        if !services.verify_password(password, &user.password).await {
             return vec![UserEvent::LoginFailed {
                 reason: LoginFailure::WrongPassword,
             }];
@@ -156,8 +153,10 @@ impl cqrs_es::Aggregate for User {
                     return Err(UserError::UsernameTaken);
                 }
                 vec![UserEvent::UserRegistered {
+                    password: PasswordRecord::Credential(
+                        services.keep_password(&username, &password).await?,
+                    ),
                     username,
-                    password_hash: services.hash_password(&password).await?,
                     profile,
                     roles,
                 }]
@@ -172,8 +171,12 @@ impl cqrs_es::Aggregate for User {
                     return Err(UserError::UsernameTaken);
                 }
                 vec![UserEvent::UserRegistered {
+                    password: PasswordRecord::Credential(
+                        services
+                            .keep_password_hash(&username, &password_hash)
+                            .await?,
+                    ),
                     username,
-                    password_hash,
                     profile,
                     roles,
                 }]
@@ -187,7 +190,9 @@ impl cqrs_es::Aggregate for User {
             UserCommand::ChangePassword { password } => {
                 let user = self.existing()?;
                 let mut events = vec![UserEvent::PasswordChanged {
-                    password_hash: services.hash_password(&password).await?,
+                    password: PasswordRecord::Credential(
+                        services.keep_password(&user.username, &password).await?,
+                    ),
                 }];
                 // Whoever held a session may have held it with the old password.
                 events.extend(user.end_sessions(now, SessionEnd::PasswordChanged));
@@ -347,14 +352,14 @@ impl cqrs_es::Aggregate for User {
     fn apply(&mut self, event: Self::Event) {
         if let UserEvent::UserRegistered {
             username,
-            password_hash,
+            password,
             profile,
             roles,
         } = event
         {
             self.registered = Some(RegisteredUser {
                 username,
-                password_hash,
+                password,
                 profile,
                 roles,
                 disabled: false,
@@ -371,7 +376,7 @@ impl cqrs_es::Aggregate for User {
         match event {
             UserEvent::UserRegistered { .. } => {}
             UserEvent::ProfileUpdated { profile } => user.profile = profile,
-            UserEvent::PasswordChanged { password_hash } => user.password_hash = password_hash,
+            UserEvent::PasswordChanged { password } => user.password = password,
             UserEvent::RolesSet { roles } => user.roles = roles,
             UserEvent::UserDisabled {} => user.disabled = true,
             UserEvent::UserEnabled {} => user.disabled = false,

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use cqrs_es::test::TestFramework;
 
 use super::*;
-use crate::secret::Password;
-use crate::testing::{fake_hash, services};
+use crate::secret::{CredentialId, Password};
+use crate::testing::{fake_credential, fake_hash, services};
 
 type UserTest = TestFramework<User>;
 
@@ -29,7 +29,7 @@ fn roles(names: &[&str]) -> BTreeSet<Role> {
 fn registered() -> UserEvent {
     UserEvent::UserRegistered {
         username: alice(),
-        password_hash: fake_hash("wonderland"),
+        password: fake_credential("wonderland"),
         profile: profile(),
         roles: roles(&["reader"]),
     }
@@ -69,7 +69,7 @@ fn register() -> UserCommand {
 }
 
 #[test]
-fn registration_records_the_password_hash_never_the_password() {
+fn registration_records_where_the_hash_is_kept_never_the_password_or_its_hash() {
     UserTest::with(services())
         .given_no_previous_events()
         .when(register())
@@ -78,19 +78,35 @@ fn registration_records_the_password_hash_never_the_password() {
 
 #[test]
 fn an_imported_person_keeps_the_hash_they_came_with_and_only_once() {
-    let UserEvent::UserRegistered { password_hash, .. } = registered() else {
-        unreachable!()
-    };
     let import = UserCommand::Import {
         username: alice(),
-        password_hash,
+        password_hash: fake_hash("wonderland"),
         profile: profile(),
         roles: roles(&["reader"]),
+    };
+    let UserEvent::UserRegistered {
+        username,
+        profile,
+        roles,
+        ..
+    } = registered()
+    else {
+        unreachable!()
+    };
+    // The hash is kept as it came, outside the log; the event names where.
+    let imported = UserEvent::UserRegistered {
+        username,
+        password: PasswordRecord::Credential(CredentialId::new(format!(
+            "imported:{}",
+            fake_hash("wonderland").as_str()
+        ))),
+        profile,
+        roles,
     };
     UserTest::with(services())
         .given_no_previous_events()
         .when(import.clone())
-        .then_expect_events(vec![registered()]);
+        .then_expect_events(vec![imported]);
     UserTest::with(services())
         .given(vec![registered()])
         .when(import)
@@ -145,7 +161,7 @@ fn a_password_change_records_the_new_hash() {
             password: Password::parse("looking-glass").unwrap(),
         })
         .then_expect_events(vec![UserEvent::PasswordChanged {
-            password_hash: fake_hash("looking-glass"),
+            password: fake_credential("looking-glass"),
         }]);
 }
 
@@ -346,7 +362,7 @@ fn a_password_change_ends_every_open_session() {
         })
         .then_expect_events(vec![
             UserEvent::PasswordChanged {
-                password_hash: fake_hash("looking-glass"),
+                password: fake_credential("looking-glass"),
             },
             session_ended(1, SessionEnd::PasswordChanged),
             session_ended(2, SessionEnd::PasswordChanged),
@@ -650,5 +666,37 @@ fn a_disabled_account_is_not_signed_in_elsewhere() {
         .when(elsewhere(TwoFactorPolicy::Optional))
         .then_expect_events(vec![UserEvent::LoginFailed {
             reason: LoginFailure::UserDisabled,
+        }]);
+}
+
+#[test]
+fn events_recorded_with_the_hash_itself_are_still_read() {
+    // Stores whose ledger was chained before hashes moved out of the log keep such events.
+    let legacy: UserEvent = serde_json::from_value(serde_json::json!({
+        "PasswordChanged": {"password_hash": "$fake$looking-glass"}
+    }))
+    .unwrap();
+    assert_eq!(
+        legacy,
+        UserEvent::PasswordChanged {
+            password: PasswordRecord::PasswordHash(fake_hash("looking-glass"))
+        }
+    );
+    let now: serde_json::Value = serde_json::to_value(UserEvent::PasswordChanged {
+        password: fake_credential("looking-glass"),
+    })
+    .unwrap();
+    assert_eq!(
+        now,
+        serde_json::json!({"PasswordChanged": {"credential": "fake:looking-glass"}})
+    );
+    // A state built from such an event takes a new password as any other.
+    UserTest::with(services())
+        .given(vec![registered(), legacy])
+        .when(UserCommand::ChangePassword {
+            password: Password::parse("looking-glass").unwrap(),
+        })
+        .then_expect_events(vec![UserEvent::PasswordChanged {
+            password: fake_credential("looking-glass"),
         }]);
 }

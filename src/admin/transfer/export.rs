@@ -160,11 +160,17 @@ async fn secrets_of(
             .load(&entry.username)
             .await
             .map_err(AppError::store)?;
-        if let Some(user) = user.registered() {
-            secrets.users.insert(
-                entry.username.clone(),
-                user.password_hash.as_str().to_owned(),
-            );
+        let Some(user) = user.registered() else {
+            continue;
+        };
+        // A hash whose row is gone (the person was erased) travels as no hash at all.
+        if let Some(hash) = crate::credentials::hash_of(&store.db, &user.password)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+        {
+            secrets
+                .users
+                .insert(entry.username.clone(), hash.as_str().to_owned());
         }
     }
     for entry in connected_apps {
