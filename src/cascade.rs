@@ -54,7 +54,7 @@ fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
             _ => None,
         },
         "User" => match event.decode::<UserEvent>().ok()? {
-            UserEvent::UserDisabled {} => Some((
+            UserEvent::UserDisabled {} | UserEvent::UserErased { .. } => Some((
                 Subject {
                     client_id: None,
                     username: Some(id),

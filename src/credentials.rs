@@ -27,6 +27,12 @@ pub async fn keep(
     Ok(CredentialId::new(id))
 }
 
+/// Removes every hash kept for `username` (erasure): their events then name rows that are gone.
+pub async fn forget(db: &Db, username: &Username) -> Result<(), sqlx::Error> {
+    let sql = "DELETE FROM password_credentials WHERE username = $1";
+    on_db!(db, pool => sqlx::query(sql).bind(username.as_str()).execute(pool).await.map(|_| ()))
+}
+
 /// The hash an event's record stands for: looked up when kept outside, or the hash itself
 /// in an event recorded before hashes moved out of the log. None when its row is gone.
 pub async fn hash_of(

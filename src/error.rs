@@ -150,6 +150,7 @@ pub fn user_error(username: &str, error: AggregateError<UserError>) -> AppError 
     from_aggregate_error(error, &subject, |e| match e {
         UserError::NotRegistered => AppError::NotFound(format!("{subject}: {e}")),
         UserError::Hashing(_) => AppError::Internal(anyhow::Error::new(e)),
+        UserError::InvalidReason(_) => AppError::invalid_field("reason", &e),
         _ => AppError::Conflict(format!("{subject}: {e}")),
     })
 }

@@ -190,6 +190,18 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                         .join(", ")
                 ),
                 UserEvent::UserDisabled {} => "user disabled".into(),
+                UserEvent::UserErased { reason } => {
+                    crate::personal::scrub_in(
+                        tx.db().await?,
+                        crate::personal::SCRUB_AUDIT_LOG,
+                        &id,
+                    )
+                    .await?;
+                    match reason {
+                        Some(reason) => format!("personal data erased: {reason}"),
+                        None => "personal data erased".into(),
+                    }
+                }
                 UserEvent::UserEnabled {} => "user enabled".into(),
                 UserEvent::LoginSucceeded { method } => match method {
                     Some(method) => format!("sign-in succeeded ({method})"),

@@ -140,6 +140,9 @@ impl Db {
                 // must survive a power cut, not only a process crash.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Deleted content is zeroed, not left in free pages: an erased person's data
+                // must not survive in the file.
+                .pragma("secure_delete", "on")
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
@@ -228,4 +231,17 @@ pub enum ConnectError {
         unreachable: bool,
         cause: String,
     },
+}
+
+/// Makes what was just deleted or overwritten unreadable in the database files too. SQLite
+/// runs with `secure_delete` (freed content is zeroed), but the write-ahead log still holds
+/// the pages as they were until a checkpoint copies it back and truncates it. On Postgres a
+/// dead row stays in its page until vacuum reuses it; no dump or query shows it.
+pub async fn purge_freed_pages(db: &Db) -> Result<(), sqlx::Error> {
+    if let Db::Sqlite(pool) = db {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@
 //!   below that horizon has finished, so no row can later appear behind what was read.
 //!   Writers are never serialised; a reader only lags while an older transaction is open.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use authledger_domain::metadata::EventMetadata;
 use serde::Serialize;
@@ -21,7 +21,7 @@ use sqlx::FromRow;
 
 use crate::db::{Db, DbTx};
 use crate::error::ProjectionError;
-use crate::on_db;
+use crate::{on_db, personal};
 
 /// A point in the commit-ordered log. Ordered by `transaction` first (always 0 on SQLite),
 /// then `global`.
@@ -162,8 +162,65 @@ pub fn postgres_read_after() -> String {
 }
 
 /// Up to `limit` events after `after`, in commit order, that can no longer be overtaken by a
-/// late commit (see the module comment).
+/// late commit (see the module comment), their personal data opened (`crate::personal`).
 pub async fn read_after(
+    tx: &mut DbTx,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let mut events = read_after_as_stored(tx, after, limit).await?;
+    let owners = sealed_owners(&events);
+    if !owners.is_empty() {
+        let keys = personal::keys_for_reading_in(tx, &owners).await?;
+        open_all(&mut events, &keys)?;
+    }
+    Ok(events)
+}
+
+/// The people whose keys opening `events` needs.
+fn sealed_owners(events: &[StoredEvent]) -> BTreeSet<String> {
+    let mut owners = BTreeSet::new();
+    for event in events {
+        personal::sealed_owners(&event.payload, &event.raw_metadata, &mut owners);
+    }
+    owners
+}
+
+/// Opens the personal data of `events` with `keys` (what has no key reads as absent).
+fn open_all(
+    events: &mut [StoredEvent],
+    keys: &HashMap<String, [u8; 32]>,
+) -> Result<(), ProjectionError> {
+    for event in events {
+        let mut owners = BTreeSet::new();
+        personal::sealed_owners(&event.payload, &event.raw_metadata, &mut owners);
+        if owners.is_empty() {
+            continue;
+        }
+        personal::open(&mut event.payload, &mut event.raw_metadata, keys);
+        event.metadata = EventMetadata::from_map(&event.raw_metadata).map_err(|e| {
+            ProjectionError::Decode(format!("event {}: metadata: {e}", event.position.global))
+        })?;
+    }
+    Ok(())
+}
+
+/// Opens the personal data of events read outside a transaction.
+async fn opened(
+    db: &Db,
+    mut events: Vec<StoredEvent>,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let owners = sealed_owners(&events);
+    if !owners.is_empty() {
+        let keys = personal::keys_for_reading(db, &owners).await?;
+        open_all(&mut events, &keys)?;
+    }
+    Ok(events)
+}
+
+/// [`read_after`] with events exactly as stored, personal data sealed: what the ledger's
+/// digests cover.
+pub async fn read_after_as_stored(
     tx: &mut DbTx,
     after: Position,
     limit: i64,
@@ -210,7 +267,7 @@ pub fn fold<'a, A: cqrs_es::Aggregate>(
 }
 
 /// The events of one aggregate, oldest first (its own history, for `events --aggregate`,
-/// `history` and `state --as-of`).
+/// `history` and `state --as-of`), their personal data opened.
 pub async fn read_aggregate(
     db: &Db,
     aggregate_type: &str,
@@ -226,7 +283,11 @@ pub async fn read_aggregate(
         .bind(aggregate_id)
         .fetch_all(pool)
         .await?);
-    rows.into_iter().map(StoredEvent::try_from).collect()
+    let events = rows
+        .into_iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<_, _>>()?;
+    opened(db, events).await
 }
 
 /// Every event of one aggregate type, grouped by aggregate and oldest first within each (for
@@ -240,7 +301,11 @@ pub async fn read_type(db: &Db, aggregate_type: &str) -> Result<Vec<StoredEvent>
         .bind(aggregate_type)
         .fetch_all(pool)
         .await?);
-    rows.into_iter().map(StoredEvent::try_from).collect()
+    let events = rows
+        .into_iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<_, _>>()?;
+    opened(db, events).await
 }
 
 /// Where one committed event sits in the log.
@@ -308,7 +373,8 @@ pub async fn last_position(db: &Db) -> Result<Option<Position>, ProjectionError>
     }))
 }
 
-/// The events at these global positions, by position (those that exist).
+/// The events at these global positions, by position (those that exist), exactly as stored:
+/// what the ledger's digests cover.
 pub async fn read_positions(
     db: &Db,
     positions: &[i64],

@@ -154,6 +154,12 @@ impl Projection for GrantsView {
     }
 
     async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if event.aggregate_type == "User" && event.event_type == "UserErased" {
+            let id = event.aggregate_id.as_str();
+            crate::personal::scrub_in(tx.db().await?, crate::personal::SCRUB_GRANT_VIEW, id)
+                .await?;
+            return Ok(());
+        }
         if event.aggregate_type != "Grant" {
             return Ok(());
         }

@@ -140,7 +140,7 @@ pub async fn register(db: &Db) -> Result<(), ProjectionError> {
 pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
     let mut tx = db.begin().await?;
     let after = checkpoint::lock(&mut tx, READER).await?;
-    let events = event_log::read_after(&mut tx, after, BATCH).await?;
+    let events = event_log::read_after_as_stored(&mut tx, after, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(0);
     };

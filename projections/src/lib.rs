@@ -38,6 +38,7 @@ mod filter;
 pub mod grants;
 pub mod ledger;
 pub mod live;
+pub mod personal;
 pub mod projection;
 mod rebuild;
 pub mod runner;

@@ -39,7 +39,10 @@ impl Projection for SessionsView {
 
     async fn apply(&self, tx: &mut ViewTx, event: &StoredEvent) -> Result<(), ProjectionError> {
         if event.aggregate_type != "User"
-            || !matches!(event.event_type.as_str(), "SessionStarted" | "SessionEnded")
+            || !matches!(
+                event.event_type.as_str(),
+                "SessionStarted" | "SessionEnded" | "UserErased"
+            )
         {
             return Ok(());
         }
@@ -80,6 +83,11 @@ impl Projection for SessionsView {
                     .execute(conn)
                     .await
                     .map(|r| r.rows_affected()))?;
+            }
+            UserEvent::UserErased { .. } => {
+                let id = event.aggregate_id.as_str();
+                crate::personal::scrub_in(tx.db().await?, crate::personal::SCRUB_SESSION_VIEW, id)
+                    .await?;
             }
             _ => {}
         }

@@ -32,6 +32,9 @@ pub struct UserSummary {
     pub last_failed_login_at: Option<String>,
     /// Whether the person signs in with a second factor.
     pub two_factor: bool,
+    /// When the person's data was erased (their profile is then empty for good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<String>,
     pub version: i64,
 }
 
@@ -48,6 +51,7 @@ struct UserRow {
     last_login_at: Option<String>,
     last_failed_login_at: Option<String>,
     two_factor: bool,
+    erased_at: Option<String>,
     version: i64,
 }
 
@@ -69,6 +73,7 @@ impl TryFrom<UserRow> for UserSummary {
             last_login_at: row.last_login_at,
             last_failed_login_at: row.last_failed_login_at,
             two_factor: row.two_factor,
+            erased_at: row.erased_at,
             version: row.version,
         })
     }
@@ -76,7 +81,7 @@ impl TryFrom<UserRow> for UserSummary {
 
 const COLUMNS: &str = "username, status, profile, roles, registered_at, registered_by, \
                        updated_at, password_changed_at, last_login_at, \
-                       last_failed_login_at, two_factor, version";
+                       last_failed_login_at, two_factor, erased_at, version";
 
 impl UsersView {
     /// The people whose profile gives `email` (compared without case).
@@ -173,6 +178,15 @@ impl Projection for UsersView {
                 "UPDATE user_view SET roles = $4, updated_at = $1, version = $2 WHERE username = $3",
                 Some(json(&roles)),
             ),
+            UserEvent::UserErased { .. } => {
+                crate::personal::scrub_in(tx.db().await?, crate::personal::SCRUB_USER_VIEW, id)
+                    .await?;
+                (
+                    "UPDATE user_view SET status = 'disabled', erased_at = $1, updated_at = $1, \
+                     version = $2 WHERE username = $3",
+                    None,
+                )
+            }
             UserEvent::UserDisabled {} => (
                 "UPDATE user_view SET status = 'disabled', updated_at = $1, version = $2 \
                  WHERE username = $3",

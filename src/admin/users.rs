@@ -203,6 +203,60 @@ pub async fn reset_two_factor(
     show(store, username.as_str()).await
 }
 
+/// What erasing a person did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Erased {
+    pub username: String,
+    /// False when an earlier erasure was recorded and this one only finished its work.
+    pub recorded: bool,
+    pub erased_at: Option<String>,
+}
+
+/// Erases a person's data (GDPR art. 17) by crypto-shredding: records `UserErased` (actor,
+/// reason), then destroys their key, so the profile, IP addresses and user agents sealed in
+/// their events open for no one while every event keeps its place and digest; removes their
+/// password hashes and TOTP secret; clears what the views held of them. The account stays,
+/// disabled, under its username. Running it again finishes an erasure that was interrupted.
+pub async fn erase(
+    store: &Store,
+    username: &str,
+    reason: Option<String>,
+    metadata: &EventMetadata,
+) -> Result<Erased, AppError> {
+    let username = parse_username(username)?;
+    let recorded = match execute(store, &username, UserCommand::Erase { reason }, metadata).await {
+        Ok(()) => true,
+        // Recorded before; the rest below is what may not have happened.
+        Err(AppError::Conflict(message)) if message.contains("was erased") => false,
+        Err(other) => return Err(other),
+    };
+    let internal = |e: sqlx::Error| AppError::Internal(e.into());
+    store
+        .destroy_person_key(username.as_str())
+        .await
+        .map_err(internal)?;
+    crate::credentials::forget(&store.db, &username)
+        .await
+        .map_err(internal)?;
+    crate::vault::forget_totp_secret(&store.db, username.as_str())
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    // Events projected between the erasure and the key's end may have put some back.
+    authledger_projections::personal::scrub_views(&store.db, username.as_str())
+        .await
+        .map_err(internal)?;
+    crate::cascade::run(store).await?;
+    authledger_projections::db::purge_freed_pages(&store.db)
+        .await
+        .map_err(internal)?;
+    let erased_at = show(store, username.as_str()).await?.erased_at;
+    Ok(Erased {
+        username: username.to_string(),
+        recorded,
+        erased_at,
+    })
+}
+
 pub async fn enable(
     store: &Store,
     username: &str,

@@ -55,6 +55,16 @@ pub(super) enum UserCommand {
         /// The user's name.
         username: String,
     },
+    /// Erase a person's data (right to erasure): their key is destroyed, so the profile, IP
+    /// addresses and user agents in their events can no longer be read; the events stay and
+    /// the ledger still verifies. The account stays, disabled. Cannot be undone.
+    Erase {
+        /// The user's name.
+        username: String,
+        /// Why (e.g. the request's reference), recorded in the clear: do not name the person.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Turn a person's two-factor sign-in off (a lost phone); they may set it up again.
     ResetTwoFactor {
         /// The user's name.
@@ -164,6 +174,15 @@ pub(super) async fn user(store: &Store, command: UserCommand) -> Result<(), AppE
         UserCommand::Enable { username } => {
             admin::users::enable(store, &username, &metadata).await?;
             eprintln!("user {username} enabled");
+            Ok(())
+        }
+        UserCommand::Erase { username, reason } => {
+            let erased = admin::users::erase(store, &username, reason, &metadata).await?;
+            if erased.recorded {
+                eprintln!("user {username} erased: their personal data can no longer be read");
+            } else {
+                eprintln!("user {username} was already erased; its erasure is now complete");
+            }
             Ok(())
         }
         UserCommand::ResetTwoFactor { username } => {

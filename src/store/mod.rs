@@ -11,6 +11,7 @@
 
 mod aggregate_cache;
 mod live_feed;
+mod personal_data;
 mod postgres;
 mod sqlite;
 
@@ -86,6 +87,8 @@ pub struct Store {
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
+    /// The people's keys this process seals their data with (`personal_data`).
+    writing_keys: Arc<personal_data::WritingKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,13 @@ impl Store {
         let runner =
             Arc::new(ProjectionRunner::new(db.clone(), authledger_projections::all()).await?);
         authledger_projections::ledger::register(&db).await?;
+        let sealed = authledger_projections::personal::seal_recorded(&db).await?;
+        if sealed > 0 {
+            tracing::info!(
+                events = sealed,
+                "sealed the personal data of events recorded before"
+            );
+        }
         let wiring = Wiring {
             services,
             metrics: Default::default(),
@@ -134,6 +144,7 @@ impl Store {
             live: Default::default(),
             projector: Default::default(),
         };
+        let writing_keys = Arc::new(personal_data::WritingKeys::default());
         macro_rules! wire {
             ($repository:expr) => {
                 Store {
@@ -152,20 +163,37 @@ impl Store {
                     db: db.clone(),
                     live: wiring.live.clone(),
                     projector: wiring.projector.clone(),
+                    writing_keys: writing_keys.clone(),
                 }
             };
         }
         Ok(match &db {
-            Db::Sqlite(pool) => wire!(sqlite::repository(pool)),
+            Db::Sqlite(pool) => wire!(personal_data::Sealing::new(
+                sqlite::repository(pool),
+                db.clone(),
+                writing_keys.clone()
+            )),
             Db::Postgres(pool) => {
                 let committer = postgres::GroupCommit::start(pool);
-                wire!(postgres::repository(pool, &committer))
+                wire!(personal_data::Sealing::new(
+                    postgres::repository(pool, &committer),
+                    db.clone(),
+                    writing_keys.clone()
+                ))
             }
         })
     }
 
     pub fn kind(&self) -> StoreKind {
         self.db.kind()
+    }
+
+    /// Destroys `username`'s key (crypto-shredding, `authledger_projections::personal`):
+    /// their sealed data opens for no one from now on, and this process seals no more with it.
+    pub async fn destroy_person_key(&self, username: &str) -> Result<(), sqlx::Error> {
+        authledger_projections::personal::destroy_key(&self.db, username).await?;
+        self.writing_keys.forget(username);
+        Ok(())
     }
 
     /// Loads the live index (see [`authledger_projections::live`]) and makes the store keep it

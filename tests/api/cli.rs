@@ -6,40 +6,6 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every byte the store holds, as text: the SQLite files, or every row of every table of the
-/// Postgres database.
-async fn everything_stored(db: &TestDb) -> String {
-    match db.kind {
-        Kind::Sqlite => db
-            .sqlite_files()
-            .iter()
-            .map(|path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned())
-            .collect(),
-        Kind::Postgres => {
-            let store = db.store().await;
-            let authledger_projections::Db::Postgres(pool) = &store.db else {
-                unreachable!()
-            };
-            let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            let mut all = String::new();
-            for table in tables {
-                let rows: Vec<String> =
-                    sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
-                        .fetch_all(pool)
-                        .await
-                        .unwrap();
-                all.extend(rows);
-            }
-            all
-        }
-    }
-}
-
 on_both_stores! {
     async fn an_operator_creates_lists_disables_and_rotates_through_the_cli(kind: Kind) {
         let db = TestDb::new(kind).await;

@@ -232,6 +232,17 @@ pub fn cli_with_env(db: &TestDb, args: &[&str], stdin: &str, env: &[(&str, &str)
 }
 
 /// Runs the CLI, expects success, parses stdout as JSON.
+/// What a successful CLI command printed on stdout (it fails the test otherwise).
+pub fn cli_stdout(db: &TestDb, args: &[&str]) -> String {
+    let output = cli(db, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 pub fn cli_json(db: &TestDb, args: &[&str]) -> serde_json::Value {
     let output = cli(db, args);
     assert!(
@@ -384,4 +395,44 @@ pub fn ensure_python(check: &[&str], specs: &[&str]) {
         installed.success() && ready(),
         "could not install {specs:?} from PyPI"
     );
+}
+
+/// Everything the store holds, as text: every table's rows on Postgres (what a dump holds);
+/// the database files themselves, free pages and write-ahead log included, on SQLite.
+pub async fn everything_stored(db: &TestDb) -> String {
+    match db.kind {
+        // Read by another process: closing a file descriptor of the database in this one would
+        // release every POSIX lock SQLite holds on it here (fcntl locks are per process), and
+        // a server running in this process would then read pages another process is changing.
+        Kind::Sqlite => db
+            .sqlite_files()
+            .iter()
+            .map(|path| {
+                let read = Command::new("cat").arg(path).output().expect("cat runs");
+                String::from_utf8_lossy(&read.stdout).into_owned()
+            })
+            .collect(),
+        Kind::Postgres => {
+            let store = db.store().await;
+            let authledger_projections::Db::Postgres(pool) = &store.db else {
+                unreachable!()
+            };
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let mut all = String::new();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                all.extend(rows);
+            }
+            all
+        }
+    }
 }

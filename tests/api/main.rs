@@ -11,6 +11,7 @@ mod connected_apps;
 mod console;
 mod console_in_a_browser;
 mod discovery;
+mod erasure;
 mod event_log;
 mod health;
 mod hostile_input;

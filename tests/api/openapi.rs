@@ -51,6 +51,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/admin/api/users/{username}"),
     ("POST", "/admin/api/users/{username}/disable"),
     ("POST", "/admin/api/users/{username}/enable"),
+    ("POST", "/admin/api/users/{username}/erase"),
     ("POST", "/admin/api/users/{username}/two-factor/reset"),
     ("PUT", "/admin/api/users/{username}/roles"),
     ("GET", "/admin/api/consents"),

@@ -34,6 +34,12 @@ pub enum UserCommand {
     },
     Disable,
     Enable,
+    /// Erasure of the person's data (GDPR art. 17): recorded here, then their key is
+    /// destroyed outside the log. `reason` is the operator's, kept in the clear: it says why,
+    /// and must not name the person.
+    Erase {
+        reason: Option<String>,
+    },
     /// A sign-in through another provider (social login) that vouched for this person:
     /// `session` opens unless the account is disabled. A person who signs in with a second
     /// factor here (or must) still has to give it (`VouchedElsewhere`, then

@@ -10,6 +10,10 @@ pub enum UserError {
     AlreadyDisabled,
     #[error("user is not disabled")]
     AlreadyEnabled,
+    #[error("the user's data was erased: the account can no longer be changed")]
+    Erased,
+    #[error("reason: {0}")]
+    InvalidReason(String),
     #[error("no sign-in is waiting for a second factor (it may have taken too long)")]
     NoSignInPending,
     #[error("two-factor sign-in is not set up")]

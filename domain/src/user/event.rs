@@ -32,6 +32,13 @@ pub enum UserEvent {
     },
     UserDisabled {},
     UserEnabled {},
+    /// The person's data was erased: their key is destroyed, so what was sealed under it
+    /// (profile, IP addresses, user agents) opens for no one. The account stays, disabled,
+    /// under its username, so that no one else can take the name and inherit its history.
+    UserErased {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     LoginSucceeded {
         /// How, when not with the password (and second factor) here: `social:<provider>`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +123,7 @@ impl cqrs_es::DomainEvent for UserEvent {
             UserEvent::PasswordChanged { .. } => "PasswordChanged",
             UserEvent::RolesSet { .. } => "RolesSet",
             UserEvent::UserDisabled {} => "UserDisabled",
+            UserEvent::UserErased { .. } => "UserErased",
             UserEvent::UserEnabled {} => "UserEnabled",
             UserEvent::LoginSucceeded { .. } => "LoginSucceeded",
             UserEvent::LoginFailed { .. } => "LoginFailed",

@@ -41,6 +41,9 @@ pub struct RegisteredUser {
     pub profile: UserProfile,
     pub roles: BTreeSet<Role>,
     pub disabled: bool,
+    /// Their data was erased (`UserErased`): disabled for good.
+    #[serde(default)]
+    pub erased: bool,
     /// Open sign-in sessions: the hash of each one's id, and when it runs out. Sessions
     /// that ran out are dropped as new ones start.
     #[serde(default)]
@@ -142,6 +145,18 @@ impl cqrs_es::Aggregate for User {
         sink: &cqrs_es::event_sink::EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let now = services.now();
+        // An erased account changes no more. A sign-in attempt is still recorded (and fails:
+        // the account is disabled), and the name stays taken.
+        let still_answered = matches!(
+            command,
+            UserCommand::RecordLogin { .. }
+                | UserCommand::SignInElsewhere { .. }
+                | UserCommand::Register { .. }
+                | UserCommand::Import { .. }
+        );
+        if !still_answered && self.registered.as_ref().is_some_and(|u| u.erased) {
+            return Err(UserError::Erased);
+        }
         let events = match command {
             UserCommand::Register {
                 username,
@@ -211,6 +226,16 @@ impl cqrs_es::Aggregate for User {
                 }
                 let mut events = vec![UserEvent::UserDisabled {}];
                 events.extend(user.end_sessions(now, SessionEnd::UserDisabled));
+                events
+            }
+            UserCommand::Erase { reason } => {
+                let user = self.existing()?;
+                if let Some(reason) = &reason {
+                    crate::text::check(reason, crate::text::MAX_LINE_CHARS)
+                        .map_err(|why| UserError::InvalidReason(why.to_string()))?;
+                }
+                let mut events = vec![UserEvent::UserErased { reason }];
+                events.extend(user.end_sessions(now, SessionEnd::UserErased));
                 events
             }
             UserCommand::Enable => {
@@ -363,6 +388,7 @@ impl cqrs_es::Aggregate for User {
                 profile,
                 roles,
                 disabled: false,
+                erased: false,
                 sessions: BTreeMap::new(),
                 two_factor: None,
                 awaiting_second_factor_until: None,
@@ -379,6 +405,14 @@ impl cqrs_es::Aggregate for User {
             UserEvent::PasswordChanged { password } => user.password = password,
             UserEvent::RolesSet { roles } => user.roles = roles,
             UserEvent::UserDisabled {} => user.disabled = true,
+            UserEvent::UserErased { .. } => {
+                user.erased = true;
+                user.disabled = true;
+                user.profile = UserProfile::default();
+                user.two_factor = None;
+                user.awaiting_second_factor_until = None;
+                user.awaiting_method = None;
+            }
             UserEvent::UserEnabled {} => user.disabled = false,
             UserEvent::SessionStarted {
                 id_hash,

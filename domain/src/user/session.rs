@@ -29,6 +29,7 @@ pub enum SessionEnd {
     SignedOutElsewhere,
     PasswordChanged,
     UserDisabled,
+    UserErased,
 }
 
 impl SessionEnd {
@@ -38,6 +39,7 @@ impl SessionEnd {
             SessionEnd::SignedOutElsewhere => "signed_out_elsewhere",
             SessionEnd::PasswordChanged => "password_changed",
             SessionEnd::UserDisabled => "user_disabled",
+            SessionEnd::UserErased => "user_erased",
         }
     }
 }

@@ -700,3 +700,46 @@ fn events_recorded_with_the_hash_itself_are_still_read() {
             password: fake_credential("looking-glass"),
         }]);
 }
+
+fn erased() -> UserEvent {
+    UserEvent::UserErased {
+        reason: Some("request 2026-114".into()),
+    }
+}
+
+#[test]
+fn erasing_a_person_is_recorded_with_its_reason_and_ends_their_sessions() {
+    UserTest::with(services())
+        .given(vec![registered(), session_started(1)])
+        .when(UserCommand::Erase {
+            reason: Some("request 2026-114".into()),
+        })
+        .then_expect_events(vec![erased(), session_ended(1, SessionEnd::UserErased)]);
+}
+
+#[test]
+fn an_erased_account_changes_no_more_cannot_sign_in_and_keeps_its_name() {
+    for command in [
+        UserCommand::Enable,
+        UserCommand::Erase { reason: None },
+        UserCommand::UpdateProfile { profile: profile() },
+        UserCommand::ChangePassword {
+            password: Password::parse("looking-glass").unwrap(),
+        },
+    ] {
+        UserTest::with(services())
+            .given(vec![registered(), erased()])
+            .when(command)
+            .then_expect_error(UserError::Erased);
+    }
+    UserTest::with(services())
+        .given(vec![registered(), erased()])
+        .when(sign_in(TwoFactorPolicy::Optional))
+        .then_expect_events(vec![UserEvent::LoginFailed {
+            reason: LoginFailure::UserDisabled,
+        }]);
+    UserTest::with(services())
+        .given(vec![registered(), erased()])
+        .when(register())
+        .then_expect_error(UserError::UsernameTaken);
+}

@@ -114,7 +114,9 @@ impl Fed for User {
     ) -> Result<(), ProjectionError> {
         let mut state = live.write();
         match event {
-            UserEvent::UserDisabled {} => state.set_user(username, sequence, true),
+            UserEvent::UserDisabled {} | UserEvent::UserErased { .. } => {
+                state.set_user(username, sequence, true)
+            }
             UserEvent::UserEnabled {} => state.set_user(username, sequence, false),
             other => state.apply_session(username, other, at),
         }

@@ -44,6 +44,7 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::show_user))
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
+        .routes(routes!(users::erase_user))
         .routes(routes!(users::reset_two_factor))
         .routes(routes!(users::set_roles))
         .routes(routes!(grants::list_consents))

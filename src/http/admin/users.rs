@@ -118,6 +118,29 @@ pub(super) async fn reset_two_factor(
 }
 
 #[utoipa::path(
+    post, path = "/users/{username}/erase", tag = "users",
+    params(("username" = String, Path, description = "The username")),
+    request_body(content = Option<EraseBody>, description = "Optional"),
+    responses((status = 200, description = "Erased: the person's data can no longer be read; the account stays, disabled", body = users::Erased)),
+)]
+pub(super) async fn erase_user(
+    State(app): State<AppState>,
+    admin: Admin,
+    Path(username): Path<String>,
+    body: Result<Option<Json<EraseBody>>, JsonRejection>,
+) -> ApiResult {
+    let reason = body?.and_then(|Json(b)| b.reason);
+    ok(users::erase(&app.authority.store, &username, reason, &admin.metadata).await?)
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EraseBody {
+    /// Why (e.g. the request's reference), recorded in the clear: it must not name the person.
+    reason: Option<String>,
+}
+
+#[utoipa::path(
     post, path = "/users/{username}/enable", tag = "users",
     params(("username" = String, Path, description = "The username")),
     responses((status = 200, description = "Enabled again", body = UserSummary)),
