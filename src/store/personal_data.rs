@@ -85,17 +85,17 @@ impl<R> Sealing<R> {
         Ok(sealed)
     }
 
+    /// Opens the payloads: what the aggregate applies. Their metadata stays as stored (sealed
+    /// where personal): no aggregate reads it, and a grant's events, written by a person's
+    /// browser, then load without looking up anyone's key.
     async fn open(
         &self,
         mut events: Vec<SerializedEvent>,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let no_metadata = HashMap::new();
         let mut owners = std::collections::BTreeSet::new();
-        let mut metadata_maps = Vec::with_capacity(events.len());
         for event in &events {
-            let map: HashMap<String, String> =
-                serde_json::from_value(event.metadata.clone()).unwrap_or_default();
-            personal::sealed_owners(&event.payload, &map, &mut owners);
-            metadata_maps.push(map);
+            personal::sealed_owners(&event.payload, &no_metadata, &mut owners);
         }
         if owners.is_empty() {
             return Ok(events);
@@ -103,9 +103,8 @@ impl<R> Sealing<R> {
         let keys = personal::keys_for_reading(&self.db, &owners)
             .await
             .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
-        for (event, mut map) in events.iter_mut().zip(metadata_maps) {
-            personal::open(&mut event.payload, &mut map, &keys);
-            event.metadata = serde_json::to_value(map).unwrap_or(Value::Null);
+        for event in &mut events {
+            personal::open(&mut event.payload, &mut HashMap::new(), &keys);
         }
         Ok(events)
     }

@@ -23,6 +23,48 @@ fn authledger(dir: &std::path::Path, args: &[&str]) -> Command {
     command
 }
 
+/// Starts `serve`: the process, its log lines as they come, those read up to the start-up
+/// line, and that line.
+fn serve(
+    mut command: Command,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    Vec<String>,
+    Value,
+) {
+    let mut server = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = server.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = vec![];
+    let started = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no start-up line: {seen:?}"));
+        let parsed: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        seen.push(line);
+        if parsed["message"] == "serving" {
+            break parsed;
+        }
+    };
+    (server, lines, seen, started)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_say_what_runs_and_what_each_request_was_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,35 +94,7 @@ async fn json_logs_say_what_runs_and_what_each_request_was_without_secrets() {
         client["client_secret"].as_str().unwrap().to_owned(),
     );
 
-    let mut server = authledger(dir.path(), &["serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let stderr = server.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = vec![];
-    let started = loop {
-        let line = lines
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no start-up line: {seen:?}"));
-        let parsed: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-        seen.push(line);
-        if parsed["message"] == "serving" {
-            break parsed;
-        }
-    };
+    let (mut server, lines, mut seen, started) = serve(authledger(dir.path(), &["serve"]));
     assert_eq!(started["store"], "sqlite", "{started}");
     assert_eq!(started["version"], env!("CARGO_PKG_VERSION"));
     assert!(
@@ -187,5 +201,94 @@ async fn json_logs_say_what_runs_and_what_each_request_was_without_secrets() {
     let all = seen.join("\n");
     for secret in [secret.as_str(), access_token.as_str(), "guess"] {
         assert!(!all.contains(secret), "a secret in the log: {all}");
+    }
+}
+
+/// A person signs in (once wrongly) from their own address and browser, at debug level, and
+/// is then erased: the log never held their email, name, address or user agent, so there is
+/// nothing of them left in it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_log_holds_no_personal_data() {
+    let (email, name, address, agent) = (
+        "marguerite.oysterby@example.org",
+        "Marguerite Oysterby",
+        "198.51.100.77",
+        "OysterBrowser/7.7",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let created = authledger(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--username",
+            "u7",
+            "--password",
+            "long enough pass",
+            "--email",
+            email,
+            "--name",
+            name,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let mut command = authledger(dir.path(), &["serve"]);
+    command
+        .env("AUTHLEDGER_LOG", "debug")
+        .env("AUTHLEDGER_TRUSTED_PROXIES", "127.0.0.1");
+    let (mut server, lines, mut seen, started) = serve(command);
+    let base = format!("http://{}", started["listen"].as_str().unwrap());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", address.parse().unwrap());
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .user_agent(agent)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (password, expected) in [("not it", 401), ("long enough pass", 303)] {
+        let page = browser.get(format!("{base}/login")).send().await.unwrap();
+        let mut form = crate::oauth::flow::hidden_fields(&page.text().await.unwrap());
+        form.push(("username".into(), "u7".into()));
+        form.push(("password".into(), password.into()));
+        let answer = browser
+            .post(format!("{base}/login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), expected);
+    }
+    let account = browser.get(format!("{base}/account")).send().await.unwrap();
+    assert!(
+        account.text().await.unwrap().contains(address),
+        "the data was there to log"
+    );
+    let erased = authledger(dir.path(), &["user", "erase", "u7"])
+        .output()
+        .unwrap();
+    assert!(
+        erased.status.success(),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    seen.extend(lines.iter());
+    let all = seen.join("\n");
+    assert!(all.contains("/login"), "the requests were logged: {all}");
+    for personal in [email, name, address, agent] {
+        assert!(
+            !all.contains(personal),
+            "{personal} is in the server log: {all}"
+        );
     }
 }
