@@ -22,6 +22,12 @@
 //! where `V` is what the field reads as once the key is gone (an empty profile); a metadata
 //! value becomes `$personal:NAME:B64`, and is left out once the key is gone. The username is
 //! not sealed: it is the aggregate's id and the pseudonym every other record uses.
+//!
+//! The keys are stored as they are, not sealed under the master key like the vault's secrets:
+//! their purpose is erasure, not secrecy from whoever reads the database, who reads the views
+//! (which hold the same data opened) anyway; and the log's readers (projections, the CLI) then
+//! need no master key. What they keep from a reader of the log alone is an export: it carries
+//! the events sealed, and no key.
 
 use std::collections::{BTreeSet, HashMap};
 
