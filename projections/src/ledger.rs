@@ -18,6 +18,8 @@
 //! order is known only then): its progress is the `ledger` row of the checkpoints, so its
 //! delay shows as `authledger_projection_lag_seconds{projection="ledger"}`.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -272,6 +274,62 @@ pub struct Verified {
     pub first_break: Option<Break>,
 }
 
+/// One page of the chain as [`verify`] reads it: the links, their events as stored, and each
+/// link's event in canonical form (None when the event is gone).
+struct Page {
+    links: Vec<(i64, i64, String)>,
+    events: HashMap<i64, StoredEvent>,
+    canonical: Vec<Option<Vec<u8>>>,
+}
+
+/// Reads the chain from `start` to `end` a page at a time into `pages`, until the end or
+/// until [`verify`] stops listening.
+async fn read_pages(
+    db: Db,
+    start: i64,
+    end: i64,
+    pages: tokio::sync::mpsc::Sender<Result<Page, ProjectionError>>,
+) {
+    const PAGE: i64 = 5_000;
+    let mut next = start;
+    loop {
+        let page = async {
+            let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
+                       WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link LIMIT $3";
+            let links: Vec<(i64, i64, String)> = on_db!(&db, pool => sqlx::query_as(sql)
+                .bind(next)
+                .bind(end)
+                .bind(PAGE)
+                .fetch_all(pool)
+                .await)?;
+            let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
+            let events = event_log::read_positions(&db, &positions).await?;
+            let canonical = positions
+                .iter()
+                .map(|p| events.get(p).map(canonical))
+                .collect();
+            Ok::<_, ProjectionError>(Page {
+                links,
+                events,
+                canonical,
+            })
+        }
+        .await;
+        let last = match &page {
+            Ok(page) => page.links.last().map(|(link, _, _)| *link),
+            Err(_) => None,
+        };
+        let full = matches!(&page, Ok(p) if p.links.len() == PAGE as usize);
+        if pages.send(page).await.is_err() {
+            return;
+        }
+        match last {
+            Some(last) if full && last < end => next = last + 1,
+            _ => return,
+        }
+    }
+}
+
 /// Recomputes the chain from the events, from the first link (or `from_link`, trusting the
 /// digest recorded before it) to the last (or `to_link`), and reports the first break.
 pub async fn verify(
@@ -279,7 +337,6 @@ pub async fn verify(
     from_link: Option<i64>,
     to_link: Option<i64>,
 ) -> Result<Verified, ProjectionError> {
-    const PAGE: i64 = 5_000;
     let start = from_link.unwrap_or(1).max(1);
     let end = to_link.unwrap_or(i64::MAX);
     let mut previous = match start {
@@ -291,23 +348,18 @@ pub async fn verify(
             digest.as_deref().and_then(decode).unwrap_or(GENESIS)
         }
     };
+    // Reading a page and putting its events in canonical form runs on one core while the
+    // chain is checked on the other: a page ahead, so verifying is not the sum of the two.
+    let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, ProjectionError>>(2);
+    let reader = tokio::spawn(read_pages(db.clone(), start, end, pages_tx));
     let mut expected_link = start;
     let mut checked = 0;
     let mut head = None;
     let mut first_break = None;
-    'pages: loop {
-        let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
-                   WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link LIMIT $3";
-        let links: Vec<(i64, i64, String)> = on_db!(db, pool => sqlx::query_as(sql)
-            .bind(expected_link)
-            .bind(end)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await)?;
-        let Some(last) = links.last() else { break };
-        let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
-        let events = event_log::read_positions(db, &positions).await?;
-        for (link, global_position, recorded) in &links {
+    'pages: while let Some(page) = pages.recv().await {
+        let page = page?;
+        for ((link, global_position, recorded), canonical) in page.links.iter().zip(&page.canonical)
+        {
             if *link != expected_link {
                 first_break = Some(Break::Gap {
                     after_link: expected_link - 1,
@@ -315,15 +367,16 @@ pub async fn verify(
                 });
                 break 'pages;
             }
-            let Some(event) = events.get(global_position) else {
+            let Some(canonical) = canonical else {
                 first_break = Some(Break::Missing {
                     link: *link,
                     global_position: *global_position,
                 });
                 break 'pages;
             };
-            let computed = digest(&previous, &canonical(event));
+            let computed = digest(&previous, canonical);
             if hex::encode(computed) != *recorded {
+                let event = &page.events[global_position];
                 first_break = Some(classify(db, *link, *global_position, event).await?);
                 break 'pages;
             }
@@ -336,10 +389,9 @@ pub async fn verify(
                 digest: recorded.clone(),
             });
         }
-        if links.len() < PAGE as usize || last.0 >= end {
-            break;
-        }
     }
+    drop(pages);
+    reader.abort();
     let unlinked = match first_break {
         Some(_) => 0,
         None => {
