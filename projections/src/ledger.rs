@@ -282,24 +282,30 @@ struct Page {
     canonical: Vec<Option<Vec<u8>>>,
 }
 
-/// Reads the chain from `start` to `end` a page at a time into `pages`, until the end or
-/// until [`verify`] stops listening.
+/// Links per page [`verify`] reads.
+const VERIFY_PAGE: i64 = 5_000;
+/// Pages read at once: reading and decoding, not hashing, is most of verifying's work.
+const VERIFY_READERS: i64 = 2;
+
+/// Reads every `VERIFY_READERS`th page of the chain, the `nth` first, from `start` to `end`,
+/// into `pages`, until a page is empty or [`verify`] stops listening. Pages are fixed link
+/// ranges, so the readers need not wait for each other.
 async fn read_pages(
     db: Db,
     start: i64,
     end: i64,
+    nth: i64,
     pages: tokio::sync::mpsc::Sender<Result<Page, ProjectionError>>,
 ) {
-    const PAGE: i64 = 5_000;
-    let mut next = start;
-    loop {
+    let mut first = start + nth * VERIFY_PAGE;
+    while first <= end {
+        let last = end.min(first.saturating_add(VERIFY_PAGE - 1));
         let page = async {
             let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
-                       WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link LIMIT $3";
+                       WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link";
             let links: Vec<(i64, i64, String)> = on_db!(&db, pool => sqlx::query_as(sql)
-                .bind(next)
-                .bind(end)
-                .bind(PAGE)
+                .bind(first)
+                .bind(last)
                 .fetch_all(pool)
                 .await)?;
             let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
@@ -315,18 +321,12 @@ async fn read_pages(
             })
         }
         .await;
-        let last = match &page {
-            Ok(page) => page.links.last().map(|(link, _, _)| *link),
-            Err(_) => None,
-        };
-        let full = matches!(&page, Ok(p) if p.links.len() == PAGE as usize);
-        if pages.send(page).await.is_err() {
+        let empty = matches!(&page, Ok(p) if p.links.is_empty());
+        let failed = page.is_err();
+        if pages.send(page).await.is_err() || empty || failed {
             return;
         }
-        match last {
-            Some(last) if full && last < end => next = last + 1,
-            _ => return,
-        }
+        first = first.saturating_add(VERIFY_READERS * VERIFY_PAGE);
     }
 }
 
@@ -350,14 +350,47 @@ pub async fn verify(
     };
     // Reading a page and putting its events in canonical form runs on one core while the
     // chain is checked on the other: a page ahead, so verifying is not the sum of the two.
-    let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Page, ProjectionError>>(2);
-    let reader = tokio::spawn(read_pages(db.clone(), start, end, pages_tx));
+    let mut readers = Vec::new();
+    let mut pages = Vec::new();
+    for nth in 0..VERIFY_READERS {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Page, ProjectionError>>(1);
+        readers.push(tokio::spawn(read_pages(
+            db.clone(),
+            start,
+            end,
+            nth,
+            sender,
+        )));
+        pages.push(receiver);
+    }
     let mut expected_link = start;
     let mut checked = 0;
     let mut head = None;
     let mut first_break = None;
-    'pages: while let Some(page) = pages.recv().await {
+    let mut turn = 0;
+    'pages: loop {
+        // Pages in link order: each reader's in turn.
+        let Some(page) = pages[turn % VERIFY_READERS as usize].recv().await else {
+            break;
+        };
+        turn += 1;
         let page = page?;
+        if page.links.is_empty() {
+            // The end, unless links go on after a missing range.
+            let sql = "SELECT MIN(link) FROM ledger_chain WHERE link >= $1 AND link <= $2";
+            let next: Option<i64> = on_db!(db, pool => sqlx::query_scalar(sql)
+                .bind(expected_link)
+                .bind(end)
+                .fetch_one(pool)
+                .await)?;
+            if let Some(next_link) = next {
+                first_break = Some(Break::Gap {
+                    after_link: expected_link - 1,
+                    next_link,
+                });
+            }
+            break;
+        }
         for ((link, global_position, recorded), canonical) in page.links.iter().zip(&page.canonical)
         {
             if *link != expected_link {
@@ -391,7 +424,9 @@ pub async fn verify(
         }
     }
     drop(pages);
-    reader.abort();
+    for reader in readers {
+        reader.abort();
+    }
     let unlinked = match first_break {
         Some(_) => 0,
         None => {
