@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::WebUrl;
 use authledger_domain::secret::Password;
-use authledger_domain::user::{Email, Role, UserCommand, UserProfile, Username};
+use authledger_domain::user::{Email, Role, UserCommand, UserError, UserProfile, Username};
 use authledger_projections::users::{UserSummary, UsersView};
 
 use crate::error::{user_error, AppError};
@@ -224,11 +224,16 @@ pub async fn erase(
     metadata: &EventMetadata,
 ) -> Result<Erased, AppError> {
     let username = parse_username(username)?;
-    let recorded = match execute(store, &username, UserCommand::Erase { reason }, metadata).await {
-        Ok(()) => true,
+    let erase = UserCommand::Erase { reason };
+    let recorded = match store
+        .users
+        .execute(username.as_str(), erase, metadata)
+        .await
+    {
+        Ok(_) => true,
         // Recorded before; the rest below is what may not have happened.
-        Err(AppError::Conflict(message)) if message.contains("was erased") => false,
-        Err(other) => return Err(other),
+        Err(cqrs_es::AggregateError::UserError(UserError::Erased)) => false,
+        Err(other) => return Err(user_error(username.as_str(), other)),
     };
     let internal = |e: sqlx::Error| AppError::Internal(e.into());
     store
