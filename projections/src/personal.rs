@@ -354,6 +354,17 @@ pub async fn destroy_key(db: &Db, username: &str) -> Result<(), sqlx::Error> {
 /// Two writers may make a first key for the same person at once: one insert wins, and both
 /// read back the winner.
 async fn key_for_writing_in(tx: &mut DbTx, username: &str) -> Result<PersonKey, sqlx::Error> {
+    let select = "SELECT person_key FROM person_keys WHERE username = $1";
+    // Read first: on SQLite an insert, even one that changes nothing, takes the one write
+    // lock, and every writer of this person's events would queue behind it.
+    let found: Option<Option<String>> =
+        on_tx!(tx, conn => sqlx::query_scalar(select).bind(username).fetch_optional(conn).await)?;
+    if let Some(key) = found {
+        return Ok(match key.as_deref().and_then(decode_key) {
+            Some(key) => PersonKey::Live(key),
+            None => PersonKey::Erased,
+        });
+    }
     let mut fresh = [0u8; 32];
     aws_lc_rs::rand::fill(&mut fresh).expect("the OS random source works");
     let insert = "INSERT INTO person_keys (username, person_key, created_at) VALUES ($1, $2, $3) \
@@ -366,7 +377,6 @@ async fn key_for_writing_in(tx: &mut DbTx, username: &str) -> Result<PersonKey, 
         .execute(conn)
         .await
         .map(|_| ()))?;
-    let select = "SELECT person_key FROM person_keys WHERE username = $1";
     let key: Option<Option<String>> =
         on_tx!(tx, conn => sqlx::query_scalar(select).bind(username).fetch_optional(conn).await)?;
     Ok(match key.flatten().as_deref().and_then(decode_key) {
