@@ -279,10 +279,38 @@ pub fn open(
 /// The key to seal `username`'s data with: made on first use; [`PersonKey::Erased`] once
 /// they were erased.
 pub async fn key_for_writing(db: &Db, username: &str) -> Result<PersonKey, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let key = key_for_writing_in(&mut tx, username).await?;
-    tx.commit().await?;
-    Ok(key)
+    // Statements on their own, not one transaction: on SQLite a transaction that reads and
+    // then writes fails at once (SQLITE_BUSY_SNAPSHOT) when another writer committed in
+    // between, where a lone insert waits its turn. Read first: an insert, even one that
+    // changes nothing, takes SQLite's one write lock.
+    let select = "SELECT person_key FROM person_keys WHERE username = $1";
+    let found: Option<Option<String>> =
+        on_db!(db, pool => sqlx::query_scalar(select).bind(username).fetch_optional(pool).await)?;
+    if let Some(key) = found {
+        return Ok(person_key(key));
+    }
+    let mut fresh = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut fresh).expect("the OS random source works");
+    let insert = "INSERT INTO person_keys (username, person_key, created_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (username) DO NOTHING";
+    let now = crate::view_time(chrono::Utc::now());
+    on_db!(db, pool => sqlx::query(insert)
+        .bind(username)
+        .bind(URL_SAFE_NO_PAD.encode(fresh))
+        .bind(&now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    let key: Option<Option<String>> =
+        on_db!(db, pool => sqlx::query_scalar(select).bind(username).fetch_optional(pool).await)?;
+    Ok(person_key(key.flatten()))
+}
+
+fn person_key(stored: Option<String>) -> PersonKey {
+    match stored.as_deref().and_then(decode_key) {
+        Some(key) => PersonKey::Live(key),
+        None => PersonKey::Erased,
+    }
 }
 
 fn decode_key(text: &str) -> Option<[u8; 32]> {
@@ -350,21 +378,11 @@ pub async fn destroy_key(db: &Db, username: &str) -> Result<(), sqlx::Error> {
     on_db!(db, pool => sqlx::query(sql).bind(username).bind(&now).execute(pool).await.map(|_| ()))
 }
 
-/// [`key_for_writing`] inside a transaction (the upgrade below holds SQLite's one writer).
-/// Two writers may make a first key for the same person at once: one insert wins, and both
-/// read back the winner.
+/// [`key_for_writing`] inside the upgrade's transaction, which holds SQLite's one write lock
+/// already. Two writers may make a first key for the same person at once: one insert wins,
+/// and both read back the winner.
 async fn key_for_writing_in(tx: &mut DbTx, username: &str) -> Result<PersonKey, sqlx::Error> {
     let select = "SELECT person_key FROM person_keys WHERE username = $1";
-    // Read first: on SQLite an insert, even one that changes nothing, takes the one write
-    // lock, and every writer of this person's events would queue behind it.
-    let found: Option<Option<String>> =
-        on_tx!(tx, conn => sqlx::query_scalar(select).bind(username).fetch_optional(conn).await)?;
-    if let Some(key) = found {
-        return Ok(match key.as_deref().and_then(decode_key) {
-            Some(key) => PersonKey::Live(key),
-            None => PersonKey::Erased,
-        });
-    }
     let mut fresh = [0u8; 32];
     aws_lc_rs::rand::fill(&mut fresh).expect("the OS random source works");
     let insert = "INSERT INTO person_keys (username, person_key, created_at) VALUES ($1, $2, $3) \
@@ -379,10 +397,7 @@ async fn key_for_writing_in(tx: &mut DbTx, username: &str) -> Result<PersonKey, 
         .map(|_| ()))?;
     let key: Option<Option<String>> =
         on_tx!(tx, conn => sqlx::query_scalar(select).bind(username).fetch_optional(conn).await)?;
-    Ok(match key.flatten().as_deref().and_then(decode_key) {
-        Some(key) => PersonKey::Live(key),
-        None => PersonKey::Erased,
-    })
+    Ok(person_key(key.flatten()))
 }
 
 /// Seals the personal data of events recorded before it was sealed as written (a store
