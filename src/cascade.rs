@@ -12,11 +12,12 @@
 
 use authledger_domain::client::ClientEvent;
 use authledger_domain::consent::ConsentEvent;
-use authledger_domain::grant::{GrantCommand, RevocationReason};
+use authledger_domain::grant::{GrantCommand, GrantError, RevocationReason};
 use authledger_domain::user::UserEvent;
 use authledger_projections::checkpoint;
 use authledger_projections::event_log::{self, StoredEvent};
 use authledger_projections::grants::{GrantsView, Subject};
+use cqrs_es::AggregateError;
 use tokio::sync::Mutex;
 
 use crate::error::AppError;
@@ -129,11 +130,15 @@ async fn revoke_all(
         targets.extend(page.into_iter().map(|g| g.grant_id));
     }
     for grant_id in targets {
-        store
+        let revoked = store
             .grants
             .execute(&grant_id, GrantCommand::RevokeGrant { reason }, metadata)
-            .await
-            .map_err(AppError::store)?;
+            .await;
+        match revoked {
+            // Its events were archived (`ledger archive`): it had ended, nothing to revoke.
+            Err(AggregateError::UserError(GrantError::NotFound)) => {}
+            other => drop(other.map_err(AppError::store)?),
+        }
     }
     Ok(())
 }

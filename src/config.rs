@@ -29,6 +29,9 @@ pub struct Config {
     /// Always on for a server people use; off only to measure what the chain costs (the load
     /// benchmark's `--ledger off`): another instance or a CLI command links what is left.
     pub link_ledger: bool,
+    /// `AUTHLEDGER_ARCHIVE_DIR`: where archived events are, for a rebuild started from the
+    /// console to replay them.
+    pub archive_dir: Option<std::path::PathBuf>,
 }
 
 /// Connection limits (README, *Security*), enforced by the HTTP server's accept loop, and
@@ -166,6 +169,7 @@ mod tests {
             token_cache_capacity: DEFAULT_TOKEN_CACHE,
             limits: Default::default(),
             link_ledger: true,
+            archive_dir: None,
         }
     }
 
@@ -204,6 +208,7 @@ mod secrets_in_config {
             token_cache_capacity: DEFAULT_TOKEN_CACHE,
             limits: Default::default(),
             link_ledger: true,
+            archive_dir: None,
         };
         let printed = format!("{config:?}");
         assert!(

@@ -109,8 +109,12 @@ impl From<anyhow::Error> for AppError {
 
 impl From<ProjectionError> for AppError {
     fn from(error: ProjectionError) -> Self {
-        if let ProjectionError::UnknownProjection { .. } = error {
-            return AppError::invalid_field("name", error);
+        match error {
+            ProjectionError::UnknownProjection { .. } => {
+                return AppError::invalid_field("name", error)
+            }
+            ProjectionError::Archive(why) => return AppError::invalid_field("archive_dir", why),
+            _ => {}
         }
         match error.is_unreachable() {
             true => AppError::Unavailable(error.into()),

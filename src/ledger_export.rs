@@ -19,6 +19,7 @@
 
 use std::io::{BufRead, Write};
 
+use authledger_projections::ledger::segments;
 use authledger_projections::{event_log, ledger};
 use serde_json::{json, Value};
 
@@ -128,6 +129,7 @@ pub async fn write_links(
     let mut page = Vec::new();
     push_line(&mut page, &ledger::canonical_json(&header));
     out.put(page).await?;
+    let mut archived = archived_events(store).await?;
     let mut events = 0;
     let mut next = from_link;
     while next <= to_link {
@@ -139,12 +141,23 @@ pub async fn write_links(
         let stored = event_log::read_positions(&store.db, &positions).await?;
         let mut page = Vec::with_capacity(links.len() * 512);
         for link in &links {
-            let event = stored.get(&link.global_position).ok_or_else(|| {
-                AppError::Tampered(format!(
-                    "the event at position {} (link {}) is gone from the log",
-                    link.global_position, link.link
-                ))
-            })?;
+            // Not in the live log: archived, or gone.
+            let from_archive = match stored.contains_key(&link.global_position) {
+                true => None,
+                false => archived
+                    .at_link(link.link)?
+                    .filter(|a| a.event.position.global == link.global_position),
+            };
+            let event = match (stored.get(&link.global_position), &from_archive) {
+                (Some(event), _) => event,
+                (None, Some(archived)) => &archived.event,
+                (None, None) => {
+                    return Err(AppError::Tampered(format!(
+                        "the event at position {} (link {}) is gone from the log",
+                        link.global_position, link.link
+                    )))
+                }
+            };
             let canonical = ledger::canonical(event);
             let line = format!(
                 "{{\"digest\":\"{}\",\"event\":{},\"link\":{},\"type\":\"event\"}}",
@@ -174,6 +187,25 @@ pub async fn write_links(
     }
     out.put(page).await?;
     Ok((events, seals.len()))
+}
+
+/// The archive's events, for the links whose events left the live log (`ledger archive`).
+async fn archived_events(store: &Store) -> Result<segments::Reader, AppError> {
+    let recorded = segments::recorded(&store.db).await?;
+    if recorded.is_empty() {
+        return Ok(segments::Reader::none());
+    }
+    let archive = store.runner.archive().ok_or_else(|| {
+        AppError::invalid_field(
+            "archive_dir",
+            format!(
+                "{} archive segment(s) hold events of this log; exporting them needs the archive \
+                 directory (--archive-dir or archive_dir)",
+                recorded.len()
+            ),
+        )
+    })?;
+    Ok(archive.open(&recorded)?)
 }
 
 /// What a file check found.

@@ -48,6 +48,7 @@ pub mod connected_apps;
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod ledger_archive;
 pub mod ledger_export;
 pub mod ledger_seal;
 pub mod master_key;

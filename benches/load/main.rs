@@ -92,7 +92,7 @@ async fn link_and_verify(db: &authledger_projections::Db) -> (f64, f64) {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let verified = ledger::verify(db, None, None).await.expect("verify");
+    let verified = ledger::verify(db, None, None, None).await.expect("verify");
     let seconds = started.elapsed().as_secs_f64();
     assert!(verified.first_break.is_none(), "{:?}", verified.first_break);
     eprintln!(
@@ -151,6 +151,7 @@ async fn run(args: Args) {
         token_cache_capacity: authledger::config::DEFAULT_TOKEN_CACHE,
         limits: Default::default(),
         link_ledger: args.ledger == "on",
+        archive_dir: None,
     })
     .await
     .expect("server starts");

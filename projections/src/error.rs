@@ -17,6 +17,9 @@ pub enum ProjectionError {
     },
     #[error("projections did not reach position {0} within {1:?}")]
     Lagging(i64, Duration),
+    /// The archive directory is needed and not configured, or a segment cannot be read.
+    #[error("{0}")]
+    Archive(String),
     #[error("the rebuild stopped: its log reader or another projection's replay failed")]
     RebuildStopped,
 }

@@ -206,7 +206,7 @@ fn open_all(
 }
 
 /// Opens the personal data of events read outside a transaction.
-async fn opened(
+pub async fn opened(
     db: &Db,
     mut events: Vec<StoredEvent>,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {

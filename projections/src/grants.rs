@@ -394,6 +394,31 @@ pub struct GrantRecord {
 }
 
 impl GrantsView {
+    /// The grants that had ended before `ended_before` (a view time): revoked before it, or
+    /// with tokens none of which was still valid at it (expired or revoked), or, with no token (a code never
+    /// redeemed), created before `created_before` (which leaves the code its lifetime). What
+    /// `ledger archive` may move out of the live log.
+    pub async fn ended_before(
+        db: &Db,
+        ended_before: &str,
+        created_before: &str,
+    ) -> Result<std::collections::HashSet<String>, ProjectionError> {
+        let sql = "SELECT g.grant_id FROM grant_view g \
+                   WHERE (g.status = 'revoked' AND g.revoked_at < $1) \
+                      OR (g.status <> 'revoked' \
+                          AND NOT EXISTS (SELECT 1 FROM token_view t \
+                              WHERE t.grant_id = g.grant_id AND t.expires_at >= $1 \
+                              AND (t.status = 'active' OR t.ended_at >= $1)) \
+                          AND (g.created_at < $2 OR EXISTS (SELECT 1 FROM token_view t \
+                              WHERE t.grant_id = g.grant_id)))";
+        let ids: Vec<String> = on_db!(db, pool => sqlx::query_scalar(sql)
+            .bind(ended_before)
+            .bind(created_before)
+            .fetch_all(pool)
+            .await)?;
+        Ok(ids.into_iter().collect())
+    }
+
     /// How many grants are in force.
     pub async fn count_active(db: &Db) -> Result<i64, ProjectionError> {
         let sql = "SELECT COUNT(*) FROM grant_view WHERE status = 'active'";

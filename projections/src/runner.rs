@@ -17,6 +17,7 @@ use crate::checkpoint;
 use crate::db::Db;
 use crate::error::ProjectionError;
 use crate::event_log::{self, Position};
+use crate::ledger::segments::Archive;
 use crate::projection::Projection;
 use crate::rebuild;
 
@@ -39,6 +40,8 @@ pub struct ProjectionRunner {
     rebuild_page: std::sync::atomic::AtomicI64,
     /// This process's latest rebuild, for the console.
     latest_rebuild: rebuild::Latest,
+    /// Where archived events are, for a rebuild to replay them (see `ledger::segments`).
+    archive: std::sync::RwLock<Option<Archive>>,
 }
 
 impl ProjectionRunner {
@@ -56,6 +59,7 @@ impl ProjectionRunner {
             reached: Mutex::new(Position::default()),
             rebuild_page: std::sync::atomic::AtomicI64::new(REBUILD_BATCH),
             latest_rebuild: rebuild::Latest::default(),
+            archive: std::sync::RwLock::new(None),
         })
     }
 
@@ -64,6 +68,19 @@ impl ProjectionRunner {
     pub fn rebuild_in_pages_of(&self, events: i64) {
         self.rebuild_page
             .store(events.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where a rebuild finds archived events (the `archive_dir` configuration).
+    pub fn use_archive(&self, archive: Option<Archive>) {
+        *self.archive.write().unwrap_or_else(|e| e.into_inner()) = archive;
+    }
+
+    /// The archive directory, when one is configured.
+    pub fn archive(&self) -> Option<Archive> {
+        self.archive
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn db(&self) -> &Db {
@@ -181,14 +198,17 @@ impl ProjectionRunner {
     ) -> Result<u64, ProjectionError> {
         let started = std::time::Instant::now();
         let page = self.rebuild_page.load(std::sync::atomic::Ordering::Relaxed);
+        let archive = self.archive();
         let replayed = async {
             let replayed = match &self.db {
                 Db::Sqlite(_) => {
                     let _one_writer = self.reached.lock().await;
-                    rebuild::in_one_transaction(&self.db, selected, page, progress.clone()).await?
+                    rebuild::in_one_transaction(&self.db, selected, page, archive, progress.clone())
+                        .await?
                 }
                 Db::Postgres(pool) => {
-                    rebuild::side_by_side(&self.db, pool, selected, page, progress.clone()).await?
+                    rebuild::side_by_side(&self.db, pool, selected, page, archive, progress.clone())
+                        .await?
                 }
             };
             self.catch_up().await?;

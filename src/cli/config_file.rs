@@ -121,6 +121,13 @@ pub const KEYS: &[Key] = &[
         shown: Shown::Plain,
     },
     Key {
+        name: "archive_dir",
+        env: "AUTHLEDGER_ARCHIVE_DIR",
+        default: "(none: ledger archive is refused)",
+        meaning: "where ledger archive writes segments, and verify and rebuild read them",
+        shown: Shown::Plain,
+    },
+    Key {
         name: "log",
         env: "AUTHLEDGER_LOG",
         default: "info,sqlx=warn for serve, warn otherwise",
@@ -279,6 +286,7 @@ fn check(key: &Key, value: Option<&str>) -> (Option<String>, Option<String>) {
                 token_cache_capacity: crate::config::DEFAULT_TOKEN_CACHE,
                 limits: Default::default(),
                 link_ledger: true,
+                archive_dir: None,
             };
             config
                 .check()

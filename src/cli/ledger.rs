@@ -48,6 +48,22 @@ pub(super) enum LedgerCommand {
         #[arg(long, short, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Move the events of grants that ended longer ago than the retention_days setting (or
+    /// before --ended-before) out of the live log into a segment file in the archive
+    /// directory (--archive-dir / archive_dir). Their links and seals stay: verify, export and
+    /// a projections rebuild read them from the segment.
+    Archive {
+        /// Archive the grants ended before this time instead: RFC 3339, a date, or a time ago
+        /// (90d); at most now.
+        #[arg(long, value_name = "TIME")]
+        ended_before: Option<String>,
+        /// Count what would be archived; write and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// text for people (the default), or json.
+        #[arg(long, value_enum, default_value_t = EventsFormat::Text)]
+        format: EventsFormat,
+    },
     /// Check an export offline with the published seal keys only; exits 7 at the first break.
     VerifyExport {
         /// The file `ledger export` wrote.
@@ -92,6 +108,11 @@ pub(super) async fn ledger(
             output,
         } => return export(store, since, until, output).await,
         LedgerCommand::VerifyExport { .. } => unreachable!("runs without a store"),
+        LedgerCommand::Archive {
+            ended_before,
+            dry_run,
+            format,
+        } => return archive(store, ended_before, dry_run, format).await,
         LedgerCommand::Keys => {
             return super::output::print_json(&crate::ledger_seal::published(&store.db).await?)
         }
@@ -123,7 +144,13 @@ pub(super) async fn ledger(
         Some(position) => Some(link_at(store, position, false).await?.unwrap_or(0)),
         None => None,
     };
-    let verified = ledger::verify(&store.db, from_link, to_link).await?;
+    let verified = ledger::verify(
+        &store.db,
+        from_link,
+        to_link,
+        store.runner.archive().as_ref(),
+    )
+    .await?;
     let (seals_checked, found) = match &verified.first_break {
         Some(chain) => (0, Some((to_json(chain), chain.to_string()))),
         None => {
@@ -163,6 +190,9 @@ fn say(report: &Report) {
             verified.links, head.global_position, head.link, head.digest
         ),
         None => eprintln!("{} link(s) verified", verified.links),
+    }
+    if verified.archived > 0 {
+        eprintln!("{} of them from archive segments", verified.archived);
     }
     eprintln!("{} seal(s) checked", report.seals_checked);
     if verified.unlinked > 0 {
@@ -210,6 +240,76 @@ async fn export(
         }
     };
     eprintln!("exported {events} event(s) and {seals} seal(s)");
+    Ok(())
+}
+
+async fn archive(
+    store: &Store,
+    ended_before: Option<String>,
+    dry_run: bool,
+    format: EventsFormat,
+) -> Result<(), AppError> {
+    let now = chrono::Utc::now();
+    let ended_before = match ended_before {
+        Some(raw) => {
+            let at = authledger_domain::instant::parse(&raw, now).map_err(|why| {
+                AppError::invalid_field("ended-before", format!("--ended-before: {why}"))
+            })?;
+            if at > now {
+                return Err(AppError::invalid_field(
+                    "ended-before",
+                    "--ended-before: a grant cannot have ended in the future",
+                ));
+            }
+            at
+        }
+        None => match store.settings_values().await?.retention_days {
+            0 => {
+                return Err(AppError::invalid_field(
+                    "retention_days",
+                    "retention_days is 0, which keeps all history in the live log: set it \
+                     (authledger settings set retention_days 365) or pass --ended-before",
+                ))
+            }
+            days => now - chrono::Duration::days(i64::from(days)),
+        },
+    };
+    let archive = match (store.runner.archive(), dry_run) {
+        (Some(archive), _) => archive,
+        // A dry run writes nothing, so needs no directory.
+        (None, true) => authledger_projections::ledger::segments::Archive::new("."),
+        (None, false) => {
+            return Err(AppError::invalid_field(
+                "archive_dir",
+                "no archive directory: set archive_dir in the configuration \
+                 (AUTHLEDGER_ARCHIVE_DIR) or pass --archive-dir DIR",
+            ))
+        }
+    };
+    let actor = super::cli_metadata().actor.to_string();
+    let done =
+        crate::ledger_archive::archive(store, &archive, ended_before, &actor, dry_run).await?;
+    if format == EventsFormat::Json {
+        return super::output::print_json(&done);
+    }
+    match (&done.segment, done.dry_run) {
+        (_, true) => eprintln!(
+            "dry run: {} event(s) of {} grant(s) ended before {} would be archived",
+            done.events, done.grants, done.ended_before
+        ),
+        (Some(segment), false) => eprintln!(
+            "archived {} event(s) of {} grant(s) ended before {} into {} (sha256 {})",
+            segment.events,
+            segment.grants,
+            done.ended_before,
+            archive.path_of(&segment.name).display(),
+            segment.sha256
+        ),
+        (None, false) => eprintln!(
+            "nothing to archive: no grant's events ended before {} are in the live log",
+            done.ended_before
+        ),
+    }
     Ok(())
 }
 

@@ -71,6 +71,15 @@ struct Cli {
     /// How log lines are written (to stderr): text for people, or one JSON object per line.
     #[arg(long, global = true, env = "AUTHLEDGER_LOG_FORMAT", value_enum, default_value_t = logging::LogFormat::Text)]
     log_format: logging::LogFormat,
+    /// Where `ledger archive` writes segments of ended grants' events, and where `ledger
+    /// verify`, `ledger export` and a projections rebuild read them back.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHLEDGER_ARCHIVE_DIR",
+        value_name = "DIR"
+    )]
+    archive_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -339,9 +348,10 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
             | Command::State { .. }
     );
     let database_url = cli.database_url.clone();
+    let archive_dir = cli.archive_dir.clone();
     let done = run_command(cli, sources).await;
     if done.is_ok() && may_write {
-        let store = open(&database_url).await?;
+        let store = open(&database_url, &archive_dir).await?;
         authledger_projections::ledger::link_all(&store.db).await?;
     }
     done
@@ -349,6 +359,7 @@ async fn run(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
 
 async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppError> {
     let database_url = cli.database_url;
+    let archive_dir = cli.archive_dir;
     let master = MasterKeySource {
         configured: cli.master_key,
         file: cli.master_key_file,
@@ -376,6 +387,7 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
                     ..Default::default()
                 },
                 link_ledger: true,
+                archive_dir: archive_dir.clone(),
             };
             let app = Application::build(config).await.map_err(|e| match e
                 .downcast::<crate::store::OpenError>()
@@ -410,53 +422,69 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
             Ok(())
         }
         Command::Migrate => {
-            let store = open(&database_url).await?;
+            let store = open(&database_url, &archive_dir).await?;
             store.runner.catch_up_fully().await?;
             authledger_projections::ledger::link_all(&store.db).await?;
             eprintln!("schema is up to date");
             Ok(())
         }
-        Command::User(command) => user::user(&open(&database_url).await?, command).await,
+        Command::User(command) => {
+            user::user(&open(&database_url, &archive_dir).await?, command).await
+        }
         Command::Client(command) => {
-            client::client(&open(&database_url).await?, command, &master).await
+            client::client(&open(&database_url, &archive_dir).await?, command, &master).await
         }
         Command::Settings(command) => {
-            settings::settings(&open(&database_url).await?, command).await
+            settings::settings(&open(&database_url, &archive_dir).await?, command).await
         }
         Command::Consent(ConsentCommand::Revoke { user, client }) => {
-            let store = open(&database_url).await?;
+            let store = open(&database_url, &archive_dir).await?;
             admin::grants::revoke_consent(&store, &user, &client, &cli_metadata()).await?;
             eprintln!("consent of {user} for client {client} revoked, with every grant it covered");
             Ok(())
         }
         Command::ConnectedApp(command) => {
-            connected_app::connected_app(&open(&database_url).await?, command, &master).await
+            connected_app::connected_app(
+                &open(&database_url, &archive_dir).await?,
+                command,
+                &master,
+            )
+            .await
         }
         Command::SocialLogin(command) => {
-            social_login::social_login(&open(&database_url).await?, command, &master).await
+            social_login::social_login(&open(&database_url, &archive_dir).await?, command, &master)
+                .await
         }
-        Command::Audit(args) => audit::audit(&open(&database_url).await?, args).await,
-        Command::Usage(args) => usage::usage(&open(&database_url).await?, args).await,
-        Command::Token(command) => token::token(&open(&database_url).await?, command).await,
+        Command::Audit(args) => audit::audit(&open(&database_url, &archive_dir).await?, args).await,
+        Command::Usage(args) => usage::usage(&open(&database_url, &archive_dir).await?, args).await,
+        Command::Token(command) => {
+            token::token(&open(&database_url, &archive_dir).await?, command).await
+        }
         Command::History { aggregate, format } => {
             let json = format == events::EventsFormat::Json;
-            events::history(&open(&database_url).await?, &aggregate, json).await
+            events::history(&open(&database_url, &archive_dir).await?, &aggregate, json).await
         }
         Command::State { aggregate, as_of } => {
-            let store = open(&database_url).await?;
+            let store = open(&database_url, &archive_dir).await?;
             output::print_json(&crate::replay::state_as_of(&store, &aggregate, &as_of).await?)
         }
-        Command::Keys(command) => keys::keys(&open(&database_url).await?, command, &master).await,
+        Command::Keys(command) => {
+            keys::keys(&open(&database_url, &archive_dir).await?, command, &master).await
+        }
         Command::Ledger(ledger::LedgerCommand::VerifyExport { file, keys }) => {
             ledger::verify_export(&file, &keys)
         }
         Command::Ledger(command) => {
-            ledger::ledger(&open(&database_url).await?, command, &master).await
+            ledger::ledger(&open(&database_url, &archive_dir).await?, command, &master).await
         }
-        Command::Export(args) => transfer::export(&open(&database_url).await?, args, &master).await,
-        Command::Import(args) => transfer::import(&open(&database_url).await?, args, &master).await,
+        Command::Export(args) => {
+            transfer::export(&open(&database_url, &archive_dir).await?, args, &master).await
+        }
+        Command::Import(args) => {
+            transfer::import(&open(&database_url, &archive_dir).await?, args, &master).await
+        }
         Command::Projections(command) => {
-            projections::projections(&open(&database_url).await?, command).await
+            projections::projections(&open(&database_url, &archive_dir).await?, command).await
         }
         Command::Events {
             aggregate,
@@ -465,15 +493,24 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
             format,
             json,
         } => {
-            let store = open(&database_url).await?;
+            let store = open(&database_url, &archive_dir).await?;
             let json = json || format == events::EventsFormat::Json;
             events::events(&store.db, aggregate, since, until, json).await
         }
     }
 }
 
-pub(super) async fn open(database_url: &str) -> Result<Store, AppError> {
-    Ok(Store::open(database_url).await?)
+pub(super) async fn open(
+    database_url: &str,
+    archive_dir: &Option<std::path::PathBuf>,
+) -> Result<Store, AppError> {
+    let store = Store::open(database_url).await?;
+    store.runner.use_archive(
+        archive_dir
+            .as_ref()
+            .map(authledger_projections::ledger::segments::Archive::new),
+    );
+    Ok(store)
 }
 
 /// Metadata for everything one CLI invocation does: the OS user is the actor.

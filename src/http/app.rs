@@ -30,6 +30,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check()?;
         let store = Store::open(config.database_url.expose_secret()).await?;
+        store.runner.use_archive(
+            config
+                .archive_dir
+                .as_ref()
+                .map(authledger_projections::ledger::segments::Archive::new),
+        );
         // Repair whatever a previous run left between an event commit and its view update,
         // before the first request can read a view.
         store.runner.catch_up_fully().await?;

@@ -140,6 +140,7 @@ impl TestApp {
             token_cache_capacity,
             limits,
             link_ledger: true,
+            archive_dir: None,
         })
         .await
         .expect("the application starts");

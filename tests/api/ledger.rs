@@ -39,7 +39,7 @@ async fn linked_store(kind: Kind) -> TestDb {
 
 /// Runs `statements` as the database's owner would, with the immutability triggers out of
 /// the way.
-async fn as_superuser(db: &TestDb, statements: &[&str]) {
+pub(crate) async fn as_superuser(db: &TestDb, statements: &[&str]) {
     let store = db.store().await;
     match &store.db {
         Db::Sqlite(pool) => {
@@ -51,6 +51,8 @@ async fn as_superuser(db: &TestDb, statements: &[&str]) {
                 "DROP TRIGGER IF EXISTS ledger_chain_is_never_deleted",
                 "DROP TRIGGER IF EXISTS ledger_seals_are_immutable",
                 "DROP TRIGGER IF EXISTS ledger_seals_are_never_deleted",
+                "DROP TRIGGER IF EXISTS ledger_segments_are_immutable",
+                "DROP TRIGGER IF EXISTS ledger_segments_are_never_deleted",
             ] {
                 sqlx::query(drop).execute(pool).await.unwrap();
             }
@@ -69,6 +71,10 @@ async fn as_superuser(db: &TestDb, statements: &[&str]) {
                 .await
                 .unwrap();
             sqlx::query("ALTER TABLE ledger_chain DISABLE TRIGGER USER")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("ALTER TABLE ledger_segments DISABLE TRIGGER USER")
                 .execute(&mut *tx)
                 .await
                 .unwrap();
@@ -314,7 +320,10 @@ on_both_stores! {
 }
 
 /// Runs the repository's Python verifier on an export.
-fn python_verifier(export: &std::path::Path, keys: &std::path::Path) -> std::process::Output {
+pub(crate) fn python_verifier(
+    export: &std::path::Path,
+    keys: &std::path::Path,
+) -> std::process::Output {
     ensure_python(&["-c", "import cryptography"], &["cryptography>=41"]);
     std::process::Command::new("python3")
         .arg(concat!(

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod archive;
 mod browser;
 mod cli;
 mod configuration;

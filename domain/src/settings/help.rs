@@ -57,6 +57,7 @@ pub const GROUPS: [(&str, &[(&str, &str)]); 7] = [
         &[
             ("ledger_seal_every", "Events after which the chain head is sealed (signed), at the latest (1 to 1000000)."),
             ("ledger_seal_interval", "Seconds after which new events are sealed, however few (1 to 86400)."),
+            ("retention_days", "Days an ended grant's events stay in the live log before `ledger archive` moves them to a segment; 0 keeps them (0 to 36600)."),
         ],
     ),
     (

@@ -72,6 +72,9 @@ pub enum Setting {
     LedgerSealEvery(u32),
     /// Seconds after which new events are sealed, however few.
     LedgerSealInterval(u32),
+    /// Days the events of an ended grant stay in the live log before `ledger archive` may
+    /// move them to a segment; 0 keeps them there.
+    RetentionDays(u32),
     /// Failed sign-ins (or client authentications) allowed before each further failure
     /// makes the account, address or client wait, twice as long each time.
     LoginMaxFailures(u32),
@@ -122,6 +125,7 @@ pub struct SettingsValues {
     pub key_rotation_period: u32,
     pub ledger_seal_every: u32,
     pub ledger_seal_interval: u32,
+    pub retention_days: u32,
     pub login_max_failures: u32,
     pub login_lockout_seconds: u32,
     pub site_name: String,
@@ -159,6 +163,8 @@ impl Default for SettingsValues {
             key_rotation_period: 0,
             ledger_seal_every: 1000,
             ledger_seal_interval: 60,
+            // Nothing leaves the live log until an operator decides how long history stays.
+            retention_days: 0,
             // Five tries for a typo, then 1, 2, 4, ... seconds, at most 15 minutes: online
             // guessing gets a few hundred tries a day per account instead of millions.
             login_max_failures: 5,
@@ -211,6 +217,7 @@ impl SettingsValues {
             Setting::KeyRotationPeriod(v.key_rotation_period),
             Setting::LedgerSealEvery(v.ledger_seal_every),
             Setting::LedgerSealInterval(v.ledger_seal_interval),
+            Setting::RetentionDays(v.retention_days),
             Setting::LoginMaxFailures(v.login_max_failures),
             Setting::LoginLockoutSeconds(v.login_lockout_seconds),
             Setting::SiteName(v.site_name),
@@ -251,6 +258,7 @@ impl SettingsValues {
             Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,
             Setting::LedgerSealEvery(v) => next.ledger_seal_every = v,
             Setting::LedgerSealInterval(v) => next.ledger_seal_interval = v,
+            Setting::RetentionDays(v) => next.retention_days = v,
             Setting::LoginMaxFailures(v) => next.login_max_failures = v,
             Setting::LoginLockoutSeconds(v) => next.login_lockout_seconds = v,
             Setting::SiteName(v) => next.site_name = v,

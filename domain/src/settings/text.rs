@@ -241,6 +241,15 @@ impl Setting {
             "ledger_seal_interval" => {
                 Setting::LedgerSealInterval(seconds("ledger_seal_interval", 1, 86_400)?)
             }
+            "retention_days" => Setting::RetentionDays(
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| *v <= 36_600)
+                    .ok_or_else(|| {
+                        invalid("retention_days", "expected a number of days, 0 to 36600")
+                    })?,
+            ),
             other => return Err(SettingsError::UnknownKey(other.to_owned())),
         })
     }
@@ -266,6 +275,7 @@ impl fmt::Display for Setting {
             | Setting::KeyRotationPeriod(v)
             | Setting::LedgerSealEvery(v)
             | Setting::LedgerSealInterval(v)
+            | Setting::RetentionDays(v)
             | Setting::LoginMaxFailures(v)
             | Setting::LoginLockoutSeconds(v)
             | Setting::SessionLifetime(v)

@@ -51,6 +51,7 @@ pub(crate) use sqlite::in_one_transaction;
 use crate::batch::ViewTx;
 use crate::db::Db;
 use crate::event_log::{self, Position, StoredEvent};
+use crate::ledger::segments::{self, Archive};
 use crate::{Projection, ProjectionError};
 
 /// A page of the log as the reader hands it to every projection being rebuilt; an empty page
@@ -92,17 +93,29 @@ pub(super) async fn replay(
 /// applies the previous page: reading and decoding overlap with writing the views. An empty
 /// page ends it. Any page is as valid as the rebuild transaction's own read would be: the log
 /// only grows, and the rebuild's checkpoint is the last event it applied.
-pub(super) fn read_ahead(db: &Db, page: i64, progress: Arc<Progress>) -> Pages {
+///
+/// Events moved to archive segments (`ledger archive`) are merged back in commit order, so the
+/// views come out as if they had never left the log; a log with segments cannot be rebuilt
+/// without the archive directory.
+pub(super) fn read_ahead(
+    db: &Db,
+    page: i64,
+    archive: Option<Archive>,
+    progress: Arc<Progress>,
+) -> Pages {
     let (pages, receiver) = mpsc::channel(2);
     let db = db.clone();
     tokio::spawn(async move {
         let mut position = Position::default();
-        loop {
-            let page = async {
-                let mut tx = db.begin().await?;
-                event_log::read_after(&mut tx, position, page).await
+        let mut archived = match archived_events(&db, archive.as_ref()).await {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = pages.send(Err(error)).await;
+                return;
             }
-            .await;
+        };
+        loop {
+            let page = read_merged(&db, &mut archived, position, page).await;
             let end = match &page {
                 Ok(events) => match events.last() {
                     Some(last) => {
@@ -121,4 +134,72 @@ pub(super) fn read_ahead(db: &Db, page: i64, progress: Arc<Progress>) -> Pages {
         }
     });
     receiver
+}
+
+/// The archive's events in link order, or none when nothing is archived.
+async fn archived_events(
+    db: &Db,
+    archive: Option<&Archive>,
+) -> Result<segments::Reader, ProjectionError> {
+    let recorded = segments::recorded(db).await?;
+    match (archive, recorded.is_empty()) {
+        (_, true) => Ok(segments::Reader::none()),
+        (None, false) => Err(ProjectionError::Archive(format!(
+            "{} archive segment(s) hold events of this log; a rebuild replays them too and needs \
+             the archive directory (--archive-dir or archive_dir)",
+            recorded.len()
+        ))),
+        (Some(archive), false) => archive.open(&recorded),
+    }
+}
+
+/// The next events after `position` of the live log and the archive merged in commit order:
+/// up to `page` of each. Live events past the last archived one taken, when the archive has
+/// more, are left for the next page (read again from the log after this page's last event).
+async fn read_merged(
+    db: &Db,
+    archived: &mut segments::Reader,
+    position: Position,
+    page: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let mut live = {
+        let mut tx = db.begin().await?;
+        event_log::read_after(&mut tx, position, page).await?
+    };
+    if archived.peek().is_none() {
+        return Ok(live);
+    }
+    // A full live page may stop before archived events that come after it; a short one is
+    // the end of the live log, so any archived event may follow.
+    let live_bound = match live.len() as i64 == page {
+        true => live.last().map(|e| e.position),
+        false => None,
+    };
+    let from_archive = archived.up_to(live_bound, page as usize)?;
+    let archive_has_more = archived
+        .peek()
+        .is_some_and(|next| live_bound.is_none_or(|bound| next.event.position <= bound));
+    if archive_has_more {
+        if let Some(last) = from_archive.last().map(|e| e.position) {
+            live.retain(|e| e.position < last);
+        }
+    }
+    let from_archive = event_log::opened(db, from_archive).await?;
+    let mut merged = Vec::with_capacity(live.len() + from_archive.len());
+    let mut live = live.into_iter().peekable();
+    let mut from_archive = from_archive.into_iter().peekable();
+    loop {
+        let take_live = match (live.peek(), from_archive.peek()) {
+            (Some(l), Some(a)) => l.position < a.position,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        merged.extend(if take_live {
+            live.next()
+        } else {
+            from_archive.next()
+        });
+    }
+    Ok(merged)
 }

@@ -11,6 +11,7 @@ use crate::batch::ViewTx;
 use crate::checkpoint;
 use crate::db::{Db, DbTx};
 use crate::event_log::{self, Position};
+use crate::ledger::segments::Archive;
 use crate::{Projection, ProjectionError};
 
 /// Index builds sort; Postgres' default 64 MB spills a million-row sort to disk.
@@ -23,10 +24,20 @@ pub(crate) async fn side_by_side(
     pool: &PgPool,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    archive: Option<Archive>,
     progress: Arc<Progress>,
 ) -> Result<u64, ProjectionError> {
     let turn = RebuildTurn::take(pool).await?;
-    let built = build_in_scratch(db, pool, &turn.scratch, projections, page, progress).await;
+    let built = build_in_scratch(
+        db,
+        pool,
+        &turn.scratch,
+        projections,
+        page,
+        archive,
+        progress,
+    )
+    .await;
     let swapped = match built {
         Ok((replayed, reached)) => swap_in(db, &turn.scratch, projections, reached)
             .await
@@ -50,9 +61,10 @@ async fn build_in_scratch(
     scratch: &Scratch,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    archive: Option<Archive>,
     progress: Arc<Progress>,
 ) -> Result<(u64, Position), ProjectionError> {
-    let mut pages = read_ahead(db, page, progress);
+    let mut pages = read_ahead(db, page, archive, progress);
     let mut feeds = Vec::new();
     let mut builders = tokio::task::JoinSet::new();
     for projection in projections {

@@ -9,6 +9,7 @@ use super::{read_ahead, replay, Progress};
 use crate::batch::ViewTx;
 use crate::checkpoint;
 use crate::db::{Db, DbTx};
+use crate::ledger::segments::Archive;
 use crate::{Projection, ProjectionError};
 
 /// SQLite: the whole rebuild of `projections` in one transaction (see the module
@@ -17,6 +18,7 @@ pub(crate) async fn in_one_transaction(
     db: &Db,
     projections: &[Arc<dyn Projection>],
     page: i64,
+    archive: Option<Archive>,
     progress: Arc<Progress>,
 ) -> Result<u64, ProjectionError> {
     let mut tx = ViewTx::new(db.begin().await?);
@@ -46,7 +48,12 @@ pub(crate) async fn in_one_transaction(
             .execute(&mut **sqlite)
             .await?;
     }
-    let (replayed, position) = replay(&mut tx, projections, read_ahead(db, page, progress)).await?;
+    let (replayed, position) = replay(
+        &mut tx,
+        projections,
+        read_ahead(db, page, archive, progress),
+    )
+    .await?;
     tx.flush().await?;
     for statement in &deferred_indexes {
         crate::on_tx!(tx.db().await?, conn => sqlx::query(statement).execute(conn).await.map(drop))?;
