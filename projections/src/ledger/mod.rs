@@ -236,6 +236,8 @@ pub async fn link_all(db: &Db) -> Result<usize, ProjectionError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
