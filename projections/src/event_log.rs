@@ -82,33 +82,70 @@ impl TryFrom<EventRow> for StoredEvent {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             ProjectionError::Decode(format!("event {}: {what}: {e}", row.global_position))
         };
-        let mut raw_metadata: HashMap<String, String> =
+        let raw_metadata: HashMap<String, String> =
             serde_json::from_str(&row.metadata).map_err(|e| corrupt("metadata", &e))?;
-        if row.metadata.contains(JSON_NUL) {
+        let payload: serde_json::Value =
+            serde_json::from_str(&row.payload).map_err(|e| corrupt("payload", &e))?;
+        let may_hold_nul = row.metadata.contains(JSON_NUL) || row.payload.contains(JSON_NUL);
+        StoredEvent::from_parsed(
+            Position {
+                transaction: row.transaction_id,
+                global: row.global_position,
+            },
+            Parts {
+                aggregate_type: row.aggregate_type,
+                aggregate_id: row.aggregate_id,
+                sequence: row.sequence,
+                event_type: row.event_type,
+                event_version: row.event_version,
+            },
+            payload,
+            raw_metadata,
+            may_hold_nul,
+        )
+    }
+}
+
+/// An event row's columns other than its position, payload and metadata.
+#[derive(Debug, serde::Deserialize)]
+pub struct Parts {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+}
+
+impl StoredEvent {
+    /// An event from its stored columns, payload and metadata already parsed as JSON.
+    /// `may_hold_nul`: whether the stored text had an escaped NUL anywhere (it is made
+    /// storable as views store it, see [`storable`]); false skips looking.
+    pub fn from_parsed(
+        position: Position,
+        parts: Parts,
+        mut payload: serde_json::Value,
+        mut raw_metadata: HashMap<String, String>,
+        may_hold_nul: bool,
+    ) -> Result<StoredEvent, ProjectionError> {
+        if may_hold_nul {
             raw_metadata = raw_metadata
                 .into_iter()
                 .map(|(k, v)| (storable(&k), storable(&v)))
                 .collect();
-        }
-        let mut payload: serde_json::Value =
-            serde_json::from_str(&row.payload).map_err(|e| corrupt("payload", &e))?;
-        if row.payload.contains(JSON_NUL) {
             make_storable(&mut payload);
         }
         Ok(StoredEvent {
-            position: Position {
-                transaction: row.transaction_id,
-                global: row.global_position,
-            },
-            metadata: EventMetadata::from_map(&raw_metadata)
-                .map_err(|e| corrupt("metadata", &e))?,
+            position,
+            metadata: EventMetadata::from_map(&raw_metadata).map_err(|e| {
+                ProjectionError::Decode(format!("event {}: metadata: {e}", position.global))
+            })?,
             raw_metadata,
             payload,
-            aggregate_type: row.aggregate_type,
-            aggregate_id: row.aggregate_id,
-            sequence: row.sequence,
-            event_type: row.event_type,
-            event_version: row.event_version,
+            aggregate_type: parts.aggregate_type,
+            aggregate_id: parts.aggregate_id,
+            sequence: parts.sequence,
+            event_type: parts.event_type,
+            event_version: parts.event_version,
         })
     }
 }

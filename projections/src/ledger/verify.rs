@@ -113,18 +113,24 @@ async fn read_pages(
     while first <= end {
         let last = end.min(first.saturating_add(VERIFY_PAGE - 1));
         let page = async {
-            let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
-                       WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link";
-            let links: Vec<(i64, i64, String)> = on_db!(&db, pool => sqlx::query_as(sql)
-                .bind(first)
-                .bind(last)
-                .fetch_all(pool)
-                .await)?;
-            let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
-            let events = event_log::read_positions(&db, &positions).await?;
-            let canonical = positions
+            let (links, events) = match &db {
+                Db::Sqlite(pool) => sqlite_page(pool, first, last).await?,
+                Db::Postgres(_) => {
+                    let sql = "SELECT c.link, c.global_position, c.digest FROM ledger_chain c \
+                               WHERE c.link >= $1 AND c.link <= $2 ORDER BY c.link";
+                    let links: Vec<(i64, i64, String)> = on_db!(&db, pool => sqlx::query_as(sql)
+                        .bind(first)
+                        .bind(last)
+                        .fetch_all(pool)
+                        .await)?;
+                    let positions: Vec<i64> = links.iter().map(|(_, p, _)| *p).collect();
+                    let events = event_log::read_positions(&db, &positions).await?;
+                    (links, events)
+                }
+            };
+            let canonical = links
                 .iter()
-                .map(|p| events.get(p).map(canonical))
+                .map(|(_, p, _)| events.get(p).map(canonical))
                 .collect();
             Ok::<_, ProjectionError>(Page {
                 links,
@@ -140,6 +146,94 @@ async fn read_pages(
         }
         first = first.saturating_add(VERIFY_READERS * VERIFY_PAGE);
     }
+}
+
+/// One page of links and their events on SQLite, read as one JSON value: sqlx hands a query's
+/// rows over one at a time from the connection's thread, which cost more than everything else
+/// verifying does (measured: 10.7 s for a million events as rows). The payload and metadata
+/// come out of SQLite's `json()` already parsed, as they would from their stored text.
+async fn sqlite_page(
+    pool: &sqlx::SqlitePool,
+    first: i64,
+    last: i64,
+) -> Result<(Vec<(i64, i64, String)>, HashMap<i64, StoredEvent>), ProjectionError> {
+    let sql = "SELECT json_group_array(json_array(c.link, c.global_position, c.digest, \
+                   e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, \
+                   json(e.payload), json(e.metadata)) ORDER BY c.link) \
+               FROM ledger_chain c LEFT JOIN events e ON e.global_position = c.global_position \
+               WHERE c.link >= ?1 AND c.link <= ?2";
+    let text: String = sqlx::query_scalar(sql)
+        .bind(first)
+        .bind(last)
+        .fetch_one(pool)
+        .await?;
+    type Row = (
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        serde_json::Value,
+        Option<HashMap<String, String>>,
+    );
+    let rows: Vec<Row> = serde_json::from_str(&text)
+        .map_err(|e| ProjectionError::Decode(format!("ledger links {first} to {last}: {e}")))?;
+    let may_hold_nul = text.contains("\\u0000");
+    let mut links = Vec::with_capacity(rows.len());
+    let mut events = HashMap::with_capacity(rows.len());
+    for (
+        link,
+        position,
+        digest,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        version,
+        payload,
+        metadata,
+    ) in rows
+    {
+        links.push((link, position, digest));
+        let (
+            Some(aggregate_type),
+            Some(aggregate_id),
+            Some(sequence),
+            Some(event_type),
+            Some(event_version),
+            Some(metadata),
+        ) = (
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type,
+            version,
+            metadata,
+        )
+        else {
+            // Not in the log.
+            continue;
+        };
+        let parts = event_log::Parts {
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type,
+            event_version,
+        };
+        let at = event_log::Position {
+            transaction: 0,
+            global: position,
+        };
+        events.insert(
+            position,
+            StoredEvent::from_parsed(at, parts, payload, metadata, may_hold_nul)?,
+        );
+    }
+    Ok((links, events))
 }
 
 /// Recomputes the chain from the events, from the first link (or `from_link`, trusting the
@@ -270,7 +364,7 @@ pub async fn verify(
                 }
             };
             let computed = digest(&previous, canonical);
-            if hex::encode(computed) != *recorded {
+            if !same_digest(&computed, recorded) {
                 let event = match &from_archive {
                     Some(archived) => &archived.event,
                     None => &page.events[global_position],
@@ -309,6 +403,12 @@ pub async fn verify(
         unlinked,
         first_break,
     })
+}
+
+/// Whether `recorded` (hex) is `computed`, without encoding it for every link.
+fn same_digest(computed: &[u8; 32], recorded: &str) -> bool {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(recorded, &mut bytes).is_ok() && bytes == *computed
 }
 
 /// Told apart: the event at `link` hashes as the one recorded at another link (swapped), or
