@@ -112,7 +112,7 @@ pub async fn state_as_of(store: &Store, aggregate: &str, as_of: &str) -> Result<
     let (kind, id) = parse_aggregate(aggregate)?;
     let instant: DateTime<Utc> = authledger_domain::instant::parse(as_of, Utc::now())
         .map_err(|e| AppError::invalid(format!("--as-of {e}")))?;
-    let events = event_log::read_aggregate(&store.db, kind, &id).await?;
+    let events = store.history(kind, &id).await?;
     if events.is_empty() {
         return Err(AppError::NotFound(format!("no events for {aggregate}")));
     }

@@ -1,7 +1,7 @@
 //! `authledger events` and `history TYPE:ID`: the raw log, with metadata.
 
 use authledger_projections::event_log::{self, StoredEvent};
-use authledger_projections::{Db, Position};
+use authledger_projections::Position;
 use chrono::{DateTime, Utc};
 
 use super::output::write_line;
@@ -11,7 +11,7 @@ use crate::store::Store;
 /// `history TYPE:ID`: one aggregate's events with their metadata.
 pub(super) async fn history(store: &Store, aggregate: &str, json: bool) -> Result<(), AppError> {
     let (kind, id) = parse_aggregate(aggregate)?;
-    let events = event_log::read_aggregate(&store.db, kind, &id).await?;
+    let events = store.history(kind, &id).await?;
     if events.is_empty() {
         return Err(AppError::NotFound(format!("no events for {aggregate}")));
     }
@@ -42,7 +42,7 @@ pub(super) enum EventsFormat {
 }
 
 pub(super) async fn events(
-    db: &Db,
+    store: &Store,
     aggregate: Option<String>,
     since: Option<String>,
     until: Option<String>,
@@ -78,7 +78,7 @@ pub(super) async fn events(
     };
     if let Some(aggregate) = aggregate {
         let (kind, id) = parse_aggregate(&aggregate)?;
-        let events = event_log::read_aggregate(db, kind, &id).await?;
+        let events = store.history(kind, &id).await?;
         if events.is_empty() {
             return Err(AppError::NotFound(format!("no events for {aggregate}")));
         }
@@ -91,7 +91,11 @@ pub(super) async fn events(
     }
     let mut after = Position::default();
     loop {
-        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        let mut tx = store
+            .db
+            .begin()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
         let batch = event_log::read_after(&mut tx, after, 1000).await?;
         drop(tx);
         let Some(last) = batch.last() else {

@@ -495,7 +495,7 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
         } => {
             let store = open(&database_url, &archive_dir).await?;
             let json = json || format == events::EventsFormat::Json;
-            events::events(&store.db, aggregate, since, until, json).await
+            events::events(&store, aggregate, since, until, json).await
         }
     }
 }

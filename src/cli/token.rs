@@ -71,7 +71,7 @@ pub(super) async fn token(store: &Store, command: TokenCommand) -> Result<(), Ap
         ));
     };
     let hash = crate::secrets::hash(presented);
-    let events = event_log::read_aggregate(&store.db, "Grant", grant.as_str()).await?;
+    let events = store.history("Grant", grant.as_str()).await?;
     if events.is_empty() {
         return Err(AppError::NotFound(format!(
             "grant {grant} has no events here: the token was not issued by this server"

@@ -117,6 +117,37 @@ impl From<OpenError> for crate::error::AppError {
 }
 
 impl Store {
+    /// One aggregate's events, oldest first, personal data opened: from the live log, and for
+    /// a grant whose events `ledger archive` moved, from its segment (the archive directory is
+    /// then needed).
+    pub async fn history(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<
+        Vec<authledger_projections::event_log::StoredEvent>,
+        authledger_projections::ProjectionError,
+    > {
+        let mut events = authledger_projections::event_log::read_aggregate(
+            &self.db,
+            aggregate_type,
+            aggregate_id,
+        )
+        .await?;
+        // Only grants are archived, and only whole: a grant with its first event live is not.
+        if aggregate_type == "Grant" && events.first().is_none_or(|e| e.sequence > 1) {
+            let archived = authledger_projections::ledger::segments::aggregate_history(
+                &self.db,
+                self.runner.archive().as_ref(),
+                aggregate_type,
+                aggregate_id,
+            )
+            .await?;
+            events.splice(0..0, archived);
+        }
+        Ok(events)
+    }
+
     /// Connects, creates or upgrades the schema, and registers the projections. Does not catch
     /// the projections up: callers decide when (the server does it before accepting requests).
     pub async fn open(url: &str) -> Result<Store, OpenError> {

@@ -172,6 +172,17 @@ on_both_stores! {
             assert_eq!(events_of(&flow.store.db, grant).await, 0, "{grant} left the live log");
         }
         assert_eq!(events_of(&flow.store.db, &live_grant).await, 1, "a live grant stays");
+        // An archived grant's history is read from its segment.
+        let grant = format!("grant:{}", ended_grants[0]);
+        let history = ok(archived_cli(&db, dir, &["history", &grant, "--format", "json"]));
+        assert!(history.contains("TokensIssued"), "{history}");
+        let output = cli(&db, &["history", &grant]);
+        assert_eq!(output.status.code(), Some(5), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = cli_with_env(&db, &["token", "inspect"], &ended[0], &[("AUTHLEDGER_ARCHIVE_DIR", dir.to_str().unwrap())]);
+        let inspected: Value = serde_json::from_str(&ok(output)).unwrap();
+        assert_eq!(inspected["usable_now"], false, "{inspected}");
+        assert_eq!(inspected["timeline"].as_array().map(Vec::len), Some(1), "{inspected}");
+
         // A second run finds nothing more.
         let again = archived_cli(&db, dir, &["ledger", "archive", "--ended-before", "now"]);
         assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to archive"));

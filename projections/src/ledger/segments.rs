@@ -225,6 +225,19 @@ impl Archive {
 
     /// Reads every segment in `segments` at once, in link order.
     pub fn open(&self, segments: &[Segment]) -> Result<Reader, ProjectionError> {
+        self.open_with(segments, None)
+    }
+
+    /// [`Archive::open`], passing over unparsed every line that does not contain `text`.
+    fn open_filtered(&self, segments: &[Segment], text: &str) -> Result<Reader, ProjectionError> {
+        self.open_with(segments, Some(text.to_owned()))
+    }
+
+    fn open_with(
+        &self,
+        segments: &[Segment],
+        only_containing: Option<String>,
+    ) -> Result<Reader, ProjectionError> {
         let mut files = Vec::with_capacity(segments.len());
         for segment in segments {
             let path = self.path_of(&segment.name);
@@ -254,12 +267,47 @@ impl Archive {
                 next: None,
             });
         }
-        let mut reader = Reader { files };
+        let mut reader = Reader {
+            files,
+            only_containing,
+        };
         for index in 0..reader.files.len() {
             reader.advance(index)?;
         }
         Ok(reader)
     }
+}
+
+/// The events of one aggregate held in the recorded segments, oldest first, their personal
+/// data opened: an archived grant's history, for `events`, `history`, `state`, `token
+/// inspect` and the console. None without segments; refused without the archive directory.
+pub async fn aggregate_history(
+    db: &Db,
+    archive: Option<&Archive>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let recorded = recorded(db).await?;
+    if recorded.is_empty() {
+        return Ok(vec![]);
+    }
+    let archive = archive.ok_or_else(|| {
+        ProjectionError::Archive(format!(
+            "{} archive segment(s) hold events of this log; reading an archived history needs \
+             the archive directory (--archive-dir or archive_dir)",
+            recorded.len()
+        ))
+    })?;
+    let mut reader = archive.open_filtered(&recorded, aggregate_id)?;
+    let mut events = Vec::new();
+    while let Some(archived) = reader.take()? {
+        let event = archived.event;
+        if event.aggregate_type == aggregate_type && event.aggregate_id == aggregate_id {
+            events.push(event);
+        }
+    }
+    events.sort_by_key(|e| e.sequence);
+    crate::event_log::opened(db, events).await
 }
 
 /// SHA-256 of a file, hex.
@@ -286,17 +334,32 @@ struct SegmentFile {
 /// The events of several segments merged in link order (each file is in link order).
 pub struct Reader {
     files: Vec<SegmentFile>,
+    /// Lines without this text are passed over unparsed.
+    only_containing: Option<String>,
 }
 
 impl Reader {
     /// An empty reader: no segments.
     pub fn none() -> Reader {
-        Reader { files: vec![] }
+        Reader {
+            files: vec![],
+            only_containing: None,
+        }
     }
 
     fn advance(&mut self, index: usize) -> Result<(), ProjectionError> {
         let file = &mut self.files[index];
-        file.next = match file.lines.next() {
+        let wanted = |text: &std::io::Result<String>| match (&self.only_containing, text) {
+            (Some(needle), Ok(text)) => text.contains(needle.as_str()),
+            _ => true,
+        };
+        let mut next = file.lines.next();
+        while let Some(text) = next.as_ref().filter(|text| !wanted(text)) {
+            let _ = text;
+            file.line += 1;
+            next = file.lines.next();
+        }
+        file.next = match next {
             None => None,
             Some(text) => {
                 file.line += 1;

@@ -3,7 +3,7 @@
 //! peer can show: not the state now, but the state then, and why.
 
 use askama::Template;
-use authledger_projections::event_log::{self, StoredEvent};
+use authledger_projections::event_log::StoredEvent;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -112,7 +112,7 @@ pub async fn history(
     let page = async {
         let (jar, operator) = operator(&app, jar, &uri).await?;
         let (kind, id) = crate::replay::parse_aggregate(&format!("{kind}:{id}"))?;
-        let events = event_log::read_aggregate(&app.authority.store.db, kind, &id).await?;
+        let events = app.authority.store.history(kind, &id).await?;
         if events.is_empty() {
             return Err(AppError::NotFound(format!("no events for {kind}:{id}")).into());
         }
