@@ -1,6 +1,6 @@
 //! The load benchmark: `cargo bench --bench load -- [--store sqlite|postgres] [--connections 32]
 //! [--duration 10] [--warmup 2] [--scenarios client_credentials,introspect,refresh,authcode,userinfo]
-//! [--preload N] [--ledger on|off] [--json FILE]`.
+//! [--preload N] [--ledger on|off] [--peer node|URL [--peer-client ID:SECRET]] [--json FILE]`.
 //!
 //! Starts the real server in-process on port 0 against a fresh store, measures two yardsticks
 //! in the same run (the store's raw one-row INSERT+COMMIT rate on the server's own pool at the
@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 
 mod console;
 mod harness;
+mod peer;
 mod scenarios;
 
 use harness::{
@@ -68,6 +69,14 @@ struct Args {
     /// Events of history to write before measuring.
     #[arg(long, default_value_t = 0)]
     preload: u64,
+    /// Measure a peer side by side in the same run: `node` starts node-oidc-provider from
+    /// benches/peer (skipped when Node.js is absent), or the URL of any RFC 6749 server
+    /// publishing its metadata (with --peer-client).
+    #[arg(long, value_name = "node|URL")]
+    peer: Option<String>,
+    /// The peer's confidential client, ID:SECRET (not needed for `--peer node`).
+    #[arg(long, value_name = "ID:SECRET")]
+    peer_client: Option<String>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -385,6 +394,43 @@ async fn run(args: Args) {
         rows.push(row);
     }
 
+    // The peer, measured the same way right after, on the same machine.
+    let mut peer_rows: Vec<Value> = Vec::new();
+    if let Some(name) = &args.peer {
+        match peer::connect(name, args.peer_client.as_deref()).await {
+            Err(why) => eprintln!("peer skipped: {why}"),
+            Ok(connected) => {
+                let connected = Arc::new(connected);
+                for scenario in scenarios
+                    .iter()
+                    .filter(|s| *s == "client_credentials" || *s == "introspect")
+                {
+                    eprintln!("peer {scenario}: measuring ...");
+                    let Some(measured) = connected
+                        .measure(scenario, args.connections, warmup, duration)
+                        .await
+                    else {
+                        eprintln!("peer {scenario}: the peer does not offer it");
+                        continue;
+                    };
+                    let rps = measured.latencies_us.len() as f64 / measured.elapsed.as_secs_f64();
+                    let ours = rows
+                        .iter()
+                        .find(|r| r["scenario"] == scenario.as_str())
+                        .and_then(|r| r["rps"].as_f64());
+                    peer_rows.push(json!({
+                        "scenario": scenario,
+                        "rps": rps,
+                        "p50_ms": percentile(&measured.latencies_us, 0.50),
+                        "p99_ms": percentile(&measured.latencies_us, 0.99),
+                        "errors": measured.errors,
+                        "authledger_to_peer": ours.map(|o| o / rps),
+                    }));
+                }
+            }
+        }
+    }
+
     // Read-your-writes: a token is introspectable as active right after its response.
     let mut not_visible = 0;
     for _ in 0..50 {
@@ -417,12 +463,12 @@ async fn run(args: Args) {
         percent(&json!(yardsticks_steal))
     );
     println!(
-        "{:<20} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7}",
+        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7}",
         "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x commit", "x RS256", "steal"
     );
     for row in &rows {
         println!(
-            "{:<20} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7}",
+            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7}",
             row["scenario"].as_str().unwrap(),
             row["rps"].as_f64().unwrap(),
             row["p50_ms"].as_f64().unwrap(),
@@ -433,6 +479,24 @@ async fn run(args: Args) {
             percent(&row["ratio_to_rs256"]),
             percent(&row["cpu_steal"])
         );
+    }
+    if !peer_rows.is_empty() {
+        println!(
+            "peer ({}), same connections and duration, right after:",
+            args.peer.as_deref().unwrap_or_default()
+        );
+        for row in &peer_rows {
+            println!(
+                "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>8}  authledger / peer: {}",
+                format!("peer {}", row["scenario"].as_str().unwrap()),
+                row["rps"].as_f64().unwrap(),
+                row["p50_ms"].as_f64().unwrap(),
+                row["p99_ms"].as_f64().unwrap(),
+                "",
+                row["errors"],
+                percent(&row["authledger_to_peer"]),
+            );
+        }
     }
     println!("steal: CPU time the hypervisor gave to other guests during that measurement; figures taken under different steal do not compare");
     println!("process RSS peak (server and load generator share the process): {rss:.0} MiB");
@@ -465,7 +529,7 @@ async fn run(args: Args) {
             "store": args.store, "ledger": args.ledger, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
             "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate,
             "ledger_link_events_per_s": ledger_rates.map(|r| r.0), "ledger_verify_events_per_s": ledger_rates.map(|r| r.1), "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs, "yardsticks_cpu_steal": yardsticks_steal,
-            "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows, "audit_pages": audit_pages,
+            "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows, "peer": peer_rows, "audit_pages": audit_pages,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
             .expect("write --json file");
