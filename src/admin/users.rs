@@ -235,6 +235,21 @@ pub async fn erase(
         Err(cqrs_es::AggregateError::UserError(UserError::Erased)) => false,
         Err(other) => return Err(user_error(username.as_str(), other)),
     };
+    // Identities at other providers stop signing anyone in as this account.
+    for identity in crate::social_login::identities(store, username.as_str()).await? {
+        let unlinked = crate::social_login::unlink(
+            store,
+            &identity.provider_id,
+            username.as_str(),
+            Some(&identity.subject),
+            metadata,
+        )
+        .await;
+        match unlinked {
+            Ok(_) | Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
+    }
     let internal = |e: sqlx::Error| AppError::Internal(e.into());
     store
         .destroy_person_key(username.as_str())

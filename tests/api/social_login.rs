@@ -147,6 +147,13 @@ on_both_stores! {
         assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{}", answer.text().await.unwrap());
         let carol = cli_json(&pair.ours.app.db, &["user", "show", "carol"]);
         assert_eq!(carol["profile"]["email"], "carol@example.com", "{carol}");
+        // Erasing carol unlinks her identity there too.
+        pair.ours.app.settle().await;
+        crate::helpers::cli_stdout(&pair.ours.app.db, &["user", "erase", "carol"]);
+        pair.ours.app.settle().await;
+        let identities = cli_json(&pair.ours.app.db, &["social-login", "identities", "--user", "carol"]);
+        assert_eq!(identities, serde_json::json!([]), "{identities}");
+        assert_eq!(pair.ours.history("ExternalIdentity", "primary:carol").await, vec!["IdentityLinked", "IdentityUnlinked"]);
 
         // Someone else's answer, delivered to this browser: its state is not this browser's.
         let started = pair.ours.get("/login/social/primary").await;
