@@ -72,6 +72,7 @@ pub async fn range(
     until: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Option<(i64, i64)>, AppError> {
     let (mut first, mut last) = (None, None);
+    let mut archived = archived_events(store).await?;
     let mut next = 1;
     loop {
         let links = ledger::links(&store.db, next, PAGE).await?;
@@ -81,10 +82,14 @@ pub async fn range(
         let positions: Vec<i64> = links.iter().map(|l| l.global_position).collect();
         let events = event_log::read_positions(&store.db, &positions).await?;
         for link in &links {
-            let Some(event) = events.get(&link.global_position) else {
-                continue;
+            // An event archived counts by its own time too; one gone, not at all.
+            let at = match events.get(&link.global_position) {
+                Some(event) => event.metadata.at,
+                None => match archived.at_link(link.link)? {
+                    Some(archived) => archived.event.metadata.at,
+                    None => continue,
+                },
             };
-            let at = event.metadata.at;
             if since.is_none_or(|s| at >= s) && until.is_none_or(|u| at < u) {
                 first.get_or_insert(link.link);
                 last = Some(link.link);
