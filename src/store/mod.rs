@@ -10,6 +10,7 @@
 //! (`postgres.rs`).
 
 mod aggregate_cache;
+mod group_commit;
 mod live_feed;
 mod personal_data;
 mod postgres;
@@ -199,13 +200,18 @@ impl Store {
             };
         }
         Ok(match &db {
-            Db::Sqlite(pool) => wire!(personal_data::Sealing::new(
-                sqlite::repository(pool),
-                db.clone(),
-                writing_keys.clone()
-            )),
+            Db::Sqlite(pool) => {
+                let committer =
+                    group_commit::GroupCommit::start(group_commit::Writer::Sqlite(pool.clone()));
+                wire!(personal_data::Sealing::new(
+                    sqlite::repository(pool, &committer),
+                    db.clone(),
+                    writing_keys.clone()
+                ))
+            }
             Db::Postgres(pool) => {
-                let committer = postgres::GroupCommit::start(pool);
+                let committer =
+                    group_commit::GroupCommit::start(group_commit::Writer::Postgres(pool.clone()));
                 wire!(personal_data::Sealing::new(
                     postgres::repository(pool, &committer),
                     db.clone(),

@@ -12,6 +12,7 @@ mod connected_apps;
 mod console;
 mod console_in_a_browser;
 mod discovery;
+mod durability;
 mod erasure;
 mod event_log;
 mod health;

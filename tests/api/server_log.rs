@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// The binary in `dir`, with only what the test gives it.
-fn authledger(dir: &std::path::Path, args: &[&str]) -> Command {
+pub(crate) fn authledger(dir: &std::path::Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_authledger"));
     command
         .args(args)
@@ -25,7 +25,7 @@ fn authledger(dir: &std::path::Path, args: &[&str]) -> Command {
 
 /// Starts `serve`: the process, its log lines as they come, those read up to the start-up
 /// line, and that line.
-fn serve(
+pub(crate) fn serve(
     mut command: Command,
 ) -> (
     std::process::Child,
