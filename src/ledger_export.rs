@@ -85,7 +85,7 @@ pub async fn range(
             // An event archived counts by its own time too; one gone, not at all.
             let at = match events.get(&link.global_position) {
                 Some(event) => event.metadata.at,
-                None => match archived.at_link(link.link)? {
+                None => match archived.event_of(link.link, link.global_position)? {
                     Some(archived) => archived.event.metadata.at,
                     None => continue,
                 },
@@ -149,9 +149,7 @@ pub async fn write_links(
             // Not in the live log: archived, or gone.
             let from_archive = match stored.contains_key(&link.global_position) {
                 true => None,
-                false => archived
-                    .at_link(link.link)?
-                    .filter(|a| a.event.position.global == link.global_position),
+                false => archived.event_of(link.link, link.global_position)?,
             };
             let event = match (stored.get(&link.global_position), &from_archive) {
                 (Some(event), _) => event,
@@ -196,21 +194,8 @@ pub async fn write_links(
 
 /// The archive's events, for the links whose events left the live log (`ledger archive`).
 async fn archived_events(store: &Store) -> Result<segments::Reader, AppError> {
-    let recorded = segments::recorded(&store.db).await?;
-    if recorded.is_empty() {
-        return Ok(segments::Reader::none());
-    }
-    let archive = store.runner.archive().ok_or_else(|| {
-        AppError::invalid_field(
-            "archive_dir",
-            format!(
-                "{} archive segment(s) hold events of this log; exporting them needs the archive \
-                 directory (--archive-dir or archive_dir)",
-                recorded.len()
-            ),
-        )
-    })?;
-    Ok(archive.open(&recorded)?)
+    let archive = store.runner.archive();
+    Ok(segments::open_recorded(&store.db, archive.as_ref(), None, "an export").await?)
 }
 
 /// What a file check found.

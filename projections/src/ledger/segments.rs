@@ -228,11 +228,7 @@ impl Archive {
         self.open_with(segments, None)
     }
 
-    /// [`Archive::open`], passing over unparsed every line that does not contain `text`.
-    fn open_filtered(&self, segments: &[Segment], text: &str) -> Result<Reader, ProjectionError> {
-        self.open_with(segments, Some(text.to_owned()))
-    }
-
+    /// [`Archive::open`], passing over unparsed every line without `only_containing`.
     fn open_with(
         &self,
         segments: &[Segment],
@@ -278,6 +274,27 @@ impl Archive {
     }
 }
 
+/// Every recorded segment's events in link order: none when nothing is archived, refused
+/// without the archive directory (`needs` says what needed it). With `only_containing`, lines
+/// without that text are passed over unparsed.
+pub async fn open_recorded(
+    db: &Db,
+    archive: Option<&Archive>,
+    only_containing: Option<&str>,
+    needs: &str,
+) -> Result<Reader, ProjectionError> {
+    let recorded = recorded(db).await?;
+    match (archive, recorded.is_empty()) {
+        (_, true) => Ok(Reader::none()),
+        (None, false) => Err(ProjectionError::Archive(format!(
+            "{} archive segment(s) hold events of this log; {needs} needs the archive directory \
+             (--archive-dir or archive_dir)",
+            recorded.len()
+        ))),
+        (Some(archive), false) => archive.open_with(&recorded, only_containing.map(str::to_owned)),
+    }
+}
+
 /// The events of one aggregate held in the recorded segments, oldest first, their personal
 /// data opened: an archived grant's history, for `events`, `history`, `state`, `token
 /// inspect` and the console. None without segments; refused without the archive directory.
@@ -287,18 +304,13 @@ pub async fn aggregate_history(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
-    let recorded = recorded(db).await?;
-    if recorded.is_empty() {
-        return Ok(vec![]);
-    }
-    let archive = archive.ok_or_else(|| {
-        ProjectionError::Archive(format!(
-            "{} archive segment(s) hold events of this log; reading an archived history needs \
-             the archive directory (--archive-dir or archive_dir)",
-            recorded.len()
-        ))
-    })?;
-    let mut reader = archive.open_filtered(&recorded, aggregate_id)?;
+    let mut reader = open_recorded(
+        db,
+        archive,
+        Some(aggregate_id),
+        "reading an archived history",
+    )
+    .await?;
     let mut events = Vec::new();
     while let Some(archived) = reader.take()? {
         let event = archived.event;
@@ -410,6 +422,19 @@ impl Reader {
             }
         }
         Ok(None)
+    }
+
+    /// The archived event of `link`, if it holds the event at `global_position` (what a link
+    /// whose event is not in the live log should find). Links must be asked for in increasing
+    /// order.
+    pub fn event_of(
+        &mut self,
+        link: i64,
+        global_position: i64,
+    ) -> Result<Option<ArchivedEvent>, ProjectionError> {
+        Ok(self
+            .at_link(link)?
+            .filter(|a| a.event.position.global == global_position))
     }
 
     /// Archived events up to `position` (inclusive, all when `None`), at most `limit`, in

@@ -344,9 +344,7 @@ pub async fn verify(
             // Not in the live log: archived, or missing.
             let from_archive = match canonical {
                 Some(_) => None,
-                None => archived_events
-                    .at_link(*link)?
-                    .filter(|a| a.event.position.global == *global_position),
+                None => archived_events.event_of(*link, *global_position)?,
             };
             let read_from_archive;
             let canonical: &[u8] = match (canonical, &from_archive) {

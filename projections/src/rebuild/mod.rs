@@ -107,7 +107,8 @@ pub(super) fn read_ahead(
     let db = db.clone();
     tokio::spawn(async move {
         let mut position = Position::default();
-        let mut archived = match archived_events(&db, archive.as_ref()).await {
+        let opened = segments::open_recorded(&db, archive.as_ref(), None, "a rebuild").await;
+        let mut archived = match opened {
             Ok(reader) => reader,
             Err(error) => {
                 let _ = pages.send(Err(error)).await;
@@ -134,23 +135,6 @@ pub(super) fn read_ahead(
         }
     });
     receiver
-}
-
-/// The archive's events in link order, or none when nothing is archived.
-async fn archived_events(
-    db: &Db,
-    archive: Option<&Archive>,
-) -> Result<segments::Reader, ProjectionError> {
-    let recorded = segments::recorded(db).await?;
-    match (archive, recorded.is_empty()) {
-        (_, true) => Ok(segments::Reader::none()),
-        (None, false) => Err(ProjectionError::Archive(format!(
-            "{} archive segment(s) hold events of this log; a rebuild replays them too and needs \
-             the archive directory (--archive-dir or archive_dir)",
-            recorded.len()
-        ))),
-        (Some(archive), false) => archive.open(&recorded),
-    }
 }
 
 /// The next events after `position` of the live log and the archive merged in commit order:
