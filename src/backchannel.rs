@@ -88,7 +88,10 @@ pub async fn run(authority: &Arc<Authority>) -> Result<(), AppError> {
                 tokio::spawn(deliver(uri.as_str().to_owned(), token, client_id));
             }
         }
-        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        let mut tx = db
+            .begin_write()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
         checkpoint::save(&mut tx, CHECKPOINT, last).await?;
         tx.commit()
             .await

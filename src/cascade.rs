@@ -104,7 +104,10 @@ pub async fn run(store: &Store) -> Result<(), AppError> {
                 revoke_all(store, &subject, reason, event).await?;
             }
         }
-        let mut tx = db.begin().await.map_err(|e| AppError::Internal(e.into()))?;
+        let mut tx = db
+            .begin_write()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
         checkpoint::save(&mut tx, CHECKPOINT, last).await?;
         tx.commit()
             .await

@@ -267,7 +267,7 @@ async fn walk(
 
 /// Records the segment and deletes its events from the log, in one transaction.
 async fn commit(store: &Store, segment: &Segment, positions: &[i64]) -> Result<(), AppError> {
-    let mut tx = store.db.begin().await.map_err(stored)?;
+    let mut tx = store.db.begin_write().await.map_err(stored)?;
     let postgres = matches!(store.db, authledger_projections::db::Db::Postgres(_));
     // The one deletion the log's guard lets through (migration 20261128000018).
     let allow = match postgres {

@@ -181,10 +181,7 @@ impl ViewTx {
     /// Writes everything deferred and commits.
     pub async fn commit(mut self) -> Result<(), ProjectionError> {
         self.flush().await?;
-        match self.tx {
-            DbTx::Sqlite(tx) => tx.commit().await?,
-            DbTx::Postgres(tx) => tx.commit().await?,
-        }
+        self.tx.commit().await?;
         Ok(())
     }
 
@@ -223,7 +220,7 @@ impl ViewTx {
                 continue;
             }
             match &mut self.tx {
-                DbTx::Sqlite(tx) => {
+                DbTx::Sqlite(tx, _) => {
                     let sql = values_statement(&pending);
                     let mut query = sqlx::query(&sql);
                     for value in pending.values {

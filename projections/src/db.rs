@@ -12,6 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use crate::write_turn::WriteTurn;
+
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
@@ -19,7 +21,9 @@ pub enum Db {
 }
 
 pub enum DbTx {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// With this process's turn at the file's write lock when begun to write
+    /// ([`Db::begin_write`]); the turn passes on when the transaction ends.
+    Sqlite(Transaction<'static, Sqlite>, Option<WriteTurn>),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -45,7 +49,7 @@ macro_rules! on_db {
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
-            $crate::db::DbTx::Sqlite(tx) => {
+            $crate::db::DbTx::Sqlite(tx, _) => {
                 let $conn = &mut **tx;
                 $body
             }
@@ -183,9 +187,22 @@ impl Db {
 
     pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
         Ok(match self {
-            Db::Sqlite(pool) => DbTx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => DbTx::Sqlite(pool.begin().await?, None),
             Db::Postgres(pool) => DbTx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// A transaction that will write. On SQLite it first waits for this process's turn at
+    /// the file's write lock, then takes the lock at once (see `write_turn.rs` for why);
+    /// transactions that only read use [`Db::begin`] and never wait for a writer.
+    pub async fn begin_write(&self) -> Result<DbTx, sqlx::Error> {
+        match self {
+            Db::Sqlite(pool) => {
+                let (tx, turn) = begin_sqlite_write(pool).await?;
+                Ok(DbTx::Sqlite(tx, Some(turn)))
+            }
+            Db::Postgres(pool) => Ok(DbTx::Postgres(pool.begin().await?)),
+        }
     }
 
     pub async fn close(&self) {
@@ -196,10 +213,21 @@ impl Db {
 impl DbTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            DbTx::Sqlite(tx) => tx.commit().await,
+            // The turn is held until the commit has returned.
+            DbTx::Sqlite(tx, _turn) => tx.commit().await,
             DbTx::Postgres(tx) => tx.commit().await,
         }
     }
+}
+
+/// [`Db::begin_write`] on a SQLite pool, for a writer that holds the pool itself: keep the
+/// turn until the transaction has ended.
+pub async fn begin_sqlite_write(
+    pool: &SqlitePool,
+) -> Result<(Transaction<'static, Sqlite>, WriteTurn), sqlx::Error> {
+    let turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    Ok((tx, turn))
 }
 
 /// Whether `error` says the database could not be reached (no connection within the pool's

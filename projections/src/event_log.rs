@@ -206,12 +206,19 @@ pub async fn read_after(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
     let mut events = read_after_as_stored(tx, after, limit).await?;
-    let owners = sealed_owners(&events);
+    open_sealed(tx, &mut events).await?;
+    Ok(events)
+}
+
+/// Opens the personal data of events read as stored, with the keys as they are in `tx`: a
+/// person erased meanwhile reads as absent.
+pub async fn open_sealed(tx: &mut DbTx, events: &mut [StoredEvent]) -> Result<(), ProjectionError> {
+    let owners = sealed_owners(events);
     if !owners.is_empty() {
         let keys = personal::keys_for_reading_in(tx, &owners).await?;
-        open_all(&mut events, &keys)?;
+        open_all(events, &keys)?;
     }
-    Ok(events)
+    Ok(())
 }
 
 /// The people whose keys opening `events` needs.
@@ -263,7 +270,7 @@ pub async fn read_after_as_stored(
     limit: i64,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
     let rows: Vec<EventRow> = match tx {
-        DbTx::Sqlite(tx) => {
+        DbTx::Sqlite(tx, _) => {
             sqlx::query_as(&format!(
                 "SELECT {SQLITE_COLUMNS} FROM events WHERE global_position > $1 \
                  ORDER BY global_position LIMIT $2"

@@ -46,6 +46,7 @@ pub mod sessions;
 pub mod social_logins;
 pub mod usage;
 pub mod users;
+mod write_turn;
 
 use std::sync::Arc;
 

@@ -36,7 +36,7 @@ pub async fn add_read_counts(db: &Db, rows: &[UsageRow]) -> Result<(), Projectio
     if rows.is_empty() {
         return Ok(());
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_write().await?;
     let sql = "INSERT INTO usage_reads_hourly (hour, client_id, username, metric, count) \
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour, client_id, username, metric) \
                DO UPDATE SET count = usage_reads_hourly.count + excluded.count";

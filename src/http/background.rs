@@ -15,6 +15,12 @@ use crate::store::Store;
 
 /// How often the projector looks for events when no command woke it (others' events).
 const PROJECTOR_IDLE_INTERVAL: Duration = Duration::from_millis(250);
+/// How long the projector lets commands gather once one has woken it, so that one pass
+/// applies them all. A pass costs mostly per pass (checkpoints, a commit) and on SQLite holds
+/// the one write lock that commands wait for: under client-credentials load a pass every
+/// 20 ms held it about 80 µs per event, every 50 ms about 56 µs. Token commands do not wait
+/// for the views, and reads that must see them catch up themselves (`Store::current_views`).
+const PROJECTOR_GATHER: Duration = Duration::from_millis(50);
 /// How often cascades caused by others' events (a client disabled from the CLI) run.
 const CASCADE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often signing keys are activated, retired and removed as their times come, and reloaded
@@ -85,6 +91,7 @@ fn failed(health: &StoreHealth, error: &dyn std::fmt::Display, what: &str) {
 async fn project_in_batches(store: Arc<Store>, health: Arc<StoreHealth>) {
     loop {
         let _ = tokio::time::timeout(PROJECTOR_IDLE_INTERVAL, store.views_behind()).await;
+        tokio::time::sleep(PROJECTOR_GATHER).await;
         if let Err(error) = store.runner.catch_up().await {
             failed(&health, &error, "updating the views failed; retrying");
             tokio::time::sleep(PROJECTOR_IDLE_INTERVAL).await;

@@ -25,7 +25,7 @@ pub(super) async fn insert_and_commit(
     pool: &SqlitePool,
     events: &[(&str, &SerializedEvent)],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let (mut tx, _turn) = authledger_projections::db::begin_sqlite_write(pool).await?;
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
     );

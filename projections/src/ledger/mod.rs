@@ -185,7 +185,7 @@ pub async fn register(db: &Db) -> Result<(), ProjectionError> {
 /// Links the next batch of events in commit order; returns how many. The checkpoint row's
 /// lock keeps two linkers (two instances) from linking the same event twice.
 pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_write().await?;
     let after = checkpoint::lock(&mut tx, READER).await?;
     let events = event_log::read_after_as_stored(&mut tx, after, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
@@ -203,7 +203,7 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
     // the token rate on Postgres. There, three arrays rather than a parameter per value: a
     // statement of four thousand parameters costs Postgres more to parse and bind than to run.
     match &mut tx {
-        DbTx::Sqlite(conn) => {
+        DbTx::Sqlite(conn, _) => {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO ledger_chain (link, global_position, digest, linked_at) ",
             );

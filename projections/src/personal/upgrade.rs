@@ -18,7 +18,7 @@ use crate::on_tx;
 /// break its chain and seals (the README says what that means for erasure). Returns how many
 /// events were sealed.
 pub async fn seal_recorded(db: &Db) -> Result<usize, crate::ProjectionError> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_write().await?;
     crate::checkpoint::lock(&mut tx, crate::ledger::READER).await?;
     let chained = "SELECT COUNT(*) FROM (SELECT 1 FROM ledger_chain LIMIT 1) AS any_link";
     let links: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(chained).fetch_one(conn).await)?;

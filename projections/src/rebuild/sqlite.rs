@@ -21,11 +21,11 @@ pub(crate) async fn in_one_transaction(
     archive: Option<Archive>,
     progress: Arc<Progress>,
 ) -> Result<u64, ProjectionError> {
-    let mut tx = ViewTx::new(db.begin().await?);
+    let mut tx = ViewTx::new(db.begin_write().await?);
     for projection in projections {
         checkpoint::lock(tx.db().await?, projection.name()).await?;
     }
-    let DbTx::Sqlite(sqlite) = tx.db().await? else {
+    let DbTx::Sqlite(sqlite, _) = tx.db().await? else {
         unreachable!("in_one_transaction is the SQLite rebuild");
     };
     let mut deferred_indexes: Vec<String> = Vec::new();
