@@ -90,6 +90,7 @@ pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppErro
             replay::<authledger_domain::connected_app::connection::AppConnection>(events)
         }
         "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(events),
+        "UserCode" => replay::<authledger_domain::device::UserCodeAssignment>(events),
         _ => replay::<Settings>(events),
     }
 }

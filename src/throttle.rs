@@ -36,6 +36,9 @@ pub enum Key {
     /// random value, so this only has to stop hammering, and keying on the address too keeps
     /// an attacker from locking a real client out.
     Client(String, IpAddr),
+    /// Device user codes typed from one address (RFC 8628 §5.1): a code is short, so
+    /// wrong ones are counted like wrong passwords.
+    UserCode(IpAddr),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +61,7 @@ impl Policy {
                 max_failures: self.max_failures.saturating_mul(ADDRESS_ALLOWANCE),
                 ..self
             },
-            Key::Account(_) | Key::Client(..) => self,
+            Key::Account(_) | Key::Client(..) | Key::UserCode(_) => self,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`grant`]: the `Grant` aggregate, one authorization = one token family: codes, tokens,
 //!   refresh rotation, replay detection, revocation (RFC 6749 §4, §6, §10; RFC 9700).
 //! - [`consent`]: the `Consent` aggregate, a person's consent for one client.
+//! - [`device`]: the device grant's user codes (RFC 8628 §6.1) and the `UserCode` aggregate
+//!   that points one code at one pending grant.
 //! - [`connected_app`]: authledger as a client of another provider: the `ConnectedApp`
 //!   aggregate (its endpoints and registration there) and `AppConnection` (a person's tokens
 //!   from it, by hash).
@@ -32,6 +34,7 @@
 pub mod client;
 pub mod connected_app;
 pub mod consent;
+pub mod device;
 pub mod grant;
 pub mod instant;
 pub mod metadata;
@@ -63,6 +66,7 @@ pub fn event_types() -> Vec<&'static str> {
         connected_app::connection::ConnectionEvent::VARIANTS,
         social_login::SocialLoginEvent::VARIANTS,
         social_login::IdentityEvent::VARIANTS,
+        device::UserCodeEvent::VARIANTS,
     ]
     .concat();
     all.sort_unstable();

@@ -239,12 +239,14 @@ pub struct UnknownKeyword {
 }
 
 wire_enum!(
-    /// RFC 6749 grant types (and `implicit`, RFC 6749 §4.2, for Frappe parity).
+    /// RFC 6749 grant types (and `implicit`, RFC 6749 §4.2, for Frappe parity), and RFC 8628's
+    /// device grant: a device without a browser, approved by a person elsewhere.
     GrantType, "grant type" {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
         Implicit = "implicit",
+        DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
     }
 );
 

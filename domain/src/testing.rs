@@ -59,3 +59,13 @@ pub fn now() -> DateTime<Utc> {
 pub fn services() -> Services {
     Arc::new(FixedServices { now: now() })
 }
+
+/// The fixed clock's time plus `seconds`.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    now() + chrono::Duration::seconds(seconds)
+}
+
+/// Services whose clock reads [`at`]`(seconds)`.
+pub fn services_at(seconds: i64) -> Services {
+    Arc::new(FixedServices { now: at(seconds) })
+}

@@ -111,6 +111,22 @@ async fn remember_grant(
     tx.insert("audit_grant_subjects", head, tail, row).await
 }
 
+/// A device grant gets its user when a person approves it: later events of the grant are
+/// that person's.
+async fn name_grant_user(
+    tx: &mut ViewTx,
+    event: &StoredEvent,
+    client_id: &str,
+    username: &str,
+) -> Result<(), ProjectionError> {
+    let grant_id = event.aggregate_id.as_str();
+    tx.remember_grant(grant_id, client_id, Some(username));
+    let head = "INSERT INTO audit_grant_subjects (grant_id, client_id, username)";
+    let tail = "ON CONFLICT (grant_id) DO UPDATE SET username = excluded.username";
+    let row = vec![grant_id.into(), client_id.into(), username.into()];
+    tx.insert("audit_grant_subjects", head, tail, row).await
+}
+
 async fn grant_subjects(
     tx: &mut ViewTx,
     grant_id: &str,
@@ -357,6 +373,20 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                         user.as_ref().map(|u| u.to_string()),
                     )
                 }
+                GrantEvent::DeviceAuthorizationStarted { client_id, .. } => {
+                    remember_grant(tx, event, client_id, None).await?;
+                    (Some(client_id.clone()), None)
+                }
+                GrantEvent::DeviceAuthorizationApproved {
+                    client_id, user, ..
+                } => {
+                    name_grant_user(tx, event, client_id, user.as_str()).await?;
+                    (Some(client_id.clone()), Some(user.to_string()))
+                }
+                GrantEvent::DeviceAuthorizationDenied { user } => {
+                    let (client_id, _) = grant_subjects(tx, &id).await?;
+                    (client_id, Some(user.to_string()))
+                }
                 _ => grant_subjects(tx, &id).await?,
             };
             let summary = match payload {
@@ -392,6 +422,20 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 GrantEvent::GrantRevoked { reason } => {
                     format!("grant revoked ({})", snake(reason).replace('_', " "))
                 }
+                GrantEvent::DeviceAuthorizationStarted {
+                    scopes, expires_at, ..
+                } => format!(
+                    "device authorization started, scope {}, code valid until {}",
+                    quoted(scopes),
+                    view_time(expires_at)
+                ),
+                GrantEvent::DeviceAuthorizationApproved { scopes, .. } => {
+                    format!("device approved by the person, scope {}", quoted(scopes))
+                }
+                GrantEvent::DeviceAuthorizationDenied { .. } => {
+                    "device denied by the person".into()
+                }
+                GrantEvent::DeviceCodeRedeemed { .. } => "device code redeemed".into(),
             };
             Subjects {
                 client_id,

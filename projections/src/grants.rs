@@ -135,12 +135,23 @@ async fn grant_subject(
     tx: &mut ViewTx,
     grant_id: &str,
 ) -> Result<(String, Option<String>), ProjectionError> {
+    grant_subject_if_any(tx, grant_id)
+        .await?
+        .ok_or_else(|| ProjectionError::Decode(format!("grant {grant_id} has no first event")))
+}
+
+/// The grant's client and user, if it has a row: every grant does once it has a user or
+/// tokens; a device grant nobody approved has none.
+async fn grant_subject_if_any(
+    tx: &mut ViewTx,
+    grant_id: &str,
+) -> Result<Option<(String, Option<String>)>, ProjectionError> {
     if let Some(known) = tx.remembered_grant(grant_id) {
-        return Ok(known);
+        return Ok(Some(known));
     }
     let sql = "SELECT client_id, username FROM grant_view WHERE grant_id = $1";
     let row: Option<(String, Option<String>)> = on_tx!(tx.db().await?, conn => sqlx::query_as(sql).bind(grant_id).fetch_optional(conn).await)?;
-    row.ok_or_else(|| ProjectionError::Decode(format!("grant {grant_id} has no first event")))
+    Ok(row)
 }
 
 #[async_trait]
@@ -289,7 +300,10 @@ impl Projection for GrantsView {
                 );
             }
             GrantEvent::GrantRevoked { reason } => {
-                let (client_id, username) = grant_subject(tx, grant_id).await?;
+                // A device grant revoked before anyone approved it has no row.
+                let Some((client_id, username)) = grant_subject_if_any(tx, grant_id).await? else {
+                    return Ok(());
+                };
                 let ended = end_tokens(tx, "revoked", &at, "grant_id", grant_id).await?;
                 let reason = serde_json::to_value(reason)
                     .ok()
@@ -320,7 +334,31 @@ impl Projection for GrantsView {
                     ended,
                 );
             }
-            GrantEvent::CodeRedeemed { .. }
+            GrantEvent::DeviceAuthorizationApproved {
+                client_id,
+                scopes,
+                user,
+                ..
+            } => {
+                // The person who approved it makes the device grant theirs: it is listed
+                // among their applications from now on.
+                tx.remember_grant(grant_id, &client_id, Some(user.as_str()));
+                let row = NewGrant {
+                    grant_id,
+                    grant_type: authledger_domain::oauth::GrantType::DeviceCode.as_str(),
+                    client_id: &client_id,
+                    username: Some(user.as_str()),
+                    scopes: &scopes.to_string(),
+                    session: None,
+                }
+                .row(&at, version);
+                tx.insert("grant_view", GRANT_VIEW_INSERT, "", row).await?;
+            }
+            // Until a person approves, a device grant is nobody's: the audit shows its steps.
+            GrantEvent::DeviceAuthorizationStarted { .. }
+            | GrantEvent::DeviceAuthorizationDenied { .. } => {}
+            GrantEvent::DeviceCodeRedeemed { .. }
+            | GrantEvent::CodeRedeemed { .. }
             | GrantEvent::CodeReplayDetected { .. }
             | GrantEvent::RefreshReplayDetected { .. } => {
                 on_tx!(tx.db().await?, conn => sqlx::query(touch).bind(&at).bind(version).bind(grant_id).execute(conn).await.map(|r| r.rows_affected()))?;

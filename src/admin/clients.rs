@@ -49,7 +49,7 @@ pub struct ClientInput {
     /// Space-separated scopes [default: "openid profile email"].
     #[arg(long)]
     pub scope: Option<String>,
-    /// authorization_code | refresh_token | client_credentials | implicit
+    /// authorization_code | refresh_token | client_credentials | device_code | implicit
     /// [default: authorization_code refresh_token].
     #[arg(long = "grant-type", value_name = "GRANT")]
     #[serde(default)]
@@ -248,9 +248,12 @@ impl ClientInput {
         } else {
             self.grant_types
                 .iter()
-                .map(|g| {
-                    g.parse()
-                        .map_err(|e| InvalidClientInput::new("grant_types", e))
+                .map(|g| match g.as_str() {
+                    // RFC 8628's URN is long to type: operators may say `device_code`.
+                    "device_code" => Ok(GrantType::DeviceCode),
+                    g => g
+                        .parse()
+                        .map_err(|e| InvalidClientInput::new("grant_types", e)),
                 })
                 .collect::<Result<_, _>>()?
         };

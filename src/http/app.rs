@@ -68,6 +68,7 @@ impl Application {
                     master,
                     issuer,
                     usage: crate::usage::Usage::new(),
+                    device_polls: Default::default(),
                 }),
                 cookie_key,
                 registrations: Default::default(),

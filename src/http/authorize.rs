@@ -6,7 +6,7 @@ use authledger_domain::consent::{consent_id, ConsentCommand};
 use authledger_domain::metadata::Actor;
 use authledger_domain::oauth::ResponseType;
 use authledger_domain::settings::ConsentMode;
-use authledger_domain::user::{RegisteredUser, Username};
+use authledger_domain::user::RegisteredUser;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
@@ -82,26 +82,9 @@ async fn signed_in_user(
     app: &AppState,
     jar: &SignedCookieJar,
 ) -> Result<Option<(RegisteredUser, session::Session)>, AuthorizeError> {
-    let Some(current) = session::current(&app.authority.store, jar)
+    session::signed_in_user(&app.authority.store, jar)
         .await
-        .map_err(internal)?
-    else {
-        return Ok(None);
-    };
-    let Ok(username) = Username::parse(&current.username) else {
-        return Ok(None);
-    };
-    let user = app
-        .authority
-        .store
-        .users
-        .load(username.as_str())
-        .await
-        .map_err(|e| internal(crate::error::user_error(username.as_str(), e)))?;
-    Ok(user
-        .registered()
-        .filter(|u| !u.disabled)
-        .map(|u| (u.clone(), current)))
+        .map_err(internal)
 }
 
 async fn run(

@@ -18,6 +18,7 @@ pub mod bearer;
 mod connected_apps;
 mod console;
 pub mod context;
+mod device;
 mod edge;
 pub mod failure;
 mod federation;
@@ -49,6 +50,8 @@ pub mod paths {
     pub const READYZ: &str = "/readyz";
     pub const AUTHORIZE: &str = "/oauth/authorize";
     pub const TOKEN: &str = "/oauth/token";
+    pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
+    pub const DEVICE: &str = "/device";
     pub const JWKS: &str = "/oauth/jwks";
     /// The public keys that sign the ledger's seals (see `crate::ledger_seal`).
     pub const LEDGER_KEYS: &str = "/.well-known/ledger-keys";

@@ -15,9 +15,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use super::{
-    account, admin, authorize, connected_apps, console, edge, failure, health, login, logout,
-    metrics, pages, paths, register, render, request_log, session, social_login, surface, token,
-    two_factor, userinfo, well_known, AppState, Limits,
+    account, admin, authorize, connected_apps, console, device, edge, failure, health, login,
+    logout, metrics, pages, paths, register, render, request_log, session, social_login, surface,
+    token, two_factor, userinfo, well_known, AppState, Limits,
 };
 use crate::oauth::Authority;
 
@@ -59,6 +59,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             paths::FRAPPE_USERINFO,
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        )
         .route(paths::REGISTER, post(register::register))
         .route(paths::FRAPPE_REGISTER, post(register::register))
         .route(
@@ -88,6 +92,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route(paths::LOGIN_ENROL, post(two_factor::enrol_at_sign_in))
         .route(paths::ACCOUNT, get(account::account_page))
+        .route(paths::DEVICE, get(device::device_page).post(device::decide))
         .route(
             paths::ACCOUNT_TWO_FACTOR,
             get(two_factor::setup).post(two_factor::confirm_setup),

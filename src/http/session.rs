@@ -133,6 +133,29 @@ pub async fn current(store: &Store, jar: &SignedCookieJar) -> Result<Option<Sess
     Ok(open.then_some(session))
 }
 
+/// The signed-in person and their session, if they are signed in and their account is
+/// enabled.
+pub async fn signed_in_user(
+    store: &Store,
+    jar: &SignedCookieJar,
+) -> Result<Option<(authledger_domain::user::RegisteredUser, Session)>, AppError> {
+    let Some(current) = current(store, jar).await? else {
+        return Ok(None);
+    };
+    let Ok(username) = authledger_domain::user::Username::parse(&current.username) else {
+        return Ok(None);
+    };
+    let user = store
+        .users
+        .load(username.as_str())
+        .await
+        .map_err(|e| crate::error::user_error(username.as_str(), e))?;
+    Ok(user
+        .registered()
+        .filter(|u| !u.disabled)
+        .map(|u| (u.clone(), current)))
+}
+
 fn cookie(name: &'static str, value: String, same_site: SameSite, secure: bool) -> Cookie<'static> {
     Cookie::build((name, value))
         .http_only(true)

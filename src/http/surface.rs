@@ -37,6 +37,7 @@ impl Surface {
                 paths::FRAPPE_AUTHORIZE,
                 paths::LOGIN,
                 paths::LOGOUT,
+                paths::DEVICE,
             ]
             .contains(&path)
         {

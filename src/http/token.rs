@@ -61,7 +61,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// The form of a client-authenticated endpoint (token, introspection, revocation), and the
 /// client that sent it.
-async fn authenticated(
+pub(super) async fn authenticated(
     app: &AppState,
     context: &RequestContext,
     headers: &HeaderMap,
@@ -190,6 +190,9 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
             scope: scope()?,
         }),
         Ok(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials { scope: scope()? }),
+        Ok(GrantType::DeviceCode) => Ok(TokenRequest::DeviceCode {
+            device_code: required("device_code")?.into(),
+        }),
         Ok(GrantType::Implicit) | Err(_) => Err(TokenError::new(
             TokenErrorCode::UnsupportedGrantType,
             format!("grant_type `{grant_type}` is not supported"),

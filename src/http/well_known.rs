@@ -6,6 +6,7 @@
 
 use crate::oauth::id_token::{ACR_PASSWORD, ACR_TWO_FACTORS};
 use authledger_domain::client::IdTokenAlg;
+use authledger_domain::oauth::GrantType;
 use authledger_domain::settings::SettingsValues;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -84,7 +85,12 @@ pub fn metadata(issuer: &str, settings: &SettingsValues) -> Value {
     let url = |path: &str| format!("{issuer}{path}");
     let mut response_types = vec!["code"];
     let mut response_modes = vec!["query"];
-    let mut grant_types = vec!["authorization_code", "refresh_token", "client_credentials"];
+    let mut grant_types = vec![
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        GrantType::DeviceCode.as_str(),
+    ];
     if settings.allow_implicit {
         response_types.push("token");
         response_modes.push("fragment");
@@ -99,6 +105,7 @@ pub fn metadata(issuer: &str, settings: &SettingsValues) -> Value {
         "jwks_uri": url(paths::JWKS),
         "introspection_endpoint": url(paths::INTROSPECT),
         "revocation_endpoint": url(paths::REVOKE),
+        "device_authorization_endpoint": url(paths::DEVICE_AUTHORIZATION),
         "end_session_endpoint": url(paths::LOGOUT),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,

@@ -13,6 +13,14 @@ pub enum TokenErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    /// RFC 8628 §3.5: the person has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too often.
+    SlowDown,
+    /// RFC 8628 §3.5: the person denied the device.
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
     /// Too many failed attempts from this caller: 429 with `Retry-After`.
     TooManyAttempts,
     /// The database cannot be reached: 503 with `Retry-After` (the RFC 6749 §4.1.2.1 code
@@ -31,6 +39,10 @@ impl TokenErrorCode {
             TokenErrorCode::UnauthorizedClient,
             TokenErrorCode::UnsupportedGrantType,
             TokenErrorCode::InvalidScope,
+            TokenErrorCode::AuthorizationPending,
+            TokenErrorCode::SlowDown,
+            TokenErrorCode::AccessDenied,
+            TokenErrorCode::ExpiredToken,
         ]
         .into_iter()
         .find(|c| c.as_str() == code)
@@ -44,6 +56,10 @@ impl TokenErrorCode {
             TokenErrorCode::UnauthorizedClient => "unauthorized_client",
             TokenErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             TokenErrorCode::InvalidScope => "invalid_scope",
+            TokenErrorCode::AuthorizationPending => "authorization_pending",
+            TokenErrorCode::SlowDown => "slow_down",
+            TokenErrorCode::AccessDenied => "access_denied",
+            TokenErrorCode::ExpiredToken => "expired_token",
             TokenErrorCode::TooManyAttempts => "invalid_client",
             TokenErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             TokenErrorCode::ServerError => "server_error",

@@ -17,6 +17,7 @@ use cqrs_es::{AggregateError, EventEnvelope};
 use serde::Serialize;
 
 use super::authorize::AuthorizationRequest;
+use super::device::DEVICE_CODE_PREFIX;
 use super::error::{TokenError, TokenErrorCode};
 use super::id_token::{self, IdTokenInput};
 use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
@@ -67,6 +68,10 @@ pub enum TokenRequest {
     ClientCredentials {
         scope: Option<Scopes>,
     },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        device_code: SecretString,
+    },
 }
 
 impl TokenRequest {
@@ -75,6 +80,7 @@ impl TokenRequest {
             TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            TokenRequest::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 }
@@ -217,7 +223,103 @@ pub async fn exchange(
         TokenRequest::ClientCredentials { scope } => {
             client_credentials(authority, client, scope, metadata, &settings).await
         }
+        TokenRequest::DeviceCode { device_code } => {
+            let presented = device_code.expose_secret();
+            device_code_grant(authority, client, presented, metadata, &settings).await
+        }
     }
+}
+
+/// RFC 8628 §3.4, §3.5: a device's poll. Until the person decides, the answer is an error
+/// that records nothing; a poll sooner than the interval is `slow_down`.
+async fn device_code_grant(
+    authority: &Authority,
+    client: &RegisteredClient,
+    presented: &str,
+    metadata: &EventMetadata,
+    settings: &SettingsValues,
+) -> Result<TokenResponse, TokenError> {
+    let grant_id = tokens::grant_of(presented, DEVICE_CODE_PREFIX)
+        .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
+    let presented_hash = secrets::hash(presented);
+    let grant = authority
+        .store
+        .grants
+        .load(grant_id.as_str())
+        .await
+        .map_err(grant_error)?;
+    // Only the device code itself is paced: a made-up one cannot slow the real device down.
+    let device = grant
+        .state()
+        .filter(|s| s.client_id == client.client_id)
+        .and_then(|s| s.device.as_ref())
+        .filter(|d| d.device_code_hash.matches(&presented_hash));
+    if let Some(device) = device {
+        let now = std::time::Instant::now();
+        if let Err(slow) = authority
+            .device_polls
+            .poll(&presented_hash, device.interval, now)
+        {
+            return Err(TokenError::new(
+                TokenErrorCode::SlowDown,
+                format!(
+                    "polling too often; wait at least {} seconds between requests",
+                    slow.interval
+                ),
+            ));
+        }
+    }
+    let now = Utc::now();
+    let wants_refresh = client
+        .metadata
+        .grant_types
+        .contains(&GrantType::RefreshToken);
+    let minted = mint(&grant_id, wants_refresh, settings, now);
+    let events = authority
+        .store
+        .grants
+        .execute(
+            grant_id.as_str(),
+            GrantCommand::RedeemDeviceCode {
+                client_id: client.client_id.clone(),
+                device_code_hash: presented_hash.clone(),
+                tokens: minted.tokens.clone(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(grant_error)?;
+    authority.device_polls.forget(&presented_hash);
+    let state = grant
+        .state()
+        .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
+    let username = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            GrantEvent::TokensIssued { user, .. } => user.clone(),
+            _ => None,
+        })
+        .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
+    let user = active_user(authority, &username).await?;
+    let sign_in = SignIn {
+        auth_time: events.iter().find_map(|e| match &e.payload {
+            GrantEvent::TokensIssued { auth_time, .. } => *auth_time,
+            _ => None,
+        }),
+        session: None,
+        amr: state.amr.clone(),
+    };
+    respond(
+        authority,
+        client,
+        Some(&user),
+        &state.scopes,
+        None,
+        sign_in,
+        minted,
+        now,
+    )
+    .await
 }
 
 /// What an authorization-code request presents.

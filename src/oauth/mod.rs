@@ -9,6 +9,8 @@
 //! - [`authorize`]: validation of authorization requests.
 //! - [`grants`]: the grants of the token endpoint, from a typed [`grants::TokenRequest`].
 //! - [`client_auth`]: client authentication (RFC 6749 §2.3).
+//! - [`device`]: the device authorization grant (RFC 8628): the device's request, the
+//!   person's decision, the pace of polls.
 //! - [`id_token`]: ID token claims (OIDC Core §2, §5.4) and signing.
 //! - [`introspect`]: introspection (RFC 7662) and revocation (RFC 7009).
 //! - [`logout`]: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
@@ -17,6 +19,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod device;
 pub mod error;
 pub mod grants;
 pub mod id_token;
@@ -40,4 +43,6 @@ pub struct Authority {
     /// The issuer identifier (RFC 8414 §2): `iss` of ID tokens and of authorization responses.
     pub issuer: String,
     pub usage: crate::usage::Usage,
+    /// How often each device code may be polled (RFC 8628 §3.5).
+    pub device_polls: device::PollPace,
 }

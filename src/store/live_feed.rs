@@ -60,7 +60,12 @@ impl Live for Grant {
     fn expects_more_commands(&self) -> bool {
         self.state().is_some_and(|s| {
             s.revoked.is_none()
-                && (s.refresh_token.is_some() || s.code.as_ref().is_some_and(|c| !c.redeemed))
+                && (s.refresh_token.is_some()
+                    || s.code.as_ref().is_some_and(|c| !c.redeemed)
+                    || s.device.as_ref().is_some_and(|d| {
+                        use authledger_domain::grant::DeviceStatus;
+                        matches!(d.status, DeviceStatus::Pending | DeviceStatus::Approved)
+                    }))
         })
     }
 }
@@ -71,3 +76,4 @@ impl Live for AppConnection {}
 impl Live for authledger_domain::social_login::SocialLogin {}
 impl Live for authledger_domain::social_login::ExternalIdentity {}
 impl Live for SigningKeys {}
+impl Live for authledger_domain::device::UserCodeAssignment {}

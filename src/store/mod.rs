@@ -23,6 +23,7 @@ use authledger_domain::client::Client;
 use authledger_domain::connected_app::connection::AppConnection;
 use authledger_domain::connected_app::ConnectedApp;
 use authledger_domain::consent::Consent;
+use authledger_domain::device::UserCodeAssignment;
 use authledger_domain::grant::Grant;
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::services::Services;
@@ -85,6 +86,8 @@ pub struct Store {
     pub app_connections: Arc<dyn Commands<AppConnection>>,
     pub social_logins: Arc<dyn Commands<SocialLogin>>,
     pub identities: Arc<dyn Commands<ExternalIdentity>>,
+    /// Which pending device grant each user code names (RFC 8628).
+    pub user_codes: Arc<dyn Commands<UserCodeAssignment>>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
@@ -190,6 +193,7 @@ impl Store {
                     app_connections: wiring.commands::<AppConnection, _>($repository),
                     social_logins: wiring.commands::<SocialLogin, _>($repository),
                     identities: wiring.commands::<ExternalIdentity, _>($repository),
+                    user_codes: wiring.commands::<UserCodeAssignment, _>($repository),
                     runner: runner.clone(),
                     metrics: wiring.metrics.clone(),
                     db: db.clone(),

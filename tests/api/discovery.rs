@@ -46,6 +46,7 @@ on_both_stores! {
             ("authorization_endpoint", Method::GET), ("token_endpoint", Method::POST),
             ("userinfo_endpoint", Method::GET), ("jwks_uri", Method::GET),
             ("introspection_endpoint", Method::POST), ("revocation_endpoint", Method::POST),
+            ("device_authorization_endpoint", Method::POST),
             ("registration_endpoint", Method::POST),
         ] {
             let url = openid[name].as_str().unwrap_or_else(|| panic!("{name} is advertised"));
@@ -82,7 +83,8 @@ on_both_stores! {
             assert_eq!(status, 200, "{method}: {body}");
         }
         for grant in strings(&openid["grant_types_supported"]) {
-            assert!(["authorization_code", "refresh_token", "client_credentials", "implicit"].contains(&grant.as_str()), "{grant}");
+            let device = "urn:ietf:params:oauth:grant-type:device_code";
+            assert!(["authorization_code", "refresh_token", "client_credentials", "implicit", device].contains(&grant.as_str()), "{grant}");
         }
         let machine = flow.client(ClientInput { grant_types: vec!["client_credentials".into()], redirect_uris: vec![], ..web_client() }).await;
         assert_eq!(flow.token(Auth::Basic(&machine), &[("grant_type", "client_credentials")]).await.0, 200);

@@ -147,10 +147,13 @@ impl ClientMetadata {
                 ));
             }
         }
-        if grants(GrantType::RefreshToken) && !grants(GrantType::AuthorizationCode) {
+        if grants(GrantType::RefreshToken)
+            && !grants(GrantType::AuthorizationCode)
+            && !grants(GrantType::DeviceCode)
+        {
             return Err(ClientError::invalid(
                 "grant_types",
-                "`refresh_token` is only issued through `authorization_code`",
+                "`refresh_token` is only issued through `authorization_code` or the device grant",
             ));
         }
         if self.token_endpoint_auth_method.is_public() && grants(GrantType::ClientCredentials) {

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 
+use super::device::{DeviceAuthorization, DeviceDecision};
 use super::event::{GrantEvent, RevocationReason};
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::{CodeChallenge, CodeVerifier};
@@ -99,6 +100,19 @@ pub enum GrantCommand {
     },
     RevokeGrant {
         reason: RevocationReason,
+    },
+    /// RFC 8628 §3.1: a device asks; the grant waits for a person.
+    StartDeviceAuthorization(DeviceAuthorization),
+    /// RFC 8628 §3.3: the person who typed the user code decides.
+    DecideDevice {
+        user_code_hash: SecretHash,
+        decision: DeviceDecision,
+    },
+    /// RFC 8628 §3.4: the device polls with its device code.
+    RedeemDeviceCode {
+        client_id: String,
+        device_code_hash: SecretHash,
+        tokens: NewTokens,
     },
     /// RFC 7009 revocation by the client the token was issued to: an access token dies alone,
     /// a refresh token takes its whole family with it. Anything else changes nothing (the

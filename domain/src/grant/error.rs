@@ -10,6 +10,15 @@ pub enum GrantError {
     AlreadyExists,
     #[error("grant does not exist")]
     NotFound,
+    /// RFC 8628 §3.5: the person has not decided yet; poll again.
+    #[error("the person has not yet approved the device")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the person denied the device.
+    #[error("the person denied the device")]
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired before the person approved it.
+    #[error("the device code has expired; start again")]
+    ExpiredToken,
 }
 
 impl GrantError {
@@ -21,6 +30,9 @@ impl GrantError {
             GrantError::InvalidGrant(_) | GrantError::AlreadyExists | GrantError::NotFound => {
                 "invalid_grant"
             }
+            GrantError::AuthorizationPending => "authorization_pending",
+            GrantError::AccessDenied => "access_denied",
+            GrantError::ExpiredToken => "expired_token",
         }
     }
 }

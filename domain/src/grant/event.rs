@@ -80,6 +80,31 @@ pub enum GrantEvent {
     GrantRevoked {
         reason: RevocationReason,
     },
+    /// RFC 8628 §3.1, §3.2. The codes appear as hashes only.
+    DeviceAuthorizationStarted {
+        client_id: String,
+        scopes: Scopes,
+        device_code_hash: SecretHash,
+        user_code_hash: SecretHash,
+        expires_at: DateTime<Utc>,
+        interval: u32,
+    },
+    /// The person who approved the device: the grant's user from now on. Names the client
+    /// and scopes again, so a view needs no earlier event to show the grant.
+    DeviceAuthorizationApproved {
+        client_id: String,
+        scopes: Scopes,
+        user: Username,
+        auth_time: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        amr: Vec<String>,
+    },
+    DeviceAuthorizationDenied {
+        user: Username,
+    },
+    DeviceCodeRedeemed {
+        device_code_hash: SecretHash,
+    },
 }
 
 impl cqrs_es::DomainEvent for GrantEvent {
@@ -93,6 +118,10 @@ impl cqrs_es::DomainEvent for GrantEvent {
             GrantEvent::RefreshReplayDetected { .. } => "RefreshReplayDetected",
             GrantEvent::TokenRevoked { .. } => "TokenRevoked",
             GrantEvent::GrantRevoked { .. } => "GrantRevoked",
+            GrantEvent::DeviceAuthorizationStarted { .. } => "DeviceAuthorizationStarted",
+            GrantEvent::DeviceAuthorizationApproved { .. } => "DeviceAuthorizationApproved",
+            GrantEvent::DeviceAuthorizationDenied { .. } => "DeviceAuthorizationDenied",
+            GrantEvent::DeviceCodeRedeemed { .. } => "DeviceCodeRedeemed",
         }
         .to_owned()
     }

@@ -8,6 +8,7 @@
 //! aggregate without a lookup); only their SHA-256 hashes come in.
 
 mod command;
+mod device;
 mod error;
 mod event;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use command::{CodeIssue, GrantCommand, NewRefreshToken, NewTokens};
+pub use device::{DeviceAuthorization, DeviceDecision, DeviceState, DeviceStatus};
 pub use error::GrantError;
 pub use event::{GrantEvent, RevocationReason};
 
@@ -54,6 +56,9 @@ pub struct GrantState {
     /// Refresh tokens already rotated away: presenting one again is a replay.
     pub rotated_refresh_tokens: Vec<SecretHash>,
     pub revoked: Option<RevocationReason>,
+    /// A device grant's progress (RFC 8628); `None` for every other grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +76,33 @@ pub struct IssuedToken {
     pub hash: SecretHash,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+}
+
+impl GrantState {
+    /// A grant's first state: nothing issued yet.
+    fn new(
+        grant_type: GrantType,
+        client_id: String,
+        user: Option<Username>,
+        scopes: Scopes,
+    ) -> GrantState {
+        GrantState {
+            grant_type,
+            client_id,
+            user,
+            scopes,
+            auth_time: None,
+            session: None,
+            amr: vec![],
+            nonce: None,
+            code: None,
+            access_tokens: vec![],
+            refresh_token: None,
+            rotated_refresh_tokens: vec![],
+            revoked: None,
+            device: None,
+        }
+    }
 }
 
 impl Grant {
@@ -145,10 +177,6 @@ impl cqrs_es::Aggregate for Grant {
                 expires_at,
             } => {
                 self.state = Some(GrantState {
-                    grant_type: GrantType::AuthorizationCode,
-                    client_id,
-                    user: Some(user),
-                    scopes,
                     auth_time: Some(auth_time),
                     session,
                     amr,
@@ -161,10 +189,7 @@ impl cqrs_es::Aggregate for Grant {
                         challenge: code_challenge,
                         redeemed: false,
                     }),
-                    access_tokens: vec![],
-                    refresh_token: None,
-                    rotated_refresh_tokens: vec![],
-                    revoked: None,
+                    ..GrantState::new(GrantType::AuthorizationCode, client_id, Some(user), scopes)
                 })
             }
             GrantEvent::TokensIssued {
@@ -179,19 +204,8 @@ impl cqrs_es::Aggregate for Grant {
                 refresh_expires_at,
             } => {
                 let state = self.state.get_or_insert_with(|| GrantState {
-                    grant_type,
-                    client_id,
-                    user,
-                    scopes,
                     auth_time,
-                    session: None,
-                    amr: vec![],
-                    nonce: None,
-                    code: None,
-                    access_tokens: vec![],
-                    refresh_token: None,
-                    rotated_refresh_tokens: vec![],
-                    revoked: None,
+                    ..GrantState::new(grant_type, client_id, user, scopes)
                 });
                 state.access_tokens.push(IssuedToken {
                     hash: access_token_hash,
@@ -205,6 +219,25 @@ impl cqrs_es::Aggregate for Grant {
                         revoked: false,
                     });
                 }
+            }
+            GrantEvent::DeviceAuthorizationStarted {
+                client_id,
+                scopes,
+                device_code_hash,
+                user_code_hash,
+                expires_at,
+                interval,
+            } => {
+                self.state = Some(GrantState {
+                    device: Some(DeviceState {
+                        device_code_hash,
+                        user_code_hash,
+                        expires_at,
+                        interval,
+                        status: DeviceStatus::Pending,
+                    }),
+                    ..GrantState::new(GrantType::DeviceCode, client_id, None, scopes)
+                })
             }
             other => {
                 let Some(state) = self.state.as_mut() else {
@@ -249,6 +282,30 @@ impl cqrs_es::Aggregate for Grant {
                         }
                     }
                     GrantEvent::GrantRevoked { reason } => state.revoked = Some(reason),
+                    GrantEvent::DeviceAuthorizationStarted { .. } => {}
+                    GrantEvent::DeviceAuthorizationApproved {
+                        user,
+                        auth_time,
+                        amr,
+                        ..
+                    } => {
+                        state.user = Some(user);
+                        state.auth_time = Some(auth_time);
+                        state.amr = amr;
+                        if let Some(device) = state.device.as_mut() {
+                            device.status = DeviceStatus::Approved;
+                        }
+                    }
+                    GrantEvent::DeviceAuthorizationDenied { .. } => {
+                        if let Some(device) = state.device.as_mut() {
+                            device.status = DeviceStatus::Denied;
+                        }
+                    }
+                    GrantEvent::DeviceCodeRedeemed { .. } => {
+                        if let Some(device) = state.device.as_mut() {
+                            device.status = DeviceStatus::Redeemed;
+                        }
+                    }
                 }
             }
         }
@@ -320,6 +377,18 @@ impl Grant {
                 client_id,
                 token_hash,
             } => Ok(self.revoke_token(&client_id, token_hash)),
+            GrantCommand::StartDeviceAuthorization(request) => {
+                self.start_device_authorization(request)
+            }
+            GrantCommand::DecideDevice {
+                user_code_hash,
+                decision,
+            } => self.decide_device(user_code_hash, decision, now),
+            GrantCommand::RedeemDeviceCode {
+                client_id,
+                device_code_hash,
+                tokens,
+            } => self.redeem_device_code(client_id, device_code_hash, tokens, now),
             GrantCommand::RevokeGrant { reason } => match &self.state {
                 None => Err(GrantError::NotFound),
                 Some(state) if state.revoked.is_some() => Ok(vec![]),

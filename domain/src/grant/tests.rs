@@ -436,3 +436,176 @@ fn another_clients_or_an_unknown_token_changes_nothing() {
         .when(revoke("web", 'a'))
         .then_expect_events(vec![]);
 }
+
+mod device_grant {
+    //! RFC 8628: the device starts, a person decides, the device's polls are answered.
+
+    use super::*;
+
+    fn started(expires_in_seconds: i64) -> GrantEvent {
+        GrantEvent::DeviceAuthorizationStarted {
+            client_id: "tv".into(),
+            scopes: scopes("openid profile"),
+            device_code_hash: hash('d'),
+            user_code_hash: hash('u'),
+            expires_at: now() + Duration::seconds(expires_in_seconds),
+            interval: 5,
+        }
+    }
+
+    fn approved() -> GrantEvent {
+        GrantEvent::DeviceAuthorizationApproved {
+            client_id: "tv".into(),
+            scopes: scopes("openid profile"),
+            user: alice(),
+            auth_time: now() - Duration::minutes(1),
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    fn poll(client: &str) -> GrantCommand {
+        GrantCommand::RedeemDeviceCode {
+            client_id: client.into(),
+            device_code_hash: hash('d'),
+            tokens: tokens('a', Some('r')),
+        }
+    }
+
+    fn decide(user_code: char, decision: DeviceDecision) -> GrantCommand {
+        GrantCommand::DecideDevice {
+            user_code_hash: hash(user_code),
+            decision,
+        }
+    }
+
+    fn approve() -> DeviceDecision {
+        DeviceDecision::Approve {
+            user: alice(),
+            auth_time: now() - Duration::minutes(1),
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    fn refused(given: Vec<GrantEvent>, command: GrantCommand) -> GrantError {
+        GrantTest::with(services())
+            .given(given)
+            .when(command)
+            .inspect_result()
+            .expect_err("the command is refused")
+    }
+
+    #[test]
+    fn a_person_approves_with_the_user_code_and_becomes_the_grants_user() {
+        GrantTest::with(services())
+            .given(vec![started(600)])
+            .when(decide('u', approve()))
+            .then_expect_events(vec![approved()]);
+        let mut grant = Grant::default();
+        cqrs_es::Aggregate::apply(&mut grant, started(600));
+        cqrs_es::Aggregate::apply(&mut grant, approved());
+        let state = grant.state().unwrap();
+        assert_eq!(state.user, Some(alice()));
+        assert_eq!(state.grant_type, GrantType::DeviceCode);
+        assert_eq!(
+            state.device.as_ref().unwrap().status,
+            DeviceStatus::Approved
+        );
+    }
+
+    #[test]
+    fn a_wrong_used_or_expired_user_code_decides_nothing() {
+        let invalid = |given, command, reason: &str| match refused(given, command) {
+            GrantError::InvalidGrant(message) => assert!(message.contains(reason), "{message}"),
+            other => panic!("{other:?}"),
+        };
+        invalid(vec![started(600)], decide('x', approve()), "not valid");
+        invalid(
+            vec![started(600), approved()],
+            decide('u', approve()),
+            "already used",
+        );
+        invalid(vec![started(-1)], decide('u', approve()), "expired");
+        let deny = DeviceDecision::Deny { user: alice() };
+        GrantTest::with(services())
+            .given(vec![started(600)])
+            .when(decide('u', deny))
+            .then_expect_events(vec![GrantEvent::DeviceAuthorizationDenied {
+                user: alice(),
+            }]);
+    }
+
+    #[test]
+    fn polls_are_answered_from_the_state_and_record_nothing_until_approval() {
+        assert_eq!(
+            refused(vec![started(600)], poll("tv")),
+            GrantError::AuthorizationPending
+        );
+        assert_eq!(
+            refused(
+                vec![
+                    started(600),
+                    GrantEvent::DeviceAuthorizationDenied { user: alice() }
+                ],
+                poll("tv")
+            ),
+            GrantError::AccessDenied
+        );
+        assert_eq!(
+            refused(vec![started(-1)], poll("tv")),
+            GrantError::ExpiredToken
+        );
+        assert_eq!(
+            GrantError::AuthorizationPending.code(),
+            "authorization_pending"
+        );
+        assert_eq!(GrantError::ExpiredToken.code(), "expired_token");
+        assert_eq!(GrantError::AccessDenied.code(), "access_denied");
+    }
+
+    #[test]
+    fn an_approved_device_code_is_redeemed_once_by_its_own_client() {
+        let issued = tokens('a', Some('r')).issued(
+            GrantType::DeviceCode,
+            "tv".into(),
+            Some(alice()),
+            scopes("openid profile"),
+            Some(now() - Duration::minutes(1)),
+        );
+        GrantTest::with(services())
+            .given(vec![started(600), approved()])
+            .when(poll("tv"))
+            .then_expect_events(vec![
+                GrantEvent::DeviceCodeRedeemed {
+                    device_code_hash: hash('d'),
+                },
+                issued.clone(),
+            ]);
+        assert!(matches!(
+            refused(vec![started(600), approved()], poll("other")),
+            GrantError::InvalidGrant(m) if m.contains("another client")
+        ));
+        let redeemed = vec![
+            started(600),
+            approved(),
+            GrantEvent::DeviceCodeRedeemed {
+                device_code_hash: hash('d'),
+            },
+            issued,
+        ];
+        assert!(matches!(
+            refused(redeemed, poll("tv")),
+            GrantError::InvalidGrant(m) if m.contains("already used")
+        ));
+        let revoked = vec![
+            started(600),
+            approved(),
+            GrantEvent::GrantRevoked {
+                reason: RevocationReason::Admin,
+            },
+        ];
+        assert!(matches!(
+            refused(revoked, poll("tv")),
+            GrantError::InvalidGrant(m) if m.contains("revoked")
+        ));
+    }
+}

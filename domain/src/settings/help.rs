@@ -10,6 +10,8 @@ pub const GROUPS: [(&str, &[(&str, &str)]); 7] = [
             ("access_token_ttl", "Seconds an access token lives (1 to 86400)."),
             ("refresh_token_ttl", "Seconds a refresh token lives (300 to a year)."),
             ("code_ttl", "Seconds an authorization code may wait to be exchanged (at most 600, RFC 6749)."),
+            ("device_code_ttl", "Seconds a person has to approve a device with its user code (60 to 3600, RFC 8628)."),
+            ("device_poll_interval", "Seconds a device is told to wait between polls (1 to 60); polling faster gets slow_down."),
             ("allow_implicit", "true lets clients registered for it use the implicit grant (not recommended, RFC 9700)."),
         ],
     ),

@@ -40,6 +40,10 @@ pub enum Setting {
     AccessTokenTtl(u32),
     RefreshTokenTtl(u32),
     CodeTtl(u32),
+    /// Seconds a person has to approve a device (RFC 8628 §3.2 `expires_in`).
+    DeviceCodeTtl(u32),
+    /// Seconds a device waits between polls (RFC 8628 §3.2 `interval`).
+    DevicePollInterval(u32),
     AllowImplicit(bool),
     /// Serve `/.well-known/openid-configuration` (404 when off).
     ShowOpenidConfiguration(bool),
@@ -107,6 +111,10 @@ pub struct SettingsValues {
     pub refresh_token_ttl: u32,
     /// Seconds an authorization code stays redeemable.
     pub code_ttl: u32,
+    /// Seconds a device code waits for a person's decision.
+    pub device_code_ttl: u32,
+    /// Seconds between a device's polls.
+    pub device_poll_interval: u32,
     /// Whether `response_type=token` may be used by clients registered for it.
     pub allow_implicit: bool,
     pub show_openid_configuration: bool,
@@ -144,6 +152,9 @@ impl Default for SettingsValues {
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
             code_ttl: 60,
+            // Ten minutes and five seconds, as RFC 8628's examples, Keycloak and Hydra.
+            device_code_ttl: 600,
+            device_poll_interval: 5,
             allow_implicit: false,
             show_openid_configuration: true,
             show_auth_server_metadata: true,
@@ -198,6 +209,8 @@ impl SettingsValues {
             Setting::AccessTokenTtl(v.access_token_ttl),
             Setting::RefreshTokenTtl(v.refresh_token_ttl),
             Setting::CodeTtl(v.code_ttl),
+            Setting::DeviceCodeTtl(v.device_code_ttl),
+            Setting::DevicePollInterval(v.device_poll_interval),
             Setting::AllowImplicit(v.allow_implicit),
             Setting::ShowOpenidConfiguration(v.show_openid_configuration),
             Setting::ShowAuthServerMetadata(v.show_auth_server_metadata),
@@ -237,6 +250,8 @@ impl SettingsValues {
             Setting::AccessTokenTtl(v) => next.access_token_ttl = v,
             Setting::RefreshTokenTtl(v) => next.refresh_token_ttl = v,
             Setting::CodeTtl(v) => next.code_ttl = v,
+            Setting::DeviceCodeTtl(v) => next.device_code_ttl = v,
+            Setting::DevicePollInterval(v) => next.device_poll_interval = v,
             Setting::AllowImplicit(v) => next.allow_implicit = v,
             Setting::ShowOpenidConfiguration(v) => next.show_openid_configuration = v,
             Setting::ShowAuthServerMetadata(v) => next.show_auth_server_metadata = v,

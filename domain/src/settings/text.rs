@@ -92,6 +92,10 @@ impl Setting {
             }
             // RFC 6749 §4.1.2: a code lives at most ten minutes.
             "code_ttl" => Setting::CodeTtl(seconds("code_ttl", 1, 600)?),
+            "device_code_ttl" => Setting::DeviceCodeTtl(seconds("device_code_ttl", 60, 3600)?),
+            "device_poll_interval" => {
+                Setting::DevicePollInterval(seconds("device_poll_interval", 1, 60)?)
+            }
             "allow_implicit" => Setting::AllowImplicit(boolean("allow_implicit")?),
             "show_openid_configuration" => {
                 Setting::ShowOpenidConfiguration(boolean("show_openid_configuration")?)
@@ -270,6 +274,8 @@ impl fmt::Display for Setting {
             Setting::AccessTokenTtl(v)
             | Setting::RefreshTokenTtl(v)
             | Setting::CodeTtl(v)
+            | Setting::DeviceCodeTtl(v)
+            | Setting::DevicePollInterval(v)
             | Setting::RegistrationRateLimit(v)
             | Setting::KeyActivationDelay(v)
             | Setting::KeyRotationPeriod(v)

@@ -161,3 +161,4 @@ impl Fed for authledger_domain::connected_app::connection::AppConnection {}
 impl Fed for authledger_domain::social_login::SocialLogin {}
 impl Fed for authledger_domain::social_login::ExternalIdentity {}
 impl Fed for SigningKeys {}
+impl Fed for authledger_domain::device::UserCodeAssignment {}

@@ -299,6 +299,10 @@ impl LiveState {
                 grant.revoked_at.get_or_insert(at);
             }
             GrantEvent::CodeIssued { .. }
+            | GrantEvent::DeviceAuthorizationStarted { .. }
+            | GrantEvent::DeviceAuthorizationApproved { .. }
+            | GrantEvent::DeviceAuthorizationDenied { .. }
+            | GrantEvent::DeviceCodeRedeemed { .. }
             | GrantEvent::CodeRedeemed { .. }
             | GrantEvent::CodeReplayDetected { .. }
             | GrantEvent::RefreshReplayDetected { .. } => {}

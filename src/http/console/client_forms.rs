@@ -49,6 +49,7 @@ impl Typed {
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                "device_code",
                 "implicit",
             ]
             .into_iter()

@@ -3,6 +3,7 @@
 
 mod authorize_errors;
 mod code_flow;
+mod device;
 pub(crate) mod flow;
 mod frappe;
 mod grants;
