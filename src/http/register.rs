@@ -207,7 +207,7 @@ pub async fn register(
     if !super::edge::is_json(&headers) {
         return not_json();
     }
-    let metadata = match parse_request(&body).and_then(to_metadata) {
+    let metadata = match parse_request(&body).and_then(|r| to_metadata(r, &settings)) {
         Ok(metadata) => metadata,
         Err(error) => return error.into_response(),
     };
@@ -376,7 +376,11 @@ pub async fn replace_registration(
         )
         .into_response();
     }
-    let metadata = match to_metadata(request) {
+    let settings = match app.authority.store.settings_values().await {
+        Ok(settings) => settings,
+        Err(error) => return internal(error),
+    };
+    let metadata = match to_metadata(request, &settings) {
         Ok(metadata) => metadata,
         Err(error) => return error.into_response(),
     };

@@ -10,13 +10,14 @@ use std::collections::BTreeSet;
 
 use authledger_domain::client::{ClientError, ClientMetadata, IdTokenAlg};
 use authledger_domain::oauth::{GrantType, ResponseType, WebUrl};
+use authledger_domain::settings::SettingsValues;
 
 use crate::admin::clients::{ClientInput, InvalidClientInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-/// Scopes a registrant may register; `admin` and any other scope stay with operators.
-pub const DYNAMIC_SCOPES: [&str; 4] = ["openid", "profile", "email", "roles"];
+/// The scope of a registration that names none. Which scopes a registrant may register at
+/// all is the `registration_scopes` setting; `admin` stays with operators unless it says so.
 const DEFAULT_SCOPE: &str = "openid profile email";
 
 /// RFC 7591 §2 client metadata, as sent. Unknown members are ignored (RFC 7591 §2).
@@ -79,7 +80,10 @@ fn input_error(invalid: InvalidClientInput) -> RegistrationError {
 /// Turns a registration request into client metadata, or names the field that is wrong. The
 /// fields are read as an operator's are ([`ClientInput::parse`]), with RFC 7591's defaults;
 /// then come the rules for registrants.
-pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, RegistrationError> {
+pub fn to_metadata(
+    request: RegistrationRequest,
+    settings: &SettingsValues,
+) -> Result<ClientMetadata, RegistrationError> {
     let input = ClientInput {
         name: request
             .client_name
@@ -112,6 +116,21 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
             "the implicit grant is not available to dynamically registered clients",
         ));
     }
+    let allowed_grants = &settings.registration_grant_types;
+    if let Some(grant) = metadata
+        .grant_types
+        .iter()
+        .find(|g| !allowed_grants.contains(g))
+    {
+        let allowed: Vec<&str> = allowed_grants.iter().map(|g| g.as_str()).collect();
+        return Err(metadata_error(
+            "grant_types",
+            format!(
+                "`{grant}` cannot be registered dynamically (allowed: {})",
+                allowed.join(" ")
+            ),
+        ));
+    }
     if let Some(requested) = &request.response_types {
         let requested: BTreeSet<ResponseType> = requested
             .iter()
@@ -134,13 +153,11 @@ pub fn to_metadata(request: RegistrationRequest) -> Result<ClientMetadata, Regis
             ));
         }
     }
-    if let Some(scope) = metadata.scopes.iter().find(|s| !DYNAMIC_SCOPES.contains(s)) {
+    let allowed_scopes = &settings.registration_scopes;
+    if let Some(scope) = metadata.scopes.iter().find(|s| !allowed_scopes.contains(s)) {
         return Err(metadata_error(
             "scope",
-            format!(
-                "`{scope}` cannot be registered dynamically (allowed: {})",
-                DYNAMIC_SCOPES.join(" ")
-            ),
+            format!("`{scope}` cannot be registered dynamically (allowed: {allowed_scopes})"),
         ));
     }
     metadata.check().map_err(refusal)?;
@@ -243,9 +260,10 @@ mod tests {
 
     #[test]
     fn a_minimal_registration_gets_rfc7591_defaults() {
-        let metadata = to_metadata(request(
-            json!({ "redirect_uris": ["https://app.example/cb"] }),
-        ))
+        let metadata = to_metadata(
+            request(json!({ "redirect_uris": ["https://app.example/cb"] })),
+            &SettingsValues::default(),
+        )
         .unwrap();
         assert_eq!(
             metadata.token_endpoint_auth_method,
@@ -260,9 +278,12 @@ mod tests {
 
     #[test]
     fn several_redirect_uris_are_kept_apart() {
-        let metadata = to_metadata(request(json!({
-            "redirect_uris": ["https://a.example/cb", "http://127.0.0.1:33418/cb", "com.example.app:/cb"]
-        })))
+        let metadata = to_metadata(
+            request(json!({
+                "redirect_uris": ["https://a.example/cb", "http://127.0.0.1:33418/cb", "com.example.app:/cb"]
+            })),
+            &SettingsValues::default(),
+        )
         .unwrap();
         assert_eq!(metadata.redirect_uris.len(), 3);
     }
@@ -280,7 +301,7 @@ mod tests {
                 "loopback",
             ),
         ] {
-            match to_metadata(request(body)) {
+            match to_metadata(request(body), &SettingsValues::default()) {
                 Err(RegistrationError::InvalidRedirectUri(d)) => assert!(d.contains(error), "{d}"),
                 other => panic!("{other:?}"),
             }
@@ -303,7 +324,7 @@ mod tests {
                 "redirect_uris",
             ),
         ] {
-            match to_metadata(request(body)) {
+            match to_metadata(request(body), &SettingsValues::default()) {
                 Err(
                     RegistrationError::InvalidClientMetadata(d)
                     | RegistrationError::InvalidRedirectUri(d),

@@ -250,6 +250,67 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    /// An MCP client registers itself as public, asks for `offline_access`, and gets a refresh
+    /// token; a headless agent registers for the device grant. The operator narrows both.
+    async fn an_agent_registers_itself_for_refresh_and_the_device_grant(kind: Kind) {
+        let flow = Flow::new(kind).await;
+        flow.user("alice", &[]).await;
+        flow.set("enable_dynamic_registration", "true").await;
+        let (status, _, agent) = register(&flow, json!({
+            "client_name": "MCP agent",
+            "redirect_uris": ["http://127.0.0.1:33418/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid profile offline_access",
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        let agent_id = agent["client_id"].as_str().unwrap().to_owned();
+        let (verifier, challenge) = pkce();
+        let params = [
+            ("response_type", "code"), ("client_id", agent_id.as_str()),
+            ("redirect_uri", "http://127.0.0.1:33418/callback"), ("scope", "openid offline_access"),
+            ("state", "s"), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256"),
+        ];
+        flow.sign_in("alice").await;
+        let page = flow.authorize(&params).await;
+        let back = redirected(&flow.decide(page, "allow").await);
+        let (status, _, tokens) = flow.token(Auth::PublicId(&agent_id), &[
+            ("grant_type", "authorization_code"), ("code", back.get("code").unwrap()),
+            ("redirect_uri", "http://127.0.0.1:33418/callback"), ("code_verifier", &verifier),
+        ]).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        assert!(tokens["refresh_token"].is_string(), "{tokens}");
+        assert_eq!(tokens["scope"], "offline_access openid");
+
+        let (status, _, device) = register(&flow, json!({
+            "client_name": "Headless agent",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "token_endpoint_auth_method": "none",
+            "scope": "profile",
+        })).await;
+        assert_eq!(status, StatusCode::CREATED, "{device}");
+        assert_eq!(device["grant_types"], json!(["urn:ietf:params:oauth:grant-type:device_code"]));
+
+        // The operator closes both doors; what is already registered stays.
+        flow.set("registration_grant_types", "authorization_code").await;
+        flow.set("registration_scopes", "openid profile").await;
+        for (body, field) in [
+            (json!({ "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "token_endpoint_auth_method": "none" }), "grant_types"),
+            (json!({ "redirect_uris": ["https://a.example/cb"], "scope": "openid offline_access" }), "scope"),
+        ] {
+            let (status, _, refused) = register(&flow, body.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {refused}");
+            assert_eq!(refused["error"], "invalid_client_metadata");
+            let description = refused["error_description"].as_str().unwrap();
+            assert!(description.starts_with(field) && description.contains("cannot be registered dynamically"), "{refused}");
+        }
+        let refused = cli(&flow.app.db, &["settings", "set", "registration_grant_types", "implicit"]);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("never open to registrants"));
+    }
+}
+
+on_both_stores! {
     async fn registration_can_require_an_initial_access_token_and_is_rate_limited_per_ip(kind: Kind) {
         let flow = Flow::new(kind).await;
         flow.set("enable_dynamic_registration", "true").await;

@@ -34,6 +34,8 @@ pub const GROUPS: [(&str, &[(&str, &str)]); 7] = [
             ("enable_dynamic_registration", "true accepts RFC 7591 registrations at /oauth/register."),
             ("registration_initial_access_token", "A token registrants must present (at least 32 characters), or none. Only its hash is kept."),
             ("registration_rate_limit", "Registrations accepted per address per minute."),
+            ("registration_scopes", "Scopes a registrant may register, space-separated (default: openid profile email roles offline_access)."),
+            ("registration_grant_types", "Grant types a registrant may register (default: authorization_code refresh_token client_credentials device_code; never implicit)."),
             ("allowed_public_client_origins", "Browser origins allowed to call the token endpoints (CORS), space-separated, or *."),
         ],
     ),

@@ -10,7 +10,9 @@ pub use help::GROUPS;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::WebUrl;
+use std::collections::BTreeSet;
+
+use crate::oauth::{GrantType, Scopes, WebUrl};
 use crate::secret::SecretHash;
 use crate::services::Services;
 use crate::user::TwoFactorPolicy;
@@ -65,6 +67,10 @@ pub enum Setting {
     RegistrationInitialAccessToken(Option<SecretHash>),
     /// Registrations accepted per client IP address per minute.
     RegistrationRateLimit(u32),
+    /// The scopes a dynamically registered client may register.
+    RegistrationScopes(Scopes),
+    /// The grant types a dynamically registered client may register (never `implicit`).
+    RegistrationGrantTypes(BTreeSet<GrantType>),
     /// Browser origins allowed to call the token, revocation, introspection, userinfo and
     /// registration endpoints (CORS); `*` allows every origin.
     AllowedPublicClientOrigins(Vec<String>),
@@ -128,6 +134,8 @@ pub struct SettingsValues {
     pub enable_dynamic_registration: bool,
     pub registration_initial_access_token: Option<SecretHash>,
     pub registration_rate_limit: u32,
+    pub registration_scopes: Scopes,
+    pub registration_grant_types: BTreeSet<GrantType>,
     pub allowed_public_client_origins: Vec<String>,
     pub key_activation_delay: u32,
     pub key_rotation_period: u32,
@@ -169,6 +177,17 @@ impl Default for SettingsValues {
             enable_dynamic_registration: false,
             registration_initial_access_token: None,
             registration_rate_limit: 10,
+            // What an agent (an MCP client) that registers itself needs: a person's sign-in
+            // with refresh, the device grant, or acting for itself; never consent-skipping
+            // or the implicit grant.
+            registration_scopes: Scopes::parse("openid profile email roles offline_access")
+                .expect("the default registration scopes parse"),
+            registration_grant_types: BTreeSet::from([
+                GrantType::AuthorizationCode,
+                GrantType::RefreshToken,
+                GrantType::ClientCredentials,
+                GrantType::DeviceCode,
+            ]),
             allowed_public_client_origins: vec![],
             key_activation_delay: 3600,
             key_rotation_period: 0,
@@ -225,6 +244,8 @@ impl SettingsValues {
             Setting::EnableDynamicRegistration(v.enable_dynamic_registration),
             Setting::RegistrationInitialAccessToken(v.registration_initial_access_token),
             Setting::RegistrationRateLimit(v.registration_rate_limit),
+            Setting::RegistrationScopes(v.registration_scopes),
+            Setting::RegistrationGrantTypes(v.registration_grant_types),
             Setting::AllowedPublicClientOrigins(v.allowed_public_client_origins),
             Setting::KeyActivationDelay(v.key_activation_delay),
             Setting::KeyRotationPeriod(v.key_rotation_period),
@@ -268,6 +289,8 @@ impl SettingsValues {
                 next.registration_initial_access_token = v
             }
             Setting::RegistrationRateLimit(v) => next.registration_rate_limit = v,
+            Setting::RegistrationScopes(v) => next.registration_scopes = v,
+            Setting::RegistrationGrantTypes(v) => next.registration_grant_types = v,
             Setting::AllowedPublicClientOrigins(v) => next.allowed_public_client_origins = v,
             Setting::KeyActivationDelay(v) => next.key_activation_delay = v,
             Setting::KeyRotationPeriod(v) => next.key_rotation_period = v,

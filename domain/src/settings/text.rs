@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{ConsentMode, Setting, SettingsError};
-use crate::oauth::WebUrl;
+use crate::oauth::{GrantType, Scopes, WebUrl};
 use crate::secret::SecretHash;
 use crate::user::{Role, TwoFactorPolicy};
 
@@ -210,6 +210,42 @@ impl Setting {
                         )
                     })?,
             ),
+            "registration_scopes" => Setting::RegistrationScopes(
+                Scopes::parse(value)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            "registration_scopes",
+                            "space-separated scopes, at least one",
+                        )
+                    })?,
+            ),
+            "registration_grant_types" => {
+                let mut grants = std::collections::BTreeSet::new();
+                for word in value.split([' ', ',']).filter(|w| !w.is_empty()) {
+                    let grant = match word {
+                        "device_code" => GrantType::DeviceCode,
+                        other => other
+                            .parse::<GrantType>()
+                            .map_err(|e| invalid("registration_grant_types", &e.to_string()))?,
+                    };
+                    if grant == GrantType::Implicit {
+                        return Err(invalid(
+                            "registration_grant_types",
+                            "the implicit grant is never open to registrants (RFC 9700 §2.1.2)",
+                        ));
+                    }
+                    grants.insert(grant);
+                }
+                if grants.is_empty() {
+                    return Err(invalid(
+                        "registration_grant_types",
+                        "at least one grant type",
+                    ));
+                }
+                Setting::RegistrationGrantTypes(grants)
+            }
             "allowed_public_client_origins" => {
                 let origins: Vec<String> = value
                     .split([' ', ','])
@@ -311,6 +347,10 @@ impl fmt::Display for Setting {
                 "none".to_owned()
             }
             Setting::ConsoleAdminRoles(v) | Setting::ConsoleAuditorRoles(v) => v.join(","),
+            Setting::RegistrationScopes(v) => v.to_string(),
+            Setting::RegistrationGrantTypes(v) => {
+                v.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")
+            }
             Setting::AllowedPublicClientOrigins(v) if v.is_empty() => "none".to_owned(),
             Setting::AllowedPublicClientOrigins(v) => v.join(" "),
         };
