@@ -36,12 +36,13 @@ pub fn parse_aggregate(raw: &str) -> Result<(&'static str, String), AppError> {
         "social-login" | "sociallogin" => Ok(("SocialLogin", id.to_owned())),
         "identity" | "externalidentity" => Ok(("ExternalIdentity", id.to_owned())),
         "settings" => Ok(("Settings", "settings".to_owned())),
+        "resource" => Ok(("Resource", id.to_owned())),
         "keys" | "signingkeys" => Ok((
             "SigningKeys",
             authledger_domain::signing_keys::SIGNING_KEYS_ID.to_owned(),
         )),
         other => Err(AppError::invalid(format!(
-            "unknown type `{other}` (known: client, user, grant, consent, settings, keys, connected-app, connection, social-login, identity)"
+            "unknown type `{other}` (known: client, user, grant, consent, settings, keys, connected-app, connection, social-login, identity, resource)"
         ))),
     }
 }
@@ -91,6 +92,7 @@ pub fn state_after(kind: &str, events: &[&StoredEvent]) -> Result<Value, AppErro
         }
         "SigningKeys" => replay::<authledger_domain::signing_keys::SigningKeys>(events),
         "UserCode" => replay::<authledger_domain::device::UserCodeAssignment>(events),
+        "Resource" => replay::<authledger_domain::resource::Resource>(events),
         _ => replay::<Settings>(events),
     }
 }

@@ -51,6 +51,7 @@ pub(crate) async fn preload(db: &Db, count: u64) {
             access_expires_at: a_year_ago,
             refresh_token_hash: None,
             refresh_expires_at: None,
+            audience: vec![],
         };
         // Stored as cqrs-es stores it: externally tagged.
         serde_json::to_string(&event).unwrap()
@@ -141,6 +142,7 @@ impl Bench {
                             amr: vec!["pwd".into()],
                             code_hash: code.hash().clone(),
                             expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
+                            resources: vec![],
                         };
                         authority
                             .store

@@ -22,6 +22,8 @@
 //!   keys (public halves only).
 //! - [`social_login`]: signing in through another provider: the `SocialLogin` aggregate
 //!   (the provider) and `ExternalIdentity` (one person there, linked to one user here).
+//! - [`resource`]: the `Resource` aggregate: a protected API tokens are restricted to
+//!   (RFC 8707), and the format of its access tokens (opaque or RFC 9068 JWT).
 //! - [`pkce`]: code challenges and verifiers (RFC 7636).
 //! - [`oauth`]: parsed protocol values (redirect URIs, scopes, grant and response types):
 //!   once parsed, nothing re-checks them.
@@ -40,6 +42,7 @@ pub mod instant;
 pub mod metadata;
 pub mod oauth;
 pub mod pkce;
+pub mod resource;
 pub mod secret;
 pub mod services;
 pub mod settings;
@@ -67,6 +70,7 @@ pub fn event_types() -> Vec<&'static str> {
         social_login::SocialLoginEvent::VARIANTS,
         social_login::IdentityEvent::VARIANTS,
         device::UserCodeEvent::VARIANTS,
+        resource::ResourceEvent::VARIANTS,
     ]
     .concat();
     all.sort_unstable();

@@ -470,6 +470,27 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
             };
             subjects(None, None, summary)
         }
+        "Resource" => {
+            use authledger_domain::resource::ResourceEvent;
+            let summary = match event.decode::<ResourceEvent>()? {
+                ResourceEvent::ResourceRegistered { settings, .. } => format!(
+                    "resource \"{}\" registered, {} access tokens, scope {}",
+                    settings.name,
+                    settings.token_format.as_str(),
+                    quoted(&settings.scopes)
+                ),
+                ResourceEvent::ResourceUpdated { settings } => format!(
+                    "resource \"{}\" changed: {} access tokens, scope {}",
+                    settings.name,
+                    settings.token_format.as_str(),
+                    quoted(&settings.scopes)
+                ),
+                ResourceEvent::ResourceDeleted {} => "resource deleted".into(),
+            };
+            subjects(None, None, summary)
+        }
+        // The user code's hash says nothing to a reader; its grant's events tell the story.
+        "UserCode" => subjects(None, None, "device user code given out".into()),
         other => subjects(None, None, format!("{other} event")),
     })
 }

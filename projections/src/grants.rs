@@ -81,6 +81,8 @@ struct TokenOwner<'a> {
     username: Option<&'a str>,
     scopes: &'a str,
     issued_at: &'a str,
+    /// Space-separated resource identifiers, if the access token is restricted.
+    audience: Option<&'a str>,
 }
 
 impl TokenOwner<'_> {
@@ -91,8 +93,10 @@ impl TokenOwner<'_> {
         tokens: &[(&str, &SecretHash, DateTime<Utc>)],
     ) -> Result<(), ProjectionError> {
         let head = "INSERT INTO token_view (token_hash, kind, grant_id, client_id, username, \
-                    scopes, issued_at, expires_at, status)";
+                    scopes, issued_at, expires_at, status, audience)";
         for (kind, hash, expires_at) in tokens {
+            // The audience restricts access tokens; a refresh token is for this server.
+            let audience = (*kind == "access").then_some(self.audience).flatten();
             let row = vec![
                 hash.as_hex().into(),
                 (*kind).into(),
@@ -103,11 +107,23 @@ impl TokenOwner<'_> {
                 self.issued_at.into(),
                 view_time(*expires_at).into(),
                 "active".into(),
+                audience.into(),
             ];
             tx.insert("token_view", head, "", row).await?;
         }
         Ok(())
     }
+}
+
+/// An audience as the view keeps it: space-separated (identifiers hold no spaces), or NULL.
+pub fn audience_text(audience: &[authledger_domain::resource::ResourceId]) -> Option<String> {
+    (!audience.is_empty()).then(|| {
+        audience
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Ends the live tokens matching `condition` (`$3` is its argument); returns how many.
@@ -208,8 +224,10 @@ impl Projection for GrantsView {
                 access_expires_at,
                 refresh_token_hash,
                 refresh_expires_at,
+                audience,
                 ..
             } => {
+                let audience = audience_text(&audience);
                 let username = user.as_ref().map(|u| u.as_str());
                 let scopes = scopes.to_string();
                 tx.remember_grant(grant_id, &client_id, username);
@@ -243,6 +261,7 @@ impl Projection for GrantsView {
                     username,
                     scopes: &scopes,
                     issued_at: &at,
+                    audience: audience.as_deref(),
                 };
                 owner.insert(tx, &issued).await?;
                 add_event_usage(tx, when, &client_id, username, "tokens_issued", 1);
@@ -254,7 +273,9 @@ impl Projection for GrantsView {
                 access_expires_at,
                 refresh_token_hash,
                 refresh_expires_at,
+                audience,
             } => {
+                let audience = audience_text(&audience);
                 let (client_id, username) = grant_subject(tx, grant_id).await?;
                 let username = username.as_deref();
                 let scopes = scopes.to_string();
@@ -272,6 +293,7 @@ impl Projection for GrantsView {
                     username,
                     scopes: &scopes,
                     issued_at: &at,
+                    audience: audience.as_deref(),
                 };
                 owner
                     .insert(
@@ -381,6 +403,9 @@ pub struct TokenRecord {
     pub expires_at: String,
     pub status: String,
     pub ended_at: Option<String>,
+    /// The resources an access token is for (RFC 8707), space-separated; `None` when
+    /// unrestricted.
+    pub audience: Option<String>,
     pub grant_status: String,
     pub client_status: Option<String>,
     pub user_status: Option<String>,
@@ -402,7 +427,7 @@ impl TokenRecord {
 }
 
 const TOKEN_COLUMNS: &str = "t.token_hash, t.kind, t.grant_id, t.client_id, t.username, t.scopes, \
-     t.issued_at, t.expires_at, t.status, t.ended_at, g.status AS grant_status, \
+     t.issued_at, t.expires_at, t.status, t.ended_at, t.audience, g.status AS grant_status, \
      c.status AS client_status, u.status AS user_status \
      FROM token_view t JOIN grant_view g ON g.grant_id = t.grant_id \
      LEFT JOIN client_view c ON c.client_id = t.client_id \

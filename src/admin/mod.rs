@@ -1,9 +1,10 @@
-//! Operations an operator performs on clients, users, consents and grants. The CLI and the
+//! Operations an operator performs on clients, users, consents, grants and resources. The CLI and the
 //! admin API call the same functions: input arrives as plain strings, is parsed here (errors
 //! name the field), and becomes one command whose events carry the caller's metadata.
 
 pub mod clients;
 pub mod grants;
+pub mod resources;
 pub mod settings;
 pub mod transfer;
 pub mod usage;

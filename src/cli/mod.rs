@@ -30,6 +30,7 @@ mod ledger;
 mod logging;
 mod output;
 mod projections;
+mod resource;
 mod settings;
 mod social_login;
 mod token;
@@ -139,6 +140,9 @@ enum Command {
     /// Providers people may sign in through (social login).
     #[command(subcommand)]
     SocialLogin(social_login::SocialLoginCommand),
+    /// Protected resources (APIs) tokens can be restricted to (RFC 8707).
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
     /// Query the audit trail (one row per event), or export it as JSON lines.
     Audit(AuditArgs),
     /// Tokens issued and refreshed, introspections, userinfo calls and failed client
@@ -454,6 +458,9 @@ async fn run_command(cli: Cli, sources: config_file::Sources) -> Result<(), AppE
         Command::SocialLogin(command) => {
             social_login::social_login(&open(&database_url, &archive_dir).await?, command, &master)
                 .await
+        }
+        Command::Resource(command) => {
+            resource::resource(&open(&database_url, &archive_dir).await?, command).await
         }
         Command::Audit(args) => audit::audit(&open(&database_url, &archive_dir).await?, args).await,
         Command::Usage(args) => usage::usage(&open(&database_url, &archive_dir).await?, args).await,

@@ -38,6 +38,8 @@ struct ConsentPage<'a> {
     return_host: String,
     username: &'a str,
     scopes: Vec<(&'a str, String)>,
+    /// The APIs the access is limited to (RFC 8707): (name, identifier).
+    resources: Vec<(&'a str, &'a str)>,
     fields: Vec<(&'a str, &'a str)>,
 }
 
@@ -298,6 +300,12 @@ fn consent_page(
             .scopes
             .iter()
             .map(|s| (s, describe_scope(s)))
+            .collect(),
+        resources: request
+            .resources
+            .resources()
+            .iter()
+            .map(|r| (r.settings.name.as_str(), r.identifier.as_str()))
             .collect(),
         fields,
     };

@@ -40,7 +40,8 @@ pub async fn device_authorization(
             .transpose()
             .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))?;
         let metadata = context.metadata(Actor::Client(client.client_id.clone()));
-        device::start(&app.authority, &client, scope, &metadata).await
+        let resources = params.get_all("resource");
+        device::start(&app.authority, &client, scope, &resources, &metadata).await
     }
     .await;
     match result {

@@ -172,6 +172,13 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
             .map_err(|e| TokenError::new(TokenErrorCode::InvalidScope, e.to_string()))
     };
     let grant_type = required("grant_type")?;
+    let resources = || {
+        params
+            .get_all("resource")
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     match grant_type.parse::<GrantType>() {
         Ok(GrantType::AuthorizationCode) => Ok(TokenRequest::AuthorizationCode {
             code: required("code")?.into(),
@@ -184,14 +191,20 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
                 })
                 .transpose()
                 .map_err(|e| TokenError::invalid_request(e.to_string()))?,
+            resources: resources(),
         }),
         Ok(GrantType::RefreshToken) => Ok(TokenRequest::RefreshToken {
             refresh_token: required("refresh_token")?.into(),
             scope: scope()?,
+            resources: resources(),
         }),
-        Ok(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials { scope: scope()? }),
+        Ok(GrantType::ClientCredentials) => Ok(TokenRequest::ClientCredentials {
+            scope: scope()?,
+            resources: resources(),
+        }),
         Ok(GrantType::DeviceCode) => Ok(TokenRequest::DeviceCode {
             device_code: required("device_code")?.into(),
+            resources: resources(),
         }),
         Ok(GrantType::Implicit) | Err(_) => Err(TokenError::new(
             TokenErrorCode::UnsupportedGrantType,

@@ -151,7 +151,8 @@ pub async fn authorization_server(State(app): State<AppState>) -> Response {
 }
 
 /// RFC 9728 §3: for `/.well-known/oauth-protected-resource/{path}` the resource is the issuer
-/// with that path.
+/// with that path. A resource registered under that identifier (`authledger resource create`)
+/// gives its own name and scopes; the settings describe any other.
 async fn protected_resource(
     app: &AppState,
     settings: &SettingsValues,
@@ -175,8 +176,18 @@ async fn protected_resource(
         "bearer_methods_supported": ["header", "body"],
         "scopes_supported": SCOPES_SUPPORTED,
     });
+    let registered = match crate::admin::resources::find(&app.authority.store, &resource).await {
+        Ok(found) => found,
+        Err(_) => return unavailable(),
+    };
+    let mut resource_name = settings.resource_name.clone();
+    if let Some(registered) = registered {
+        let scopes: Vec<&str> = registered.settings.scopes.iter().collect();
+        document["scopes_supported"] = json!(scopes);
+        resource_name = Some(registered.settings.name.clone());
+    }
     for (name, value) in [
-        ("resource_name", settings.resource_name.clone()),
+        ("resource_name", resource_name),
         (
             "resource_documentation",
             settings

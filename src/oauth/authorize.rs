@@ -38,6 +38,8 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// The authentication context classes asked for, most wanted first (OIDC Core §3.1.2.1).
     pub acr_values: Vec<String>,
+    /// The resources the tokens are for (RFC 8707); empty when the request named none.
+    pub resources: super::resources::Target,
 }
 
 impl AuthorizationRequest {
@@ -273,8 +275,29 @@ pub async fn validate(
             })
         })
         .transpose()?;
+    // RFC 8707 §2: each resource registered and open to the client; the implicit grant's
+    // tokens are never restricted, so it may name none.
+    let resources = super::resources::Target::resolve(
+        authority,
+        &client.client_id,
+        &params.get_all("resource"),
+    )
+    .await
+    .map_err(|refused| match refused {
+        super::resources::TargetRefused::Invalid(why) => {
+            fail(AuthorizeErrorCode::InvalidTarget, &why)
+        }
+        super::resources::TargetRefused::Failed(error) => AuthorizeError::Failure(error),
+    })?;
+    if response_type == ResponseType::Token && !resources.is_empty() {
+        return Err(fail(
+            AuthorizeErrorCode::InvalidTarget,
+            "resources can be named with the code grant only",
+        ));
+    }
 
     Ok(AuthorizationRequest {
+        resources,
         acr_values: params
             .get("acr_values")
             .map(|v| {

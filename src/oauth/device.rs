@@ -23,6 +23,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::error::{TokenError, TokenErrorCode};
+use super::resources::{Target, TargetRefused};
 use super::tokens::{self, GrantId};
 use super::Authority;
 use crate::error::AppError;
@@ -80,6 +81,7 @@ pub async fn start(
     authority: &Authority,
     client: &RegisteredClient,
     requested: Option<Scopes>,
+    resources: &[&str],
     metadata: &EventMetadata,
 ) -> Result<DeviceAuthorizationResponse, TokenError> {
     if !client.metadata.grant_types.contains(&GrantType::DeviceCode) {
@@ -101,6 +103,12 @@ pub async fn start(
         Some(scopes) if !scopes.is_empty() => scopes,
         _ => client.metadata.scopes.clone(),
     };
+    let target = Target::resolve(authority, &client.client_id, resources)
+        .await
+        .map_err(|refused| match refused {
+            TargetRefused::Invalid(why) => TokenError::new(TokenErrorCode::InvalidTarget, why),
+            TargetRefused::Failed(error) => TokenError::from(error),
+        })?;
     let settings = authority.store.settings_values().await?;
     let lifetime = i64::from(settings.device_code_ttl);
     let interval = settings.device_poll_interval;
@@ -115,6 +123,7 @@ pub async fn start(
         user_code_hash: user_code_hash(&user_code),
         expires_at,
         interval,
+        resources: target.ids(),
     };
     authority
         .store

@@ -13,6 +13,8 @@ pub enum TokenErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    /// RFC 8707 §2: a resource that is unknown, not open to the client, or not granted.
+    InvalidTarget,
     /// RFC 8628 §3.5: the person has not decided yet.
     AuthorizationPending,
     /// RFC 8628 §3.5: polling too often.
@@ -39,6 +41,7 @@ impl TokenErrorCode {
             TokenErrorCode::UnauthorizedClient,
             TokenErrorCode::UnsupportedGrantType,
             TokenErrorCode::InvalidScope,
+            TokenErrorCode::InvalidTarget,
             TokenErrorCode::AuthorizationPending,
             TokenErrorCode::SlowDown,
             TokenErrorCode::AccessDenied,
@@ -56,6 +59,7 @@ impl TokenErrorCode {
             TokenErrorCode::UnauthorizedClient => "unauthorized_client",
             TokenErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             TokenErrorCode::InvalidScope => "invalid_scope",
+            TokenErrorCode::InvalidTarget => "invalid_target",
             TokenErrorCode::AuthorizationPending => "authorization_pending",
             TokenErrorCode::SlowDown => "slow_down",
             TokenErrorCode::AccessDenied => "access_denied",
@@ -134,6 +138,8 @@ pub enum AuthorizeErrorCode {
     AccessDenied,
     UnsupportedResponseType,
     InvalidScope,
+    /// RFC 8707 §2: a `resource` that is unknown or not open to the client.
+    InvalidTarget,
     ServerError,
     LoginRequired,
     ConsentRequired,
@@ -147,6 +153,7 @@ impl AuthorizeErrorCode {
             AuthorizeErrorCode::AccessDenied => "access_denied",
             AuthorizeErrorCode::UnsupportedResponseType => "unsupported_response_type",
             AuthorizeErrorCode::InvalidScope => "invalid_scope",
+            AuthorizeErrorCode::InvalidTarget => "invalid_target",
             AuthorizeErrorCode::ServerError => "server_error",
             AuthorizeErrorCode::LoginRequired => "login_required",
             AuthorizeErrorCode::ConsentRequired => "consent_required",

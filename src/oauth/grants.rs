@@ -9,6 +9,7 @@ use authledger_domain::grant::{
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::{GrantType, Scopes};
 use authledger_domain::pkce::CodeVerifier;
+use authledger_domain::resource::{ResourceId, TokenFormat};
 use authledger_domain::secret::SecretHash;
 use authledger_domain::settings::SettingsValues;
 use authledger_domain::user::{RegisteredUser, Username};
@@ -16,10 +17,12 @@ use chrono::{DateTime, Duration, Utc};
 use cqrs_es::{AggregateError, EventEnvelope};
 use serde::Serialize;
 
+use super::access_token;
 use super::authorize::AuthorizationRequest;
 use super::device::DEVICE_CODE_PREFIX;
 use super::error::{TokenError, TokenErrorCode};
 use super::id_token::{self, IdTokenInput};
+use super::resources::{Target, TargetRefused};
 use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
 use super::Authority;
 use crate::error::{user_error, AppError};
@@ -60,17 +63,21 @@ pub enum TokenRequest {
         code: SecretString,
         redirect_uri: Option<String>,
         code_verifier: Option<CodeVerifier>,
+        resources: Vec<String>,
     },
     RefreshToken {
         refresh_token: SecretString,
         scope: Option<Scopes>,
+        resources: Vec<String>,
     },
     ClientCredentials {
         scope: Option<Scopes>,
+        resources: Vec<String>,
     },
     /// RFC 8628 §3.4.
     DeviceCode {
         device_code: SecretString,
+        resources: Vec<String>,
     },
 }
 
@@ -122,10 +129,45 @@ struct Minted {
     tokens: NewTokens,
 }
 
-fn mint(grant: &GrantId, refresh: bool, settings: &SettingsValues, now: DateTime<Utc>) -> Minted {
-    let access = tokens::mint(ACCESS_TOKEN_PREFIX, grant);
+/// Who and what an access token is for, as a JWT access token says it (RFC 9068 §2.2).
+struct Bearer<'a> {
+    client_id: &'a str,
+    user: Option<&'a Username>,
+    scopes: &'a Scopes,
+    auth_time: Option<DateTime<Utc>>,
+    amr: &'a [String],
+}
+
+/// Mints the tokens of one response for `target`'s resources: an opaque access token, or a
+/// JWT when its resources take one, living as long as the shortest of them allows.
+fn mint(
+    authority: &Authority,
+    grant: &GrantId,
+    refresh: bool,
+    settings: &SettingsValues,
+    now: DateTime<Utc>,
+    target: &Target,
+    bearer: Bearer<'_>,
+) -> Result<Minted, TokenError> {
+    let expires_in = i64::from(target.lifetime(settings.access_token_ttl));
+    let audience = target.ids();
+    let access = match target.format().map_err(invalid_target)? {
+        TokenFormat::Opaque => tokens::mint(ACCESS_TOKEN_PREFIX, grant),
+        TokenFormat::Jwt => {
+            let claims = access_token::Claims {
+                client_id: bearer.client_id,
+                user: bearer.user.map(Username::as_str),
+                scopes: bearer.scopes,
+                audience: &audience,
+                auth_time: bearer.auth_time,
+                amr: bearer.amr,
+                issued_at: now,
+                lifetime_seconds: expires_in,
+            };
+            MintedSecret::kept(access_token::sign(authority, grant, claims)?)
+        }
+    };
     let refresh = refresh.then(|| tokens::mint(REFRESH_TOKEN_PREFIX, grant));
-    let expires_in = i64::from(settings.access_token_ttl);
     let tokens = NewTokens {
         access_token_hash: access.hash().clone(),
         access_expires_at: now + Duration::seconds(expires_in),
@@ -133,13 +175,39 @@ fn mint(grant: &GrantId, refresh: bool, settings: &SettingsValues, now: DateTime
             hash: r.hash().clone(),
             expires_at: now + Duration::seconds(i64::from(settings.refresh_token_ttl)),
         }),
+        audience,
     };
-    Minted {
+    Ok(Minted {
         access,
         refresh,
         expires_in,
         tokens,
+    })
+}
+
+/// RFC 8707 §2: a resource that cannot be granted.
+fn invalid_target(refused: TargetRefused) -> TokenError {
+    match refused {
+        TargetRefused::Invalid(why) => TokenError::new(TokenErrorCode::InvalidTarget, why),
+        TargetRefused::Failed(error) => TokenError::from(error),
     }
+}
+
+/// The resources a token request at the token endpoint is for: those it names (which the
+/// grant must cover; the grant decides), else every resource the grant covers.
+async fn target_of(
+    authority: &Authority,
+    client: &RegisteredClient,
+    requested: &[String],
+    granted: &[ResourceId],
+) -> Result<Target, TokenError> {
+    let target = if requested.is_empty() {
+        Target::of(authority, &client.client_id, granted).await
+    } else {
+        let raw: Vec<&str> = requested.iter().map(String::as_str).collect();
+        Target::resolve(authority, &client.client_id, &raw).await
+    };
+    target.map_err(invalid_target)
 }
 
 /// The user behind a grant, who must still exist and be enabled.
@@ -205,26 +273,38 @@ pub async fn exchange(
             code,
             redirect_uri,
             code_verifier,
+            resources,
         } => {
             let presented = PresentedCode {
                 code: code.expose_secret(),
                 redirect_uri,
                 code_verifier,
+                resources,
             };
             authorization_code(authority, client, presented, metadata, &settings).await
         }
         TokenRequest::RefreshToken {
             refresh_token: presented,
             scope,
+            resources,
         } => {
-            let presented = presented.expose_secret();
+            let presented = Presented {
+                secret: presented.expose_secret(),
+                resources,
+            };
             refresh_token(authority, client, presented, scope, metadata, &settings).await
         }
-        TokenRequest::ClientCredentials { scope } => {
-            client_credentials(authority, client, scope, metadata, &settings).await
+        TokenRequest::ClientCredentials { scope, resources } => {
+            client_credentials(authority, client, scope, &resources, metadata, &settings).await
         }
-        TokenRequest::DeviceCode { device_code } => {
-            let presented = device_code.expose_secret();
+        TokenRequest::DeviceCode {
+            device_code,
+            resources,
+        } => {
+            let presented = Presented {
+                secret: device_code.expose_secret(),
+                resources,
+            };
             device_code_grant(authority, client, presented, metadata, &settings).await
         }
     }
@@ -235,10 +315,14 @@ pub async fn exchange(
 async fn device_code_grant(
     authority: &Authority,
     client: &RegisteredClient,
-    presented: &str,
+    presented: Presented<'_>,
     metadata: &EventMetadata,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
+    let Presented {
+        secret: presented,
+        resources,
+    } = presented;
     let grant_id = tokens::grant_of(presented, DEVICE_CODE_PREFIX)
         .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
     let presented_hash = secrets::hash(presented);
@@ -274,7 +358,20 @@ async fn device_code_grant(
         .metadata
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let minted = mint(&grant_id, wants_refresh, settings, now);
+    let state = grant
+        .state()
+        .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
+    let target = target_of(authority, client, &resources, &state.resources).await?;
+    let bearer = Bearer::of(client, state, &state.scopes);
+    let minted = mint(
+        authority,
+        &grant_id,
+        wants_refresh,
+        settings,
+        now,
+        &target,
+        bearer,
+    )?;
     let events = authority
         .store
         .grants
@@ -290,9 +387,6 @@ async fn device_code_grant(
         .await
         .map_err(grant_error)?;
     authority.device_polls.forget(&presented_hash);
-    let state = grant
-        .state()
-        .ok_or_else(|| TokenError::invalid_grant("device code is invalid"))?;
     let username = events
         .iter()
         .find_map(|e| match &e.payload {
@@ -327,6 +421,13 @@ struct PresentedCode<'a> {
     code: &'a str,
     redirect_uri: Option<String>,
     code_verifier: Option<CodeVerifier>,
+    resources: Vec<String>,
+}
+
+/// A refresh token or device code, and the resources the request names.
+struct Presented<'a> {
+    secret: &'a str,
+    resources: Vec<String>,
 }
 
 async fn authorization_code(
@@ -340,6 +441,7 @@ async fn authorization_code(
         code,
         redirect_uri,
         code_verifier,
+        resources,
     } = presented;
     let grant_id = tokens::grant_of(code, CODE_PREFIX)
         .ok_or_else(|| TokenError::invalid_grant("authorization code is invalid"))?;
@@ -357,7 +459,17 @@ async fn authorization_code(
         .metadata
         .grant_types
         .contains(&GrantType::RefreshToken);
-    let minted = mint(&grant_id, wants_refresh, settings, now);
+    let target = target_of(authority, client, &resources, &state.resources).await?;
+    let bearer = Bearer::of(client, &state, &state.scopes);
+    let minted = mint(
+        authority,
+        &grant_id,
+        wants_refresh,
+        settings,
+        now,
+        &target,
+        bearer,
+    )?;
     let events = authority
         .store
         .grants
@@ -398,18 +510,29 @@ async fn authorization_code(
 async fn refresh_token(
     authority: &Authority,
     client: &RegisteredClient,
-    presented: &str,
+    presented: Presented<'_>,
     scopes: Option<Scopes>,
     metadata: &EventMetadata,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
+    let Presented {
+        secret: presented,
+        resources,
+    } = presented;
     let grant_id = tokens::grant_of(presented, REFRESH_TOKEN_PREFIX)
         .ok_or_else(|| TokenError::invalid_grant("refresh token is invalid"))?;
     let (state, user) =
         grant_and_user(authority, &grant_id, client, "refresh token is invalid").await?;
 
     let now = Utc::now();
-    let minted = mint(&grant_id, true, settings, now);
+    let target = target_of(authority, client, &resources, &state.resources).await?;
+    // The JWT says the scope the refresh asks for; the grant refuses it if it is wider.
+    let narrowed = scopes
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| state.scopes.clone());
+    let bearer = Bearer::of(client, &state, &narrowed);
+    let minted = mint(authority, &grant_id, true, settings, now, &target, bearer)?;
     let events = authority
         .store
         .grants
@@ -456,6 +579,7 @@ async fn client_credentials(
     authority: &Authority,
     client: &RegisteredClient,
     requested: Option<Scopes>,
+    resources: &[String],
     metadata: &EventMetadata,
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
@@ -473,7 +597,15 @@ async fn client_credentials(
     };
     let grant_id = GrantId::new();
     let now = Utc::now();
-    let minted = mint(&grant_id, false, settings, now);
+    let target = target_of(authority, client, resources, &[]).await?;
+    let bearer = Bearer {
+        client_id: &client.client_id,
+        user: None,
+        scopes: &scopes,
+        auth_time: None,
+        amr: &[],
+    };
+    let minted = mint(authority, &grant_id, false, settings, now, &target, bearer)?;
     authority
         .store
         .grants
@@ -502,6 +634,19 @@ struct SignIn {
     auth_time: Option<DateTime<Utc>>,
     session: Option<SecretHash>,
     amr: Vec<String>,
+}
+
+impl<'a> Bearer<'a> {
+    /// The bearer of a person's grant (the person, unless the grant is the client's own).
+    fn of(client: &'a RegisteredClient, grant: &'a GrantState, scopes: &'a Scopes) -> Bearer<'a> {
+        Bearer {
+            client_id: &client.client_id,
+            user: grant.user.as_ref(),
+            scopes,
+            auth_time: grant.auth_time,
+            amr: &grant.amr,
+        }
+    }
 }
 
 impl SignIn {
@@ -585,6 +730,7 @@ pub async fn issue_code(
         amr: session.1.to_vec(),
         code_hash: code.hash().clone(),
         expires_at: Utc::now() + Duration::seconds(i64::from(settings.code_ttl)),
+        resources: request.resources.ids(),
     };
     authority
         .store
@@ -606,7 +752,24 @@ pub async fn issue_implicit(
     metadata: &EventMetadata,
 ) -> Result<(String, i64), AppError> {
     let grant_id = GrantId::new();
-    let minted = mint(&grant_id, false, settings, Utc::now());
+    let bearer = Bearer {
+        client_id: &request.client.client_id,
+        user: Some(user),
+        scopes: &request.scopes,
+        auth_time: Some(auth_time),
+        amr: &[],
+    };
+    let no_resource = Target::default();
+    let minted = mint(
+        authority,
+        &grant_id,
+        false,
+        settings,
+        Utc::now(),
+        &no_resource,
+        bearer,
+    )
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("{}", e.description)))?;
     authority
         .store
         .grants

@@ -69,6 +69,11 @@ pub async fn introspect(
         ReadMetric::IntrospectionActive,
     );
     let iat = unix(&record.issued_at)?;
+    // RFC 8707: a token restricted to resources is for them; any other is for its client.
+    let audience = match record.audience.as_deref() {
+        Some(resources) => json!(resources.split(' ').collect::<Vec<_>>()),
+        None => json!(record.client_id),
+    };
     Ok(json!({
         "active": true,
         "scope": record.scopes,
@@ -79,7 +84,7 @@ pub async fn introspect(
         "exp": unix(&record.expires_at)?,
         "iat": iat,
         "nbf": iat,
-        "aud": record.client_id,
+        "aud": audience,
         "iss": authority.issuer,
     }))
 }
@@ -94,6 +99,7 @@ pub async fn revoke(
 ) -> Result<(), TokenError> {
     let Some(grant) = tokens::grant_of(token, ACCESS_TOKEN_PREFIX)
         .or_else(|| tokens::grant_of(token, REFRESH_TOKEN_PREFIX))
+        .or_else(|| super::access_token::grant_of(authority, token))
     else {
         return Ok(());
     };

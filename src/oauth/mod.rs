@@ -16,7 +16,11 @@
 //! - [`logout`]: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
 //! - [`params`]: request parameters (each at most once, no control characters).
 //! - [`registration`]: dynamic client registration (RFC 7591, RFC 7592).
+//! - [`resources`]: resource indicators (RFC 8707): the audience, format and lifetime of a
+//!   token from the resources a request names.
+//! - [`access_token`]: JWT access tokens (RFC 9068) for resources that take them.
 
+pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
 pub mod device;
@@ -27,6 +31,7 @@ pub mod introspect;
 pub mod logout;
 pub mod params;
 pub mod registration;
+pub mod resources;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -1,18 +1,21 @@
 //! Request parameters of the OAuth endpoints (RFC 6749 §3.1, §3.2): each may appear at most
-//! once, an empty value counts as absent, and no name or value may hold a control character.
+//! once (but `resource`, RFC 8707), an empty value counts as absent, and no name or value may hold a control character.
 //! No OAuth parameter has a use for one (RFC 6749 Appendix A limits them to visible
 //! characters and spaces), and a NUL that reached an event would be refused by Postgres'
 //! text columns when the views read it.
 
 use std::collections::HashMap;
 
+/// The one parameter that may repeat: RFC 8707 §2 lets a request name several resources.
+pub const REPEATABLE: [&str; 1] = ["resource"];
+
 #[derive(Debug, Default, Clone)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, Vec<String>>);
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded` data (a body or a query string).
     pub fn parse(encoded: &[u8]) -> Result<Params, ParamsError> {
-        let mut map = HashMap::new();
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (name, value) in form_urlencoded::parse(encoded) {
             if name.chars().chain(value.chars()).any(char::is_control) {
                 return Err(ParamsError::ControlCharacter(printable(&name)));
@@ -20,38 +23,54 @@ impl Params {
             if value.is_empty() {
                 continue;
             }
-            if map.insert(name.to_string(), value.into_owned()).is_some() {
+            let values = map.entry(name.to_string()).or_default();
+            if !values.is_empty() && !REPEATABLE.contains(&name.as_ref()) {
                 return Err(ParamsError::Repeated(name.into_owned()));
             }
+            values.push(value.into_owned());
         }
         Ok(Params(map))
     }
 
+    /// The value of a parameter (the first, for one that may repeat).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0.get(name).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// Every value of a parameter that may repeat, in the order sent.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .get(name)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
 
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name)
+        self.0.remove(name).and_then(|v| v.into_iter().next())
     }
 
-    /// Re-encodes the parameters (for carrying an authorization request through sign-in).
     pub fn encode(&self) -> String {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
         let mut serializer = form_urlencoded::Serializer::new(String::new());
-        for name in names {
-            serializer.append_pair(name, &self.0[name]);
+        for (name, value) in self.sorted() {
+            serializer.append_pair(name, value);
         }
         serializer.finish()
     }
 
+    /// Every (name, value) pair, a repeated parameter once per value.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0
+            .iter()
+            .flat_map(|(k, values)| values.iter().map(move |v| (k.as_str(), v.as_str())))
+    }
+
+    fn sorted(&self) -> Vec<(&str, &str)> {
+        let mut pairs: Vec<(&str, &str)> = self.iter().collect();
+        pairs.sort();
+        pairs
     }
 }
 
-/// Why a form or query string was refused; the message names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
     #[error("parameter `{0}` appears more than once")]
@@ -75,7 +94,13 @@ mod tests {
             Params::parse(b"a=1&a=2").unwrap_err(),
             ParamsError::Repeated("a".into())
         );
-        let params = Params::parse(b"a=1&b=&c=x%20y").unwrap();
+        let params =
+            Params::parse(b"a=1&b=&c=x%20y&resource=https://b&resource=https://a").unwrap();
+        assert_eq!(params.get_all("resource"), ["https://b", "https://a"]);
+        assert_eq!(
+            params.encode(),
+            "a=1&c=x+y&resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb"
+        );
         assert_eq!(params.get("b"), None);
         assert_eq!(params.get("c"), Some("x y"));
     }

@@ -51,12 +51,19 @@ pub fn mint(prefix: &str, grant: &GrantId) -> MintedSecret {
 pub fn grant_of(presented: &str, prefix: &str) -> Option<GrantId> {
     let rest = presented.strip_prefix(prefix)?;
     let (grant, random) = rest.split_once('.')?;
-    let well_formed = grant.len() == 32
-        && grant
+    if random.len() != 43 {
+        return None;
+    }
+    grant_id(grant)
+}
+
+/// A grant id, if `raw` is one: 32 lowercase hex digits.
+pub fn grant_id(raw: &str) -> Option<GrantId> {
+    let well_formed = raw.len() == 32
+        && raw
             .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && random.len() == 43;
-    well_formed.then(|| GrantId(grant.to_owned()))
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    well_formed.then(|| GrantId(raw.to_owned()))
 }
 
 #[cfg(test)]

@@ -77,3 +77,4 @@ impl Live for authledger_domain::social_login::SocialLogin {}
 impl Live for authledger_domain::social_login::ExternalIdentity {}
 impl Live for SigningKeys {}
 impl Live for authledger_domain::device::UserCodeAssignment {}
+impl Live for authledger_domain::resource::Resource {}

@@ -26,6 +26,7 @@ use authledger_domain::consent::Consent;
 use authledger_domain::device::UserCodeAssignment;
 use authledger_domain::grant::Grant;
 use authledger_domain::metadata::EventMetadata;
+use authledger_domain::resource::Resource;
 use authledger_domain::services::Services;
 use authledger_domain::settings::{Settings, SettingsValues, SETTINGS_ID};
 use authledger_domain::signing_keys::SigningKeys;
@@ -88,6 +89,8 @@ pub struct Store {
     pub identities: Arc<dyn Commands<ExternalIdentity>>,
     /// Which pending device grant each user code names (RFC 8628).
     pub user_codes: Arc<dyn Commands<UserCodeAssignment>>,
+    /// Protected resources (RFC 8707).
+    pub resources: Arc<dyn Commands<Resource>>,
     live: Arc<OnceLock<Arc<LiveIndex>>>,
     /// Woken by commands whose views follow later, for the server's projector task.
     projector: Arc<tokio::sync::Notify>,
@@ -194,6 +197,7 @@ impl Store {
                     social_logins: wiring.commands::<SocialLogin, _>($repository),
                     identities: wiring.commands::<ExternalIdentity, _>($repository),
                     user_codes: wiring.commands::<UserCodeAssignment, _>($repository),
+                    resources: wiring.commands::<Resource, _>($repository),
                     runner: runner.clone(),
                     metrics: wiring.metrics.clone(),
                     db: db.clone(),

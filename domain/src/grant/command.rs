@@ -4,6 +4,7 @@ use super::device::{DeviceAuthorization, DeviceDecision};
 use super::event::{GrantEvent, RevocationReason};
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::{CodeChallenge, CodeVerifier};
+use crate::resource::ResourceId;
 use crate::secret::SecretHash;
 use crate::user::Username;
 
@@ -28,6 +29,8 @@ pub struct CodeIssue {
     pub amr: Vec<String>,
     pub code_hash: SecretHash,
     pub expires_at: DateTime<Utc>,
+    /// The resources the person authorized (RFC 8707); the tokens' audience is among them.
+    pub resources: Vec<ResourceId>,
 }
 
 /// Tokens minted by the caller for this command; only hashes and expiries.
@@ -36,6 +39,8 @@ pub struct NewTokens {
     pub access_token_hash: SecretHash,
     pub access_expires_at: DateTime<Utc>,
     pub refresh: Option<NewRefreshToken>,
+    /// The resources the access token is for (RFC 8707 `aud`); empty for no restriction.
+    pub audience: Vec<ResourceId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +72,7 @@ impl NewTokens {
             access_expires_at: self.access_expires_at,
             refresh_token_hash,
             refresh_expires_at,
+            audience: self.audience,
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Grant, GrantError, GrantEvent, NewTokens};
 use crate::oauth::{GrantType, Scopes};
+use crate::resource::ResourceId;
 use crate::secret::SecretHash;
 use crate::user::Username;
 
@@ -25,6 +26,8 @@ pub struct DeviceAuthorization {
     pub expires_at: DateTime<Utc>,
     /// Seconds the device is told to wait between polls.
     pub interval: u32,
+    /// The resources asked for (RFC 8707).
+    pub resources: Vec<ResourceId>,
 }
 
 /// What the person decided on the `/device` page.
@@ -83,6 +86,7 @@ impl Grant {
             user_code_hash: request.user_code_hash,
             expires_at: request.expires_at,
             interval: request.interval,
+            resources: request.resources,
         }])
     }
 
@@ -157,6 +161,9 @@ impl Grant {
             DeviceStatus::Denied => Err(GrantError::AccessDenied),
             _ if now >= device.expires_at => Err(GrantError::ExpiredToken),
             DeviceStatus::Pending => Err(GrantError::AuthorizationPending),
+            DeviceStatus::Approved if !state.covers(&tokens.audience) => {
+                Err(GrantError::InvalidTarget)
+            }
             DeviceStatus::Approved => Ok(vec![
                 GrantEvent::DeviceCodeRedeemed { device_code_hash },
                 tokens.issued(

@@ -6,6 +6,9 @@ pub enum GrantError {
     InvalidGrant(&'static str),
     #[error("the requested scope exceeds the scope originally granted")]
     InvalidScope,
+    /// RFC 8707 §2: a resource the grant does not cover.
+    #[error("the requested resource was not authorized for this grant")]
+    InvalidTarget,
     #[error("grant already exists")]
     AlreadyExists,
     #[error("grant does not exist")]
@@ -27,6 +30,7 @@ impl GrantError {
     pub fn code(&self) -> &'static str {
         match self {
             GrantError::InvalidScope => "invalid_scope",
+            GrantError::InvalidTarget => "invalid_target",
             GrantError::InvalidGrant(_) | GrantError::AlreadyExists | GrantError::NotFound => {
                 "invalid_grant"
             }

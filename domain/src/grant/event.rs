@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::CodeChallenge;
+use crate::resource::ResourceId;
 use crate::secret::SecretHash;
 use crate::user::Username;
 
@@ -44,6 +45,9 @@ pub enum GrantEvent {
         amr: Vec<String>,
         code_hash: SecretHash,
         expires_at: DateTime<Utc>,
+        /// The resources authorized (RFC 8707); absent when none was named.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resources: Vec<ResourceId>,
     },
     CodeRedeemed {
         code_hash: SecretHash,
@@ -59,6 +63,9 @@ pub enum GrantEvent {
         access_expires_at: DateTime<Utc>,
         refresh_token_hash: Option<SecretHash>,
         refresh_expires_at: Option<DateTime<Utc>>,
+        /// The access token's audience (RFC 8707); absent when unrestricted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        audience: Vec<ResourceId>,
     },
     TokensRefreshed {
         previous_refresh_token_hash: SecretHash,
@@ -67,6 +74,8 @@ pub enum GrantEvent {
         access_expires_at: DateTime<Utc>,
         refresh_token_hash: SecretHash,
         refresh_expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        audience: Vec<ResourceId>,
     },
     CodeReplayDetected {
         code_hash: SecretHash,
@@ -88,6 +97,8 @@ pub enum GrantEvent {
         user_code_hash: SecretHash,
         expires_at: DateTime<Utc>,
         interval: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resources: Vec<ResourceId>,
     },
     /// The person who approved the device: the grant's user from now on. Names the client
     /// and scopes again, so a view needs no earlier event to show the grant.

@@ -24,6 +24,7 @@ pub use event::{GrantEvent, RevocationReason};
 
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::CodeChallenge;
+use crate::resource::ResourceId;
 use crate::secret::SecretHash;
 use crate::services::Services;
 use crate::user::Username;
@@ -59,6 +60,9 @@ pub struct GrantState {
     /// A device grant's progress (RFC 8628); `None` for every other grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceState>,
+    /// The resources the grant covers (RFC 8707): its tokens' audience is among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +105,14 @@ impl GrantState {
             rotated_refresh_tokens: vec![],
             revoked: None,
             device: None,
+            resources: vec![],
         }
+    }
+
+    /// Whether every resource of `audience` is one the grant covers (RFC 8707 §2.2: a token
+    /// request may narrow the resources authorized, never add to them).
+    pub fn covers(&self, audience: &[ResourceId]) -> bool {
+        audience.iter().all(|r| self.resources.contains(r))
     }
 }
 
@@ -175,8 +186,10 @@ impl cqrs_es::Aggregate for Grant {
                 amr,
                 code_hash,
                 expires_at,
+                resources,
             } => {
                 self.state = Some(GrantState {
+                    resources,
                     auth_time: Some(auth_time),
                     session,
                     amr,
@@ -202,9 +215,11 @@ impl cqrs_es::Aggregate for Grant {
                 access_expires_at,
                 refresh_token_hash,
                 refresh_expires_at,
+                audience,
             } => {
                 let state = self.state.get_or_insert_with(|| GrantState {
                     auth_time,
+                    resources: audience,
                     ..GrantState::new(grant_type, client_id, user, scopes)
                 });
                 state.access_tokens.push(IssuedToken {
@@ -227,8 +242,10 @@ impl cqrs_es::Aggregate for Grant {
                 user_code_hash,
                 expires_at,
                 interval,
+                resources,
             } => {
                 self.state = Some(GrantState {
+                    resources,
                     device: Some(DeviceState {
                         device_code_hash,
                         user_code_hash,
@@ -257,6 +274,7 @@ impl cqrs_es::Aggregate for Grant {
                         access_expires_at,
                         refresh_token_hash,
                         refresh_expires_at,
+                        audience: _,
                     } => {
                         state
                             .rotated_refresh_tokens
@@ -336,6 +354,7 @@ impl Grant {
                     amr: issue.amr,
                     code_hash: issue.code_hash,
                     expires_at: issue.expires_at,
+                    resources: issue.resources,
                 }])
             }
             GrantCommand::IssueTokens {
@@ -464,6 +483,9 @@ impl Grant {
             }
             _ => {}
         }
+        if !state.covers(&tokens.audience) {
+            return Err(GrantError::InvalidTarget);
+        }
         Ok(vec![
             GrantEvent::CodeRedeemed { code_hash },
             tokens.issued(
@@ -556,6 +578,9 @@ impl Grant {
             Some(narrower) if !narrower.is_empty() => narrower,
             _ => state.scopes.clone(),
         };
+        if !state.covers(&tokens.audience) {
+            return Err(GrantError::InvalidTarget);
+        }
         let refresh = tokens
             .refresh
             .ok_or(invalid("refreshing must issue a new refresh token"))?;
@@ -566,6 +591,7 @@ impl Grant {
             access_expires_at: tokens.access_expires_at,
             refresh_token_hash: refresh.hash,
             refresh_expires_at: refresh.expires_at,
+            audience: tokens.audience,
         }])
     }
 }

@@ -44,6 +44,7 @@ fn code_issued(expires_at: DateTime<Utc>, challenge: bool) -> GrantEvent {
         amr: vec!["pwd".into()],
         code_hash: hash('c'),
         expires_at,
+        resources: vec![],
     }
 }
 
@@ -59,6 +60,7 @@ fn tokens(access: char, refresh: Option<char>) -> NewTokens {
             hash: hash(r),
             expires_at: now() + Duration::days(30),
         }),
+        audience: vec![],
     }
 }
 
@@ -271,6 +273,7 @@ fn refreshing_rotates_the_refresh_token() {
             access_expires_at: now() + Duration::hours(1),
             refresh_token_hash: hash('s'),
             refresh_expires_at: now() + Duration::days(30),
+            audience: vec![],
         }]);
 }
 
@@ -284,6 +287,7 @@ fn reuse_of_a_rotated_refresh_token_revokes_the_family() {
         access_expires_at: now() + Duration::hours(1),
         refresh_token_hash: hash('s'),
         refresh_expires_at: now() + Duration::days(30),
+        audience: vec![],
     });
     GrantTest::with(services())
         .given(given)
@@ -450,6 +454,7 @@ mod device_grant {
             user_code_hash: hash('u'),
             expires_at: now() + Duration::seconds(expires_in_seconds),
             interval: 5,
+            resources: vec![],
         }
     }
 
@@ -607,5 +612,95 @@ mod device_grant {
             refused(revoked, poll("tv")),
             GrantError::InvalidGrant(m) if m.contains("revoked")
         ));
+    }
+}
+
+mod resource_indicators {
+    //! RFC 8707 §2.2: a token request may narrow the resources authorized, never add to them.
+
+    use super::*;
+    use crate::resource::ResourceId;
+
+    fn api(path: &str) -> ResourceId {
+        ResourceId::parse(&format!("https://api.example/{path}")).unwrap()
+    }
+
+    fn code_for(resources: Vec<ResourceId>) -> GrantEvent {
+        let GrantEvent::CodeIssued {
+            client_id,
+            user,
+            scopes,
+            redirect_uri,
+            redirect_uri_explicit,
+            code_challenge,
+            nonce,
+            auth_time,
+            session,
+            amr,
+            code_hash,
+            expires_at,
+            ..
+        } = fresh_code()
+        else {
+            unreachable!()
+        };
+        GrantEvent::CodeIssued {
+            client_id,
+            user,
+            scopes,
+            redirect_uri,
+            redirect_uri_explicit,
+            code_challenge,
+            nonce,
+            auth_time,
+            session,
+            amr,
+            code_hash,
+            expires_at,
+            resources,
+        }
+    }
+
+    fn redeem_for(audience: Vec<ResourceId>) -> GrantCommand {
+        let GrantCommand::RedeemCode {
+            client_id,
+            code_hash,
+            redirect_uri,
+            code_verifier,
+            tokens,
+        } = redeem()
+        else {
+            unreachable!()
+        };
+        GrantCommand::RedeemCode {
+            client_id,
+            code_hash,
+            redirect_uri,
+            code_verifier,
+            tokens: NewTokens { audience, ..tokens },
+        }
+    }
+
+    #[test]
+    fn a_code_redeems_for_some_of_its_resources_but_no_other() {
+        let given = vec![code_for(vec![api("a"), api("b")])];
+        let result = GrantTest::with(services())
+            .given(given.clone())
+            .when(redeem_for(vec![api("b")]))
+            .inspect_result()
+            .unwrap();
+        assert!(result.iter().any(|e| matches!(e,
+            GrantEvent::TokensIssued { audience, .. } if *audience == vec![api("b")])));
+        let refused = GrantTest::with(services())
+            .given(given)
+            .when(redeem_for(vec![api("c")]))
+            .inspect_result();
+        assert_eq!(refused, Err(GrantError::InvalidTarget));
+        // A grant that named no resource cannot gain one at the token endpoint.
+        let refused = GrantTest::with(services())
+            .given(vec![fresh_code()])
+            .when(redeem_for(vec![api("a")]))
+            .inspect_result();
+        assert_eq!(refused, Err(GrantError::InvalidTarget));
     }
 }

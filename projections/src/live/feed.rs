@@ -162,3 +162,4 @@ impl Fed for authledger_domain::social_login::SocialLogin {}
 impl Fed for authledger_domain::social_login::ExternalIdentity {}
 impl Fed for SigningKeys {}
 impl Fed for authledger_domain::device::UserCodeAssignment {}
+impl Fed for authledger_domain::resource::Resource {}

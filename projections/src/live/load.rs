@@ -39,8 +39,8 @@ impl LiveIndex {
         let start: Option<(i64, i64)> =
             on_tx!(&mut tx, conn => sqlx::query_as(checkpoints).fetch_optional(conn).await)?;
         let now = view_time(Utc::now());
-        let tokens = "SELECT token_hash, grant_id, client_id, username, scopes, issued_at, expires_at \
-                      FROM token_view WHERE kind = 'access' AND status = 'active' AND expires_at > $1";
+        let tokens = "SELECT token_hash, grant_id, client_id, username, scopes, issued_at, expires_at, \
+                      audience FROM token_view WHERE kind = 'access' AND status = 'active' AND expires_at > $1";
         type TokenRow = (
             String,
             String,
@@ -49,6 +49,7 @@ impl LiveIndex {
             String,
             String,
             String,
+            Option<String>,
         );
         let rows: Vec<TokenRow> =
             on_tx!(&mut tx, conn => sqlx::query_as(tokens).bind(&now).fetch_all(conn).await)?;
@@ -67,7 +68,7 @@ impl LiveIndex {
                 .map_err(|e| ProjectionError::Decode(format!("token_view time {s}: {e}")))
         };
         let mut owners: HashMap<(String, Option<String>), Arc<Owner>> = HashMap::new();
-        for (hash, grant_id, client_id, username, scopes, issued_at, expires_at) in rows {
+        for (hash, grant_id, client_id, username, scopes, issued_at, expires_at, audience) in rows {
             let Some(key) = token_key(&hash) else {
                 continue;
             };
@@ -94,6 +95,7 @@ impl LiveIndex {
                     issued_at: time(&issued_at)?,
                     expires_at,
                     revoked_at: None,
+                    audience: audience.map(Arc::from),
                 },
             );
         }

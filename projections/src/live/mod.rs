@@ -158,6 +158,7 @@ impl LiveIndex {
             }
             .to_owned(),
             ended_at: token.revoked_at.map(view_time),
+            audience: token.audience.as_deref().map(str::to_owned),
             grant_status: if grant_revoked { "revoked" } else { "active" }.to_owned(),
             client_status,
             user_status,

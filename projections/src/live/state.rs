@@ -47,6 +47,9 @@ pub(super) struct LiveToken {
     pub(super) expires_at: DateTime<Utc>,
     /// Set once, never cleared.
     pub(super) revoked_at: Option<DateTime<Utc>>,
+    /// The resources it is for (RFC 8707), space-separated; `None` (no allocation) when
+    /// unrestricted, as almost every token is.
+    pub(super) audience: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -105,6 +108,7 @@ pub(super) struct IssuedAccessToken<'a> {
     pub(super) hash: &'a SecretHash,
     pub(super) issued_at: DateTime<Utc>,
     pub(super) expires_at: DateTime<Utc>,
+    pub(super) audience: Option<String>,
 }
 
 impl LiveState {
@@ -206,6 +210,7 @@ impl LiveState {
             hash,
             issued_at,
             expires_at,
+            audience,
         } = token;
         let Some(key) = token_key(hash.as_hex()) else {
             return;
@@ -227,6 +232,7 @@ impl LiveState {
                 issued_at,
                 expires_at,
                 revoked_at,
+                audience: audience.map(Arc::from),
             },
         );
     }
@@ -246,6 +252,7 @@ impl LiveState {
                 scopes,
                 access_token_hash,
                 access_expires_at,
+                audience,
                 ..
             } => {
                 let owner = Arc::new(Owner {
@@ -258,6 +265,7 @@ impl LiveState {
                     hash: access_token_hash,
                     issued_at: at,
                     expires_at: *access_expires_at,
+                    audience: crate::grants::audience_text(audience),
                 };
                 self.issue(grant_id, token, capacity);
             }
@@ -265,6 +273,7 @@ impl LiveState {
                 scopes,
                 access_token_hash,
                 access_expires_at,
+                audience,
                 ..
             } => {
                 let known = self.grants.get(grant_id).and_then(|g| g.owner.clone());
@@ -275,6 +284,7 @@ impl LiveState {
                     hash: access_token_hash,
                     issued_at: at,
                     expires_at: *access_expires_at,
+                    audience: crate::grants::audience_text(audience),
                 };
                 self.issue(grant_id, token, capacity);
             }
@@ -311,7 +321,6 @@ impl LiveState {
     }
 }
 
-/// Every aggregate of type `A`, folded from its events: `(id, last sequence, aggregate)`.
 #[cfg(test)]
 mod tests {
     //! The ordering rules: the same events, delivered by a command and again by the follower
@@ -340,6 +349,7 @@ mod tests {
             access_expires_at: Utc::now() + chrono::Duration::hours(1),
             refresh_token_hash: None,
             refresh_expires_at: None,
+            audience: vec![],
         }
     }
 
@@ -419,6 +429,7 @@ mod tests {
             access_expires_at: Utc::now() + chrono::Duration::hours(1),
             refresh_token_hash: hash(3),
             refresh_expires_at: Utc::now() + chrono::Duration::days(1),
+            audience: vec![],
         };
         let mut state = LiveState::default();
         assert!(state

@@ -4,7 +4,7 @@
 //! input is a 400 naming the field.
 //!
 //! One file per resource (`clients`, `users`, `grants`, `audit`, `connected_apps`,
-//! `social_logins`, `settings`), with the caller's authentication (`auth`), the error type
+//! `social_logins`, `resources`, `settings`), with the caller's authentication (`auth`), the error type
 //! (`error`), keyset paging (`paging`) and the OpenAPI document (`openapi`).
 
 use axum::Router;
@@ -22,6 +22,7 @@ mod grants;
 mod ledger;
 pub mod openapi;
 mod paging;
+mod resources;
 mod settings;
 mod social_logins;
 mod users;
@@ -68,6 +69,12 @@ fn build() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             social_logins::delete
         ))
         .routes(routes!(social_logins::unlink))
+        .routes(routes!(resources::list, resources::create))
+        .routes(routes!(
+            resources::show,
+            resources::update,
+            resources::delete
+        ))
         .routes(routes!(settings::show_settings, settings::change_settings))
         .routes(routes!(openapi::openapi_json));
     OpenApiRouter::new()

@@ -46,6 +46,7 @@ pub(super) const MOUNT: &str = paths::ADMIN_API;
         (name = "audit", description = "The audit log and usage counts"),
         (name = "connected-apps", description = "Providers authledger is a client of"),
         (name = "social-logins", description = "Providers people sign in through"),
+        (name = "resources", description = "Protected resources tokens can be restricted to (RFC 8707)"),
         (name = "settings", description = "Server-wide settings"),
         (name = "registration", description = "RFC 7591 and RFC 7592 dynamic client registration"),
         (name = "meta", description = "This document"),

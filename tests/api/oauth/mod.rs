@@ -8,4 +8,5 @@ pub(crate) mod flow;
 mod frappe;
 mod grants;
 mod real_client;
+mod resources;
 mod token_errors;
