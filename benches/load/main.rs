@@ -36,13 +36,19 @@ use harness::{
 };
 use scenarios::{preload, Bench};
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 7] = [
     "client_credentials",
     "introspect",
     "refresh",
     "authcode",
     "userinfo",
+    "client_credentials_jwt",
+    "device_poll",
 ];
+/// The resource `client_credentials_jwt` asks for: its tokens are RFC 9068 JWTs.
+const JWT_RESOURCE: &str = "https://bench.example/api";
+/// Device codes `device_poll` cycles through.
+const DEVICE_CODES: usize = 2000;
 pub(crate) const REDIRECT: &str = "https://bench.example/callback";
 
 #[derive(Parser, Debug)]
@@ -172,7 +178,7 @@ async fn run(args: Args) {
     }));
 
     let store = authority.store.clone();
-    for setting in [Setting::CodeTtl(600)] {
+    for setting in [Setting::CodeTtl(600), Setting::DevicePollInterval(1)] {
         store
             .settings
             .execute(SETTINGS_ID, SettingsCommand::Change(setting), &metadata())
@@ -200,6 +206,7 @@ async fn run(args: Args) {
                 "authorization_code".into(),
                 "refresh_token".into(),
                 "client_credentials".into(),
+                "device_code".into(),
             ],
             scope: Some("openid email".into()),
             skip_authorization: true,
@@ -208,6 +215,18 @@ async fn run(args: Args) {
         RegistrationSource::Admin,
         &metadata(),
         None,
+    )
+    .await
+    .unwrap();
+    authledger::admin::resources::create(
+        &store,
+        JWT_RESOURCE,
+        authledger::admin::resources::ResourceInput {
+            name: Some("bench API".into()),
+            token_format: Some("jwt".into()),
+            ..Default::default()
+        },
+        &metadata(),
     )
     .await
     .unwrap();
@@ -368,13 +387,75 @@ async fn run(args: Args) {
                 drive(args.connections, warmup, request.clone()).await;
                 drive(args.connections, duration, request).await
             }
+            "client_credentials_jwt" => {
+                let b = bench.clone();
+                let request = Arc::new(move |_| {
+                    let b = b.clone();
+                    async move {
+                        let form = [
+                            ("grant_type", "client_credentials"),
+                            ("resource", JWT_RESOURCE),
+                        ];
+                        match b.post_form("/oauth/token", &form).await {
+                            Some(tokens)
+                                if tokens["access_token"]
+                                    .as_str()
+                                    .is_some_and(|t| t.starts_with("ey")) =>
+                            {
+                                Outcome::Ok
+                            }
+                            _ => Outcome::Error,
+                        }
+                    }
+                });
+                drive(args.connections, warmup, request.clone()).await;
+                drive(args.connections, duration, request).await
+            }
+            "device_poll" => {
+                eprintln!("  starting {DEVICE_CODES} device authorizations ...");
+                let mut codes = Vec::with_capacity(DEVICE_CODES);
+                for _ in 0..DEVICE_CODES {
+                    let started = bench
+                        .post_form("/oauth/device_authorization", &[("scope", "openid")])
+                        .await
+                        .expect("device authorization");
+                    codes.push(started["device_code"].as_str().unwrap().to_owned());
+                }
+                let codes = Arc::new(codes);
+                let counter = Arc::new(AtomicU64::new(0));
+                let b = bench.clone();
+                let request = Arc::new(move |_| {
+                    let b = b.clone();
+                    let codes = codes.clone();
+                    let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
+                    async move {
+                        let form = [
+                            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                            ("device_code", codes[n % codes.len()].as_str()),
+                        ];
+                        // Nobody approves: every poll is answered authorization_pending, or
+                        // slow_down when the cycle comes round sooner than the interval.
+                        match b.post_form_status("/oauth/token", &form).await {
+                            Some((400, answer))
+                                if answer["error"] == "authorization_pending"
+                                    || answer["error"] == "slow_down" =>
+                            {
+                                Outcome::Ok
+                            }
+                            _ => Outcome::Error,
+                        }
+                    }
+                });
+                drive(args.connections, warmup, request.clone()).await;
+                drive(args.connections, duration, request).await
+            }
             _ => unreachable!(),
         };
         let count = measured.latencies_us.len();
         let rps = count as f64 / measured.elapsed.as_secs_f64();
         let issuance = matches!(
             scenario.as_str(),
-            "client_credentials" | "refresh" | "authcode"
+            "client_credentials" | "refresh" | "authcode" | "client_credentials_jwt"
         );
         let row = json!({
             "scenario": scenario,

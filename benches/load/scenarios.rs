@@ -104,6 +104,24 @@ impl Bench {
         response.json().await.ok()
     }
 
+    /// POSTs a form and returns the status and JSON body whatever the status.
+    pub(crate) async fn post_form_status(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Option<(u16, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", &self.basic)
+            .form(form)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
     /// Codes issued straight through the grant aggregate (the person's sign-in and consent
     /// are not what is measured), each with its PKCE verifier.
     pub(crate) async fn codes(&self, count: usize, parallel: usize) -> Vec<(String, String)> {

@@ -201,6 +201,23 @@ on_both_stores! {
         assert_eq!(claims["client_id"], client.client_id.as_str());
         assert!(claims["auth_time"].is_i64());
 
+        // A person asked for consent sees which APIs the access is limited to.
+        let asking = flow.client(web_client()).await;
+        let (_, challenge) = pkce();
+        let page = flow
+            .authorize(&[
+                ("response_type", "code"), ("client_id", asking.client_id.as_str()),
+                ("redirect_uri", REDIRECT), ("state", "s"), ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"), ("resource", ORDERS), ("resource", BILLING),
+            ])
+            .await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("API at {ORDERS}")) && html.contains(BILLING), "{html}");
+        // Both resources travel with the form, and the code covers both.
+        let back = redirected(&flow.submit(&html, "/oauth/authorize", &[("decision", "allow")]).await);
+        assert!(back.get("code").is_some(), "{back:?}");
+
         // An unknown resource at the authorization endpoint goes back to the client.
         let back = redirected(
             &flow
