@@ -190,6 +190,27 @@ on_both_stores! {
         let everything = everything_stored(&flow.app.db).await;
         assert!(!everything.contains(&device_code));
         assert!(!everything.contains(&user_code) && !everything.contains(&user_code.replace('-', "")));
+
+        // The person removes the TV from their account: its tokens stop working.
+        let form = crate::people::forms(&account, "/account/applications/remove").remove(0);
+        assert!(form.contains(&("client_id".into(), tv_id.clone())), "{form:?}");
+        let removed = flow.browser.post(flow.app.url("/account/applications/remove")).form(&form).send().await.unwrap();
+        assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+        let (_, _, introspected) = flow
+            .token_at(
+                "/oauth/introspect",
+                Auth::PublicId(&tv_id),
+                &[("token", refreshed["access_token"].as_str().unwrap())],
+            )
+            .await;
+        assert_eq!(introspected["active"], false, "{introspected}");
+        let (status, _, refused) = flow
+            .token(
+                Auth::PublicId(&tv_id),
+                &[("grant_type", "refresh_token"), ("refresh_token", refreshed["refresh_token"].as_str().unwrap())],
+            )
+            .await;
+        assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     }
 }
 
