@@ -124,6 +124,10 @@ pub struct ResourceSettings {
     /// The clients that may ask for it; every client when empty.
     #[serde(default)]
     pub allowed_clients: Vec<String>,
+    /// The clients the resource server authenticates as to introspect tokens issued to
+    /// other clients for it (RFC 7662 §2.1); none when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspecting_clients: Vec<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -150,16 +154,23 @@ impl ResourceSettings {
                 return Err(invalid("access_token_ttl", "seconds, 1 to 86400".into()));
             }
         }
-        if self.allowed_clients.len() > MAX_ALLOWED_CLIENTS {
-            return Err(invalid(
-                "allowed_clients",
-                format!("at most {MAX_ALLOWED_CLIENTS}"),
-            ));
-        }
-        for client in &self.allowed_clients {
-            text::check(client, 200).map_err(|e| invalid("allowed_clients", e.to_string()))?;
+        for (field, clients) in [
+            ("allowed_clients", &self.allowed_clients),
+            ("introspecting_clients", &self.introspecting_clients),
+        ] {
+            if clients.len() > MAX_ALLOWED_CLIENTS {
+                return Err(invalid(field, format!("at most {MAX_ALLOWED_CLIENTS}")));
+            }
+            for client in clients {
+                text::check(client, 200).map_err(|e| invalid(field, e.to_string()))?;
+            }
         }
         Ok(())
+    }
+
+    /// Whether `client_id` (the resource server) may introspect tokens issued for it.
+    pub fn introspectable_by(&self, client_id: &str) -> bool {
+        self.introspecting_clients.iter().any(|c| c == client_id)
     }
 
     /// Whether `client_id` may ask for tokens restricted to this resource.
@@ -304,6 +315,7 @@ mod tests {
             token_format: TokenFormat::Jwt,
             access_token_ttl: Some(600),
             allowed_clients: vec![],
+            introspecting_clients: vec![],
         }
     }
 

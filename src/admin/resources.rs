@@ -31,6 +31,10 @@ pub struct ResourceInput {
     /// A client that may ask for it (repeatable); every client when none is named.
     #[arg(long = "client", value_name = "CLIENT_ID")]
     pub allowed_clients: Vec<String>,
+    /// A client the resource server authenticates as to introspect tokens issued to other
+    /// clients for it (repeatable).
+    #[arg(long = "introspecting-client", value_name = "CLIENT_ID")]
+    pub introspecting_clients: Vec<String>,
 }
 
 fn resource_error(identifier: &str, error: AggregateError<ResourceError>) -> AppError {
@@ -58,6 +62,7 @@ fn settings_from(
         token_format: TokenFormat::Opaque,
         access_token_ttl: None,
         allowed_clients: vec![],
+        introspecting_clients: vec![],
     });
     let scope = (!input.scope.is_empty()).then(|| input.scope.join(" "));
     let scopes = match scope {
@@ -80,6 +85,11 @@ fn settings_from(
             base.allowed_clients
         } else {
             input.allowed_clients
+        },
+        introspecting_clients: if input.introspecting_clients.is_empty() {
+            base.introspecting_clients
+        } else {
+            input.introspecting_clients
         },
     })
 }

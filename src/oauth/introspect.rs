@@ -51,18 +51,21 @@ pub async fn active_token(
 }
 
 /// RFC 7662 §2.2. `token_type_hint` needs no special handling: one index holds every token, so
-/// a wrong hint still finds it. Tokens of other clients are reported inactive.
+/// a wrong hint still finds it. Tokens of other clients are reported inactive, unless they are
+/// restricted to a resource whose server introspects as the calling client.
 pub async fn introspect(
     authority: &Authority,
     client: &RegisteredClient,
     token: &str,
 ) -> Result<Value, TokenError> {
-    let Some(record) = active_token(authority, token)
-        .await?
-        .filter(|r| r.client_id == client.client_id)
-    else {
+    let Some(record) = active_token(authority, token).await? else {
         return Ok(json!({ "active": false }));
     };
+    if record.client_id != client.client_id
+        && !resource_server_of(authority, &record, &client.client_id).await?
+    {
+        return Ok(json!({ "active": false }));
+    }
     authority.usage.count(
         &record.client_id,
         record.username.as_deref(),
@@ -87,6 +90,24 @@ pub async fn introspect(
         "aud": audience,
         "iss": authority.issuer,
     }))
+}
+
+/// Whether `client_id` introspects for one of the resources `record` is restricted to.
+async fn resource_server_of(
+    authority: &Authority,
+    record: &TokenRecord,
+    client_id: &str,
+) -> Result<bool, AppError> {
+    for resource in record.audience.as_deref().unwrap_or_default().split(' ') {
+        if resource.is_empty() {
+            continue;
+        }
+        let found = crate::admin::resources::find(&authority.store, resource).await?;
+        if found.is_some_and(|r| r.settings.introspectable_by(client_id)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// RFC 7009 §2. Unknown tokens and other clients' tokens change nothing and are answered the

@@ -30,6 +30,8 @@ pub(super) struct ResourceRecord {
     access_token_ttl: Option<u32>,
     /// The clients that may ask for it; every client when empty.
     allowed_clients: Vec<String>,
+    /// The clients its server introspects tokens as.
+    introspecting_clients: Vec<String>,
 }
 
 impl From<RegisteredResource> for ResourceRecord {
@@ -42,6 +44,7 @@ impl From<RegisteredResource> for ResourceRecord {
             token_format: settings.token_format.as_str().to_owned(),
             access_token_ttl: settings.access_token_ttl,
             allowed_clients: settings.allowed_clients,
+            introspecting_clients: settings.introspecting_clients,
         }
     }
 }
@@ -57,6 +60,7 @@ pub(super) struct ResourceBody {
     token_format: Option<String>,
     access_token_ttl: Option<u32>,
     allowed_clients: Option<Vec<String>>,
+    introspecting_clients: Option<Vec<String>>,
 }
 
 impl ResourceBody {
@@ -67,6 +71,7 @@ impl ResourceBody {
             token_format: self.token_format,
             access_token_ttl: self.access_token_ttl,
             allowed_clients: self.allowed_clients.unwrap_or_default(),
+            introspecting_clients: self.introspecting_clients.unwrap_or_default(),
         }
     }
 }

@@ -22,6 +22,7 @@ async fn resource(flow: &Flow, identifier: &str, format: &str, clients: Vec<Stri
         token_format: Some(format.into()),
         access_token_ttl: (format == "jwt").then_some(300),
         allowed_clients: clients,
+        introspecting_clients: vec![],
     };
     resources::create(
         &flow.store,
@@ -100,8 +101,20 @@ on_both_stores! {
 
         // Without a resource, a token is the client's, as before.
         let (_, _, plain) = flow.token(Auth::Basic(&job), &cc(&[])).await;
-        let answer = introspect(&flow, &job, plain["access_token"].as_str().unwrap()).await;
+        let plain = plain["access_token"].as_str().unwrap().to_owned();
+        let answer = introspect(&flow, &job, &plain).await;
         assert_eq!(answer["aud"], job.client_id.as_str());
+
+        // The resource's server introspects the tokens for it (with its own client), and
+        // nothing else of other clients'.
+        let server = flow.client(ClientInput { name: "Orders server".into(), ..machine() }).await;
+        assert_eq!(introspect(&flow, &server, opaque).await["active"], false, "not yet its server");
+        let who = metadata(Actor::Cli("ops".into()));
+        let input = ResourceInput { introspecting_clients: vec![server.client_id.to_string()], ..ResourceInput::default() };
+        resources::update(&flow.store, ORDERS, input, &who).await.unwrap();
+        let answer = introspect(&flow, &server, opaque).await;
+        assert_eq!((answer["active"].clone(), answer["client_id"].clone()), (json!(true), json!(job.client_id.as_str())), "{answer}");
+        assert_eq!(introspect(&flow, &server, &plain).await["active"], false);
 
         // A JWT for a resource that takes one, verified with the JWKS alone.
         let (status, _, tokens) = flow.token(Auth::Basic(&job), &cc(&[MCP])).await;
