@@ -70,6 +70,7 @@ struct ApprovalPage<'a> {
     username: &'a str,
     user_code: String,
     scopes: Vec<(&'a str, String)>,
+    asked_from: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +204,7 @@ async fn show(
         not_you,
         username: user.username.as_str(),
         user_code,
+        asked_from: pending.asked_from.as_deref(),
         scopes: pending
             .scopes
             .iter()

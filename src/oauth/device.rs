@@ -186,6 +186,9 @@ pub struct PendingDevice {
     pub scopes: Scopes,
     pub user_code: UserCode,
     pub expires_at: DateTime<Utc>,
+    /// Where the device asked from (its address and user agent, as recorded), so a person
+    /// lured into approving someone else's request can notice (RFC 8628 §5.4).
+    pub asked_from: Option<String>,
 }
 
 /// Why a typed user code leads nowhere. Said to the person as one message: which of these it
@@ -235,13 +238,36 @@ pub async fn find(authority: &Authority, typed: &str) -> Result<PendingDevice, D
         .filter(|c| c.status == authledger_domain::client::ClientStatus::Active)
         .cloned()
         .ok_or(DeviceLookupError::Unknown)?;
+    let asked_from = asked_from(authority, &grant_id).await?;
     Ok(PendingDevice {
         grant_id,
         client,
         scopes: state.scopes.clone(),
         user_code,
         expires_at: device.expires_at,
+        asked_from,
     })
+}
+
+/// The address and user agent the device authorization came from, from its event's metadata.
+async fn asked_from(authority: &Authority, grant_id: &str) -> Result<Option<String>, AppError> {
+    let events = authority
+        .store
+        .history("Grant", grant_id)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let Some(started) = events.first() else {
+        return Ok(None);
+    };
+    let authledger_domain::metadata::Source::Http { ip, user_agent } = &started.metadata.source
+    else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = [ip.as_deref(), user_agent.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok((!parts.is_empty()).then(|| parts.join(", ")))
 }
 
 /// Records the person's decision. Allowing is also a consent, as at the authorization

@@ -116,6 +116,7 @@ on_both_stores! {
         assert!(html.contains("Living Room TV"), "{html}");
         assert!(html.contains(&user_code), "the page shows the code to compare: {html}");
         assert!(html.contains("(profile)") && html.contains("(openid)"), "{html}");
+        assert!(html.contains("The request came from 127.0.0.1"), "where the device asked from: {html}");
         let done = flow.submit(&html, "/device", &[("decision", "allow")]).await;
         assert_eq!(done.status(), StatusCode::OK);
         assert!(done.text().await.unwrap().contains("Device connected"));
