@@ -1,7 +1,9 @@
 //! Cascades: events that end other aggregates' tokens.
 //!
 //! Disabling or deleting a client, rotating its secret with `--revoke-tokens`, disabling a user,
-//! or revoking a consent revokes the affected grants for good: each becomes a `GrantRevoked`
+//! revoking a consent, or revoking a grant that tokens were exchanged from (RFC 8693; the
+//! exchanged grants' own revocations then cascade further down the chain) revokes the affected
+//! grants for good: each becomes a `GrantRevoked`
 //! event on its grant (actor and request of the event that caused it), so re-enabling a client
 //! or user resurrects nothing, and the audit trail says who ended every token and why.
 //!
@@ -31,19 +33,34 @@ const BATCH: i64 = 500;
 /// checkpoint keeps them from going far apart.
 static RUNNING: Mutex<()> = Mutex::const_new(());
 
+/// Which grants an event ends.
+enum Ended {
+    /// Every grant in force of a client and/or user.
+    Of(Subject),
+    /// The grants exchanged from this one.
+    ExchangedFrom(String),
+}
+
 /// The grants an event ends, and why.
-fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
+fn affected(event: &StoredEvent) -> Option<(Ended, RevocationReason)> {
     let id = event.aggregate_id.clone();
     let for_client = |reason| {
         Some((
-            Subject {
+            Ended::Of(Subject {
                 client_id: Some(id.clone()),
                 username: None,
-            },
+            }),
             reason,
         ))
     };
     match event.aggregate_type.as_str() {
+        // Read from the type alone: grant events are most of the log.
+        "Grant" => (event.event_type == "GrantRevoked").then(|| {
+            (
+                Ended::ExchangedFrom(id.clone()),
+                RevocationReason::SourceRevoked,
+            )
+        }),
         "Client" => match event.decode::<ClientEvent>().ok()? {
             ClientEvent::ClientDisabled { .. } | ClientEvent::ClientDeleted {} => {
                 for_client(RevocationReason::Admin)
@@ -56,20 +73,20 @@ fn affected(event: &StoredEvent) -> Option<(Subject, RevocationReason)> {
         },
         "User" => match event.decode::<UserEvent>().ok()? {
             UserEvent::UserDisabled {} | UserEvent::UserErased { .. } => Some((
-                Subject {
+                Ended::Of(Subject {
                     client_id: None,
                     username: Some(id),
-                },
+                }),
                 RevocationReason::Admin,
             )),
             _ => None,
         },
         "Consent" => match event.decode::<ConsentEvent>().ok()? {
             ConsentEvent::ConsentRevoked { user, client_id } => Some((
-                Subject {
+                Ended::Of(Subject {
                     client_id: Some(client_id),
                     username: Some(user.to_string()),
-                },
+                }),
                 RevocationReason::ConsentRevoked,
             )),
             _ => None,
@@ -100,8 +117,8 @@ pub async fn run(store: &Store) -> Result<(), AppError> {
             store.runner.wait_for(last).await?;
         }
         for event in &events {
-            if let Some((subject, reason)) = affected(event) {
-                revoke_all(store, &subject, reason, event).await?;
+            if let Some((ended, reason)) = affected(event) {
+                revoke_all(store, &ended, reason, event).await?;
             }
         }
         let mut tx = db
@@ -117,20 +134,27 @@ pub async fn run(store: &Store) -> Result<(), AppError> {
 
 async fn revoke_all(
     store: &Store,
-    subject: &Subject,
+    ended: &Ended,
     reason: RevocationReason,
     cause: &StoredEvent,
 ) -> Result<(), AppError> {
     // The revocation is attributed to whoever caused the triggering event, in the same request.
     let metadata = &cause.metadata;
     let mut targets = Vec::new();
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let cursor = after.as_ref().map(|(t, id)| (t.as_str(), id.as_str()));
-        let page = GrantsView::grants(&store.db, subject, true, cursor, 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.created_at.clone(), last.grant_id.clone()));
-        targets.extend(page.into_iter().map(|g| g.grant_id));
+    match ended {
+        Ended::ExchangedFrom(source) => {
+            targets = GrantsView::exchanged_from(&store.db, source).await?;
+        }
+        Ended::Of(subject) => {
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let cursor = after.as_ref().map(|(t, id)| (t.as_str(), id.as_str()));
+                let page = GrantsView::grants(&store.db, subject, true, cursor, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.created_at.clone(), last.grant_id.clone()));
+                targets.extend(page.into_iter().map(|g| g.grant_id));
+            }
+        }
     }
     for grant_id in targets {
         let revoked = store

@@ -178,6 +178,7 @@ impl Metrics {
                 RevocationReason::Admin => "admin",
                 RevocationReason::ConsentRevoked => "consent_revoked",
                 RevocationReason::SecretRotated => "secret_rotated",
+                RevocationReason::SourceRevoked => "source_revoked",
             },
             _ => return,
         };

@@ -36,7 +36,7 @@ use harness::{
 };
 use scenarios::{preload, Bench};
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "client_credentials",
     "introspect",
     "refresh",
@@ -44,6 +44,7 @@ const SCENARIOS: [&str; 7] = [
     "userinfo",
     "client_credentials_jwt",
     "device_poll",
+    "token_exchange",
 ];
 /// The resource `client_credentials_jwt` asks for: its tokens are RFC 9068 JWTs.
 const JWT_RESOURCE: &str = "https://bench.example/api";
@@ -207,6 +208,7 @@ async fn run(args: Args) {
                 "refresh_token".into(),
                 "client_credentials".into(),
                 "device_code".into(),
+                "token_exchange".into(),
             ],
             scope: Some("openid email".into()),
             skip_authorization: true,
@@ -286,17 +288,7 @@ async fn run(args: Args) {
                 drive(args.connections, duration, request).await
             }
             "introspect" | "userinfo" => {
-                let codes = bench.codes(64, 8).await;
-                let mut access = Vec::new();
-                for (code, verifier) in &codes {
-                    access.push(
-                        bench.exchange(code, verifier).await.expect("exchange")["access_token"]
-                            .as_str()
-                            .unwrap()
-                            .to_owned(),
-                    );
-                }
-                let access = Arc::new(access);
+                let access = Arc::new(bench.access_tokens(64).await);
                 let b = bench.clone();
                 let introspect = scenario == "introspect";
                 let counter = Arc::new(AtomicU64::new(0));
@@ -449,13 +441,57 @@ async fn run(args: Args) {
                 drive(args.connections, warmup, request.clone()).await;
                 drive(args.connections, duration, request).await
             }
+            "token_exchange" => {
+                // A person's access tokens, each exchanged with the client's own token as the
+                // actor: delegation, a new grant with `act` per request.
+                let subjects = bench.access_tokens(64).await;
+                let actor = bench
+                    .post_form("/oauth/token", &[("grant_type", "client_credentials")])
+                    .await
+                    .expect("the actor's token")["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let subjects = Arc::new(subjects);
+                let counter = Arc::new(AtomicU64::new(0));
+                let b = bench.clone();
+                let request = Arc::new(move |_| {
+                    let b = b.clone();
+                    let subjects = subjects.clone();
+                    let actor = actor.clone();
+                    let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
+                    async move {
+                        const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+                        let form = [
+                            (
+                                "grant_type",
+                                "urn:ietf:params:oauth:grant-type:token-exchange",
+                            ),
+                            ("subject_token", subjects[n % subjects.len()].as_str()),
+                            ("subject_token_type", ACCESS),
+                            ("actor_token", actor.as_str()),
+                            ("actor_token_type", ACCESS),
+                        ];
+                        match b.post_form("/oauth/token", &form).await {
+                            Some(tokens) if tokens["issued_token_type"] == ACCESS => Outcome::Ok,
+                            _ => Outcome::Error,
+                        }
+                    }
+                });
+                drive(args.connections, warmup, request.clone()).await;
+                drive(args.connections, duration, request).await
+            }
             _ => unreachable!(),
         };
         let count = measured.latencies_us.len();
         let rps = count as f64 / measured.elapsed.as_secs_f64();
         let issuance = matches!(
             scenario.as_str(),
-            "client_credentials" | "refresh" | "authcode" | "client_credentials_jwt"
+            "client_credentials"
+                | "refresh"
+                | "authcode"
+                | "client_credentials_jwt"
+                | "token_exchange"
         );
         let row = json!({
             "scenario": scenario,

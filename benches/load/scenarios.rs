@@ -52,6 +52,7 @@ pub(crate) async fn preload(db: &Db, count: u64) {
             refresh_token_hash: None,
             refresh_expires_at: None,
             audience: vec![],
+            exchange: None,
         };
         // Stored as cqrs-es stores it: externally tagged.
         serde_json::to_string(&event).unwrap()
@@ -177,6 +178,16 @@ impl Bench {
             .collect();
         futures::future::join_all(tasks).await;
         Arc::try_unwrap(out).unwrap().into_inner().unwrap()
+    }
+
+    /// `count` people's access tokens, each from a code exchanged for it.
+    pub(crate) async fn access_tokens(&self, count: usize) -> Vec<String> {
+        let mut access = Vec::new();
+        for (code, verifier) in &self.codes(count, 8).await {
+            let tokens = self.exchange(code, verifier).await.expect("exchange");
+            access.push(tokens["access_token"].as_str().unwrap().to_owned());
+        }
+        access
     }
 
     pub(crate) async fn exchange(&self, code: &str, verifier: &str) -> Option<Value> {

@@ -172,6 +172,9 @@ impl Scopes {
     pub fn union(&self, other: &Scopes) -> Scopes {
         Scopes(self.0.union(&other.0).cloned().collect())
     }
+    pub fn intersection(&self, other: &Scopes) -> Scopes {
+        Scopes(self.0.intersection(&other.0).cloned().collect())
+    }
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
@@ -239,14 +242,16 @@ pub struct UnknownKeyword {
 }
 
 wire_enum!(
-    /// RFC 6749 grant types (and `implicit`, RFC 6749 §4.2, for Frappe parity), and RFC 8628's
-    /// device grant: a device without a browser, approved by a person elsewhere.
+    /// RFC 6749 grant types (and `implicit`, RFC 6749 §4.2, for Frappe parity), RFC 8628's
+    /// device grant (a device without a browser, approved by a person elsewhere) and RFC 8693's
+    /// token exchange (a token for another, on the subject's behalf).
     GrantType, "grant type" {
         AuthorizationCode = "authorization_code",
         RefreshToken = "refresh_token",
         ClientCredentials = "client_credentials",
         Implicit = "implicit",
         DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
+        TokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange",
     }
 );
 

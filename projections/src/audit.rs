@@ -38,6 +38,8 @@ pub struct AuditRecord {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub summary: String,
+    /// The client that acted for the user, on a token exchange's issuance (RFC 8693).
+    pub acting_client_id: Option<String>,
 }
 
 /// Which rows an audit query returns; every field narrows.
@@ -47,6 +49,8 @@ pub struct AuditFilter {
     pub username: Option<String>,
     pub grant_id: Option<String>,
     pub event_type: Option<String>,
+    /// Token exchanges in which this client acted for the user (RFC 8693).
+    pub acting_client_id: Option<String>,
     /// RFC 3339, inclusive.
     pub since: Option<String>,
     /// RFC 3339, exclusive.
@@ -57,7 +61,8 @@ pub struct AuditFilter {
 
 /// The columns of an [`AuditRecord`], in its order.
 const COLUMNS: &str = "global_position, occurred_at, event_type, aggregate_type, aggregate_id, \
-                       actor, client_id, username, grant_id, request_id, source, ip, user_agent, summary";
+                       actor, client_id, username, grant_id, request_id, source, ip, user_agent, summary, \
+                       acting_client_id";
 
 impl AuditFilter {
     fn conditions(&self) -> Conditions {
@@ -66,6 +71,7 @@ impl AuditFilter {
             .and("username", "=", self.username.as_deref())
             .and("grant_id", "=", self.grant_id.as_deref())
             .and("event_type", "=", self.event_type.as_deref())
+            .and("acting_client_id", "=", self.acting_client_id.as_deref())
             .and("occurred_at", ">=", self.since.as_deref())
             .and("occurred_at", "<", self.until.as_deref())
     }
@@ -76,10 +82,36 @@ struct Subjects {
     username: Option<String>,
     grant_id: Option<String>,
     summary: String,
+    /// The client acting for the user in a token exchange (RFC 8693).
+    acting_client_id: Option<String>,
 }
 
 fn quoted(scopes: impl std::fmt::Display) -> String {
     format!("\"{scopes}\"")
+}
+
+/// How a token exchange's issuance reads: where from, and who acts (RFC 8693).
+fn exchanged(exchange: &authledger_domain::grant::Exchange) -> String {
+    let source = match &exchange.source_grant {
+        Some(grant) => format!("grant {grant} of client {}", exchange.source_client),
+        None => format!("an ID token of client {}", exchange.source_client),
+    };
+    let actors: Vec<String> = exchange
+        .actors
+        .iter()
+        .map(|a| match &a.user {
+            Some(user) => format!("{user} (client {})", a.client_id),
+            None => format!("client {}", a.client_id),
+        })
+        .collect();
+    match actors.split_first() {
+        None => format!(", exchanged from {source}, no actor (impersonation)"),
+        Some((now, [])) => format!(", exchanged from {source}, {now} acting"),
+        Some((now, before)) => format!(
+            ", exchanged from {source}, {now} acting for {}",
+            before.join(" for ")
+        ),
+    }
 }
 
 fn snake(value: impl Serialize) -> String {
@@ -147,6 +179,7 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
             username,
             grant_id: None,
             summary,
+            acting_client_id: None,
         };
     Ok(match event.aggregate_type.as_str() {
         "Client" => {
@@ -356,6 +389,13 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
         }
         "Grant" => {
             let payload = event.decode::<GrantEvent>()?;
+            let acting_client_id = match &payload {
+                GrantEvent::TokensIssued {
+                    exchange: Some(exchange),
+                    ..
+                } => exchange.acting_client().map(str::to_owned),
+                _ => None,
+            };
             // The first events of a grant name its client and user; later ones are looked up.
             let (client_id, username) = match &payload {
                 GrantEvent::CodeIssued {
@@ -398,16 +438,18 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                     grant_type,
                     scopes,
                     refresh_token_hash,
+                    exchange,
                     ..
                 } => format!(
-                    "{} tokens issued{}, scope {}",
+                    "{} tokens issued{}, scope {}{}",
                     grant_type,
                     if refresh_token_hash.is_some() {
                         " with a refresh token"
                     } else {
                         ""
                     },
-                    quoted(scopes)
+                    quoted(scopes),
+                    exchange.as_ref().map(exchanged).unwrap_or_default()
                 ),
                 GrantEvent::TokensRefreshed { scopes, .. } => {
                     format!("tokens refreshed, scope {}", quoted(scopes))
@@ -442,6 +484,7 @@ async fn describe(tx: &mut ViewTx, event: &StoredEvent) -> Result<Subjects, Proj
                 username,
                 grant_id: Some(id),
                 summary,
+                acting_client_id,
             }
         }
         "Settings" => {
@@ -516,7 +559,7 @@ impl Projection for AuditLog {
         let head =
             "INSERT INTO audit_log (global_position, occurred_at, event_type, aggregate_type, \
                     aggregate_id, actor, client_id, username, grant_id, request_id, source, ip, \
-                    user_agent, summary)";
+                    user_agent, summary, acting_client_id)";
         let row = vec![
             event.position.global.into(),
             view_time(meta.at).into(),
@@ -532,6 +575,7 @@ impl Projection for AuditLog {
             ip.into(),
             user_agent.into(),
             subjects.summary.into(),
+            subjects.acting_client_id.into(),
         ];
         tx.insert("audit_log", head, "", row).await
     }

@@ -7,7 +7,7 @@
 //! revoked the grants for good.
 
 use async_trait::async_trait;
-use authledger_domain::grant::GrantEvent;
+use authledger_domain::grant::{Exchange, GrantEvent};
 use authledger_domain::secret::SecretHash;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -147,6 +147,26 @@ async fn end_tokens(
     Ok(ended as i64)
 }
 
+/// What a token exchange's grant adds to its row: its source, `act` and the client acting.
+async fn record_exchange(
+    tx: &mut ViewTx,
+    grant_id: &str,
+    exchange: &Exchange,
+) -> Result<(), ProjectionError> {
+    let act = exchange.act_claim().map(|act| act.to_string());
+    let sql = "UPDATE grant_view SET source_grant = $1, act = $2, acting_client_id = $3 \
+               WHERE grant_id = $4";
+    on_tx!(tx.db().await?, conn => sqlx::query(sql)
+        .bind(exchange.source_grant.as_deref())
+        .bind(act)
+        .bind(exchange.acting_client())
+        .bind(grant_id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 async fn grant_subject(
     tx: &mut ViewTx,
     grant_id: &str,
@@ -225,6 +245,7 @@ impl Projection for GrantsView {
                 refresh_token_hash,
                 refresh_expires_at,
                 audience,
+                exchange,
                 ..
             } => {
                 let audience = audience_text(&audience);
@@ -251,6 +272,9 @@ impl Projection for GrantsView {
                 };
                 tx.insert("grant_view", GRANT_VIEW_INSERT, tail, row)
                     .await?;
+                if let Some(exchange) = &exchange {
+                    record_exchange(tx, grant_id, exchange).await?;
+                }
                 let mut issued = vec![("access", &access_token_hash, access_expires_at)];
                 if let (Some(hash), Some(expires_at)) = (&refresh_token_hash, refresh_expires_at) {
                     issued.push(("refresh", hash, expires_at));
@@ -406,6 +430,8 @@ pub struct TokenRecord {
     /// The resources an access token is for (RFC 8707), space-separated; `None` when
     /// unrestricted.
     pub audience: Option<String>,
+    /// RFC 8693's `act` claim (JSON) of a token got by exchange with an actor.
+    pub act: Option<String>,
     pub grant_status: String,
     pub client_status: Option<String>,
     pub user_status: Option<String>,
@@ -426,10 +452,14 @@ impl TokenRecord {
     }
 }
 
+/// A token's grant counts as revoked once the grant it was exchanged from is (the cascade then
+/// revokes it for good).
 const TOKEN_COLUMNS: &str = "t.token_hash, t.kind, t.grant_id, t.client_id, t.username, t.scopes, \
-     t.issued_at, t.expires_at, t.status, t.ended_at, t.audience, g.status AS grant_status, \
+     t.issued_at, t.expires_at, t.status, t.ended_at, t.audience, g.act, \
+     CASE WHEN s.status = 'revoked' THEN 'revoked' ELSE g.status END AS grant_status, \
      c.status AS client_status, u.status AS user_status \
      FROM token_view t JOIN grant_view g ON g.grant_id = t.grant_id \
+     LEFT JOIN grant_view s ON s.grant_id = g.source_grant \
      LEFT JOIN client_view c ON c.client_id = t.client_id \
      LEFT JOIN user_view u ON u.username = t.username";
 
@@ -454,9 +484,20 @@ pub struct GrantRecord {
     pub revoked_reason: Option<String>,
     pub revoked_by: Option<String>,
     pub revoked_ip: Option<String>,
+    /// For a grant made by token exchange (RFC 8693): the grant it was exchanged from, and
+    /// its tokens' `act` claim (JSON) when someone acts for the subject.
+    pub source_grant: Option<String>,
+    pub act: Option<String>,
 }
 
 impl GrantsView {
+    /// The grants still in force that were exchanged from `grant_id` (RFC 8693).
+    pub async fn exchanged_from(db: &Db, grant_id: &str) -> Result<Vec<String>, ProjectionError> {
+        let sql = "SELECT grant_id FROM grant_view WHERE source_grant = $1 AND status = 'active' \
+                   ORDER BY grant_id";
+        Ok(on_db!(db, pool => sqlx::query_scalar(sql).bind(grant_id).fetch_all(pool).await)?)
+    }
+
     /// The grants that had ended before `ended_before` (a view time): revoked before it, or
     /// with tokens none of which was still valid at it (expired or revoked), or, with no token (a code never
     /// redeemed), created before `created_before` (which leaves the code its lifetime). What
@@ -566,4 +607,4 @@ impl GrantsView {
 
 const GRANT_COLUMNS: &str =
     "grant_id, grant_type, client_id, username, scopes, status, created_at, \
-     updated_at, revoked_at, revoked_reason, revoked_by, revoked_ip";
+     updated_at, revoked_at, revoked_reason, revoked_by, revoked_ip, source_grant, act";

@@ -49,8 +49,8 @@ pub struct ClientInput {
     /// Space-separated scopes [default: "openid profile email"].
     #[arg(long)]
     pub scope: Option<String>,
-    /// authorization_code | refresh_token | client_credentials | device_code | implicit
-    /// [default: authorization_code refresh_token].
+    /// authorization_code | refresh_token | client_credentials | device_code | token_exchange
+    /// | implicit [default: authorization_code refresh_token].
     #[arg(long = "grant-type", value_name = "GRANT")]
     #[serde(default)]
     pub grant_types: Vec<String>,
@@ -113,6 +113,16 @@ pub struct ClientInput {
     #[arg(long)]
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// Token exchange: a client whose tokens this one may exchange, i.e. whose users it may
+    /// get tokens for (repeatable; its own tokens always).
+    #[arg(long = "token-exchange-subject-client", value_name = "ID")]
+    #[serde(default)]
+    pub token_exchange_subject_clients: Vec<String>,
+    /// Token exchange: a client whose tokens may act for the user in this client's
+    /// exchanges (RFC 8693 `may_act`; repeatable; the client itself always may).
+    #[arg(long = "token-exchange-actor-client", value_name = "ID")]
+    #[serde(default)]
+    pub token_exchange_actor_clients: Vec<String>,
 }
 
 /// A field of a [`ClientInput`] that does not parse: which field (and which of its values,
@@ -206,6 +216,16 @@ impl ClientInput {
                 .collect(),
             backchannel_logout_uri: text(&metadata.backchannel_logout_uri),
             backchannel_logout_session_required: metadata.backchannel_logout_session_required,
+            token_exchange_subject_clients: metadata
+                .token_exchange_subject_clients
+                .iter()
+                .cloned()
+                .collect(),
+            token_exchange_actor_clients: metadata
+                .token_exchange_actor_clients
+                .iter()
+                .cloned()
+                .collect(),
         }
     }
 
@@ -251,6 +271,7 @@ impl ClientInput {
                 .map(|g| match g.as_str() {
                     // RFC 8628's URN is long to type: operators may say `device_code`.
                     "device_code" => Ok(GrantType::DeviceCode),
+                    "token_exchange" | "token-exchange" => Ok(GrantType::TokenExchange),
                     g => g
                         .parse()
                         .map_err(|e| InvalidClientInput::new("grant_types", e)),
@@ -319,6 +340,11 @@ impl ClientInput {
             post_logout_redirect_uris,
             backchannel_logout_uri: web("backchannel_logout_uri", &self.backchannel_logout_uri)?,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
+            token_exchange_subject_clients: self
+                .token_exchange_subject_clients
+                .into_iter()
+                .collect(),
+            token_exchange_actor_clients: self.token_exchange_actor_clients.into_iter().collect(),
         })
     }
 }

@@ -57,6 +57,8 @@ pub async fn revoke_grant(
         }
         Err(other) => return Err(AppError::store(other)),
     }
+    // What was exchanged from it (RFC 8693) ends before the operator is answered.
+    crate::cascade::run(store).await?;
     show_grant(store, grant_id).await
 }
 

@@ -65,6 +65,9 @@ pub(super) struct AuditFilterArgs {
     /// Only this event type, e.g. LoginFailed (any case); an unknown one lists the types.
     #[arg(long = "type")]
     event_type: Option<String>,
+    /// Only token exchanges in which this client acted for the user (RFC 8693 delegation).
+    #[arg(long, value_name = "CLIENT")]
+    acting_client: Option<String>,
     /// From this time (inclusive): RFC 3339, a date, or a time ago (24h, 7d).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -98,6 +101,7 @@ pub(super) async fn audit(store: &Store, args: AuditArgs) -> Result<(), AppError
             .as_deref()
             .map(admin::event_type)
             .transpose()?,
+        acting_client_id: filter.acting_client,
         since: time("since", filter.since)?,
         until: time("until", filter.until)?,
         after: None,

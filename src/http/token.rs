@@ -13,11 +13,13 @@ use axum::Json;
 
 use crate::oauth::client_auth::{self, Credentials};
 use crate::oauth::error::{TokenError, TokenErrorCode};
+use crate::oauth::exchange::ExchangeRequest;
 use crate::oauth::grants::{exchange, TokenRequest, TokenResponse, VerifierRules};
 use crate::oauth::introspect;
 use crate::oauth::params::Params;
 use crate::throttle::{Key, Policy, Verdict};
 use crate::usage::ReadMetric;
+use authledger_domain::grant::TokenType;
 use authledger_domain::oauth::{GrantType, Scopes};
 use authledger_domain::pkce::CodeVerifier;
 
@@ -206,11 +208,75 @@ fn token_request(params: &Params, rules: VerifierRules) -> Result<TokenRequest, 
             device_code: required("device_code")?.into(),
             resources: resources(),
         }),
+        Ok(GrantType::TokenExchange) => exchange_request(params, scope()?, resources()),
         Ok(GrantType::Implicit) | Err(_) => Err(TokenError::new(
             TokenErrorCode::UnsupportedGrantType,
             format!("grant_type `{grant_type}` is not supported"),
         )),
     }
+}
+
+/// RFC 8693 §2.1. Only access tokens are issued; subjects are access or ID tokens of this
+/// server, actors access tokens; `audience` names registered resources as `resource` does.
+fn exchange_request(
+    params: &Params,
+    scope: Option<Scopes>,
+    mut resources: Vec<String>,
+) -> Result<TokenRequest, TokenError> {
+    let required = |name: &str| {
+        params
+            .get(name)
+            .ok_or_else(|| TokenError::invalid_request(format!("{name} is required")))
+    };
+    let token_type = |name: &str, allowed: &[TokenType]| {
+        let raw = required(name)?;
+        TokenType::parse(raw)
+            .filter(|t| allowed.contains(t))
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
+                TokenError::invalid_request(format!(
+                    "{name} `{raw}` is not supported here (supported: {})",
+                    names.join(", ")
+                ))
+            })
+    };
+    let subject_token_type = token_type(
+        "subject_token_type",
+        &[TokenType::AccessToken, TokenType::IdToken],
+    )?;
+    let actor_token = match (params.get("actor_token"), params.get("actor_token_type")) {
+        (Some(token), Some(_)) => {
+            token_type("actor_token_type", &[TokenType::AccessToken])?;
+            Some(token.to_owned().into())
+        }
+        (Some(_), None) => {
+            return Err(TokenError::invalid_request(
+                "actor_token_type is required with actor_token",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(TokenError::invalid_request(
+                "actor_token_type must not be sent without actor_token",
+            ))
+        }
+        (None, None) => None,
+    };
+    if let Some(asked) = params.get("requested_token_type") {
+        if asked != TokenType::AccessToken.as_str() {
+            return Err(TokenError::invalid_request(format!(
+                "requested_token_type `{asked}` is not issued here (only {})",
+                TokenType::AccessToken.as_str()
+            )));
+        }
+    }
+    resources.extend(params.get_all("audience").into_iter().map(str::to_owned));
+    Ok(TokenRequest::TokenExchange(ExchangeRequest {
+        subject_token: required("subject_token")?.to_owned().into(),
+        subject_token_type,
+        actor_token,
+        scope,
+        resources,
+    }))
 }
 
 /// The `token` of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1).

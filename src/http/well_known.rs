@@ -90,6 +90,7 @@ pub fn metadata(issuer: &str, settings: &SettingsValues) -> Value {
         "refresh_token",
         "client_credentials",
         GrantType::DeviceCode.as_str(),
+        GrantType::TokenExchange.as_str(),
     ];
     if settings.allow_implicit {
         response_types.push("token");

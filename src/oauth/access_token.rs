@@ -33,6 +33,8 @@ pub struct Claims<'a> {
     pub audience: &'a [ResourceId],
     pub auth_time: Option<DateTime<Utc>>,
     pub amr: &'a [String],
+    /// RFC 8693 §4.1: who acts for the subject, the current actor outermost.
+    pub act: Option<&'a Value>,
     pub issued_at: DateTime<Utc>,
     pub lifetime_seconds: i64,
 }
@@ -72,6 +74,9 @@ pub fn sign(
     }
     if let Some(auth_time) = claims.auth_time {
         body.insert("auth_time".into(), json!(auth_time.timestamp()));
+    }
+    if let Some(act) = claims.act {
+        body.insert("act".into(), act.clone());
     }
     if !claims.amr.is_empty() {
         body.insert("amr".into(), json!(claims.amr));

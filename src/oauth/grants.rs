@@ -3,36 +3,37 @@
 //! `Grant` aggregate; the answer follows from the events it committed.
 
 use authledger_domain::client::RegisteredClient;
-use authledger_domain::grant::{
-    CodeIssue, GrantCommand, GrantError, GrantEvent, GrantState, NewRefreshToken, NewTokens,
-};
+use authledger_domain::grant::{CodeIssue, GrantCommand, GrantEvent, GrantState};
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::{GrantType, Scopes};
 use authledger_domain::pkce::CodeVerifier;
-use authledger_domain::resource::{ResourceId, TokenFormat};
 use authledger_domain::secret::SecretHash;
 use authledger_domain::settings::SettingsValues;
 use authledger_domain::user::{RegisteredUser, Username};
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::{AggregateError, EventEnvelope};
+use cqrs_es::EventEnvelope;
 use serde::Serialize;
 
-use super::access_token;
 use super::authorize::AuthorizationRequest;
 use super::device::DEVICE_CODE_PREFIX;
 use super::error::{TokenError, TokenErrorCode};
+use super::exchange::{token_exchange, ExchangeRequest};
 use super::id_token::{self, IdTokenInput};
-use super::resources::{Target, TargetRefused};
-use super::tokens::{self, GrantId, ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
+use super::minting::{active_user, grant_error, mint, target_of, Bearer, Minted};
+use super::resources::Target;
+use super::tokens::{self, GrantId, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
 use super::Authority;
-use crate::error::{user_error, AppError};
-use crate::secrets::{self, MintedSecret};
+use crate::error::AppError;
+use crate::secrets;
 use secrecy::{ExposeSecret, SecretString};
 
 /// RFC 6749 §5.1. Its `Debug` shows no token.
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
@@ -79,6 +80,8 @@ pub enum TokenRequest {
         device_code: SecretString,
         resources: Vec<String>,
     },
+    /// RFC 8693 §2.1.
+    TokenExchange(ExchangeRequest),
 }
 
 impl TokenRequest {
@@ -88,6 +91,7 @@ impl TokenRequest {
             TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
             TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
             TokenRequest::DeviceCode { .. } => GrantType::DeviceCode,
+            TokenRequest::TokenExchange(_) => GrantType::TokenExchange,
         }
     }
 }
@@ -100,131 +104,11 @@ pub enum VerifierRules {
     Frappe,
 }
 
-fn grant_error(error: AggregateError<GrantError>) -> TokenError {
-    match error {
-        AggregateError::UserError(refused) => {
-            let code = TokenErrorCode::from_rfc6749(refused.code())
-                .unwrap_or(TokenErrorCode::InvalidGrant);
-            TokenError::new(code, refused.to_string())
-        }
-        AggregateError::AggregateConflict => {
-            TokenError::invalid_grant("the grant was used concurrently; try again")
-        }
-        other => TokenError::from(AppError::store(other)),
-    }
-}
-
 fn has_event(
     events: &[EventEnvelope<authledger_domain::grant::Grant>],
     wanted: fn(&GrantEvent) -> bool,
 ) -> bool {
     events.iter().any(|e| wanted(&e.payload))
-}
-
-/// Tokens for one response, minted here; only their hashes go into the command.
-struct Minted {
-    access: MintedSecret,
-    refresh: Option<MintedSecret>,
-    expires_in: i64,
-    tokens: NewTokens,
-}
-
-/// Who and what an access token is for, as a JWT access token says it (RFC 9068 §2.2).
-struct Bearer<'a> {
-    client_id: &'a str,
-    user: Option<&'a Username>,
-    scopes: &'a Scopes,
-    auth_time: Option<DateTime<Utc>>,
-    amr: &'a [String],
-}
-
-/// Mints the tokens of one response for `target`'s resources: an opaque access token, or a
-/// JWT when its resources take one, living as long as the shortest of them allows.
-fn mint(
-    authority: &Authority,
-    grant: &GrantId,
-    refresh: bool,
-    settings: &SettingsValues,
-    now: DateTime<Utc>,
-    target: &Target,
-    bearer: Bearer<'_>,
-) -> Result<Minted, TokenError> {
-    let expires_in = i64::from(target.lifetime(settings.access_token_ttl));
-    let audience = target.ids();
-    let access = match target.format().map_err(invalid_target)? {
-        TokenFormat::Opaque => tokens::mint(ACCESS_TOKEN_PREFIX, grant),
-        TokenFormat::Jwt => {
-            let claims = access_token::Claims {
-                client_id: bearer.client_id,
-                user: bearer.user.map(Username::as_str),
-                scopes: bearer.scopes,
-                audience: &audience,
-                auth_time: bearer.auth_time,
-                amr: bearer.amr,
-                issued_at: now,
-                lifetime_seconds: expires_in,
-            };
-            MintedSecret::kept(access_token::sign(authority, grant, claims)?)
-        }
-    };
-    let refresh = refresh.then(|| tokens::mint(REFRESH_TOKEN_PREFIX, grant));
-    let tokens = NewTokens {
-        access_token_hash: access.hash().clone(),
-        access_expires_at: now + Duration::seconds(expires_in),
-        refresh: refresh.as_ref().map(|r| NewRefreshToken {
-            hash: r.hash().clone(),
-            expires_at: now + Duration::seconds(i64::from(settings.refresh_token_ttl)),
-        }),
-        audience,
-    };
-    Ok(Minted {
-        access,
-        refresh,
-        expires_in,
-        tokens,
-    })
-}
-
-/// RFC 8707 §2: a resource that cannot be granted.
-fn invalid_target(refused: TargetRefused) -> TokenError {
-    match refused {
-        TargetRefused::Invalid(why) => TokenError::new(TokenErrorCode::InvalidTarget, why),
-        TargetRefused::Failed(error) => TokenError::from(error),
-    }
-}
-
-/// The resources a token request at the token endpoint is for: those it names (which the
-/// grant must cover; the grant decides), else every resource the grant covers.
-async fn target_of(
-    authority: &Authority,
-    client: &RegisteredClient,
-    requested: &[String],
-    granted: &[ResourceId],
-) -> Result<Target, TokenError> {
-    let target = if requested.is_empty() {
-        Target::of(authority, &client.client_id, granted).await
-    } else {
-        let raw: Vec<&str> = requested.iter().map(String::as_str).collect();
-        Target::resolve(authority, &client.client_id, &raw).await
-    };
-    target.map_err(invalid_target)
-}
-
-/// The user behind a grant, who must still exist and be enabled.
-async fn active_user(
-    authority: &Authority,
-    username: &Username,
-) -> Result<RegisteredUser, TokenError> {
-    let user = authority
-        .store
-        .users
-        .load(username.as_str())
-        .await
-        .map_err(|e| TokenError::from(user_error(username.as_str(), e)))?;
-    match user.registered() {
-        Some(user) if !user.disabled => Ok(user.clone()),
-        _ => Err(TokenError::invalid_grant("the user's account is disabled")),
-    }
 }
 
 /// The grant a code or refresh token names, and its user, who must still be enabled. The user
@@ -306,6 +190,9 @@ pub async fn exchange(
                 resources,
             };
             device_code_grant(authority, client, presented, metadata, &settings).await
+        }
+        TokenRequest::TokenExchange(request) => {
+            token_exchange(authority, client, request, metadata, &settings).await
         }
     }
 }
@@ -604,6 +491,8 @@ async fn client_credentials(
         scopes: &scopes,
         auth_time: None,
         amr: &[],
+        act: None,
+        expires_by: None,
     };
     let minted = mint(authority, &grant_id, false, settings, now, &target, bearer)?;
     authority
@@ -634,19 +523,6 @@ struct SignIn {
     auth_time: Option<DateTime<Utc>>,
     session: Option<SecretHash>,
     amr: Vec<String>,
-}
-
-impl<'a> Bearer<'a> {
-    /// The bearer of a person's grant (the person, unless the grant is the client's own).
-    fn of(client: &'a RegisteredClient, grant: &'a GrantState, scopes: &'a Scopes) -> Bearer<'a> {
-        Bearer {
-            client_id: &client.client_id,
-            user: grant.user.as_ref(),
-            scopes,
-            auth_time: grant.auth_time,
-            amr: &grant.amr,
-        }
-    }
 }
 
 impl SignIn {
@@ -697,6 +573,7 @@ async fn respond(
     };
     Ok(TokenResponse {
         access_token: minted.access.reveal().to_owned(),
+        issued_token_type: None,
         token_type: "Bearer",
         expires_in: minted.expires_in,
         scope: scopes.to_string(),
@@ -758,6 +635,8 @@ pub async fn issue_implicit(
         scopes: &request.scopes,
         auth_time: Some(auth_time),
         amr: &[],
+        act: None,
+        expires_by: None,
     };
     let no_resource = Target::default();
     let minted = mint(

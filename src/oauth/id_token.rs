@@ -185,6 +185,63 @@ pub async fn store_hs256_secret(
         .map_err(|e| AppError::from(anyhow::Error::new(e)))
 }
 
+/// `aud`: one string or an array of them (RFC 7519 §4.1.3).
+pub fn audience(claims: &Value) -> Vec<String> {
+    match &claims["aud"] {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The claims of an ID token this server signed, its signature and issuer checked (its expiry
+/// is the caller's to judge), or `None` for anything else, a JWT access token included.
+pub async fn verify_ours(
+    authority: &super::Authority,
+    token: &str,
+) -> Result<Option<Value>, AppError> {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Ok(None);
+    };
+    if header.typ.as_deref() == Some(super::access_token::ACCESS_TOKEN_TYP) {
+        return Ok(None);
+    }
+    // HS256 ID tokens are signed with their client's secret: which client is read from the
+    // unverified claims, then the signature decides.
+    let secret = match header.alg {
+        jsonwebtoken::Algorithm::HS256 => {
+            let unverified = token
+                .split('.')
+                .nth(1)
+                .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+                .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+            let Some(unverified) = unverified else {
+                return Ok(None);
+            };
+            let client = match audience(&unverified).first() {
+                Some(id) => authority.store.client(id).await?,
+                None => None,
+            };
+            match client {
+                Some(client)
+                    if client.metadata.id_token_signed_response_alg == Some(IdTokenAlg::HS256) =>
+                {
+                    Some(hs256_secret(&authority.store, &authority.master, &client).await?)
+                }
+                _ => return Ok(None),
+            }
+        }
+        _ => None,
+    };
+    let Ok(claims) = authority.keys.verify(token, secret.as_deref()) else {
+        return Ok(None);
+    };
+    Ok((claims["iss"] == authority.issuer.as_str()).then_some(claims))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,7 @@ pub async fn introspect(
         Some(resources) => json!(resources.split(' ').collect::<Vec<_>>()),
         None => json!(record.client_id),
     };
-    Ok(json!({
+    let mut answer = json!({
         "active": true,
         "scope": record.scopes,
         "client_id": record.client_id,
@@ -89,7 +89,15 @@ pub async fn introspect(
         "nbf": iat,
         "aud": audience,
         "iss": authority.issuer,
-    }))
+    });
+    // RFC 8693 §4.1: who acts for the subject, for a token got by exchange with an actor.
+    if let Some(act) = record.act.as_deref() {
+        let act: Value = serde_json::from_str(act).map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("`act` of a token in the views: {e}"))
+        })?;
+        answer["act"] = act;
+    }
+    Ok(answer)
 }
 
 /// Whether `client_id` introspects for one of the resources `record` is restricted to.

@@ -9,10 +9,7 @@
 //! hint's audience. Anything else is refused on a page and never redirected: a sign-out
 //! endpoint that redirects anywhere would be an open redirector.
 
-use authledger_domain::client::{ClientStatus, IdTokenAlg, RegisteredClient};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde_json::Value;
+use authledger_domain::client::{ClientStatus, RegisteredClient};
 
 use super::params::Params;
 use super::Authority;
@@ -142,66 +139,21 @@ async fn read_hint(
     token: &str,
 ) -> Result<(IdTokenHint, Vec<String>), LogoutError> {
     let not_ours = || refused("The request carries an ID token this server did not issue.");
-    // HS256 ID tokens are signed with their client's secret: which client is read from the
-    // unverified claims, then the signature decides.
-    let unverified = token
-        .split('.')
-        .nth(1)
-        .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
-        .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+    let claims = super::id_token::verify_ours(authority, token)
+        .await?
         .ok_or_else(not_ours)?;
-    let header = jsonwebtoken::decode_header(token).map_err(|_| not_ours())?;
-    let secret = match header.alg {
-        jsonwebtoken::Algorithm::HS256 => {
-            let audience = audience(&unverified);
-            let client = match audience.first() {
-                Some(id) => authority.store.client(id).await?,
-                None => None,
-            };
-            match client {
-                Some(client)
-                    if client.metadata.id_token_signed_response_alg == Some(IdTokenAlg::HS256) =>
-                {
-                    Some(
-                        super::id_token::hs256_secret(&authority.store, &authority.master, &client)
-                            .await?,
-                    )
-                }
-                _ => return Err(not_ours()),
-            }
-        }
-        _ => None,
-    };
-    let claims = authority
-        .keys
-        .verify(token, secret.as_deref())
-        .map_err(|_| not_ours())?;
-    if claims["iss"] != authority.issuer.as_str() {
-        return Err(not_ours());
-    }
     let subject = claims["sub"].as_str().ok_or_else(not_ours)?.to_owned();
     let hint = IdTokenHint {
         subject,
         session: claims["sid"].as_str().map(str::to_owned),
     };
-    Ok((hint, audience(&claims)))
-}
-
-/// `aud`: one string or an array of them (RFC 7519 §4.1.3).
-fn audience(claims: &Value) -> Vec<String> {
-    match &claims["aud"] {
-        Value::String(one) => vec![one.clone()],
-        Value::Array(many) => many
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect(),
-        _ => vec![],
-    }
+    Ok((hint, super::id_token::audience(&claims)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::id_token::audience;
 
     #[test]
     fn state_is_added_to_the_post_logout_redirect_uri() {

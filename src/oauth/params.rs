@@ -1,13 +1,14 @@
 //! Request parameters of the OAuth endpoints (RFC 6749 §3.1, §3.2): each may appear at most
-//! once (but `resource`, RFC 8707), an empty value counts as absent, and no name or value may hold a control character.
+//! once (but `resource`, RFC 8707, and `audience`, RFC 8693), an empty value counts as absent, and no name or value may hold a control character.
 //! No OAuth parameter has a use for one (RFC 6749 Appendix A limits them to visible
 //! characters and spaces), and a NUL that reached an event would be refused by Postgres'
 //! text columns when the views read it.
 
 use std::collections::HashMap;
 
-/// The one parameter that may repeat: RFC 8707 §2 lets a request name several resources.
-pub const REPEATABLE: [&str; 1] = ["resource"];
+/// The parameters that may repeat: RFC 8707 §2 lets a request name several resources, and
+/// RFC 8693 §2.1 several audiences.
+pub const REPEATABLE: [&str; 2] = ["resource", "audience"];
 
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, Vec<String>>);

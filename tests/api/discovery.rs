@@ -84,7 +84,9 @@ on_both_stores! {
         }
         for grant in strings(&openid["grant_types_supported"]) {
             let device = "urn:ietf:params:oauth:grant-type:device_code";
-            assert!(["authorization_code", "refresh_token", "client_credentials", "implicit", device].contains(&grant.as_str()), "{grant}");
+            // Token exchange is driven end to end in tests/api/oauth/exchange.rs.
+            let exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+            assert!(["authorization_code", "refresh_token", "client_credentials", "implicit", device, exchange].contains(&grant.as_str()), "{grant}");
         }
         let machine = flow.client(ClientInput { grant_types: vec!["client_credentials".into()], redirect_uris: vec![], ..web_client() }).await;
         assert_eq!(flow.token(Auth::Basic(&machine), &[("grant_type", "client_credentials")]).await.0, 200);

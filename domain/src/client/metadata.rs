@@ -62,6 +62,14 @@ pub struct ClientMetadata {
     /// Whether the client needs `sid` in logout tokens (it always gets one).
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// Token exchange (RFC 8693): the clients whose tokens this client may exchange (its own
+    /// always), i.e. whose users it may obtain tokens for.
+    #[serde(default)]
+    pub token_exchange_subject_clients: BTreeSet<String>,
+    /// Token exchange: the clients whose tokens may act for the subject in this client's
+    /// exchanges (RFC 8693 `may_act`; the client itself always may).
+    #[serde(default)]
+    pub token_exchange_actor_clients: BTreeSet<String>,
 }
 
 /// ID token signature algorithms (RFC 7518 §3.1). HS256 signs with the client secret, for
@@ -109,6 +117,7 @@ const NAME_MAX_CHARS: usize = 200;
 pub const MAX_REDIRECT_URIS: usize = 100;
 const MAX_CONTACTS: usize = 20;
 const MAX_ALLOWED_ROLES: usize = 100;
+const MAX_EXCHANGE_CLIENTS: usize = 100;
 
 impl ClientMetadata {
     /// The cross-field rules of RFC 7591 §2 and RFC 6749.
@@ -162,6 +171,13 @@ impl ClientMetadata {
                 "a public client cannot use `client_credentials` (RFC 6749 §4.4)",
             ));
         }
+        // Anyone holding a token could exchange it through a client that cannot authenticate.
+        if self.token_endpoint_auth_method.is_public() && grants(GrantType::TokenExchange) {
+            return Err(ClientError::invalid(
+                "grant_types",
+                "a public client cannot use token exchange (RFC 8693 §2.1: the client authenticates)",
+            ));
+        }
 
         let redirects = grants(GrantType::AuthorizationCode) || grants(GrantType::Implicit);
         if redirects && self.redirect_uris.is_empty() {
@@ -206,6 +222,16 @@ impl ClientMetadata {
             ),
             ("contacts", self.contacts.len(), MAX_CONTACTS),
             ("allowed_roles", self.allowed_roles.len(), MAX_ALLOWED_ROLES),
+            (
+                "token_exchange_subject_clients",
+                self.token_exchange_subject_clients.len(),
+                MAX_EXCHANGE_CLIENTS,
+            ),
+            (
+                "token_exchange_actor_clients",
+                self.token_exchange_actor_clients.len(),
+                MAX_EXCHANGE_CLIENTS,
+            ),
         ] {
             if count > max {
                 return Err(ClientError::invalid(
@@ -247,6 +273,16 @@ impl ClientMetadata {
             self.allowed_roles
                 .iter()
                 .map(|r| ("allowed_roles", r.as_str(), 64)),
+        )
+        .chain(
+            self.token_exchange_subject_clients
+                .iter()
+                .map(|c| ("token_exchange_subject_clients", c.as_str(), 200)),
+        )
+        .chain(
+            self.token_exchange_actor_clients
+                .iter()
+                .map(|c| ("token_exchange_actor_clients", c.as_str(), 200)),
         );
         for (field, value, max) in uris.chain(lines) {
             text::check(value, max).map_err(|why| ClientError::invalid(field, why))?;

@@ -38,6 +38,8 @@ fn web_app() -> ClientMetadata {
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        token_exchange_subject_clients: BTreeSet::new(),
+        token_exchange_actor_clients: BTreeSet::new(),
     }
 }
 
@@ -348,4 +350,17 @@ fn a_disabled_client_can_be_deleted() {
         ])
         .when(ClientCommand::Delete)
         .then_expect_events(vec![ClientEvent::ClientDeleted {}]);
+}
+
+#[test]
+fn a_public_client_cannot_use_token_exchange() {
+    let mut public = public_app();
+    public.grant_types.insert(GrantType::TokenExchange);
+    assert!(public.check().is_err());
+    let mut confidential = web_app();
+    confidential.grant_types.insert(GrantType::TokenExchange);
+    confidential
+        .token_exchange_actor_clients
+        .insert("agent".into());
+    assert_eq!(confidential.check(), Ok(()));
 }

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 
 use super::device::{DeviceAuthorization, DeviceDecision};
 use super::event::{GrantEvent, RevocationReason};
+use super::exchange::Exchange;
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::{CodeChallenge, CodeVerifier};
 use crate::resource::ResourceId;
@@ -73,6 +74,7 @@ impl NewTokens {
             refresh_token_hash,
             refresh_expires_at,
             audience: self.audience,
+            exchange: None,
         }
     }
 }
@@ -87,6 +89,15 @@ pub enum GrantCommand {
         user: Option<Username>,
         scopes: Scopes,
         auth_time: Option<DateTime<Utc>>,
+        tokens: NewTokens,
+    },
+    /// RFC 8693: tokens for the subject of another token, issued to `client_id`.
+    Exchange {
+        client_id: String,
+        user: Option<Username>,
+        scopes: Scopes,
+        auth_time: Option<DateTime<Utc>>,
+        exchange: Exchange,
         tokens: NewTokens,
     },
     RedeemCode {

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::exchange::Exchange;
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::CodeChallenge;
 use crate::resource::ResourceId;
@@ -23,6 +24,8 @@ pub enum RevocationReason {
     ConsentRevoked,
     /// The client's secret was rotated with `--revoke-tokens`.
     SecretRotated,
+    /// The grant it was exchanged from (RFC 8693) was revoked.
+    SourceRevoked,
 }
 
 /// What happened to a grant. Codes and tokens appear only as SHA-256 hashes.
@@ -66,6 +69,9 @@ pub enum GrantEvent {
         /// The access token's audience (RFC 8707); absent when unrestricted.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         audience: Vec<ResourceId>,
+        /// A token exchange's source and actors (RFC 8693); absent for every other grant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exchange: Option<Exchange>,
     },
     TokensRefreshed {
         previous_refresh_token_hash: SecretHash,

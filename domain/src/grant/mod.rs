@@ -11,6 +11,7 @@ mod command;
 mod device;
 mod error;
 mod event;
+mod exchange;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,9 @@ pub use command::{CodeIssue, GrantCommand, NewRefreshToken, NewTokens};
 pub use device::{DeviceAuthorization, DeviceDecision, DeviceState, DeviceStatus};
 pub use error::GrantError;
 pub use event::{GrantEvent, RevocationReason};
+pub use exchange::{
+    Actor, Exchange, ExchangePolicy, ExchangeRefused, SubjectToken, TokenType, MAX_ACTORS,
+};
 
 use crate::oauth::{GrantType, Scopes};
 use crate::pkce::CodeChallenge;
@@ -63,6 +67,9 @@ pub struct GrantState {
     /// The resources the grant covers (RFC 8707): its tokens' audience is among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceId>,
+    /// For a grant made by token exchange (RFC 8693): its source and who acts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +113,7 @@ impl GrantState {
             revoked: None,
             device: None,
             resources: vec![],
+            exchange: None,
         }
     }
 
@@ -216,10 +224,12 @@ impl cqrs_es::Aggregate for Grant {
                 refresh_token_hash,
                 refresh_expires_at,
                 audience,
+                exchange,
             } => {
                 let state = self.state.get_or_insert_with(|| GrantState {
                     auth_time,
                     resources: audience,
+                    exchange,
                     ..GrantState::new(grant_type, client_id, user, scopes)
                 });
                 state.access_tokens.push(IssuedToken {
@@ -371,6 +381,31 @@ impl Grant {
                 Ok(vec![
                     tokens.issued(grant_type, client_id, user, scopes, auth_time)
                 ])
+            }
+            GrantCommand::Exchange {
+                client_id,
+                user,
+                scopes,
+                auth_time,
+                exchange,
+                tokens,
+            } => {
+                if self.state.is_some() {
+                    return Err(GrantError::AlreadyExists);
+                }
+                // RFC 8693 §2.2.1 allows a refresh token; this server issues none, so an
+                // exchanged token never outlives its source by more than its own lifetime.
+                if tokens.refresh.is_some() {
+                    return Err(GrantError::InvalidGrant(
+                        "a token exchange issues no refresh token",
+                    ));
+                }
+                let mut issued =
+                    tokens.issued(GrantType::TokenExchange, client_id, user, scopes, auth_time);
+                if let GrantEvent::TokensIssued { exchange: e, .. } = &mut issued {
+                    *e = Some(exchange);
+                }
+                Ok(vec![issued])
             }
             GrantCommand::RedeemCode {
                 client_id,

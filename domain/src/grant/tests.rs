@@ -704,3 +704,44 @@ mod resource_indicators {
         assert_eq!(refused, Err(GrantError::InvalidTarget));
     }
 }
+
+fn exchanged_from_alice() -> Exchange {
+    Exchange {
+        subject_token_type: TokenType::AccessToken,
+        source_grant: Some("g-source".into()),
+        source_client: "chat".into(),
+        actors: vec![Actor {
+            client_id: "agent".into(),
+            user: None,
+            grant_id: "g-agent".into(),
+        }],
+    }
+}
+
+#[test]
+fn a_token_exchange_records_its_source_and_actors_and_issues_no_refresh_token() {
+    let command = |refresh| GrantCommand::Exchange {
+        client_id: "gateway".into(),
+        user: Some(alice()),
+        scopes: scopes("read"),
+        auth_time: None,
+        exchange: exchanged_from_alice(),
+        tokens: tokens('a', refresh),
+    };
+    let events = Grant::default().decide(command(None), now()).unwrap();
+    assert!(matches!(&events[..], [GrantEvent::TokensIssued {
+        grant_type: GrantType::TokenExchange,
+        exchange: Some(exchange),
+        refresh_token_hash: None,
+        ..
+    }] if *exchange == exchanged_from_alice()));
+    let mut grant = Grant::default();
+    for event in events {
+        cqrs_es::Aggregate::apply(&mut grant, event);
+    }
+    assert_eq!(
+        grant.state().unwrap().exchange,
+        Some(exchanged_from_alice())
+    );
+    assert!(Grant::default().decide(command(Some('r')), now()).is_err());
+}

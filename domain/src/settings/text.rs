@@ -226,6 +226,7 @@ impl Setting {
                 for word in value.split([' ', ',']).filter(|w| !w.is_empty()) {
                     let grant = match word {
                         "device_code" => GrantType::DeviceCode,
+                        "token_exchange" => GrantType::TokenExchange,
                         other => other
                             .parse::<GrantType>()
                             .map_err(|e| invalid("registration_grant_types", &e.to_string()))?,

@@ -39,8 +39,10 @@ impl LiveIndex {
         let start: Option<(i64, i64)> =
             on_tx!(&mut tx, conn => sqlx::query_as(checkpoints).fetch_optional(conn).await)?;
         let now = view_time(Utc::now());
-        let tokens = "SELECT token_hash, grant_id, client_id, username, scopes, issued_at, expires_at, \
-                      audience FROM token_view WHERE kind = 'access' AND status = 'active' AND expires_at > $1";
+        let tokens = "SELECT t.token_hash, t.grant_id, t.client_id, t.username, t.scopes, \
+                      t.issued_at, t.expires_at, t.audience, g.act, g.source_grant \
+                      FROM token_view t JOIN grant_view g ON g.grant_id = t.grant_id \
+                      WHERE t.kind = 'access' AND t.status = 'active' AND t.expires_at > $1";
         type TokenRow = (
             String,
             String,
@@ -49,6 +51,8 @@ impl LiveIndex {
             String,
             String,
             String,
+            Option<String>,
+            Option<String>,
             Option<String>,
         );
         let rows: Vec<TokenRow> =
@@ -68,7 +72,10 @@ impl LiveIndex {
                 .map_err(|e| ProjectionError::Decode(format!("token_view time {s}: {e}")))
         };
         let mut owners: HashMap<(String, Option<String>), Arc<Owner>> = HashMap::new();
-        for (hash, grant_id, client_id, username, scopes, issued_at, expires_at, audience) in rows {
+        for row in rows {
+            let (hash, grant_id, client_id, username, scopes, issued_at, expires_at, audience) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+            let (act, source) = (row.8, row.9);
             let Some(key) = token_key(&hash) else {
                 continue;
             };
@@ -83,6 +90,9 @@ impl LiveIndex {
                 .clone();
             let expires_at = time(&expires_at)?;
             let grant_id = state.grant_entry(&grant_id, Some(&owner), expires_at);
+            if let Some(source) = &source {
+                state.set_source(&grant_id, source);
+            }
             if !state.has_room(capacity) {
                 continue;
             }
@@ -96,6 +106,7 @@ impl LiveIndex {
                     expires_at,
                     revoked_at: None,
                     audience: audience.map(Arc::from),
+                    act: act.map(Arc::from),
                 },
             );
         }

@@ -129,10 +129,7 @@ impl LiveIndex {
                 TokenLookup::NotHeld
             };
         };
-        let grant_revoked = state
-            .grants
-            .get(&token.grant_id)
-            .is_some_and(|g| g.revoked_at.is_some());
+        let grant_revoked = state.grant_revoked(&token.grant_id);
         let client_status = state
             .clients
             .get(&token.owner.client_id)
@@ -159,6 +156,7 @@ impl LiveIndex {
             .to_owned(),
             ended_at: token.revoked_at.map(view_time),
             audience: token.audience.as_deref().map(str::to_owned),
+            act: token.act.as_deref().map(str::to_owned),
             grant_status: if grant_revoked { "revoked" } else { "active" }.to_owned(),
             client_status,
             user_status,

@@ -50,12 +50,17 @@ pub(super) struct LiveToken {
     /// The resources it is for (RFC 8707), space-separated; `None` (no allocation) when
     /// unrestricted, as almost every token is.
     pub(super) audience: Option<Arc<str>>,
+    /// RFC 8693's `act` claim (JSON) when someone acts for the subject; `None` otherwise.
+    pub(super) act: Option<Arc<str>>,
 }
 
 #[derive(Default)]
 pub(super) struct LiveGrant {
     pub(super) owner: Option<Arc<Owner>>,
     pub(super) revoked_at: Option<DateTime<Utc>>,
+    /// The grant this one was exchanged from (RFC 8693): its revocation ends this one's
+    /// tokens at once, before the cascade revokes this grant for good.
+    pub(super) source: Option<Arc<str>>,
     /// The latest expiry of any token this index holds for the grant: after it, and after the
     /// tombstone lifetime if revoked, the entry can go.
     pub(super) expires_at: Option<DateTime<Utc>>,
@@ -109,9 +114,35 @@ pub(super) struct IssuedAccessToken<'a> {
     pub(super) issued_at: DateTime<Utc>,
     pub(super) expires_at: DateTime<Utc>,
     pub(super) audience: Option<String>,
+    pub(super) act: Option<String>,
 }
 
+/// How far up a chain of exchanges a revocation is looked for (the cascade covers the rest).
+const SOURCE_HOPS: usize = 8;
+
 impl LiveState {
+    /// Whether the grant, or one it was exchanged from, is revoked.
+    pub(super) fn grant_revoked(&self, grant_id: &str) -> bool {
+        let mut next = Some(grant_id);
+        for _ in 0..SOURCE_HOPS {
+            let Some(grant) = next.and_then(|id| self.grants.get(id)) else {
+                return false;
+            };
+            if grant.revoked_at.is_some() {
+                return true;
+            }
+            next = grant.source.as_deref();
+        }
+        false
+    }
+
+    /// Notes the grant a grant was exchanged from.
+    pub(super) fn set_source(&mut self, grant_id: &str, source: &str) {
+        if let Some(grant) = self.grants.get_mut(grant_id) {
+            grant.source.get_or_insert_with(|| Arc::from(source));
+        }
+    }
+
     pub(super) fn has_room(&mut self, capacity: usize) -> bool {
         if self.access_tokens.len() < capacity {
             return true;
@@ -211,6 +242,7 @@ impl LiveState {
             issued_at,
             expires_at,
             audience,
+            act,
         } = token;
         let Some(key) = token_key(hash.as_hex()) else {
             return;
@@ -233,6 +265,7 @@ impl LiveState {
                 expires_at,
                 revoked_at,
                 audience: audience.map(Arc::from),
+                act: act.map(Arc::from),
             },
         );
     }
@@ -253,6 +286,7 @@ impl LiveState {
                 access_token_hash,
                 access_expires_at,
                 audience,
+                exchange,
                 ..
             } => {
                 let owner = Arc::new(Owner {
@@ -266,8 +300,15 @@ impl LiveState {
                     issued_at: at,
                     expires_at: *access_expires_at,
                     audience: crate::grants::audience_text(audience),
+                    act: exchange
+                        .as_ref()
+                        .and_then(|e| e.act_claim())
+                        .map(|act| act.to_string()),
                 };
                 self.issue(grant_id, token, capacity);
+                if let Some(source) = exchange.as_ref().and_then(|e| e.source_grant.as_deref()) {
+                    self.set_source(grant_id, source);
+                }
             }
             GrantEvent::TokensRefreshed {
                 scopes,
@@ -285,6 +326,7 @@ impl LiveState {
                     issued_at: at,
                     expires_at: *access_expires_at,
                     audience: crate::grants::audience_text(audience),
+                    act: None,
                 };
                 self.issue(grant_id, token, capacity);
             }
@@ -350,6 +392,7 @@ mod tests {
             refresh_token_hash: None,
             refresh_expires_at: None,
             audience: vec![],
+            exchange: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub(super) struct AuditQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only token exchanges in which this client acted for the user (RFC 8693 delegation).
+    acting_client_id: Option<String>,
     /// From this time: RFC 3339, a date (`2026-11-22`), `now`, or a time ago (`24h`, `7d`).
     since: Option<String>,
     /// Before this time, in the same forms.
@@ -85,6 +87,7 @@ pub(super) async fn audit(
             .as_deref()
             .map(crate::admin::event_type)
             .transpose()?,
+        acting_client_id: q.acting_client_id,
         since: instant("since", q.since)?,
         until: instant("until", q.until)?,
         after,

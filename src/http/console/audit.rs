@@ -68,6 +68,7 @@ impl AuditQuery {
             username: text(&self.user).map(|u| u.to_ascii_lowercase()),
             grant_id: None,
             event_type: text(&self.event_type),
+            acting_client_id: None,
             since,
             until: instant("until", &self.until)?,
             after: None,

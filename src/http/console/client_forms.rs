@@ -407,6 +407,13 @@ pub async fn edit(
         edited.software_id = current.software_id.clone();
         edited.software_version = current.software_version.clone();
         edited.backchannel_logout_session_required = current.backchannel_logout_session_required;
+        edited.token_exchange_subject_clients = current.token_exchange_subject_clients.clone();
+        edited.token_exchange_actor_clients = current.token_exchange_actor_clients.clone();
+        // The form has no box for token exchange (set from the CLI or admin API): keep it.
+        let exchange = authledger_domain::oauth::GrantType::TokenExchange;
+        if current.grant_types.contains(&exchange) {
+            edited.grant_types.insert(exchange);
+        }
         let actor = context.metadata(Actor::User(operator.username.clone()));
         match crate::admin::clients::replace(store, &id, edited, &actor).await {
             Ok(()) => {

@@ -4,6 +4,7 @@
 mod authorize_errors;
 mod code_flow;
 mod device;
+mod exchange;
 pub(crate) mod flow;
 mod frappe;
 mod grants;
