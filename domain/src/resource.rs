@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::client::IdTokenAlg;
 use crate::oauth::Scopes;
 use crate::services::Services;
 use crate::text::{self, TextRejected};
@@ -128,6 +129,10 @@ pub struct ResourceSettings {
     /// other clients for it (RFC 7662 §2.1); none when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub introspecting_clients: Vec<String>,
+    /// How its JWT access tokens are signed (RS256 when absent): any algorithm whose key the
+    /// JWKS publishes, so never HS256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_alg: Option<IdTokenAlg>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -148,6 +153,13 @@ impl ResourceSettings {
             .map_err(|e: TextRejected| invalid("name", e.to_string()))?;
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty".into()));
+        }
+        if self.signing_alg == Some(IdTokenAlg::HS256) {
+            return Err(invalid(
+                "signing_alg",
+                "access tokens are verified with the JWKS, which has no HS256 key: RS256, ES256 or EdDSA"
+                    .into(),
+            ));
         }
         if let Some(ttl) = self.access_token_ttl {
             if !(1..=86_400).contains(&ttl) {
@@ -316,6 +328,7 @@ mod tests {
             access_token_ttl: Some(600),
             allowed_clients: vec![],
             introspecting_clients: vec![],
+            signing_alg: None,
         }
     }
 
@@ -396,6 +409,17 @@ mod tests {
             ..settings("MCP")
         };
         assert!(only_one.allows("tv") && !only_one.allows("web"));
+        let hs256 = ResourceSettings {
+            signing_alg: Some(IdTokenAlg::HS256),
+            ..settings("MCP")
+        };
+        assert!(matches!(
+            hs256.check(),
+            Err(ResourceError::Invalid {
+                field: "signing_alg",
+                ..
+            })
+        ));
         assert!(settings("MCP").allows("anyone"));
     }
 }

@@ -1,6 +1,7 @@
 //! Protected resources (RFC 8707): register, change, list, delete. The CLI calls these; input
 //! arrives as strings and is parsed here, errors naming the field.
 
+use authledger_domain::client::IdTokenAlg;
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::Scopes;
 use authledger_domain::resource::{
@@ -35,6 +36,9 @@ pub struct ResourceInput {
     /// clients for it (repeatable).
     #[arg(long = "introspecting-client", value_name = "CLIENT_ID")]
     pub introspecting_clients: Vec<String>,
+    /// How its JWT access tokens are signed: RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    pub signing_alg: Option<String>,
 }
 
 fn resource_error(identifier: &str, error: AggregateError<ResourceError>) -> AppError {
@@ -63,6 +67,7 @@ fn settings_from(
         access_token_ttl: None,
         allowed_clients: vec![],
         introspecting_clients: vec![],
+        signing_alg: None,
     });
     let scope = (!input.scope.is_empty()).then(|| input.scope.join(" "));
     let scopes = match scope {
@@ -76,7 +81,17 @@ fn settings_from(
         })?,
         None => base.token_format,
     };
+    let signing_alg = match input.signing_alg.as_deref() {
+        Some(raw) => Some(IdTokenAlg::parse(raw).ok_or_else(|| {
+            AppError::invalid_field(
+                "signing_alg",
+                format!("signing_alg: `{raw}` is not one of RS256, ES256, EdDSA"),
+            )
+        })?),
+        None => base.signing_alg,
+    };
     Ok(ResourceSettings {
+        signing_alg,
         name: input.name.unwrap_or(base.name),
         scopes,
         token_format,
@@ -150,7 +165,12 @@ pub async fn delete(
 }
 
 /// The resource registered under `identifier`, if any.
+/// The resource, from the live index in a server (token requests name resources often), else
+/// folded from its events.
 pub async fn find(store: &Store, identifier: &str) -> Result<Option<RegisteredResource>, AppError> {
+    if let Some(live) = store.live() {
+        return Ok(live.resource(identifier));
+    }
     let resource: Resource = store
         .resources
         .load(identifier)

@@ -37,9 +37,11 @@ pub struct Claims<'a> {
     pub act: Option<&'a Value>,
     pub issued_at: DateTime<Utc>,
     pub lifetime_seconds: i64,
+    /// RS256, ES256 or EdDSA, as the resource says.
+    pub alg: IdTokenAlg,
 }
 
-/// Signs an RFC 9068 access token for `grant` with the active RS256 key.
+/// Signs an RFC 9068 access token for `grant` with the active key of the resource's algorithm.
 pub fn sign(
     authority: &Authority,
     grant: &GrantId,
@@ -85,7 +87,7 @@ pub fn sign(
     authority
         .keys
         .sign_typed(
-            IdTokenAlg::RS256,
+            claims.alg,
             Some(ACCESS_TOKEN_TYP),
             &Value::Object(body),
             None,

@@ -121,6 +121,7 @@ pub(super) fn mint(
                 act: bearer.act,
                 issued_at: now,
                 lifetime_seconds: expires_in,
+                alg: target.signing_alg().map_err(invalid_target)?,
             };
             MintedSecret::kept(access_token::sign(authority, grant, claims)?)
         }

@@ -2,6 +2,7 @@
 //! client may ask for them, and what that makes of the access token (its audience, format
 //! and lifetime).
 
+use authledger_domain::client::IdTokenAlg;
 use authledger_domain::resource::{RegisteredResource, ResourceId, TokenFormat};
 
 use super::Authority;
@@ -49,6 +50,7 @@ impl Target {
         }
         let target = Target { resources };
         target.format()?;
+        target.signing_alg()?;
         Ok(target)
     }
 
@@ -86,6 +88,22 @@ impl Target {
         if formats.any(|f| f != first) {
             return Err(TargetRefused::Invalid(
                 "these resources take access tokens of different formats; ask for them in separate requests".into(),
+            ));
+        }
+        Ok(first)
+    }
+
+    /// How a JWT access token for these resources is signed: they must agree (RS256 unless
+    /// a resource says otherwise).
+    pub fn signing_alg(&self) -> Result<IdTokenAlg, TargetRefused> {
+        let mut algs = self
+            .resources
+            .iter()
+            .map(|r| r.settings.signing_alg.unwrap_or(IdTokenAlg::RS256));
+        let first = algs.next().unwrap_or(IdTokenAlg::RS256);
+        if algs.any(|a| a != first) {
+            return Err(TargetRefused::Invalid(
+                "these resources verify access tokens signed with different algorithms; ask for them in separate requests".into(),
             ));
         }
         Ok(first)

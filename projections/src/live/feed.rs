@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use authledger_domain::client::Client;
 use authledger_domain::consent::Consent;
 use authledger_domain::grant::Grant;
+use authledger_domain::resource::Resource;
 use authledger_domain::settings::{Settings, SETTINGS_ID};
 use authledger_domain::signing_keys::SigningKeys;
 use authledger_domain::user::{User, UserEvent};
@@ -162,4 +163,23 @@ impl Fed for authledger_domain::social_login::SocialLogin {}
 impl Fed for authledger_domain::social_login::ExternalIdentity {}
 impl Fed for SigningKeys {}
 impl Fed for authledger_domain::device::UserCodeAssignment {}
-impl Fed for authledger_domain::resource::Resource {}
+#[async_trait]
+impl Fed for Resource {
+    async fn feed(
+        live: &LiveIndex,
+        id: &str,
+        sequence: i64,
+        event: &Self::Event,
+        _: DateTime<Utc>,
+    ) -> Result<(), ProjectionError> {
+        feed_whole(
+            live,
+            id,
+            sequence,
+            event,
+            |state| state.resources.get_mut(id),
+            |state, sequence, resource| state.set_resource(id, sequence, resource),
+        )
+        .await
+    }
+}

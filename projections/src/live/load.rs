@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use authledger_domain::client::Client;
+use authledger_domain::resource::Resource;
 use authledger_domain::settings::{Settings, SETTINGS_ID};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -130,6 +131,9 @@ impl LiveIndex {
                     value: client,
                 },
             );
+        }
+        for (id, sequence, resource) in load_aggregates::<Resource>(db).await? {
+            state.set_resource(&id, sequence, resource);
         }
         if let Some((_, sequence, settings)) = load_aggregates::<Settings>(db)
             .await?

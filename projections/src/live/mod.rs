@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use authledger_domain::client::{Client, RegisteredClient};
 use authledger_domain::grant::Grant;
+use authledger_domain::resource::{RegisteredResource, Resource};
 use authledger_domain::secret::SecretHash;
 use authledger_domain::settings::{Settings, SettingsValues};
 use authledger_domain::user::User;
@@ -107,6 +108,14 @@ impl LiveIndex {
             .clients
             .get(client_id)
             .and_then(|c| c.value.registered().cloned())
+    }
+
+    /// The protected resource with this identifier, if registered.
+    pub fn resource(&self, identifier: &str) -> Option<RegisteredResource> {
+        self.read()
+            .resources
+            .get(identifier)
+            .and_then(|r| r.value.registered().cloned())
     }
 
     /// The settings in force.
@@ -248,6 +257,7 @@ impl LiveIndex {
             Settings::TYPE => feed::<Settings>(self, event).await,
             User::TYPE => feed::<User>(self, event).await,
             Grant::TYPE => feed::<Grant>(self, event).await,
+            Resource::TYPE => feed::<Resource>(self, event).await,
             _ => Ok(()),
         }
     }

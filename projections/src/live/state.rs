@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use authledger_domain::client::Client;
 use authledger_domain::grant::GrantEvent;
+use authledger_domain::resource::Resource;
 use authledger_domain::secret::SecretHash;
 use authledger_domain::settings::Settings;
 use authledger_domain::user::UserEvent;
@@ -69,6 +70,9 @@ pub(super) struct LiveGrant {
 #[derive(Default)]
 pub(super) struct LiveState {
     pub(super) clients: HashMap<String, Versioned<Client>>,
+    /// Every protected resource (RFC 8707): an operator's short list of APIs, read on each
+    /// token request that names one.
+    pub(super) resources: HashMap<String, Versioned<Resource>>,
     pub(super) settings: Option<Versioned<Settings>>,
     /// Users whose status changed after registration: `true` if disabled. Users never
     /// disabled are absent (enabled), so this stays small however many users there are.
@@ -180,6 +184,18 @@ impl LiveState {
                 value: client,
             };
             self.clients.insert(client_id.to_owned(), value);
+        }
+    }
+
+    /// Keeps `resource` as of `sequence`, unless a later one is held.
+    pub(super) fn set_resource(&mut self, identifier: &str, sequence: i64, resource: Resource) {
+        let current = self.resources.get(identifier).map(|r| r.sequence);
+        if current.is_none_or(|current| sequence > current) {
+            let value = Versioned {
+                sequence,
+                value: resource,
+            };
+            self.resources.insert(identifier.to_owned(), value);
         }
     }
 

@@ -2,6 +2,7 @@
 //! (RFC 8707). A resource's identifier is a URI: in a path it is percent-encoded
 //! (`/admin/api/resources/https%3A%2F%2Fmcp.example%2Fmcp`).
 
+use authledger_domain::client::IdTokenAlg;
 use authledger_domain::resource::RegisteredResource;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -32,6 +33,8 @@ pub(super) struct ResourceRecord {
     allowed_clients: Vec<String>,
     /// The clients its server introspects tokens as.
     introspecting_clients: Vec<String>,
+    /// How its JWT access tokens are signed (RS256, ES256 or EdDSA).
+    signing_alg: &'static str,
 }
 
 impl From<RegisteredResource> for ResourceRecord {
@@ -45,6 +48,7 @@ impl From<RegisteredResource> for ResourceRecord {
             access_token_ttl: settings.access_token_ttl,
             allowed_clients: settings.allowed_clients,
             introspecting_clients: settings.introspecting_clients,
+            signing_alg: settings.signing_alg.unwrap_or(IdTokenAlg::RS256).as_str(),
         }
     }
 }
@@ -61,6 +65,7 @@ pub(super) struct ResourceBody {
     access_token_ttl: Option<u32>,
     allowed_clients: Option<Vec<String>>,
     introspecting_clients: Option<Vec<String>>,
+    signing_alg: Option<String>,
 }
 
 impl ResourceBody {
@@ -72,6 +77,7 @@ impl ResourceBody {
             access_token_ttl: self.access_token_ttl,
             allowed_clients: self.allowed_clients.unwrap_or_default(),
             introspecting_clients: self.introspecting_clients.unwrap_or_default(),
+            signing_alg: self.signing_alg,
         }
     }
 }

@@ -23,6 +23,7 @@ async fn resource(flow: &Flow, identifier: &str, format: &str, clients: Vec<Stri
         access_token_ttl: (format == "jwt").then_some(300),
         allowed_clients: clients,
         introspecting_clients: vec![],
+        signing_alg: None,
     };
     resources::create(
         &flow.store,
@@ -32,6 +33,8 @@ async fn resource(flow: &Flow, identifier: &str, format: &str, clients: Vec<Stri
     )
     .await
     .unwrap();
+    // The server reads resources from its live index, which follows the log.
+    flow.app.settle().await;
 }
 
 fn machine() -> ClientInput {
@@ -112,6 +115,7 @@ on_both_stores! {
         let who = metadata(Actor::Cli("ops".into()));
         let input = ResourceInput { introspecting_clients: vec![server.client_id.to_string()], ..ResourceInput::default() };
         resources::update(&flow.store, ORDERS, input, &who).await.unwrap();
+        flow.app.settle().await;
         let answer = introspect(&flow, &server, opaque).await;
         assert_eq!((answer["active"].clone(), answer["client_id"].clone()), (json!(true), json!(job.client_id.as_str())), "{answer}");
         assert_eq!(introspect(&flow, &server, &plain).await["active"], false);
@@ -133,6 +137,20 @@ on_both_stores! {
         let (status, _, _) = flow.token_at("/oauth/revoke", Auth::Basic(&job), &[("token", &jwt)]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(introspect(&flow, &job, &jwt).await["active"], false);
+
+        // A resource may ask for another algorithm the JWKS publishes: ES256 here. HS256,
+        // which no JWKS can verify, is refused.
+        let es256 = ResourceInput { signing_alg: Some("ES256".into()), ..ResourceInput::default() };
+        resources::update(&flow.store, MCP, es256, &who).await.unwrap();
+        let hs256 = ResourceInput { signing_alg: Some("HS256".into()), ..ResourceInput::default() };
+        let refused = resources::update(&flow.store, MCP, hs256, &who).await.unwrap_err();
+        assert!(refused.to_string().contains("signing_alg"), "{refused}");
+        flow.app.settle().await;
+        let (status, _, tokens) = flow.token(Auth::Basic(&job), &cc(&[MCP])).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let es256_jwt = tokens["access_token"].as_str().unwrap();
+        assert_eq!(jsonwebtoken::decode_header(es256_jwt).unwrap().alg, jsonwebtoken::Algorithm::ES256);
+        assert_eq!(verify_access_token(&flow, es256_jwt, MCP).await["sub"], job.client_id.as_str());
 
         // Resources that cannot be granted: invalid_target (RFC 8707 §2).
         for (resources, why) in [
