@@ -293,6 +293,17 @@ on_both_stores! {
         assert_eq!(status, StatusCode::CREATED, "{device}");
         assert_eq!(device["grant_types"], json!(["urn:ietf:params:oauth:grant-type:device_code"]));
 
+        // Token exchange is open to registrants once the operator says so (a confidential
+        // client; with no subject or actor clients named, it can exchange only its own tokens).
+        let exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+        let body = json!({ "grant_types": ["client_credentials", exchange], "scope": "profile" });
+        let (status, _, refused) = register(&flow, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        flow.set("registration_grant_types", "authorization_code refresh_token client_credentials token_exchange").await;
+        let (status, _, agent) = register(&flow, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        assert_eq!(agent["grant_types"], json!(["client_credentials", exchange]));
+
         // The operator closes both doors; what is already registered stays.
         flow.set("registration_grant_types", "authorization_code").await;
         flow.set("registration_scopes", "openid profile").await;
