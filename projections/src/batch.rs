@@ -222,7 +222,11 @@ impl ViewTx {
             match &mut self.tx {
                 DbTx::Sqlite(tx, _) => {
                     let sql = values_statement(&pending);
-                    let mut query = sqlx::query(&sql);
+                    // Not kept prepared: every row count is another statement, and sqlx's
+                    // per-connection cache (100 statements) of these multi-row statements,
+                    // up to thousands of parameters each, held most of the server's memory
+                    // under load (191 MiB peak against 126 without, same token rate).
+                    let mut query = sqlx::query(&sql).persistent(false);
                     for value in pending.values {
                         query = match value {
                             Value::Text(s) => query.bind(s),

@@ -38,6 +38,8 @@ pub(super) async fn insert_and_commit(
             .push_bind(serde_json::to_string(&event.payload).unwrap_or_default())
             .push_bind(serde_json::to_string(&event.metadata).unwrap_or_default());
     });
-    insert.build().execute(&mut *tx).await?;
+    // Not kept prepared: each group size is another statement, and a connection's cache of
+    // large multi-row statements was most of the server's memory (see `ViewTx::flush_rows`).
+    insert.build().persistent(false).execute(&mut *tx).await?;
     tx.commit().await
 }

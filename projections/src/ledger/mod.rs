@@ -213,7 +213,12 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
                     .push_bind(digest)
                     .push_bind(&linked_at);
             });
-            insert.build().execute(&mut **conn).await?;
+            // Not kept prepared: each batch size is another statement (see `ViewTx::flush_rows`).
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut **conn)
+                .await?;
         }
         DbTx::Postgres(conn) => {
             let (links, positions, digests): (Vec<i64>, Vec<i64>, Vec<String>) =
