@@ -135,6 +135,7 @@ async fn id_token_subject(authority: &Authority, token: &str) -> Result<Subject,
         .await?
         .filter(|c| c.status == authledger_domain::client::ClientStatus::Active)
         .ok_or_else(|| unacceptable("subject_token's client is not active"))?;
+    // An access token's record already answers for its user; an ID token's person is read.
     active_user(authority, &user).await?;
     let scopes = if client.metadata.skip_authorization {
         client.metadata.scopes.clone()
@@ -204,9 +205,6 @@ pub(super) async fn token_exchange(
         TokenType::AccessToken => access_token_subject(authority, presented).await?,
         TokenType::IdToken => id_token_subject(authority, presented).await?,
     };
-    if let Some(user) = &subject.token.user {
-        active_user(authority, user).await?;
-    }
     let actor = match &request.actor_token {
         Some(token) => Some(actor_of(authority, token.expose_secret()).await?),
         None => None,
