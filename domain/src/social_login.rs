@@ -57,6 +57,11 @@ pub struct SocialLoginConfig {
     /// (Frappe's `show_in_resource_metadata`). Providers registered before it existed are.
     #[serde(default = "listed")]
     pub show_in_resource_metadata: bool,
+    /// Whether its signed JWTs (ID tokens or JWT access tokens, issued to this server) may be
+    /// presented as the subject of a token exchange (RFC 8693) by the clients that name its
+    /// issuer. The person they name must be linked to an account here.
+    #[serde(default)]
+    pub token_exchange: bool,
 }
 
 fn listed() -> bool {
@@ -75,6 +80,12 @@ impl SocialLoginConfig {
         }
         if let Identification::UserInfo { property } = &self.identification {
             text::check(property, 100).map_err(|e| ConfigRejected::Param(property.clone(), e))?;
+        }
+        let verifiable = self.identification == Identification::OpenId
+            && self.endpoints.issuer.is_some()
+            && self.endpoints.jwks.is_some();
+        if self.token_exchange && !verifiable {
+            return Err(ConfigRejected::ExchangeNeedsKeys);
         }
         Ok(())
     }

@@ -92,9 +92,14 @@ fn quoted(scopes: impl std::fmt::Display) -> String {
 
 /// How a token exchange's issuance reads: where from, and who acts (RFC 8693).
 fn exchanged(exchange: &authledger_domain::grant::Exchange) -> String {
-    let source = match &exchange.source_grant {
-        Some(grant) => format!("grant {grant} of client {}", exchange.source_client),
-        None => format!("an ID token of client {}", exchange.source_client),
+    let client = exchange.source_client.as_deref().unwrap_or("-");
+    let source = match (&exchange.source_grant, &exchange.external_subject) {
+        (Some(grant), _) => format!("grant {grant} of client {client}"),
+        (None, Some(external)) => format!(
+            "a token of {} for its subject {}",
+            external.issuer, external.subject
+        ),
+        (None, None) => format!("an ID token of client {client}"),
     };
     let actors: Vec<String> = exchange
         .actors

@@ -123,6 +123,12 @@ pub struct ClientInput {
     #[arg(long = "token-exchange-actor-client", value_name = "ID")]
     #[serde(default)]
     pub token_exchange_actor_clients: Vec<String>,
+    /// Token exchange: an external issuer (its `iss`, exactly) whose signed tokens this
+    /// client may exchange for tokens of the people they name (repeatable; the issuer must be
+    /// a social login provider trusted for token exchange).
+    #[arg(long = "token-exchange-subject-issuer", value_name = "ISSUER")]
+    #[serde(default)]
+    pub token_exchange_subject_issuers: Vec<String>,
 }
 
 /// A field of a [`ClientInput`] that does not parse: which field (and which of its values,
@@ -226,6 +232,11 @@ impl ClientInput {
                 .iter()
                 .cloned()
                 .collect(),
+            token_exchange_subject_issuers: metadata
+                .token_exchange_subject_issuers
+                .iter()
+                .cloned()
+                .collect(),
         }
     }
 
@@ -306,6 +317,16 @@ impl ClientInput {
                 .map(|raw| WebUrl::parse(raw).map_err(|e| InvalidClientInput::of(field, raw, e)))
                 .transpose()
         };
+        // Kept as typed (`iss` is compared exactly), once it reads as a URL.
+        let field = "token_exchange_subject_issuers";
+        let token_exchange_subject_issuers = self
+            .token_exchange_subject_issuers
+            .into_iter()
+            .map(|raw| match WebUrl::parse(raw.trim()) {
+                Ok(_) => Ok(raw.trim().to_owned()),
+                Err(e) => Err(InvalidClientInput::of(field, &raw, e)),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(ClientMetadata {
             name: self.name.trim().to_owned(),
             redirect_uris,
@@ -345,6 +366,7 @@ impl ClientInput {
                 .into_iter()
                 .collect(),
             token_exchange_actor_clients: self.token_exchange_actor_clients.into_iter().collect(),
+            token_exchange_subject_issuers,
         })
     }
 }

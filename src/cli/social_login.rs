@@ -99,6 +99,10 @@ pub(super) struct CreateArgs {
     /// show_social_login_key_as_authorization_server is on.
     #[arg(long, value_parser = clap::value_parser!(bool), default_value_t = true)]
     show_in_resource_metadata: bool,
+    /// Trust its signed tokens (ID tokens, JWT access tokens issued to this server) as the
+    /// subject of token exchanges by clients that name its issuer (OpenID providers only).
+    #[arg(long)]
+    token_exchange: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +136,9 @@ pub(super) struct UpdateArgs {
     /// Whether its issuer is listed in the protected-resource metadata (RFC 9728).
     #[arg(long, value_parser = clap::value_parser!(bool))]
     show_in_resource_metadata: Option<bool>,
+    /// Whether its signed tokens are trusted as token-exchange subjects.
+    #[arg(long, value_parser = clap::value_parser!(bool))]
+    token_exchange: Option<bool>,
 }
 
 pub(super) async fn social_login(
@@ -158,6 +165,7 @@ pub(super) async fn social_login(
                 trusted_emails: args.trusted_emails,
                 icon: args.icon,
                 show_in_resource_metadata: Some(args.show_in_resource_metadata),
+                token_exchange: args.token_exchange,
             };
             let master = master.load(store).await?;
             let created = social_login::create(
@@ -190,6 +198,7 @@ pub(super) async fn social_login(
                 enabled: args.enabled,
                 icon: args.icon,
                 show_in_resource_metadata: args.show_in_resource_metadata,
+                token_exchange: args.token_exchange,
             };
             let master = master.load(store).await?;
             let updated =

@@ -1,12 +1,15 @@
 //! Calls to another provider: discovery, its token endpoint (code, refresh, client
-//! credentials), revocation, and ID token verification against its keys.
+//! credentials), revocation, and verifying its signed tokens (ID tokens at sign-in, any JWT
+//! it signed for token exchange) against its keys.
 //!
 //! Only URLs an administrator configured are called, redirects are not followed (a redirect
 //! would reach a URL nobody configured), every call has a timeout, and at most
 //! [`MAX_ANSWER`] bytes of an answer are read. What the provider said comes back as
 //! [`AppError::Upstream`] in words safe to show: never a token or a secret.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use authledger_domain::connected_app::ProviderEndpoints;
 use authledger_domain::oauth::WebUrl;
@@ -88,6 +91,55 @@ pub struct IdClaims {
 #[derive(Clone)]
 pub struct ProviderClient {
     http: reqwest::Client,
+    keys: Arc<KeySets>,
+}
+
+/// How long a fetched key set is used before it is fetched again.
+const KEYS_FRESH: Duration = Duration::from_secs(300);
+/// A token signed with a key the cached set lacks (the provider rotated) fetches the set
+/// again, but no sooner than this after the last fetch: tokens naming unknown keys cannot
+/// make this server call the provider at their rate.
+const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// Key sets of a few providers are kept; more are dropped wholesale.
+const KEYS_KEPT: usize = 64;
+
+/// Key sets fetched recently, by URL: a trusted issuer's tokens may arrive at every token
+/// exchange, and its keys change rarely.
+#[derive(Default)]
+struct KeySets {
+    by_url: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
+}
+
+impl KeySets {
+    fn cached(&self, url: &str) -> Option<(Instant, Arc<JwkSet>)> {
+        let cached = self.by_url.lock().unwrap_or_else(|p| p.into_inner());
+        cached.get(url).cloned()
+    }
+
+    fn keep(&self, url: &str, keys: Arc<JwkSet>) {
+        let mut cached = self.by_url.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.len() >= KEYS_KEPT {
+            cached.clear();
+        }
+        cached.insert(url.to_owned(), (Instant::now(), keys));
+    }
+}
+
+/// The public-key signatures a provider's tokens may carry (never `none` or an HMAC, which
+/// a key set cannot verify).
+fn asymmetric(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512
+            | Algorithm::ES256
+            | Algorithm::ES384
+            | Algorithm::EdDSA
+    )
 }
 
 impl Default for ProviderClient {
@@ -117,7 +169,10 @@ impl ProviderClient {
             .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");
-        ProviderClient { http }
+        ProviderClient {
+            http,
+            keys: Arc::default(),
+        }
     }
 
     /// Sends `request` and reads at most [`MAX_ANSWER`] bytes of a JSON answer.
@@ -311,31 +366,92 @@ impl ProviderClient {
         nonce: &str,
     ) -> Result<IdClaims, AppError> {
         let refused = |why: String| AppError::Upstream(format!("the ID token was refused: {why}"));
+        let claims = self
+            .verify_signed(endpoints, &[client_id], id_token)
+            .await
+            .map_err(|e| match e {
+                Verification::Refused(why) => refused(why),
+                Verification::Failed(error) => error,
+            })?;
+        let claims: IdClaims =
+            serde_json::from_value(claims).map_err(|e| refused(format!("its claims: {e}")))?;
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(refused("its nonce is not the one this sign-in sent".into()));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a JWT the provider signed: one of its keys with an asymmetric algorithm, its
+    /// issuer, one of `audiences`, not expired and already valid (a minute's leeway). Returns
+    /// its claims.
+    pub async fn verify_signed(
+        &self,
+        endpoints: &ProviderEndpoints,
+        audiences: &[&str],
+        token: &str,
+    ) -> Result<Value, Verification> {
+        let refused = |why: &str| Verification::Refused(why.to_owned());
         let (Some(issuer), Some(jwks)) = (&endpoints.issuer, &endpoints.jwks) else {
             return Err(refused(
-                "the provider has no issuer and key set configured to check it against".into(),
+                "the provider has no issuer and key set configured to check it against",
             ));
         };
-        let header = jsonwebtoken::decode_header(id_token)
-            .map_err(|_| refused("it is not a signed JWT".into()))?;
-        let asymmetric = matches!(
-            header.alg,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-                | Algorithm::ES256
-                | Algorithm::ES384
-                | Algorithm::EdDSA
-        );
-        if !asymmetric {
-            return Err(refused(format!(
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| refused("it is not a signed JWT"))?;
+        if !asymmetric(header.alg) {
+            return Err(Verification::Refused(format!(
                 "{:?} is not a public-key signature",
                 header.alg
             )));
         }
+        let key = self
+            .key_for(jwks, header.kid.as_deref())
+            .await?
+            .ok_or_else(|| refused("no key of the provider's key set matches it"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 60;
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| Verification::Refused(e.to_string()))
+    }
+
+    /// The key `kid` names (or the only key, when the token names none), from the cached
+    /// key set while it is fresh and holds it, fetched otherwise.
+    async fn key_for(
+        &self,
+        jwks: &WebUrl,
+        kid: Option<&str>,
+    ) -> Result<Option<DecodingKey>, Verification> {
+        let pick = |keys: &JwkSet| {
+            match kid {
+                Some(kid) => keys.find(kid),
+                None if keys.keys.len() == 1 => keys.keys.first(),
+                None => None,
+            }
+            .map(|jwk| {
+                DecodingKey::from_jwk(jwk)
+                    .map_err(|e| Verification::Refused(format!("its key: {e}")))
+            })
+            .transpose()
+        };
+        let cached = self.keys.cached(jwks.as_str());
+        if let Some((fetched, keys)) = &cached {
+            let age = fetched.elapsed();
+            let found = pick(keys)?;
+            if age < KEYS_FRESH && (found.is_some() || age < KEYS_REFETCH_AFTER) {
+                return Ok(found);
+            }
+        }
+        let keys = Arc::new(self.key_set(jwks).await.map_err(Verification::Failed)?);
+        self.keys.keep(jwks.as_str(), keys.clone());
+        pick(&keys)
+    }
+
+    async fn key_set(&self, jwks: &WebUrl) -> Result<JwkSet, AppError> {
         let (status, keys) = self
             .json(self.http.get(jwks.as_str()), "the provider's key set")
             .await?;
@@ -345,27 +461,17 @@ impl ProviderClient {
                 status.as_u16()
             )));
         }
-        let keys: JwkSet = serde_json::from_value(keys).map_err(|e| {
+        serde_json::from_value(keys).map_err(|e| {
             AppError::Upstream(format!("the provider's key set is not a JWK set: {e}"))
-        })?;
-        let key = match &header.kid {
-            Some(kid) => keys.find(kid),
-            None if keys.keys.len() == 1 => keys.keys.first(),
-            None => None,
-        }
-        .ok_or_else(|| refused("no key of the provider's key set matches it".into()))?;
-        let key = DecodingKey::from_jwk(key).map_err(|e| refused(format!("its key: {e}")))?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[client_id]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 60;
-        let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
-            .map_err(|e| refused(e.to_string()))?
-            .claims;
-        if claims.nonce.as_deref() != Some(nonce) {
-            return Err(refused("its nonce is not the one this sign-in sent".into()));
-        }
-        Ok(claims)
+        })
     }
+}
+
+/// Why a provider's signed token was not taken.
+#[derive(Debug)]
+pub enum Verification {
+    /// The token itself: its signature, issuer, audience or times (words safe to show).
+    Refused(String),
+    /// The provider's keys could not be read.
+    Failed(AppError),
 }

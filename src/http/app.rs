@@ -69,6 +69,7 @@ impl Application {
                     issuer,
                     usage: crate::usage::Usage::new(),
                     device_polls: Default::default(),
+                    upstream: Default::default(),
                 }),
                 cookie_key,
                 registrations: Default::default(),

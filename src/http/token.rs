@@ -242,7 +242,7 @@ fn exchange_request(
     };
     let subject_token_type = token_type(
         "subject_token_type",
-        &[TokenType::AccessToken, TokenType::IdToken],
+        &[TokenType::AccessToken, TokenType::IdToken, TokenType::Jwt],
     )?;
     let actor_token = match (params.get("actor_token"), params.get("actor_token_type")) {
         (Some(token), Some(_)) => {

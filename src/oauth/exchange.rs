@@ -1,14 +1,16 @@
 //! Token exchange (RFC 8693) at the token endpoint: the client presents a subject token (an
-//! access token or ID token this server issued) and, for delegation, an actor token (an access
-//! token); the domain's [`ExchangePolicy`] decides from the client's registration, and a new
+//! access token or ID token this server issued, or a JWT of a trusted external issuer, see
+//! `external.rs`) and, for delegation, an actor token (an access token); the domain's [`ExchangePolicy`] decides from the client's registration, and a new
 //! grant records the source grant and the chain of actors. The access token issued carries
 //! `act` (as JWT claim, and in introspection); no refresh token is issued, and the token lives
 //! no longer than its subject token.
 
-use authledger_domain::client::RegisteredClient;
+mod external;
+
+use authledger_domain::client::{ClientMetadata, RegisteredClient};
 use authledger_domain::consent::{consent_id, Consent};
 use authledger_domain::grant::{
-    Actor, ExchangePolicy, ExchangeRefused, GrantCommand, SubjectToken, TokenType,
+    Actor, ExchangePolicy, ExchangeRefused, GrantCommand, Source, SubjectToken, TokenType,
 };
 use authledger_domain::metadata::EventMetadata;
 use authledger_domain::oauth::Scopes;
@@ -89,8 +91,10 @@ async fn access_token_subject(authority: &Authority, token: &str) -> Result<Subj
     Ok(Subject {
         token: SubjectToken {
             token_type: TokenType::AccessToken,
-            grant_id: Some(record.grant_id.clone()),
-            client_id: record.client_id.clone(),
+            source: Source::Issued {
+                client_id: record.client_id.clone(),
+                grant_id: Some(record.grant_id.clone()),
+            },
             user: state.user.clone(),
             scopes,
             actors: state
@@ -137,19 +141,9 @@ async fn id_token_subject(authority: &Authority, token: &str) -> Result<Subject,
         .ok_or_else(|| unacceptable("subject_token's client is not active"))?;
     // An access token's record already answers for its user; an ID token's person is read.
     active_user(authority, &user).await?;
-    let scopes = if client.metadata.skip_authorization {
-        client.metadata.scopes.clone()
-    } else {
-        let consent: Consent = authority
-            .store
-            .consents
-            .load(&consent_id(&user, &client_id))
-            .await
-            .map_err(AppError::store)?;
-        consent.granted().cloned().ok_or_else(|| {
-            unacceptable("the person no longer consents to subject_token's client")
-        })?
-    };
+    let scopes = consented_scopes(authority, &client_id, &client.metadata, &user)
+        .await?
+        .ok_or_else(|| unacceptable("the person no longer consents to subject_token's client"))?;
     let auth_time = claims["auth_time"]
         .as_i64()
         .and_then(|t| DateTime::from_timestamp(t, 0));
@@ -164,8 +158,10 @@ async fn id_token_subject(authority: &Authority, token: &str) -> Result<Subject,
     Ok(Subject {
         token: SubjectToken {
             token_type: TokenType::IdToken,
-            grant_id: None,
-            client_id,
+            source: Source::Issued {
+                client_id,
+                grant_id: None,
+            },
             user: Some(user),
             scopes,
             actors: vec![],
@@ -174,6 +170,26 @@ async fn id_token_subject(authority: &Authority, token: &str) -> Result<Subject,
         amr,
         expires_at,
     })
+}
+
+/// What `user` allows `client_id` now: what they consented to it, or every scope registered
+/// for a trusted client, which asks no consent. `None` without a consent.
+async fn consented_scopes(
+    authority: &Authority,
+    client_id: &str,
+    client: &ClientMetadata,
+    user: &Username,
+) -> Result<Option<Scopes>, TokenError> {
+    if client.skip_authorization {
+        return Ok(Some(client.scopes.clone()));
+    }
+    let consent: Consent = authority
+        .store
+        .consents
+        .load(&consent_id(user, client_id))
+        .await
+        .map_err(AppError::store)?;
+    Ok(consent.granted().cloned())
 }
 
 /// The actor: an active access token this server issued, whoever it was issued to.
@@ -201,9 +217,19 @@ pub(super) async fn token_exchange(
     settings: &SettingsValues,
 ) -> Result<TokenResponse, TokenError> {
     let presented = request.subject_token.expose_secret();
-    let subject = match request.subject_token_type {
-        TokenType::AccessToken => access_token_subject(authority, presented).await?,
-        TokenType::IdToken => id_token_subject(authority, presented).await?,
+    let foreign = external::foreign_issuer(presented, &authority.issuer);
+    let subject = match (request.subject_token_type, foreign) {
+        (token_type, Some(issuer)) => {
+            external::subject(authority, client, token_type, presented, &issuer).await?
+        }
+        (TokenType::AccessToken, None) => access_token_subject(authority, presented).await?,
+        (TokenType::IdToken, None) => id_token_subject(authority, presented).await?,
+        (TokenType::Jwt, None) => {
+            return Err(unacceptable(
+                "a subject_token of type jwt must be a trusted external issuer's JWT \
+                 (this server's own tokens are exchanged as access_token or id_token)",
+            ))
+        }
     };
     let actor = match &request.actor_token {
         Some(token) => Some(actor_of(authority, token.expose_secret()).await?),
@@ -213,6 +239,7 @@ pub(super) async fn token_exchange(
         client_id: &client.client_id,
         registered_scopes: &client.metadata.scopes,
         subject_clients: &client.metadata.token_exchange_subject_clients,
+        subject_issuers: &client.metadata.token_exchange_subject_issuers,
         actor_clients: &client.metadata.token_exchange_actor_clients,
     };
     let user = subject.token.user.clone();

@@ -52,4 +52,6 @@ pub struct Authority {
     pub usage: crate::usage::Usage,
     /// How often each device code may be polled (RFC 8628 §3.5).
     pub device_polls: device::PollPace,
+    /// Calls to trusted external issuers (their key sets, for token exchange).
+    pub upstream: crate::connected_apps::provider::ProviderClient,
 }

@@ -58,6 +58,8 @@ pub struct SocialLoginInput {
     pub icon: Option<String>,
     /// Listed in RFC 9728 metadata (when the setting is on); yes unless `Some(false)`.
     pub show_in_resource_metadata: Option<bool>,
+    /// Its signed tokens are trusted as token-exchange subjects (OpenID providers only).
+    pub token_exchange: bool,
 }
 
 /// A change to a provider: each field given replaces the provider's.
@@ -73,6 +75,7 @@ pub struct SocialLoginChange {
     /// `Some("")` removes the icon.
     pub icon: Option<String>,
     pub show_in_resource_metadata: Option<bool>,
+    pub token_exchange: Option<bool>,
 }
 
 fn parse_sign_ups(raw: &str) -> Result<SignUps, AppError> {
@@ -160,6 +163,9 @@ pub async fn update(
     if let Some(listed) = change.show_in_resource_metadata {
         config.show_in_resource_metadata = listed;
     }
+    if let Some(trusted) = change.token_exchange {
+        config.token_exchange = trusted;
+    }
     let sealed = change
         .client_secret
         .as_deref()
@@ -206,6 +212,8 @@ pub struct ProviderSummary {
     pub enabled: bool,
     pub icon: Option<String>,
     pub show_in_resource_metadata: bool,
+    /// Whether its signed tokens are trusted as token-exchange subjects (RFC 8693).
+    pub token_exchange: bool,
 }
 
 /// `/login/social/{id}/callback` on this server.
@@ -239,6 +247,7 @@ impl ProviderSummary {
             enabled: config.enabled,
             icon: config.icon.as_ref().map(|i| i.as_str().to_owned()),
             show_in_resource_metadata: config.show_in_resource_metadata,
+            token_exchange: config.token_exchange,
         }
     }
 }
@@ -385,6 +394,7 @@ pub async fn create(
         enabled: true,
         icon,
         show_in_resource_metadata: input.show_in_resource_metadata.unwrap_or(true),
+        token_exchange: input.token_exchange,
     };
     let id = create_configured(store, master, config, &input.client_secret, metadata).await?;
     Ok(ProviderSummary::of(&load(store, &id).await?, issuer))

@@ -29,3 +29,4 @@ mod server_log;
 mod social_login;
 mod store_commands;
 mod transfer;
+mod trusted_issuer;

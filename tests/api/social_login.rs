@@ -11,13 +11,13 @@ use serde_json::Value;
 use crate::helpers::{cli_json, cli_with_env, Kind};
 use crate::oauth::flow::*;
 
-struct Pair {
-    ours: Flow,
-    theirs: Flow,
+pub(crate) struct Pair {
+    pub(crate) ours: Flow,
+    pub(crate) theirs: Flow,
 }
 
 impl Pair {
-    async fn new(kind: Kind) -> Pair {
+    pub(crate) async fn new(kind: Kind) -> Pair {
         let ours = Flow::new(kind).await;
         let theirs = Flow::new(Kind::Sqlite).await;
         for person in ["alice", "carol", "dave"] {
@@ -40,7 +40,7 @@ impl Pair {
             .await
     }
 
-    async fn create(&self, registration: &NewClient, args: &[&str]) -> Value {
+    pub(crate) async fn create(&self, registration: &NewClient, args: &[&str]) -> Value {
         let db = self.ours.app.db.shared();
         let secret = registration
             .client_secret
@@ -81,7 +81,11 @@ impl Pair {
     }
 
     /// `who` signs in here through the provider `id`; returns our callback's answer and URL.
-    async fn sign_in_through(&mut self, id: &str, who: &str) -> (reqwest::Response, String) {
+    pub(crate) async fn sign_in_through(
+        &mut self,
+        id: &str,
+        who: &str,
+    ) -> (reqwest::Response, String) {
         self.ours.fresh_browser();
         self.theirs.fresh_browser();
         self.theirs.sign_in(who).await;

@@ -66,6 +66,11 @@ pub struct ClientMetadata {
     /// always), i.e. whose users it may obtain tokens for.
     #[serde(default)]
     pub token_exchange_subject_clients: BTreeSet<String>,
+    /// Token exchange: the external issuers (their `iss`, exactly) whose JWTs this client may
+    /// exchange for tokens of the people they name, once the issuer is trusted for token
+    /// exchange (a social login provider with `token_exchange` on).
+    #[serde(default)]
+    pub token_exchange_subject_issuers: BTreeSet<String>,
     /// Token exchange: the clients whose tokens may act for the subject in this client's
     /// exchanges (RFC 8693 `may_act`; the client itself always may).
     #[serde(default)]
@@ -232,6 +237,11 @@ impl ClientMetadata {
                 self.token_exchange_actor_clients.len(),
                 MAX_EXCHANGE_CLIENTS,
             ),
+            (
+                "token_exchange_subject_issuers",
+                self.token_exchange_subject_issuers.len(),
+                MAX_EXCHANGE_CLIENTS,
+            ),
         ] {
             if count > max {
                 return Err(ClientError::invalid(
@@ -283,7 +293,14 @@ impl ClientMetadata {
             self.token_exchange_actor_clients
                 .iter()
                 .map(|c| ("token_exchange_actor_clients", c.as_str(), 200)),
-        );
+        )
+        .chain(self.token_exchange_subject_issuers.iter().map(|i| {
+            (
+                "token_exchange_subject_issuers",
+                i.as_str(),
+                text::MAX_URI_CHARS,
+            )
+        }));
         for (field, value, max) in uris.chain(lines) {
             text::check(value, max).map_err(|why| ClientError::invalid(field, why))?;
         }

@@ -39,6 +39,7 @@ fn web_app() -> ClientMetadata {
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
         token_exchange_subject_clients: BTreeSet::new(),
+        token_exchange_subject_issuers: BTreeSet::new(),
         token_exchange_actor_clients: BTreeSet::new(),
     }
 }

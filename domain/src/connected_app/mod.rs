@@ -146,6 +146,8 @@ pub enum ConfigRejected {
     ReservedParam(String),
     #[error("issuer: {0}")]
     Issuer(TextRejected),
+    #[error("only an OpenID provider (with an issuer and a key set) can be trusted for token exchange: its tokens are checked against its keys")]
+    ExchangeNeedsKeys,
 }
 
 /// Parameters of the authorization request authledger sets itself; an extra parameter may

@@ -1,12 +1,13 @@
-//! Token exchange (RFC 8693) with delegation. A client presents a token this server issued (the
-//! subject token) and, to act for its subject rather than as it, a token of the party that acts
-//! (the actor token); it gets a new grant whose access token speaks for the same subject.
+//! Token exchange (RFC 8693) with delegation. A client presents a token this server issued, or
+//! a JWT of an issuer trusted for it (the subject token) and, to act for its subject rather
+//! than as it, a token of the party that acts (the actor token); it gets a new grant whose
+//! access token speaks for the same subject.
 //!
 //! - Impersonation (no actor) and delegation (an actor, `act` in the token) are two distinct
 //!   records; a token that was itself delegated keeps its actors when exchanged again, so no
 //!   exchange can launder a delegation away.
 //! - The requesting client's registration is the policy: whose tokens it may exchange (its own
-//!   always) and which clients' tokens may act in its exchanges (RFC 8693 §4.4's `may_act`, the
+//!   always; other clients' and other issuers' when it names them) and which clients' tokens may act in its exchanges (RFC 8693 §4.4's `may_act`, the
 //!   client itself always). Scopes only narrow: to the subject token's, and to the client's.
 //! - The new grant records the subject's grant and the whole chain of actors, so revoking the
 //!   source revokes what was exchanged from it, and the audit answers "everything agent X did
@@ -27,6 +28,9 @@ pub enum TokenType {
     AccessToken,
     #[serde(rename = "urn:ietf:params:oauth:token-type:id_token")]
     IdToken,
+    /// A JWT (RFC 8693 §3): taken from trusted external issuers only.
+    #[serde(rename = "urn:ietf:params:oauth:token-type:jwt")]
+    Jwt,
 }
 
 impl TokenType {
@@ -34,11 +38,12 @@ impl TokenType {
         match self {
             TokenType::AccessToken => "urn:ietf:params:oauth:token-type:access_token",
             TokenType::IdToken => "urn:ietf:params:oauth:token-type:id_token",
+            TokenType::Jwt => "urn:ietf:params:oauth:token-type:jwt",
         }
     }
 
     pub fn parse(raw: &str) -> Option<TokenType> {
-        [TokenType::AccessToken, TokenType::IdToken]
+        [TokenType::AccessToken, TokenType::IdToken, TokenType::Jwt]
             .into_iter()
             .find(|t| t.as_str() == raw)
     }
@@ -63,16 +68,41 @@ impl Actor {
     }
 }
 
+/// A person as a trusted external issuer names them: its `iss` and their `sub` there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSubject {
+    pub issuer: String,
+    pub subject: String,
+}
+
+/// Where a subject token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// This server issued it to `client_id`; `grant_id` for an access token (an ID token names
+    /// no grant).
+    Issued {
+        client_id: String,
+        grant_id: Option<String>,
+    },
+    /// An issuer trusted for token exchange signed it; the person it names there is linked to
+    /// an account here.
+    External(ExternalSubject),
+}
+
 /// What a token exchange issued its token from: recorded on the new grant's first event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     pub subject_token_type: TokenType,
     /// The subject token's grant: revoking it revokes this one. `None` for an ID token, which
-    /// names no grant.
+    /// names no grant, and for an external issuer's token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_grant: Option<String>,
-    /// The client the subject token was issued to.
-    pub source_client: String,
+    /// The client the subject token was issued to, when this server issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_client: Option<String>,
+    /// The issuer and subject of an external issuer's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_subject: Option<ExternalSubject>,
     /// Who acts for the subject: the current actor first, the earliest last (the order in
     /// which `act` nests them). Empty when the client impersonates the subject.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,16 +128,17 @@ impl Exchange {
     }
 }
 
-/// The subject token, as the server found it: active and issued here.
+/// The subject token, as the server found it: active and issued here, or verified against a
+/// trusted issuer's keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubjectToken {
     pub token_type: TokenType,
-    pub grant_id: Option<String>,
-    pub client_id: String,
+    pub source: Source,
     /// The person it speaks for; `None` for a client's own (client credentials) token.
     pub user: Option<Username>,
     /// What it allows: an access token's scopes; for an ID token, what the person has
-    /// consented to its client.
+    /// consented to its client; for an external token, what the person has consented to the
+    /// requesting client (another issuer's scopes mean nothing here).
     pub scopes: Scopes,
     /// The actors already acting in it (a token that was itself exchanged).
     pub actors: Vec<Actor>,
@@ -120,6 +151,8 @@ pub struct ExchangePolicy<'a> {
     pub registered_scopes: &'a Scopes,
     /// Clients whose tokens it may present as the subject (its own always).
     pub subject_clients: &'a BTreeSet<String>,
+    /// External issuers whose tokens it may present as the subject.
+    pub subject_issuers: &'a BTreeSet<String>,
     /// Clients whose tokens may act in its exchanges (itself always).
     pub actor_clients: &'a BTreeSet<String>,
 }
@@ -146,18 +179,34 @@ impl ExchangePolicy<'_> {
         actor: Option<Actor>,
         requested: Option<&Scopes>,
     ) -> Result<(Scopes, Exchange), ExchangeRefused> {
-        let own = subject.client_id == self.client_id;
-        if !own && !self.subject_clients.contains(&subject.client_id) {
-            return Err(ExchangeRefused::Token(format!(
-                "this client may not exchange tokens issued to client `{}`",
-                subject.client_id
-            )));
-        }
-        if subject.user.is_none() && !own {
-            return Err(ExchangeRefused::Token(
-                "a client's own token (client credentials) can be exchanged only by that client"
-                    .into(),
-            ));
+        match &subject.source {
+            Source::Issued { client_id, .. } => {
+                let own = client_id == self.client_id;
+                if !own && !self.subject_clients.contains(client_id) {
+                    return Err(ExchangeRefused::Token(format!(
+                        "this client may not exchange tokens issued to client `{client_id}`"
+                    )));
+                }
+                if subject.user.is_none() && !own {
+                    return Err(ExchangeRefused::Token(
+                        "a client's own token (client credentials) can be exchanged only by that client"
+                            .into(),
+                    ));
+                }
+            }
+            Source::External(external) => {
+                if !self.subject_issuers.contains(&external.issuer) {
+                    return Err(ExchangeRefused::Token(format!(
+                        "this client may not exchange tokens issued by `{}`",
+                        external.issuer
+                    )));
+                }
+                if subject.user.is_none() {
+                    return Err(ExchangeRefused::Token(
+                        "an external issuer's token must name a person with an account here".into(),
+                    ));
+                }
+            }
         }
         if let Some(actor) = &actor {
             if actor.client_id != self.client_id && !self.actor_clients.contains(&actor.client_id) {
@@ -193,10 +242,18 @@ impl ExchangePolicy<'_> {
                     .into(),
             ));
         }
+        let (source_grant, source_client, external_subject) = match subject.source {
+            Source::Issued {
+                client_id,
+                grant_id,
+            } => (grant_id, Some(client_id), None),
+            Source::External(external) => (None, None, Some(external)),
+        };
         let exchange = Exchange {
             subject_token_type: subject.token_type,
-            source_grant: subject.grant_id,
-            source_client: subject.client_id,
+            source_grant,
+            source_client,
+            external_subject,
             actors,
         };
         Ok((scopes, exchange))
@@ -214,8 +271,10 @@ mod tests {
     fn alice_token(client: &str, scope: &str) -> SubjectToken {
         SubjectToken {
             token_type: TokenType::AccessToken,
-            grant_id: Some("g-alice".into()),
-            client_id: client.into(),
+            source: Source::Issued {
+                client_id: client.into(),
+                grant_id: Some("g-alice".into()),
+            },
             user: Some(Username::parse("alice").unwrap()),
             scopes: scopes(scope),
             actors: vec![],
@@ -233,6 +292,7 @@ mod tests {
     struct Registration {
         scopes: Scopes,
         subjects: BTreeSet<String>,
+        issuers: BTreeSet<String>,
         actors: BTreeSet<String>,
     }
 
@@ -242,6 +302,7 @@ mod tests {
             Registration {
                 scopes: scopes(scope),
                 subjects: set(subjects),
+                issuers: set(&["https://idp.example"]),
                 actors: set(actors),
             }
         }
@@ -250,6 +311,7 @@ mod tests {
                 client_id: "gateway",
                 registered_scopes: &self.scopes,
                 subject_clients: &self.subjects,
+                subject_issuers: &self.issuers,
                 actor_clients: &self.actors,
             }
         }
@@ -389,9 +451,68 @@ mod tests {
         assert_eq!(exchange.acting_client(), Some("agent-w"));
     }
 
+    fn external(issuer: &str) -> SubjectToken {
+        SubjectToken {
+            token_type: TokenType::Jwt,
+            source: Source::External(ExternalSubject {
+                issuer: issuer.into(),
+                subject: "a-123".into(),
+            }),
+            ..alice_token("unused", "read")
+        }
+    }
+
+    #[test]
+    fn an_external_issuers_token_needs_the_issuer_named_and_records_it() {
+        let reg = Registration::new("read", &[], &[]);
+        assert!(matches!(
+            reg.policy()
+                .decide(external("https://other.example"), None, None),
+            Err(ExchangeRefused::Token(_))
+        ));
+        let nobody = SubjectToken {
+            user: None,
+            ..external("https://idp.example")
+        };
+        assert!(matches!(
+            reg.policy().decide(nobody, None, None),
+            Err(ExchangeRefused::Token(_))
+        ));
+        let (scopes, exchange) = reg
+            .policy()
+            .decide(
+                external("https://idp.example"),
+                Some(agent("gateway", "g")),
+                None,
+            )
+            .unwrap();
+        assert_eq!(scopes.to_string(), "read");
+        assert_eq!(exchange.source_grant, None);
+        assert_eq!(exchange.source_client, None);
+        assert_eq!(
+            exchange.external_subject,
+            Some(ExternalSubject {
+                issuer: "https://idp.example".into(),
+                subject: "a-123".into()
+            })
+        );
+    }
+
+    #[test]
+    fn exchanges_recorded_before_external_issuers_still_read() {
+        let old = json!({
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "source_grant": "g1",
+            "source_client": "chat",
+        });
+        let exchange: Exchange = serde_json::from_value(old).unwrap();
+        assert_eq!(exchange.source_client.as_deref(), Some("chat"));
+        assert_eq!(exchange.external_subject, None);
+    }
+
     #[test]
     fn token_types_read_their_urns() {
-        for t in [TokenType::AccessToken, TokenType::IdToken] {
+        for t in [TokenType::AccessToken, TokenType::IdToken, TokenType::Jwt] {
             assert_eq!(TokenType::parse(t.as_str()), Some(t));
         }
         assert_eq!(

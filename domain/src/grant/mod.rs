@@ -24,7 +24,8 @@ pub use device::{DeviceAuthorization, DeviceDecision, DeviceState, DeviceStatus}
 pub use error::GrantError;
 pub use event::{GrantEvent, RevocationReason};
 pub use exchange::{
-    Actor, Exchange, ExchangePolicy, ExchangeRefused, SubjectToken, TokenType, MAX_ACTORS,
+    Actor, Exchange, ExchangePolicy, ExchangeRefused, ExternalSubject, Source, SubjectToken,
+    TokenType, MAX_ACTORS,
 };
 
 use crate::oauth::{GrantType, Scopes};

@@ -709,7 +709,8 @@ fn exchanged_from_alice() -> Exchange {
     Exchange {
         subject_token_type: TokenType::AccessToken,
         source_grant: Some("g-source".into()),
-        source_client: "chat".into(),
+        source_client: Some("chat".into()),
+        external_subject: None,
         actors: vec![Actor {
             client_id: "agent".into(),
             user: None,

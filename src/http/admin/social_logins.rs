@@ -35,6 +35,9 @@ pub(super) struct NewProviderBody {
     trusted_emails: bool,
     icon: Option<String>,
     show_in_resource_metadata: Option<bool>,
+    /// Trust its signed tokens as token-exchange subjects (OpenID providers only).
+    #[serde(default)]
+    token_exchange: bool,
 }
 
 /// The fields to change; absent ones are kept.
@@ -50,6 +53,7 @@ pub(super) struct ChangeBody {
     enabled: Option<bool>,
     icon: Option<String>,
     show_in_resource_metadata: Option<bool>,
+    token_exchange: Option<bool>,
 }
 
 #[utoipa::path(
@@ -91,6 +95,7 @@ pub(super) async fn create(
         trusted_emails: b.trusted_emails,
         icon: b.icon,
         show_in_resource_metadata: b.show_in_resource_metadata,
+        token_exchange: b.token_exchange,
     };
     let authority = &app.authority;
     let created = social_login::create(
@@ -142,6 +147,7 @@ pub(super) async fn update(
         enabled: b.enabled,
         icon: b.icon,
         show_in_resource_metadata: b.show_in_resource_metadata,
+        token_exchange: b.token_exchange,
     };
     let authority = &app.authority;
     ok(social_login::update(

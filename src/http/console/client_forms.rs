@@ -409,6 +409,7 @@ pub async fn edit(
         edited.backchannel_logout_session_required = current.backchannel_logout_session_required;
         edited.token_exchange_subject_clients = current.token_exchange_subject_clients.clone();
         edited.token_exchange_actor_clients = current.token_exchange_actor_clients.clone();
+        edited.token_exchange_subject_issuers = current.token_exchange_subject_issuers.clone();
         // The form has no box for token exchange (set from the CLI or admin API): keep it.
         let exchange = authledger_domain::oauth::GrantType::TokenExchange;
         if current.grant_types.contains(&exchange) {

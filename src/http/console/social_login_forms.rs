@@ -38,6 +38,7 @@ struct Typed {
     enabled: bool,
     icon: String,
     show_in_resource_metadata: bool,
+    token_exchange: bool,
 }
 
 impl Default for Typed {
@@ -56,6 +57,7 @@ impl Default for Typed {
             enabled: true,
             icon: String::new(),
             show_in_resource_metadata: true,
+            token_exchange: false,
         }
     }
 }
@@ -78,6 +80,7 @@ impl Typed {
             enabled: checked("enabled"),
             icon: text("icon"),
             show_in_resource_metadata: checked("show_in_resource_metadata"),
+            token_exchange: checked("token_exchange"),
         }
     }
 
@@ -99,6 +102,7 @@ impl Typed {
             enabled: provider.enabled,
             icon: provider.icon.clone().unwrap_or_default(),
             show_in_resource_metadata: provider.show_in_resource_metadata,
+            token_exchange: provider.token_exchange,
         }
     }
 
@@ -128,6 +132,7 @@ impl Typed {
             trusted_emails: self.trusted_emails,
             icon: optional(&self.icon),
             show_in_resource_metadata: Some(self.show_in_resource_metadata),
+            token_exchange: self.token_exchange,
         }
     }
 
@@ -144,6 +149,7 @@ impl Typed {
             enabled: Some(self.enabled),
             icon: Some(self.icon.clone()),
             show_in_resource_metadata: Some(self.show_in_resource_metadata),
+            token_exchange: Some(self.token_exchange),
         }
     }
 }
