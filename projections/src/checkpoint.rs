@@ -66,10 +66,12 @@ pub async fn lock(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError
     Ok(position(row))
 }
 
+/// Moves `name`'s checkpoint: binds the transaction id, the global position and the name.
+pub(crate) const SAVE: &str = "UPDATE projection_checkpoints SET transaction_id = $1, \
+                               global_position = $2 WHERE projection = $3";
+
 pub async fn save(tx: &mut DbTx, name: &str, position: Position) -> Result<(), ProjectionError> {
-    let sql = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 \
-               WHERE projection = $3";
-    on_tx!(tx, conn => sqlx::query(sql)
+    on_tx!(tx, conn => sqlx::query(SAVE)
         .bind(position.transaction)
         .bind(position.global)
         .bind(name)

@@ -63,7 +63,7 @@ macro_rules! on_tx {
 
 /// How long a SQLite writer waits for another writer (the server and a CLI command may share
 /// the file) before giving up with "database is locked".
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Creates the SQLite file readable by its owner only, if it does not exist yet: it holds
 /// password hashes and personal data. SQLite gives its WAL and shared-memory files the

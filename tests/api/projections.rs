@@ -225,7 +225,16 @@ async fn checkpoints_and_scratch(db: &Db) -> (Vec<(String, i64)>, Vec<String>) {
         "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection";
     let checkpoints = authledger_projections::on_db!(db, pool => sqlx::query_as(checkpoints).fetch_all(pool).await).unwrap();
     let scratch = match db {
-        Db::Sqlite(_) => Vec::new(),
+        // The SQLite rebuild's scratch files sit beside the store.
+        Db::Sqlite(pool) => {
+            let store = pool.connect_options().get_filename().to_path_buf();
+            let prefix = format!("{}-rebuild-", store.file_name().unwrap().to_string_lossy());
+            std::fs::read_dir(store.parent().unwrap())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&prefix))
+                .collect()
+        }
         Db::Postgres(pool) => sqlx::query_scalar(
             "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'authledger%'",
         )
@@ -356,12 +365,13 @@ impl Projection for PausesAt {
     }
 }
 
-/// Postgres builds the new views while the server goes on committing and projecting: what was
-/// committed after the build read the end of the log is replayed onto the new views when they
-/// are swapped in. (On SQLite the rebuild is one transaction that other writers wait for.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_what_is_committed_while_a_rebuild_builds_is_in_the_views_it_swaps_in() {
-    let test_db = TestDb::new(Kind::Postgres).await;
+// Both stores build the new views while the server goes on committing and projecting (SQLite
+// in a scratch file beside the store, holding no lock on it): what was committed after the
+// build read the end of the log is replayed onto the new views when they are swapped in, and
+// no scratch is left behind.
+on_both_stores! {
+async fn what_is_committed_while_a_rebuild_builds_is_in_the_views_it_swaps_in(kind: Kind) {
+    let test_db = TestDb::new(kind).await;
     let store = test_db.store().await;
     register_clients(&store, "before", 3).await;
     store.runner.catch_up_fully().await.unwrap();
@@ -418,4 +428,5 @@ async fn postgres_what_is_committed_while_a_rebuild_builds_is_in_the_views_it_sw
         checkpoints.contains(&("clients".to_owned(), now.global)),
         "{checkpoints:?}"
     );
+}
 }

@@ -10,10 +10,13 @@
 //! - Reading and decoding the log: the next page is read on a connection of its own while the
 //!   current one is applied.
 //!
-//! **SQLite** (`sqlite.rs`) has one writer, so the rebuild is one transaction: the
-//! secondary indexes are dropped, the tables emptied and refilled, the indexes created again
-//! and the checkpoints set, in one commit. Readers in WAL mode keep reading the old snapshot
-//! until then; other writers wait.
+//! **SQLite** (`sqlite.rs`) has one writer, so the new views are built in a scratch database
+//! file beside the store (no journal, no fsync, no lock on the store: the server keeps
+//! committing and projecting), catching up with what was committed meanwhile; then one write
+//! transaction replays the last few events, empties the store's view tables and copies the
+//! scratch rows in, creates their secondary indexes again and moves the checkpoints. Readers
+//! in WAL mode read the old views until that commit; other writers wait only for the copy.
+//! A store in memory (no file to build beside) is rebuilt in one transaction.
 //!
 //! **Postgres** (`postgres.rs`) builds the new views next to the old ones, in a schema of
 //! its own, while the server keeps serving and projecting into the old ones:
@@ -46,7 +49,7 @@ mod sqlite;
 pub(crate) use postgres::side_by_side;
 pub(crate) use progress::{Latest, Progress};
 pub use progress::{RebuildReport, RebuildState};
-pub(crate) use sqlite::in_one_transaction;
+pub(crate) use sqlite::{beside_then_swap, in_one_transaction};
 
 use crate::batch::ViewTx;
 use crate::db::Db;
