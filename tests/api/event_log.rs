@@ -34,12 +34,14 @@ async fn slow_commit(db: &Db, writer: usize, n: usize) {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
          payload, metadata) VALUES ('Probe', $1, 1, 'Probed', '1', '{{}}', $2{cast})"
     );
-    authledger_projections::on_db!(db, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query(&sql).bind(&id).bind(&metadata).execute(&mut *tx).await.unwrap();
-        tokio::time::sleep(pause).await;
-        tx.commit().await.unwrap();
-    })
+    // A writer of this process, as the server's are: on SQLite it takes its turn at the write
+    // lock (a writer left to SQLite's busy handler can lose every retry to the turns handed on
+    // in-process, and time out when the machine is slow); on Postgres it is a plain `BEGIN`.
+    let mut tx = db.begin_write().await.unwrap();
+    authledger_projections::on_tx!(&mut tx, conn => sqlx::query(&sql).bind(&id).bind(&metadata).execute(conn).await.map(drop))
+        .unwrap();
+    tokio::time::sleep(pause).await;
+    tx.commit().await.unwrap();
 }
 
 /// What a reader that trusts `global_position` alone would see next.
