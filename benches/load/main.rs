@@ -21,7 +21,6 @@ use authledger::http::Application;
 use authledger::master_key::MasterKey;
 use authledger_domain::client::RegistrationSource;
 use authledger_domain::settings::{Setting, SettingsCommand, SETTINGS_ID};
-use authledger_projections::{on_db, on_tx};
 use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
@@ -29,6 +28,7 @@ use serde_json::{json, Value};
 mod console;
 mod harness;
 mod peer;
+mod probe;
 mod scenarios;
 
 use harness::{
@@ -97,48 +97,6 @@ struct Args {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A writer committing a row every 20 ms while a rebuild runs, as the server's commands would:
-/// how long the rebuild made it wait at most.
-struct WriterProbe {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<(u64, u64, Duration)>,
-}
-
-impl WriterProbe {
-    async fn start(db: &authledger_projections::Db) -> WriterProbe {
-        let create = "CREATE TABLE IF NOT EXISTS bench_probe (n BIGINT)";
-        on_db!(db, pool => sqlx::query(create).execute(pool).await.map(drop)).unwrap();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let db = db.clone();
-        let task = tokio::spawn(async move {
-            let (mut writes, mut failed, mut longest) = (0, 0, Duration::ZERO);
-            while stopped.try_recv().is_err() {
-                let started = Instant::now();
-                let written = async {
-                    let mut tx = db.begin_write().await?;
-                    on_tx!(&mut tx, conn => sqlx::query("INSERT INTO bench_probe (n) VALUES (1)").execute(conn).await.map(drop))?;
-                    tx.commit().await
-                }
-                .await;
-                longest = longest.max(started.elapsed());
-                match written {
-                    Ok(()) => writes += 1,
-                    // Past the busy timeout: what a command would have answered 503 for.
-                    Err(_) => failed += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            (writes, failed, longest)
-        });
-        WriterProbe { stop, task }
-    }
-
-    async fn stop(self) -> (u64, u64, Duration) {
-        let _ = self.stop.send(());
-        self.task.await.expect("the probe ends")
-    }
-}
-
 /// Links the preloaded history into the chain, then verifies it as `authledger ledger verify`
 /// does: the rates of both, in events per second.
 async fn link_and_verify(db: &authledger_projections::Db) -> (f64, f64) {
@@ -197,7 +155,7 @@ async fn run(args: Args) {
             .expect("store");
         preload(&store.db, args.preload).await;
         if args.preload > 0 {
-            let probe = WriterProbe::start(&store.db).await;
+            let probe = probe::WriterProbe::start(&store.db).await;
             let started = Instant::now();
             let replayed = store.runner.rebuild(None).await.expect("rebuild");
             let seconds = started.elapsed().as_secs_f64();

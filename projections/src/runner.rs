@@ -202,11 +202,6 @@ impl ProjectionRunner {
         let archive = self.archive();
         let replayed = async {
             let replayed = match &self.db {
-                Db::Sqlite(pool) if in_memory(pool) => {
-                    let _one_writer = self.reached.lock().await;
-                    rebuild::in_one_transaction(&self.db, selected, page, archive, progress.clone())
-                        .await?
-                }
                 Db::Sqlite(_) => {
                     rebuild::beside_then_swap(&self.db, selected, page, archive, progress.clone())
                         .await?
@@ -266,16 +261,6 @@ impl ProjectionRunner {
 /// the projector holds it (reading was a fifth of that time under load), and when nothing is
 /// new the lock is not taken at all. Checkpoints only move forward, so the read is used only
 /// if no other process moved the lowest meanwhile.
-/// Whether a SQLite store lives in memory only (no file to build a rebuild beside).
-fn in_memory(pool: &sqlx::SqlitePool) -> bool {
-    let file = pool
-        .connect_options()
-        .get_filename()
-        .to_string_lossy()
-        .into_owned();
-    file.is_empty() || file == ":memory:"
-}
-
 async fn step_all(
     db: &Db,
     projections: &[Arc<dyn Projection>],

@@ -16,7 +16,6 @@
 //! transaction replays the last few events, empties the store's view tables and copies the
 //! scratch rows in, creates their secondary indexes again and moves the checkpoints. Readers
 //! in WAL mode read the old views until that commit; other writers wait only for the copy.
-//! A store in memory (no file to build beside) is rebuilt in one transaction.
 //!
 //! **Postgres** (`postgres.rs`) builds the new views next to the old ones, in a schema of
 //! its own, while the server keeps serving and projecting into the old ones:
@@ -49,7 +48,7 @@ mod sqlite;
 pub(crate) use postgres::side_by_side;
 pub(crate) use progress::{Latest, Progress};
 pub use progress::{RebuildReport, RebuildState};
-pub(crate) use sqlite::{beside_then_swap, in_one_transaction};
+pub(crate) use sqlite::beside_then_swap;
 
 use crate::batch::ViewTx;
 use crate::db::Db;

@@ -297,41 +297,6 @@ async fn tail_into(
     }
 }
 
-/// A store in memory has no file to build beside: the whole rebuild in one transaction.
-pub(crate) async fn in_one_transaction(
-    db: &Db,
-    projections: &[Arc<dyn Projection>],
-    page: i64,
-    archive: Option<Archive>,
-    progress: Arc<Progress>,
-) -> Result<u64, ProjectionError> {
-    let mut tx = ViewTx::new(db.begin_write().await?);
-    for projection in projections {
-        checkpoint::lock(tx.db().await?, projection.name()).await?;
-    }
-    let DbTx::Sqlite(sqlite, _) = tx.db().await? else {
-        unreachable!("in_one_transaction is the SQLite rebuild");
-    };
-    for table in projections.iter().flat_map(|p| p.tables()) {
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut **sqlite)
-            .await?;
-    }
-    let (replayed, position) = replay(
-        &mut tx,
-        projections,
-        read_ahead(db, page, archive, progress),
-    )
-    .await?;
-    if let Some(position) = position {
-        for projection in projections {
-            checkpoint::save(tx.db().await?, projection.name(), position).await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(replayed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::in_store;
