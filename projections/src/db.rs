@@ -151,6 +151,12 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+                .after_connect(|connection, _| {
+                    Box::pin(crate::write_turn::poll_every_millisecond(
+                        connection,
+                        SQLITE_BUSY_TIMEOUT,
+                    ))
+                })
                 .connect_with(options)
                 .await
                 .map_err(|cause| ConnectError::Refused {

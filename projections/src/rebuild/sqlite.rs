@@ -64,6 +64,7 @@ impl Scratch {
             .after_connect(move |conn, _| {
                 let store_path = store_path.clone();
                 Box::pin(async move {
+                    crate::write_turn::poll_every_millisecond(conn, SQLITE_BUSY_TIMEOUT).await?;
                     sqlx::query("ATTACH DATABASE ? AS store")
                         .bind(store_path)
                         .execute(&mut *conn)
