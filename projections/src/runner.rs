@@ -278,10 +278,8 @@ async fn step_all(
         StoreKind::Postgres => None,
     };
     let mut tx = ViewTx::new(db.begin_write().await?);
-    let mut checkpoints = Vec::with_capacity(projections.len());
-    for projection in projections {
-        checkpoints.push(checkpoint::lock(tx.db().await?, projection.name()).await?);
-    }
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let checkpoints = checkpoint::lock_all(tx.db().await?, &names).await?;
     let lowest = checkpoints.iter().copied().min().unwrap_or_default();
     let events = match read_ahead {
         Some(mut events) if lowest == reached => {
@@ -301,9 +299,12 @@ async fn step_all(
             }
         }
     }
-    for (projection, checkpoint) in projections.iter().zip(&checkpoints) {
-        checkpoint::save(tx.db().await?, projection.name(), last.max(*checkpoint)).await?;
-    }
+    let moves: Vec<(&str, Position)> = names
+        .iter()
+        .zip(&checkpoints)
+        .map(|(name, checkpoint)| (*name, last.max(*checkpoint)))
+        .collect();
+    checkpoint::save_all(tx.db().await?, &moves).await?;
     tx.commit().await?;
     Ok((last, events.len()))
 }

@@ -218,6 +218,47 @@ on_both_stores! {
     }
 }
 
+on_both_stores! {
+    /// Linkers of several instances race for the same events: each reads ahead and hashes
+    /// before it takes the lock (SQLite), so all but one find the checkpoint moved and must
+    /// link from where it is now, never an event twice, never a link with the wrong parent.
+    async fn linkers_racing_on_one_store_link_each_event_once(kind: Kind) {
+        use crate::oauth::flow::{Auth, Flow};
+        let flow = Flow::new(kind).await;
+        let client = flow
+            .client(authledger::admin::clients::ClientInput {
+                name: "Race".into(),
+                grant_types: vec!["client_credentials".into()],
+                scope: Some("openid".into()),
+                ..Default::default()
+            })
+            .await;
+        for _ in 0..3 {
+            let requests = (0..30).map(|_| flow.token(Auth::Basic(&client), &[("grant_type", "client_credentials")]));
+            for (status, _, body) in futures::future::join_all(requests).await {
+                assert_eq!(status, 200, "{body}");
+            }
+            let linkers = (0..4).map(|_| {
+                let url = flow.app.db.url.clone();
+                tokio::spawn(async move {
+                    let db = Db::connect(&url).await.unwrap();
+                    authledger_projections::ledger::link_all(&db).await.unwrap()
+                })
+            });
+            for linker in futures::future::join_all(linkers).await {
+                linker.unwrap();
+            }
+        }
+        let output = cli(&flow.app.db, &["ledger", "verify", "--format", "json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let db = Db::connect(&flow.app.db.url).await.unwrap();
+        let events = authledger_projections::event_log::last_position(&db).await.unwrap().unwrap();
+        assert!(report["links"].as_i64().unwrap() >= events.global, "{report}");
+        assert_eq!(report["unlinked"], 0, "{report}");
+    }
+}
+
 fn sealed(db: &TestDb) {
     let output = cli(db, &["ledger", "seal"]);
     assert!(

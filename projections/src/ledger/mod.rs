@@ -22,9 +22,9 @@ use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbTx};
+use crate::db::{Db, DbTx, StoreKind};
 use crate::error::ProjectionError;
-use crate::event_log::{self, StoredEvent};
+use crate::event_log::{self, Position, StoredEvent};
 use crate::{checkpoint, on_db, on_tx, view_time};
 
 pub mod segments;
@@ -182,23 +182,71 @@ pub async fn register(db: &Db) -> Result<(), ProjectionError> {
     checkpoint::register(db, READER).await
 }
 
-/// Links the next batch of events in commit order; returns how many. The checkpoint row's
-/// lock keeps two linkers (two instances) from linking the same event twice.
-pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
-    let mut tx = db.begin_write().await?;
-    let after = checkpoint::lock(&mut tx, READER).await?;
-    let events = event_log::read_after_as_stored(&mut tx, after, BATCH).await?;
+/// The links one pass adds after the checkpoint `after`, up to `last`.
+struct Pass {
+    after: Position,
+    last: Position,
+    linked_at: String,
+    rows: Vec<(i64, i64, String)>,
+}
+
+/// Reads the batch after `after` and the chain's head, and hashes the batch onto it; `None`
+/// when nothing is new.
+async fn plan(tx: &mut DbTx, after: Position) -> Result<Option<Pass>, ProjectionError> {
+    let events = event_log::read_after_as_stored(tx, after, BATCH).await?;
     let Some(last) = events.last().map(|e| e.position) else {
-        return Ok(0);
+        return Ok(None);
     };
-    let (mut link, mut previous) = head(&mut tx).await?;
-    let linked_at = view_time(Utc::now());
+    let (mut link, mut previous) = head(tx).await?;
     let mut rows = Vec::with_capacity(events.len());
     for event in &events {
         link += 1;
         previous = digest(&previous, &canonical(event));
         rows.push((link, event.position.global, hex::encode(previous)));
     }
+    Ok(Some(Pass {
+        after,
+        last,
+        linked_at: view_time(Utc::now()),
+        rows,
+    }))
+}
+
+/// Links the next batch of events in commit order; returns how many. The checkpoint row's
+/// lock keeps two linkers (two instances) from linking the same event twice.
+///
+/// On SQLite the batch is read and hashed before the write lock is taken, from one snapshot
+/// of the checkpoint, the log and the chain (every writer of the process waits while the
+/// linker holds the lock: reading and hashing were most of that time); the pass is used only
+/// if the checkpoint has not moved meanwhile (another instance linked), as the projector does.
+pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
+    let ahead = match db.kind() {
+        StoreKind::Sqlite => {
+            let mut read = db.begin().await?;
+            let after = checkpoint::read_in(&mut read, READER).await?;
+            match plan(&mut read, after).await? {
+                Some(pass) => Some(pass),
+                None => return Ok(0),
+            }
+        }
+        StoreKind::Postgres => None,
+    };
+    let mut tx = db.begin_write().await?;
+    let after = checkpoint::lock(&mut tx, READER).await?;
+    let pass = match ahead {
+        Some(pass) if pass.after == after => pass,
+        _ => match plan(&mut tx, after).await? {
+            Some(pass) => pass,
+            None => return Ok(0),
+        },
+    };
+    let Pass {
+        last,
+        linked_at,
+        rows,
+        ..
+    } = pass;
+    let linked = rows.len();
     // One statement per batch: a statement per event made the chain cost about a tenth of
     // the token rate on Postgres. There, three arrays rather than a parameter per value: a
     // statement of four thousand parameters costs Postgres more to parse and bind than to run.
@@ -246,7 +294,7 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
     }
     checkpoint::save(&mut tx, READER, last).await?;
     tx.commit().await?;
-    Ok(events.len())
+    Ok(linked)
 }
 
 /// Up to `limit` links from `from_link` on, in order.
