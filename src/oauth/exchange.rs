@@ -252,7 +252,7 @@ pub(super) async fn token_exchange(
     let target = target_of(authority, client, &request.resources, &[]).await?;
     let act = exchange.act_claim();
     let grant_id = GrantId::new();
-    let now = Utc::now();
+    let now = metadata.at;
     let bearer = Bearer {
         client_id: &client.client_id,
         user: user.as_ref(),

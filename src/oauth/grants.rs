@@ -240,7 +240,7 @@ async fn device_code_grant(
             ));
         }
     }
-    let now = Utc::now();
+    let now = metadata.at;
     let wants_refresh = client
         .metadata
         .grant_types
@@ -341,7 +341,7 @@ async fn authorization_code(
     .await?;
     let nonce = state.nonce.clone();
 
-    let now = Utc::now();
+    let now = metadata.at;
     let wants_refresh = client
         .metadata
         .grant_types
@@ -411,7 +411,7 @@ async fn refresh_token(
     let (state, user) =
         grant_and_user(authority, &grant_id, client, "refresh token is invalid").await?;
 
-    let now = Utc::now();
+    let now = metadata.at;
     let target = target_of(authority, client, &resources, &state.resources).await?;
     // The JWT says the scope the refresh asks for; the grant refuses it if it is wider.
     let narrowed = scopes
@@ -483,7 +483,7 @@ async fn client_credentials(
         }
     };
     let grant_id = GrantId::new();
-    let now = Utc::now();
+    let now = metadata.at;
     let target = target_of(authority, client, resources, &[]).await?;
     let bearer = Bearer {
         client_id: &client.client_id,
@@ -606,7 +606,7 @@ pub async fn issue_code(
         session: Some(session.0.clone()),
         amr: session.1.to_vec(),
         code_hash: code.hash().clone(),
-        expires_at: Utc::now() + Duration::seconds(i64::from(settings.code_ttl)),
+        expires_at: metadata.at + Duration::seconds(i64::from(settings.code_ttl)),
         resources: request.resources.ids(),
     };
     authority
@@ -644,7 +644,7 @@ pub async fn issue_implicit(
         &grant_id,
         false,
         settings,
-        Utc::now(),
+        metadata.at,
         &no_resource,
         bearer,
     )

@@ -92,7 +92,10 @@ impl<'a> Bearer<'a> {
 }
 
 /// Mints the tokens of one response for `target`'s resources: an opaque access token, or a
-/// JWT when its resources take one, living as long as the shortest of them allows.
+/// JWT when its resources take one, living as long as the shortest of them allows. `now` is
+/// the accepted instant of the command that records them (its metadata's `at`), which the
+/// views take as the tokens' issue time: any other clock reading lets `exp - iat` differ from
+/// the lifetime by a second.
 pub(super) fn mint(
     authority: &Authority,
     grant: &GrantId,
