@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 
 use super::load::load_aggregate;
-use super::state::{apply_versioned, Owner, OwnerNeeded, Versioned};
+use super::state::{apply_versioned, OwnerNeeded, Versioned};
 use super::LiveIndex;
 use crate::error::ProjectionError;
 
@@ -142,10 +142,10 @@ impl Fed for Grant {
             // the grant's first events.
             let loaded = load_aggregate::<Grant>(&live.db, grant_id).await?;
             if let Some(grant) = loaded.as_ref().and_then(|(_, g)| g.state()) {
-                let owner = std::sync::Arc::new(Owner {
-                    client_id: grant.client_id.clone(),
-                    username: grant.user.as_ref().map(|u| u.as_str().to_owned()),
-                });
+                let owner = live.write().shared.owner(
+                    grant.client_id.as_str(),
+                    grant.user.as_ref().map(|u| u.as_str()),
+                );
                 // The owner is given, so the event applies.
                 let _ = live
                     .write()

@@ -2,8 +2,7 @@
 //! one snapshot with the checkpoints that say what those views include, so following the log
 //! from there misses nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use authledger_domain::client::Client;
 use authledger_domain::resource::Resource;
@@ -12,7 +11,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
-use super::state::{LiveState, LiveToken, Owner, Versioned};
+use super::state::{LiveState, LiveToken, Versioned};
 use super::{token_key, LiveIndex};
 use crate::db::Db;
 use crate::error::ProjectionError;
@@ -72,7 +71,6 @@ impl LiveIndex {
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| ProjectionError::Decode(format!("token_view time {s}: {e}")))
         };
-        let mut owners: HashMap<(String, Option<String>), Arc<Owner>> = HashMap::new();
         for row in rows {
             let (hash, grant_id, client_id, username, scopes, issued_at, expires_at, audience) =
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
@@ -80,15 +78,7 @@ impl LiveIndex {
             let Some(key) = token_key(&hash) else {
                 continue;
             };
-            let owner = owners
-                .entry((client_id.clone(), username.clone()))
-                .or_insert_with(|| {
-                    Arc::new(Owner {
-                        client_id,
-                        username,
-                    })
-                })
-                .clone();
+            let owner = state.shared.owner(&client_id, username.as_deref());
             let expires_at = time(&expires_at)?;
             let grant_id = state.grant_entry(&grant_id, Some(&owner), expires_at);
             if let Some(source) = &source {
@@ -102,12 +92,12 @@ impl LiveIndex {
                 LiveToken {
                     grant_id,
                     owner,
-                    scopes: Arc::from(scopes),
+                    scopes: state.shared.text(&scopes),
                     issued_at: time(&issued_at)?,
                     expires_at,
                     revoked_at: None,
-                    audience: audience.map(Arc::from),
-                    act: act.map(Arc::from),
+                    audience: audience.map(|a| state.shared.text(&a)),
+                    act: act.map(|a| state.shared.text(&a)),
                 },
             );
         }

@@ -41,6 +41,7 @@ use tokio::sync::Mutex;
 mod feed;
 mod load;
 mod sessions;
+mod shared;
 mod state;
 
 pub use feed::Fed;
@@ -274,6 +275,7 @@ impl LiveIndex {
         });
         state.early_revocations.retain(|_, at| *at > horizon);
         state.sessions.prune(now);
+        state.shared.prune();
         self.last_seen
             .lock()
             .expect("last-seen lock")

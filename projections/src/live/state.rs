@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 
 use super::sessions;
+use super::shared::Shared;
 use crate::error::ProjectionError;
 
 /// A SHA-256 token hash as raw bytes: half the memory of its hex form, for the largest map.
@@ -85,6 +86,7 @@ pub(super) struct LiveState {
     pub(super) complete: bool,
     /// Open sign-in sessions, by the hash of their id.
     pub(super) sessions: sessions::Sessions,
+    pub(super) shared: Shared,
 }
 
 /// A grant event whose grant's owner the index does not know (a refresh of a grant whose
@@ -276,12 +278,12 @@ impl LiveState {
             LiveToken {
                 grant_id,
                 owner,
-                scopes: Arc::from(scopes),
+                scopes: self.shared.text(scopes),
                 issued_at,
                 expires_at,
                 revoked_at,
-                audience: audience.map(Arc::from),
-                act: act.map(Arc::from),
+                audience: audience.map(|a| self.shared.text(&a)),
+                act: act.map(|a| self.shared.text(&a)),
             },
         );
     }
@@ -305,10 +307,9 @@ impl LiveState {
                 exchange,
                 ..
             } => {
-                let owner = Arc::new(Owner {
-                    client_id: client_id.clone(),
-                    username: user.as_ref().map(|u| u.as_str().to_owned()),
-                });
+                let owner = self
+                    .shared
+                    .owner(client_id.as_str(), user.as_ref().map(|u| u.as_str()));
                 let token = IssuedAccessToken {
                     owner,
                     scopes: &scopes.to_string(),
