@@ -14,14 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use authledger::admin::clients::{self, ClientInput};
-use authledger::admin::users::{self, UserInput};
 use authledger::config::Config;
 use authledger::http::Application;
 use authledger::master_key::MasterKey;
-use authledger_domain::client::RegistrationSource;
-use authledger_domain::settings::{Setting, SettingsCommand, SETTINGS_ID};
-use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
 
@@ -29,11 +24,12 @@ mod console;
 mod harness;
 mod peer;
 mod probe;
+mod report;
 mod scenarios;
 
 use harness::{
-    cpu_times, drive, metadata, percentile, rs256_rate, rss_peak_mib, steal_since, yardstick,
-    Database, Outcome,
+    cpu_times, drive, percentile, rs256_rate, rss_peak_mib, steal_since, yardstick, Database,
+    Outcome,
 };
 use scenarios::{preload, Bench};
 
@@ -55,7 +51,7 @@ pub(crate) const REDIRECT: &str = "https://bench.example/callback";
 
 #[derive(Parser, Debug)]
 #[command(about = "authledger load benchmark")]
-struct Args {
+pub(crate) struct Args {
     /// sqlite or postgres (Postgres at AUTHLEDGER_TEST_POSTGRES_URL, as the tests).
     #[arg(long, default_value = "sqlite")]
     store: String,
@@ -192,78 +188,7 @@ async fn run(args: Args) {
     }));
 
     let store = authority.store.clone();
-    for setting in [Setting::CodeTtl(600), Setting::DevicePollInterval(1)] {
-        store
-            .settings
-            .execute(SETTINGS_ID, SettingsCommand::Change(setting), &metadata())
-            .await
-            .unwrap();
-    }
-    users::create(
-        &store,
-        UserInput {
-            username: "bench".into(),
-            password: "bench password".into(),
-            email: Some("bench@example.com".into()),
-            ..UserInput::default()
-        },
-        &metadata(),
-    )
-    .await
-    .unwrap();
-    let client = clients::register(
-        &store,
-        ClientInput {
-            name: "bench".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            grant_types: vec![
-                "authorization_code".into(),
-                "refresh_token".into(),
-                "client_credentials".into(),
-                "device_code".into(),
-                "token_exchange".into(),
-            ],
-            scope: Some("openid email".into()),
-            skip_authorization: true,
-            ..ClientInput::default()
-        },
-        RegistrationSource::Admin,
-        &metadata(),
-        None,
-    )
-    .await
-    .unwrap();
-    authledger::admin::resources::create(
-        &store,
-        JWT_RESOURCE,
-        authledger::admin::resources::ResourceInput {
-            name: Some("bench API".into()),
-            token_format: Some("jwt".into()),
-            ..Default::default()
-        },
-        &metadata(),
-    )
-    .await
-    .unwrap();
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            client.client_id,
-            client.client_secret.as_ref().unwrap().reveal()
-        ))
-    );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()
-        .unwrap();
-    let bench = Arc::new(Bench {
-        base,
-        http,
-        authority: authority.clone(),
-        client,
-        basic,
-    });
+    let bench = Bench::set_up(base, authority.clone(), args.connections).await;
 
     eprintln!("console: timing the audit pages ...");
     let audit_pages =
@@ -580,90 +505,21 @@ async fn run(args: Args) {
     }
     let rss = rss_peak_mib();
 
-    println!();
-    println!("authledger load benchmark: store={}, connections={}, {} s per scenario (+{} s warm-up), preload={} events, ledger={}",
-        args.store, args.connections, args.duration, args.warmup, args.preload, args.ledger);
-    let percent = |v: &Value| {
-        v.as_f64()
-            .map(|r| format!("{:.0}%", r * 100.0))
-            .unwrap_or_else(|| "-".into())
-    };
-    println!(
-        "yardsticks: store INSERT+COMMIT {commits:.0}/s, RS256 signing {signs:.0}/s (all cores; CPU steal {})",
-        percent(&json!(yardsticks_steal))
+    report::print(
+        &args,
+        report::Results {
+            commits,
+            signs,
+            yardsticks_steal,
+            rows,
+            peer_rows,
+            rss,
+            not_visible,
+            ledger_rates,
+            rebuild_rate,
+            audit_pages,
+        },
     );
-    println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x commit", "x RS256", "steal"
-    );
-    for row in &rows {
-        println!(
-            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7}",
-            row["scenario"].as_str().unwrap(),
-            row["rps"].as_f64().unwrap(),
-            row["p50_ms"].as_f64().unwrap(),
-            row["p99_ms"].as_f64().unwrap(),
-            row["max_ms"].as_f64().unwrap(),
-            row["errors"],
-            percent(&row["ratio_to_commit_yardstick"]),
-            percent(&row["ratio_to_rs256"]),
-            percent(&row["cpu_steal"])
-        );
-    }
-    if !peer_rows.is_empty() {
-        println!(
-            "peer ({}), same connections and duration, right after:",
-            args.peer.as_deref().unwrap_or_default()
-        );
-        for row in &peer_rows {
-            println!(
-                "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9} {:>8}  authledger / peer: {}",
-                format!("peer {}", row["scenario"].as_str().unwrap()),
-                row["rps"].as_f64().unwrap(),
-                row["p50_ms"].as_f64().unwrap(),
-                row["p99_ms"].as_f64().unwrap(),
-                "",
-                row["errors"],
-                percent(&row["authledger_to_peer"]),
-            );
-        }
-    }
-    println!("steal: CPU time the hypervisor gave to other guests during that measurement; figures taken under different steal do not compare");
-    println!("process RSS peak (server and load generator share the process): {rss:.0} MiB");
-    println!("read-your-writes: {not_visible} of 50 fresh tokens not yet introspectable as active");
-    if let Some((link, verify)) = ledger_rates {
-        println!(
-            "ledger over the preloaded history: linking {link:.0} events/s, `ledger verify` {verify:.0} events/s ({:.1} s per million; the target is under 10)",
-            1e6 / verify
-        );
-    }
-    println!("console pages, one request at a time (a person reading):");
-    println!(
-        "{:<24} {:>6} {:>9} {:>9} {:>9}  path",
-        "page", "rows", "p50 ms", "p99 ms", "max ms"
-    );
-    for row in &audit_pages {
-        println!(
-            "{:<24} {:>6} {:>9.2} {:>9.2} {:>9.2}  {}",
-            row["page"].as_str().unwrap(),
-            row["rows"].as_u64().unwrap_or(0),
-            row["p50_ms"].as_f64().unwrap(),
-            row["p99_ms"].as_f64().unwrap(),
-            row["max_ms"].as_f64().unwrap(),
-            row["path"].as_str().unwrap()
-        );
-    }
-
-    if let Some(path) = &args.json {
-        let report = json!({
-            "store": args.store, "ledger": args.ledger, "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
-            "preload_events": args.preload, "rebuild_events_per_s": rebuild_rate,
-            "ledger_link_events_per_s": ledger_rates.map(|r| r.0), "ledger_verify_events_per_s": ledger_rates.map(|r| r.1), "yardstick_commits_per_s": commits, "rs256_signs_per_s": signs, "yardsticks_cpu_steal": yardsticks_steal,
-            "rss_peak_mib": rss, "read_your_writes_misses": not_visible, "scenarios": rows, "peer": peer_rows, "audit_pages": audit_pages,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap())
-            .expect("write --json file");
-    }
     let _ = stop.send(());
     let _ = server.await;
     database.drop_database().await;

@@ -5,12 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use authledger::admin::clients::NewClient;
+use authledger::admin::clients::{self, ClientInput, NewClient};
+use authledger::admin::users::{self, UserInput};
 use authledger::oauth::tokens::{self, GrantId, CODE_PREFIX};
 use authledger::oauth::Authority;
+use authledger_domain::client::RegistrationSource;
 use authledger_domain::grant::{CodeIssue, GrantCommand};
 use authledger_domain::oauth::Scopes;
 use authledger_domain::pkce::{ChallengeMethod, CodeChallenge};
+use authledger_domain::settings::{Setting, SettingsCommand, SETTINGS_ID};
 use authledger_domain::user::Username;
 use authledger_projections::{on_db, on_tx, Db};
 use base64::Engine;
@@ -18,7 +21,7 @@ use serde_json::Value;
 use sha2::Digest;
 
 use crate::harness::metadata;
-use crate::REDIRECT;
+use crate::{JWT_RESOURCE, REDIRECT};
 
 /// Writes `count` events of history: client-credentials grants of a year ago, each one
 /// `TokensIssued` event with its own grant (their tokens long expired), then moves every
@@ -90,6 +93,88 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
+    /// The server's settings for the benchmark, and the user, client and JWT resource every
+    /// scenario uses.
+    pub(crate) async fn set_up(
+        base: String,
+        authority: Arc<Authority>,
+        connections: usize,
+    ) -> Arc<Bench> {
+        let store = authority.store.clone();
+        for setting in [Setting::CodeTtl(600), Setting::DevicePollInterval(1)] {
+            store
+                .settings
+                .execute(SETTINGS_ID, SettingsCommand::Change(setting), &metadata())
+                .await
+                .unwrap();
+        }
+        users::create(
+            &store,
+            UserInput {
+                username: "bench".into(),
+                password: "bench password".into(),
+                email: Some("bench@example.com".into()),
+                ..UserInput::default()
+            },
+            &metadata(),
+        )
+        .await
+        .unwrap();
+        let client = clients::register(
+            &store,
+            ClientInput {
+                name: "bench".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                grant_types: vec![
+                    "authorization_code".into(),
+                    "refresh_token".into(),
+                    "client_credentials".into(),
+                    "device_code".into(),
+                    "token_exchange".into(),
+                ],
+                scope: Some("openid email".into()),
+                skip_authorization: true,
+                ..ClientInput::default()
+            },
+            RegistrationSource::Admin,
+            &metadata(),
+            None,
+        )
+        .await
+        .unwrap();
+        authledger::admin::resources::create(
+            &store,
+            JWT_RESOURCE,
+            authledger::admin::resources::ResourceInput {
+                name: Some("bench API".into()),
+                token_format: Some("jwt".into()),
+                ..Default::default()
+            },
+            &metadata(),
+        )
+        .await
+        .unwrap();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                client.client_id,
+                client.client_secret.as_ref().unwrap().reveal()
+            ))
+        );
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .unwrap();
+        Arc::new(Bench {
+            base,
+            http,
+            authority,
+            client,
+            basic,
+        })
+    }
+
     pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Option<Value> {
         let response = self
             .http
