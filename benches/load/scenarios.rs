@@ -73,10 +73,26 @@ pub(crate) async fn preload(db: &Db, count: u64) {
         .await
         .unwrap()
         .unwrap();
-    let upsert = "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) VALUES ($1, $2, $3) \
-                  ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, global_position = excluded.global_position";
-    for name in ["clients", "users", "grants", "consents", "audit", "cascade"] {
-        on_db!(db, pool => sqlx::query(upsert).bind(name).bind(last.transaction).bind(last.global).execute(pool).await.map(drop)).unwrap();
+    // The projections' checkpoints are in the views file on SQLite (`views_file.rs`), the
+    // cascade reactor's in the log's.
+    let views = match db {
+        Db::Sqlite(_) => "views.",
+        Db::Postgres(_) => "",
+    };
+    for (name, table) in [
+        ("clients", views),
+        ("users", views),
+        ("grants", views),
+        ("consents", views),
+        ("audit", views),
+        ("sessions", views),
+        ("connected_apps", views),
+        ("social_logins", views),
+        ("cascade", ""),
+    ] {
+        let upsert = format!("INSERT INTO {table}projection_checkpoints (projection, transaction_id, global_position) VALUES ($1, $2, $3) \
+                  ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, global_position = excluded.global_position");
+        on_db!(db, pool => sqlx::query(&upsert).bind(name).bind(last.transaction).bind(last.global).execute(pool).await.map(drop)).unwrap();
     }
     eprintln!(
         "preloaded {count} events in {:.1} s",

@@ -1,12 +1,37 @@
 //! Checkpoints: how far each reader of the log (every projection, and the cascade reactor)
 //! has read, one row each in `projection_checkpoints`.
+//!
+//! A projection's checkpoint is kept beside its views, so that rows and how far they are built
+//! commit (and, on SQLite, switch) together: on SQLite in the views file (`views_file.rs`), as
+//! `views.projection_checkpoints`. The readers that act on the log (the ledger's linker, the
+//! cascade and back-channel reactors) keep theirs in the log's own `projection_checkpoints`,
+//! beside what they did, and a rebuild of the views never moves them.
 
-use crate::db::{Db, DbTx};
+use crate::db::{Db, DbTx, StoreKind};
 use crate::error::ProjectionError;
 use crate::event_log::Position;
 use crate::{on_db, on_tx};
 
-/// Adds `name`'s row, at the start of the log, unless it exists.
+/// The table of the projections' checkpoints (see the module documentation).
+pub(crate) fn of_views(kind: StoreKind) -> &'static str {
+    match kind {
+        StoreKind::Sqlite => "views.projection_checkpoints",
+        StoreKind::Postgres => "projection_checkpoints",
+    }
+}
+
+/// Adds projection `name`'s row, at the start of the log, unless it exists.
+pub async fn register_view(db: &Db, name: &str) -> Result<(), ProjectionError> {
+    let sql = format!(
+        "INSERT INTO {} (projection, transaction_id, global_position) \
+         VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING",
+        of_views(db.kind())
+    );
+    on_db!(db, pool => sqlx::query(&sql).bind(name).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Adds reader `name`'s row, at the start of the log, unless it exists.
 pub async fn register(db: &Db, name: &str) -> Result<(), ProjectionError> {
     let sql = "INSERT INTO projection_checkpoints (projection, transaction_id, global_position) \
                VALUES ($1, 0, 0) ON CONFLICT (projection) DO NOTHING";
@@ -16,6 +41,19 @@ pub async fn register(db: &Db, name: &str) -> Result<(), ProjectionError> {
 
 const SELECT: &str = "SELECT transaction_id, global_position FROM projection_checkpoints \
                       WHERE projection = $1";
+
+/// [`SELECT`] for a projection or a reader alike: on SQLite their rows are in two files.
+fn select_any(kind: StoreKind) -> &'static str {
+    match kind {
+        StoreKind::Sqlite => {
+            "SELECT transaction_id, global_position FROM views.projection_checkpoints \
+             WHERE projection = $1 UNION ALL \
+             SELECT transaction_id, global_position FROM main.projection_checkpoints \
+             WHERE projection = $1"
+        }
+        StoreKind::Postgres => SELECT,
+    }
+}
 
 fn position((transaction, global): (i64, i64)) -> Position {
     Position {
@@ -28,14 +66,20 @@ fn position((transaction, global): (i64, i64)) -> Position {
 /// done through commands on other connections while it reads (the cascade reactor), which a
 /// held lock would block on SQLite.
 pub async fn read(db: &Db, name: &str) -> Result<Position, ProjectionError> {
-    let row = on_db!(db, pool => sqlx::query_as(SELECT).bind(name).fetch_one(pool).await)?;
+    let row =
+        on_db!(db, pool => sqlx::query_as(select_any(db.kind())).bind(name).fetch_one(pool).await)?;
     Ok(position(row))
 }
 
 /// `name`'s checkpoint as `tx` sees it, without locking it: for a reader that reads ahead in
 /// one snapshot and checks the checkpoint again under its lock (the ledger's linker).
 pub async fn read_in(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError> {
-    let row = on_tx!(tx, conn => sqlx::query_as(SELECT).bind(name).fetch_one(conn).await)?;
+    let kind = match tx {
+        DbTx::Sqlite(..) => StoreKind::Sqlite,
+        DbTx::Postgres(_) => StoreKind::Postgres,
+    };
+    let row =
+        on_tx!(tx, conn => sqlx::query_as(select_any(kind)).bind(name).fetch_one(conn).await)?;
     Ok(position(row))
 }
 
@@ -59,7 +103,15 @@ pub async fn register_at_end(db: &Db, name: &str) -> Result<(), ProjectionError>
 
 /// Every reader's name and the global position it has read to, by name.
 pub async fn all(db: &Db) -> Result<Vec<(String, i64)>, ProjectionError> {
-    let sql = "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection";
+    let sql = match db.kind() {
+        StoreKind::Sqlite => {
+            "SELECT projection, global_position FROM views.projection_checkpoints UNION ALL \
+             SELECT projection, global_position FROM main.projection_checkpoints ORDER BY projection"
+        }
+        StoreKind::Postgres => {
+            "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection"
+        }
+    };
     Ok(on_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await)?)
 }
 
@@ -78,8 +130,9 @@ pub async fn lock(tx: &mut DbTx, name: &str) -> Result<Position, ProjectionError
 /// statement reads them all (a statement per checkpoint, two each, cost the projector a tenth
 /// of its time under the lock, every writer of the process waiting).
 pub async fn lock_all(tx: &mut DbTx, names: &[&str]) -> Result<Vec<Position>, ProjectionError> {
-    if let DbTx::Sqlite(conn, Some(_)) = tx {
-        let sql = "SELECT projection, transaction_id, global_position FROM projection_checkpoints \
+    if let DbTx::Sqlite(conn, _) = tx {
+        let sql = "SELECT projection, transaction_id, global_position \
+                   FROM views.projection_checkpoints \
                    WHERE projection IN (SELECT value FROM json_each($1))";
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql)
             .bind(serde_json::to_string(names).map_err(|e| ProjectionError::Decode(e.to_string()))?)
@@ -108,7 +161,8 @@ pub async fn save_all(tx: &mut DbTx, moves: &[(&str, Position)]) -> Result<(), P
     if let DbTx::Sqlite(conn, _) = tx {
         let mut positions: Vec<Position> = moves.iter().map(|(_, p)| *p).collect();
         positions.dedup();
-        let sql = "UPDATE projection_checkpoints SET transaction_id = $1, global_position = $2 \
+        let sql = "UPDATE views.projection_checkpoints \
+                   SET transaction_id = $1, global_position = $2 \
                    WHERE projection IN (SELECT value FROM json_each($3))";
         for at in positions {
             let names: Vec<&str> = moves
@@ -150,6 +204,12 @@ pub async fn save(tx: &mut DbTx, name: &str, position: Position) -> Result<(), P
 
 /// The global position of the checkpoint furthest behind, if any reader has one.
 pub async fn slowest(db: &Db) -> Result<Option<i64>, ProjectionError> {
-    let sql = "SELECT MIN(global_position) FROM projection_checkpoints";
+    let sql = match db.kind() {
+        StoreKind::Sqlite => {
+            "SELECT MIN(global_position) FROM (SELECT global_position FROM views.projection_checkpoints \
+             UNION ALL SELECT global_position FROM main.projection_checkpoints)"
+        }
+        StoreKind::Postgres => "SELECT MIN(global_position) FROM projection_checkpoints",
+    };
     Ok(on_db!(db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?)
 }

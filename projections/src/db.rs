@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use crate::views_file::ViewsFile;
 pub use crate::write_turn::WriteTurn;
 
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Creates the SQLite file readable by its owner only, if it does not exist yet: it holds
 /// password hashes and personal data. SQLite gives its WAL and shared-memory files the
 /// database file's permissions.
-fn create_private_file(path: &str) -> std::io::Result<()> {
+pub(crate) fn create_private_file(path: &str) -> std::io::Result<()> {
     if path.is_empty() || path.starts_with(':') || std::path::Path::new(path).exists() {
         return Ok(());
     }
@@ -148,22 +149,35 @@ impl Db {
                 // must not survive in the file.
                 .pragma("secure_delete", "on")
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let refused = |cause: sqlx::Error| ConnectError::Refused {
+                store: format!("the SQLite database {rest}"),
+                unreachable: false,
+                cause: cause.to_string(),
+            };
+            let views = ViewsFile::open(options.get_filename())
+                .await
+                .map_err(refused)?;
+            let (on_connect, on_acquire) = (views.clone(), views);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-                .after_connect(|connection, _| {
-                    Box::pin(crate::write_turn::poll_every_millisecond(
-                        connection,
-                        SQLITE_BUSY_TIMEOUT,
-                    ))
+                .after_connect(move |connection, _| {
+                    let views = on_connect.clone();
+                    Box::pin(async move {
+                        crate::write_turn::poll_every_millisecond(connection, SQLITE_BUSY_TIMEOUT)
+                            .await?;
+                        views.attach(connection).await
+                    })
+                })
+                // A connection opened before the views file was switched is closed rather
+                // than handed out (`views_file.rs`).
+                .before_acquire(move |_, opened| {
+                    let current = on_acquire.attached_current(opened.age);
+                    Box::pin(async move { Ok(current) })
                 })
                 .connect_with(options)
                 .await
-                .map_err(|cause| ConnectError::Refused {
-                    store: format!("the SQLite database {rest}"),
-                    unreachable: false,
-                    cause: cause.to_string(),
-                })?;
+                .map_err(refused)?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options =
@@ -232,8 +246,17 @@ pub async fn begin_sqlite_write(
     pool: &SqlitePool,
 ) -> Result<(Transaction<'static, Sqlite>, WriteTurn), sqlx::Error> {
     let turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
-    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    Ok((tx, turn))
+    let views = ViewsFile::of(pool.connect_options().get_filename());
+    loop {
+        let switches = views.as_ref().map(|v| v.switches());
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The views file is switched under the write lock: if it was switched since this
+        // connection was taken, the connection may still have the old one attached; the
+        // next one taken has the new one.
+        if views.as_ref().map(|v| v.switches()) == switches {
+            return Ok((tx, turn));
+        }
+    }
 }
 
 /// Whether `error` says the database could not be reached (no connection within the pool's

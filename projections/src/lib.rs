@@ -46,6 +46,7 @@ pub mod sessions;
 pub mod social_logins;
 pub mod usage;
 pub mod users;
+pub mod views_file;
 mod write_turn;
 
 use std::sync::Arc;

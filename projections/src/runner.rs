@@ -51,7 +51,7 @@ impl ProjectionRunner {
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Self, ProjectionError> {
         for projection in &projections {
-            checkpoint::register(&db, projection.name()).await?;
+            checkpoint::register_view(&db, projection.name()).await?;
         }
         Ok(ProjectionRunner {
             db,

@@ -30,3 +30,4 @@ mod social_login;
 mod store_commands;
 mod transfer;
 mod trusted_issuer;
+mod views_file;

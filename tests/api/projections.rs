@@ -221,18 +221,30 @@ async fn register_clients(store: &authledger::store::Store, prefix: &str, count:
 
 /// The checkpoints, and on Postgres the schemas a rebuild builds in.
 async fn checkpoints_and_scratch(db: &Db) -> (Vec<(String, i64)>, Vec<String>) {
-    let checkpoints =
-        "SELECT projection, global_position FROM projection_checkpoints ORDER BY projection";
-    let checkpoints = authledger_projections::on_db!(db, pool => sqlx::query_as(checkpoints).fetch_all(pool).await).unwrap();
+    let checkpoints = authledger_projections::checkpoint::all(db).await.unwrap();
     let scratch = match db {
-        // The SQLite rebuild's scratch files sit beside the store.
+        // The SQLite rebuild's scratch files sit beside the store, named as views files are:
+        // any but the views file the link names (and its WAL files) would be one left over.
         Db::Sqlite(pool) => {
             let store = pool.connect_options().get_filename().to_path_buf();
-            let prefix = format!("{}-rebuild-", store.file_name().unwrap().to_string_lossy());
+            let link = format!("{}-views", store.display());
+            let current = std::fs::read_link(&link)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let prefix = format!("{}-views-", store.file_name().unwrap().to_string_lossy());
             std::fs::read_dir(store.parent().unwrap())
                 .unwrap()
                 .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
                 .filter(|name| name.starts_with(&prefix))
+                .filter(|name| {
+                    ![
+                        current.clone(),
+                        format!("{current}-wal"),
+                        format!("{current}-shm"),
+                    ]
+                    .contains(name)
+                })
                 .collect()
         }
         Db::Postgres(pool) => sqlx::query_scalar(

@@ -612,8 +612,11 @@ on_both_stores! {
 async fn schema(db: &authledger_projections::Db) -> Vec<(String, Option<String>)> {
     use authledger_projections::Db;
     match db {
+        // The log's file and the views file (`views_file.rs`).
         Db::Sqlite(pool) => sqlx::query_as(
-            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name",
+            "SELECT name, sql FROM main.sqlite_master WHERE type IN ('table', 'index') \
+             UNION ALL SELECT name, sql FROM views.sqlite_master WHERE type IN ('table', 'index') \
+             ORDER BY name",
         )
         .fetch_all(pool)
         .await

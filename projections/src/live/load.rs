@@ -33,11 +33,14 @@ impl LiveIndex {
                 .execute(&mut **tx)
                 .await?;
         }
-        let checkpoints = "SELECT transaction_id, global_position FROM projection_checkpoints \
-                           WHERE projection IN ('grants', 'users', 'sessions') \
-                           ORDER BY transaction_id, global_position LIMIT 1";
+        let checkpoints = format!(
+            "SELECT transaction_id, global_position FROM {} \
+             WHERE projection IN ('grants', 'users', 'sessions') \
+             ORDER BY transaction_id, global_position LIMIT 1",
+            crate::checkpoint::of_views(db.kind())
+        );
         let start: Option<(i64, i64)> =
-            on_tx!(&mut tx, conn => sqlx::query_as(checkpoints).fetch_optional(conn).await)?;
+            on_tx!(&mut tx, conn => sqlx::query_as(&checkpoints).fetch_optional(conn).await)?;
         let now = view_time(Utc::now());
         let tokens = "SELECT t.token_hash, t.grant_id, t.client_id, t.username, t.scopes, \
                       t.issued_at, t.expires_at, t.audience, g.act, g.source_grant \

@@ -1,7 +1,7 @@
 //! What the views hold of a person, cleared when they are erased.
 
 use crate::db::{Db, DbTx};
-use crate::{on_db, on_tx};
+use crate::on_tx;
 
 /// What each view holds of a person's data, cleared as they are erased (`$1`: the username).
 /// Each view's projection runs its own on `UserErased`; erasing runs them all again once the
@@ -20,15 +20,17 @@ pub async fn scrub_in(tx: &mut DbTx, sql: &str, username: &str) -> Result<(), sq
     on_tx!(tx, conn => sqlx::query(sql).bind(username).execute(conn).await.map(|_| ()))
 }
 
-/// Runs every statement above.
+/// Runs every statement above, in one write transaction (on SQLite one that waits its turn
+/// like every writer, and so never writes into a views file a rebuild has just replaced).
 pub async fn scrub_views(db: &Db, username: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     for sql in [
         SCRUB_USER_VIEW,
         SCRUB_SESSION_VIEW,
         SCRUB_AUDIT_LOG,
         SCRUB_GRANT_VIEW,
     ] {
-        on_db!(db, pool => sqlx::query(sql).bind(username).execute(pool).await.map(|_| ()))?;
+        scrub_in(&mut tx, sql, username).await?;
     }
-    Ok(())
+    tx.commit().await
 }

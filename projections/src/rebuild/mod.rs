@@ -12,10 +12,12 @@
 //!
 //! **SQLite** (`sqlite.rs`) has one writer, so the new views are built in a scratch database
 //! file beside the store (no journal, no fsync, no lock on the store: the server keeps
-//! committing and projecting), catching up with what was committed meanwhile; then one write
-//! transaction replays the last few events, empties the store's view tables and copies the
-//! scratch rows in, creates their secondary indexes again and moves the checkpoints. Readers
-//! in WAL mode read the old views until that commit; other writers wait only for the copy.
+//! committing and projecting), catching up with what was committed meanwhile. The views have a
+//! file of their own (`views_file.rs`), so a rebuild of every projection makes the scratch
+//! file the views file: its secondary indexes are made, then under the store's write lock it
+//! takes the last few events and checkpoints and the views link is switched to it. Readers see
+//! the old views until the switch; other writers wait only for those last events. A rebuild of
+//! some projections copies their tables into the views file in one write transaction instead.
 //!
 //! **Postgres** (`postgres.rs`) builds the new views next to the old ones, in a schema of
 //! its own, while the server keeps serving and projecting into the old ones:

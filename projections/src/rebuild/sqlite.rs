@@ -1,80 +1,89 @@
 //! The SQLite rebuild (see the module documentation in `mod.rs`): the new views are built in
-//! a scratch database file beside the store, holding no lock on the store, then copied in
-//! under one short write transaction.
+//! a scratch database file beside the store, holding no lock on the store.
 //!
-//! The scratch file's one connection has the store attached (as `store`): the projections'
-//! unqualified SQL finds the scratch file's tables first (SQLite looks in `main` before any
-//! attached database), a deferred transaction that writes only those locks only the scratch
-//! file, and the swap's `BEGIN IMMEDIATE` takes the write lock of both at once.
+//! - **Every projection** (the usual case): the scratch file is a whole views file (every table,
+//!   every index, the checkpoints). Under the store's write lock it takes the last few events,
+//!   is made durable, and the views link is switched to it (`views_file.rs`): nothing is
+//!   copied, and other writers wait only for those last events.
+//! - **Some projections**: their tables are built in the scratch file, then copied into the
+//!   views file under one write transaction, with their indexes made again.
+//!
+//! The scratch file's connection has the log's file attached (as `store`), and for a partial
+//! rebuild the views file (as `views`): the projections' unqualified SQL finds the scratch
+//! file's tables first (SQLite looks in `main` before any attached database), and a deferred
+//! transaction that writes only those locks only the scratch file.
 //!
 //! Measured before (a million events, everything in one transaction on the store): 16,000
-//! events/s, and the store's write lock held for the whole minute, so the server's commands
-//! waited out their busy timeout. Most of that minute was SQLite spilling the transaction's
-//! pages into the write-ahead log and finding them there again (`walFindFrame`, `pread` of
-//! WAL frames): the scratch file has no journal and no fsync (a crash loses only the scratch,
-//! which is rebuilt), and nobody else uses it.
+//! events/s, and the store's write lock held for the whole minute. Most of that minute was
+//! SQLite spilling the transaction's pages into the write-ahead log and finding them there
+//! again (`walFindFrame`, `pread` of WAL frames): the scratch file has no journal and no fsync
+//! while it is built (a crash loses only the scratch, which is removed), and nobody else uses
+//! it. Then, with the views inside the log's file, copying them back took 18 s under the lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, Row, SqlitePool};
+use sqlx::{Executor, SqlitePool};
 
 use super::{read_ahead, replay, Progress};
 use crate::batch::ViewTx;
-use crate::checkpoint;
 use crate::db::{Db, DbTx, SQLITE_BUSY_TIMEOUT};
 use crate::event_log::{self, Position};
 use crate::ledger::segments::Archive;
+use crate::views_file::{self, Statement, ViewsFile};
 use crate::{Projection, ProjectionError};
 
 /// The scratch file's page cache: its pages are written once and read back by the views'
 /// lookups while they replay.
 const SCRATCH_CACHE_KIB: i64 = 32 * 1024;
 
-/// The scratch database and its files, removed when dropped (a failed rebuild leaves none).
+/// The scratch database and its files, removed when dropped (a failed rebuild leaves none)
+/// unless it became the views file.
 struct Scratch {
     path: PathBuf,
     db: Db,
+    kept: bool,
 }
 
 impl Scratch {
-    async fn create(store: &Path) -> Result<Scratch, ProjectionError> {
+    /// `views`: the views file to attach (a partial rebuild copies into it).
+    async fn create(store: &Path, views: Option<PathBuf>) -> Result<Scratch, ProjectionError> {
         let store_path = store.to_string_lossy().into_owned();
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let mut name = store.as_os_str().to_owned();
-        name.push(format!(
-            "-rebuild-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let path = PathBuf::from(name);
-        remove_abandoned(store);
-        remove_files(&path);
+        let path = views_file::new_file_name(store);
+        views_file::remove_files(&path);
+        crate::db::create_private_file(&path.to_string_lossy())
+            .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Off)
             .synchronous(SqliteSynchronous::Off)
+            // It becomes (or is copied into) the views file: what is deleted is zeroed there.
+            .pragma("secure_delete", "on")
             .pragma("cache_size", format!("-{SCRATCH_CACHE_KIB}"))
+            .pragma("user_version", views_file::VERSION.to_string())
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(move |conn, _| {
                 let store_path = store_path.clone();
+                let views = views.clone();
                 Box::pin(async move {
                     crate::write_turn::poll_every_millisecond(conn, SQLITE_BUSY_TIMEOUT).await?;
                     sqlx::query("ATTACH DATABASE ? AS store")
                         .bind(store_path)
                         .execute(&mut *conn)
                         .await?;
-                    // The store's own settings (`db.rs`): the swap's commit is durable, and
-                    // the old views' rows are zeroed as they are deleted.
-                    conn.execute(
-                        "PRAGMA store.synchronous = FULL; PRAGMA store.secure_delete = ON",
-                    )
-                    .await?;
+                    // The store's own settings (`db.rs`, `views_file.rs`).
+                    conn.execute("PRAGMA store.synchronous = FULL").await?;
+                    if let Some(views) = views {
+                        sqlx::query("ATTACH DATABASE ? AS views")
+                            .bind(views.to_string_lossy().into_owned())
+                            .execute(&mut *conn)
+                            .await?;
+                        conn.execute("PRAGMA views.synchronous = NORMAL").await?;
+                    }
                     Ok(())
                 })
             })
@@ -83,7 +92,29 @@ impl Scratch {
         Ok(Scratch {
             path,
             db: Db::Sqlite(pool),
+            kept: false,
         })
+    }
+
+    fn pool(&self) -> &SqlitePool {
+        let Db::Sqlite(pool) = &self.db else {
+            unreachable!("the scratch database is SQLite");
+        };
+        pool
+    }
+
+    /// Turns the scratch file into a views file others can use: a write-ahead log like the
+    /// store's, every page on disk, no connection of ours left open.
+    async fn make_durable(&self) -> Result<(), ProjectionError> {
+        // `main.`: without a schema name the pragma would change every attached file.
+        self.pool()
+            .execute("PRAGMA main.journal_mode = WAL")
+            .await?;
+        self.pool().close().await;
+        std::fs::File::open(&self.path)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))?;
+        Ok(())
     }
 }
 
@@ -91,97 +122,53 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         // The pool's connection closes when the pool is gone; on Linux an open file can be
         // unlinked anyway.
-        remove_files(&self.path);
-    }
-}
-
-/// Scratch files a rebuild left when its process died (killed, or the machine stopped): their
-/// names carry the process id. Only where `/proc` says which processes live.
-fn remove_abandoned(store: &Path) {
-    let (Some(dir), Some(file)) = (store.parent(), store.file_name()) else {
-        return;
-    };
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    let prefix = format!("{}-rebuild-", file.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(entry.path());
+        if !self.kept {
+            views_file::remove_files(&self.path);
         }
     }
 }
 
-fn remove_files(path: &Path) {
-    for suffix in ["", "-journal", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(file));
-    }
-}
-
-/// `CREATE INDEX [IF NOT EXISTS] name ...` as `... store.name ...`: from the scratch file's
-/// connection, the index is made on the store's table.
-fn in_store(create_index: &str) -> String {
+/// `CREATE INDEX name ...` as `CREATE INDEX schema.name ...`: from the scratch file's
+/// connection, the index is made on the attached file's table.
+fn in_schema(create_index: &str, schema: &str) -> String {
     let upper = create_index.to_ascii_uppercase();
     let mut at = upper.find("INDEX ").map_or(0, |i| i + "INDEX ".len());
     if upper[at..].starts_with("IF NOT EXISTS ") {
         at += "IF NOT EXISTS ".len();
     }
-    format!("{}store.{}", &create_index[..at], &create_index[at..])
+    format!("{}{schema}.{}", &create_index[..at], &create_index[at..])
 }
 
-/// The views' definitions: the tables and their unique indexes are made in the scratch file
-/// (the projections look rows up and upsert by them while they replay); the other indexes
-/// are returned, to be made on the store's tables once they are filled.
+/// The index a `CREATE INDEX` statement makes.
+fn index_name(create_index: &str) -> &str {
+    let words: Vec<&str> = create_index.split_whitespace().collect();
+    match words.as_slice() {
+        ["CREATE", "INDEX", name, ..] | ["CREATE", "UNIQUE", "INDEX", name, ..] => name,
+        _ => "",
+    }
+}
+
+/// Makes `tables` in the scratch file with the indexes the projections look rows up and
+/// upsert by; returns the other indexes' statements, to be made once the tables are filled.
 async fn make_tables(
-    store: &SqlitePool,
-    scratch: &Db,
+    scratch: &Scratch,
     tables: &[&str],
-) -> Result<Vec<(String, String)>, ProjectionError> {
-    let Db::Sqlite(scratch) = scratch else {
-        unreachable!("the scratch database is SQLite");
-    };
+) -> Result<Vec<Statement>, ProjectionError> {
     let mut deferred = Vec::new();
-    for table in tables {
-        let rows = sqlx::query(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL \
-             ORDER BY type = 'index'",
-        )
-        .bind(table)
-        .fetch_all(store)
-        .await?;
-        for row in rows {
-            let (kind, name, sql): (String, String, String) =
-                (row.get("type"), row.get("name"), row.get("sql"));
-            let unique = sql.to_ascii_uppercase().starts_with("CREATE UNIQUE");
-            match kind.as_str() {
-                "table" => sqlx::query(&sql).execute(scratch).await.map(drop)?,
-                "index" if unique => sqlx::query(&sql).execute(scratch).await.map(drop)?,
-                "index" => deferred.push((name, sql)),
-                // A trigger an operator added by hand is not carried over (as on Postgres).
-                _ => {}
-            }
+    for statement in views_file::statements() {
+        if !tables.contains(&statement.table) {
+            continue;
+        }
+        if statement.needed_while_filling {
+            scratch.pool().execute(statement.sql).await?;
+        } else {
+            deferred.push(statement);
         }
     }
     Ok(deferred)
 }
 
-/// SQLite: builds `projections` beside the store and swaps them in (see the module
+/// SQLite: builds `projections` beside the store and puts them in place (see the module
 /// documentation). Returns how many events were replayed.
 pub(crate) async fn beside_then_swap(
     db: &Db,
@@ -193,13 +180,27 @@ pub(crate) async fn beside_then_swap(
     let Db::Sqlite(pool) = db else {
         unreachable!("beside_then_swap is the SQLite rebuild");
     };
-    let scratch = Scratch::create(pool.connect_options().get_filename()).await?;
-    let tables: Vec<&str> = projections
+    let store = pool.connect_options().get_filename().to_path_buf();
+    let views = ViewsFile::of(&store).ok_or_else(|| {
+        ProjectionError::Decode("the store's views file is not open in this process".into())
+    })?;
+    let mut tables: Vec<&str> = projections
         .iter()
         .flat_map(|p| p.tables())
         .copied()
         .collect();
-    let deferred = make_tables(pool, &scratch.db, &tables).await?;
+    // Every view of the schema: the scratch file can become the views file.
+    let every = views_file::statements()
+        .iter()
+        .all(|s| s.table == "projection_checkpoints" || tables.contains(&s.table));
+    let scratch = match every {
+        true => {
+            tables.push("projection_checkpoints");
+            Scratch::create(&store, None).await?
+        }
+        false => Scratch::create(&store, Some(views.current())).await?,
+    };
+    let deferred = make_tables(&scratch, &tables).await?;
 
     // 1. The whole log, into the scratch views: no lock on the store.
     let mut tx = ViewTx::new(scratch.db.begin().await?);
@@ -214,57 +215,176 @@ pub(crate) async fn beside_then_swap(
     tx.commit().await?;
     replayed += more;
 
-    // 3. The swap: under the store's write lock, the last events into the scratch views, then
-    //    the views' rows copied into the store's tables, their indexes made, the checkpoints
-    //    moved, in one commit. Readers see the old views until then.
-    let Db::Sqlite(scratch_pool) = &scratch.db else {
+    let (more, held) = match every {
+        true => {
+            switch(
+                db,
+                &views,
+                scratch,
+                &deferred,
+                projections,
+                position,
+                page,
+                &progress,
+            )
+            .await?
+        }
+        false => {
+            copy(
+                db,
+                &views,
+                &scratch,
+                &tables,
+                &deferred,
+                projections,
+                position,
+                page,
+                &progress,
+            )
+            .await?
+        }
+    };
+    replayed += more;
+    // What other writers waited for: the figure to watch against their busy timeout.
+    tracing::info!(
+        held_ms = held.as_millis() as u64,
+        last_events = more,
+        switched = every,
+        "rebuilt views put in place under the store's write lock"
+    );
+    Ok(replayed)
+}
+
+/// A rebuild of every projection: the scratch file gets its other indexes (no lock held),
+/// then, under the store's write lock, the last events and the checkpoints, and becomes the
+/// views file. Returns how many events it took under the lock, and how long it held it.
+#[allow(clippy::too_many_arguments)]
+async fn switch(
+    db: &Db,
+    views: &ViewsFile,
+    mut scratch: Scratch,
+    deferred: &[Statement],
+    projections: &[Arc<dyn Projection>],
+    position: Position,
+    page: i64,
+    progress: &Progress,
+) -> Result<(u64, std::time::Duration), ProjectionError> {
+    let Db::Sqlite(pool) = db else {
+        unreachable!("the SQLite rebuild");
+    };
+    for index in deferred {
+        scratch.pool().execute(index.sql).await?;
+    }
+    // No one else writes the log or the views while this is held.
+    let (lock, _turn) = crate::db::begin_sqlite_write(pool).await?;
+    let locked = std::time::Instant::now();
+    let mut tx = ViewTx::new(scratch.db.begin().await?);
+    let (more, position) = tail_into(&mut tx, db, projections, position, page, progress).await?;
+    let DbTx::Sqlite(conn, _) = tx.db().await? else {
         unreachable!("the scratch database is SQLite");
+    };
+    for projection in projections {
+        sqlx::query(
+            "INSERT INTO main.projection_checkpoints (projection, transaction_id, global_position) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(projection.name())
+        .bind(position.transaction)
+        .bind(position.global)
+        .execute(&mut **conn)
+        .await?;
+    }
+    tx.commit().await?;
+    scratch.make_durable().await?;
+    let old = views
+        .switch_to(&scratch.path)
+        .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))?;
+    scratch.kept = true;
+    lock.rollback().await?;
+    let held = locked.elapsed();
+    // Connections still reading the old file keep it open until they are done (on Linux a
+    // removed file stays readable to whoever has it open); none will write to it again.
+    views_file::remove_files(&old);
+    Ok((more, held))
+}
+
+/// A rebuild of some projections: under one write transaction on the scratch file, the
+/// store and the views file, the last events into the scratch tables, then their rows copied
+/// into the views file's tables, their indexes made again, the checkpoints moved. Returns how
+/// many events it took under the lock, and how long it held it.
+#[allow(clippy::too_many_arguments)]
+async fn copy(
+    db: &Db,
+    views: &ViewsFile,
+    scratch: &Scratch,
+    tables: &[&str],
+    deferred: &[Statement],
+    projections: &[Arc<dyn Projection>],
+    position: Position,
+    page: i64,
+    progress: &Progress,
+) -> Result<(u64, std::time::Duration), ProjectionError> {
+    let Db::Sqlite(pool) = db else {
+        unreachable!("the SQLite rebuild");
     };
     let _turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
     let locked = std::time::Instant::now();
     let mut swap = ViewTx::new(DbTx::Sqlite(
-        scratch_pool.begin_with("BEGIN IMMEDIATE").await?,
+        scratch.pool().begin_with("BEGIN IMMEDIATE").await?,
         None,
     ));
-    let (more, position) = tail_into(&mut swap, db, projections, position, page, &progress).await?;
-    replayed += more;
-    let DbTx::Sqlite(copy, _) = swap.db().await? else {
-        unreachable!("the scratch database is SQLite");
-    };
-    for (name, _) in &deferred {
-        copy.execute(format!("DROP INDEX store.\"{name}\"").as_str())
+    let attached: Option<String> =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'views'")
+            .fetch_optional(&mut **swap_conn(&mut swap).await?)
+            .await?;
+    let current = views.current();
+    if attached.map(PathBuf::from) != Some(current.canonicalize().unwrap_or(current)) {
+        return Err(ProjectionError::Decode(
+            "the views file was switched by another rebuild meanwhile; run this one again".into(),
+        ));
+    }
+    let (more, position) = tail_into(&mut swap, db, projections, position, page, progress).await?;
+    let copy = swap_conn(&mut swap).await?;
+    for index in deferred {
+        copy.execute(format!("DROP INDEX views.\"{}\"", index_name(index.sql)).as_str())
             .await?;
     }
-    for table in &tables {
-        copy.execute(format!("DELETE FROM store.\"{table}\"").as_str())
+    for table in tables {
+        copy.execute(format!("DELETE FROM views.\"{table}\"").as_str())
             .await?;
         copy.execute(
-            format!("INSERT INTO store.\"{table}\" SELECT * FROM main.\"{table}\"").as_str(),
+            format!("INSERT INTO views.\"{table}\" SELECT * FROM main.\"{table}\"").as_str(),
         )
         .await?;
     }
-    for (_, sql) in &deferred {
-        copy.execute(in_store(sql).as_str()).await?;
+    for index in deferred {
+        copy.execute(in_schema(index.sql, "views").as_str()).await?;
     }
     if position != Position::default() {
-        let save = checkpoint::SAVE.replace("UPDATE ", "UPDATE store.");
         for projection in projections {
-            sqlx::query(&save)
-                .bind(position.transaction)
-                .bind(position.global)
-                .bind(projection.name())
-                .execute(&mut **copy)
-                .await?;
+            sqlx::query(
+                "UPDATE views.projection_checkpoints SET transaction_id = $1, \
+                 global_position = $2 WHERE projection = $3",
+            )
+            .bind(position.transaction)
+            .bind(position.global)
+            .bind(projection.name())
+            .execute(&mut **copy)
+            .await?;
         }
     }
     swap.commit().await?;
-    // What other writers waited for: the figure to watch against their busy timeout.
-    tracing::info!(
-        held_ms = locked.elapsed().as_millis() as u64,
-        last_events = more,
-        "rebuilt views swapped in under the store's write lock"
-    );
-    Ok(replayed)
+    Ok((more, locked.elapsed()))
+}
+
+/// The connection behind a scratch transaction, every deferred row written.
+async fn swap_conn(
+    tx: &mut ViewTx,
+) -> Result<&mut sqlx::Transaction<'static, sqlx::Sqlite>, ProjectionError> {
+    match tx.db().await? {
+        DbTx::Sqlite(conn, _) => Ok(conn),
+        DbTx::Postgres(_) => unreachable!("the scratch database is SQLite"),
+    }
 }
 
 /// Applies the events after `position` to the scratch views in `tx`, page by page, up to the
@@ -300,17 +420,21 @@ async fn tail_into(
 
 #[cfg(test)]
 mod tests {
-    use super::in_store;
+    use super::{in_schema, index_name};
 
     #[test]
-    fn indexes_are_made_on_the_stores_tables() {
+    fn indexes_are_made_on_the_attached_files_tables() {
         assert_eq!(
-            in_store("CREATE INDEX grant_view_user ON grant_view (username)"),
-            "CREATE INDEX store.grant_view_user ON grant_view (username)"
+            in_schema(
+                "CREATE INDEX grant_view_user ON grant_view (username)",
+                "views"
+            ),
+            "CREATE INDEX views.grant_view_user ON grant_view (username)"
         );
         assert_eq!(
-            in_store("create index if not exists \"a b\" ON t (c)"),
-            "create index if not exists store.\"a b\" ON t (c)"
+            in_schema("create index if not exists \"a b\" ON t (c)", "views"),
+            "create index if not exists views.\"a b\" ON t (c)"
         );
+        assert_eq!(index_name("CREATE INDEX a_b ON t (c)"), "a_b");
     }
 }
