@@ -103,18 +103,28 @@ impl Scratch {
         pool
     }
 
-    /// Turns the scratch file into a views file others can use: a write-ahead log like the
-    /// store's, every page on disk, no connection of ours left open.
-    async fn make_durable(&self) -> Result<(), ProjectionError> {
+    /// Makes the scratch file a views file others can use, but for the last events: a
+    /// write-ahead log like the store's, and every page on disk (a million events' views are
+    /// over a gigabyte: written out here, not under the store's lock).
+    async fn write_out(&self) -> Result<(), ProjectionError> {
         // `main.`: without a schema name the pragma would change every attached file.
         self.pool()
             .execute("PRAGMA main.journal_mode = WAL")
             .await?;
+        self.sync()
+    }
+
+    /// After the last events: no connection of ours left open (closing the last one moves
+    /// its write-ahead log into the file), and the file on disk.
+    async fn close(&self) -> Result<(), ProjectionError> {
         self.pool().close().await;
+        self.sync()
+    }
+
+    fn sync(&self) -> Result<(), ProjectionError> {
         std::fs::File::open(&self.path)
             .and_then(|file| file.sync_all())
-            .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))?;
-        Ok(())
+            .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))
     }
 }
 
@@ -205,8 +215,14 @@ pub(crate) async fn beside_then_swap(
     // 1. The whole log, into the scratch views: no lock on the store.
     let mut tx = ViewTx::new(scratch.db.begin().await?);
     let pages = read_ahead(db, page, archive, progress.clone());
+    let started = std::time::Instant::now();
     let (mut replayed, position) = replay(&mut tx, projections, pages).await?;
     tx.commit().await?;
+    tracing::info!(
+        events = replayed,
+        replay_ms = started.elapsed().as_millis() as u64,
+        "the log replayed into the scratch views"
+    );
     // 2. What was committed meanwhile, still without the lock.
     //    (Deferred: it writes the scratch file only, and so locks nothing else.)
     let mut tx = ViewTx::new(scratch.db.begin().await?);
@@ -272,9 +288,17 @@ async fn switch(
     let Db::Sqlite(pool) = db else {
         unreachable!("the SQLite rebuild");
     };
+    let started = std::time::Instant::now();
     for index in deferred {
         scratch.pool().execute(index.sql).await?;
     }
+    let indexed = started.elapsed();
+    scratch.write_out().await?;
+    tracing::info!(
+        indexes_ms = indexed.as_millis() as u64,
+        written_out_ms = (started.elapsed() - indexed).as_millis() as u64,
+        "rebuilt views indexed and on disk"
+    );
     // No one else writes the log or the views while this is held.
     let (lock, _turn) = crate::db::begin_sqlite_write(pool).await?;
     let locked = std::time::Instant::now();
@@ -295,7 +319,7 @@ async fn switch(
         .await?;
     }
     tx.commit().await?;
-    scratch.make_durable().await?;
+    scratch.close().await?;
     let old = views
         .switch_to(&scratch.path)
         .map_err(|e| ProjectionError::Db(sqlx::Error::Io(e)))?;
