@@ -13,8 +13,8 @@
 //! **SQLite** (`sqlite.rs`) has one writer, so the new views are built in a scratch database
 //! file beside the store (no journal, no fsync, no lock on the store: the server keeps
 //! committing and projecting), catching up with what was committed meanwhile. The views have a
-//! file of their own (`views_file.rs`), so a rebuild of every projection makes the scratch
-//! file the views file: its secondary indexes are made, then under the store's write lock it
+//! file of their own (`views_file.rs`), so a rebuild of every projection (each replayed on a
+//! connection of its own, into a part file then merged) makes the scratch file the views file: its secondary indexes are made, then under the store's write lock it
 //! takes the last few events and checkpoints and the views link is switched to it. Readers see
 //! the old views until the switch; other writers wait only for those last events. A rebuild of
 //! some projections copies their tables into the views file in one write transaction instead.
@@ -91,6 +91,73 @@ pub(super) async fn replay(
         position = Some(last);
     }
     Ok((replayed, position))
+}
+
+/// Hands every page of `pages` to one builder per projection, each a task of its own (built
+/// by `build` from the projection and its feed of pages), so builders writing different
+/// views work in parallel; waits for all of them. Returns how many events each was given and
+/// the last one's position. A builder that fails is the error reported; the others stop.
+pub(super) async fn side_by_side_replay<B, F>(
+    mut pages: Pages,
+    projections: &[Arc<dyn Projection>],
+    build: B,
+) -> Result<(u64, Position), ProjectionError>
+where
+    B: Fn(Arc<dyn Projection>, Pages) -> F,
+    F: std::future::Future<Output = Result<u64, ProjectionError>> + Send + 'static,
+{
+    let mut feeds = Vec::new();
+    let mut builders = tokio::task::JoinSet::new();
+    for projection in projections {
+        let (feed, pages) = mpsc::channel(2);
+        feeds.push(feed);
+        builders.spawn(build(projection.clone(), pages));
+    }
+    // The reader's pages, to every builder. A builder that stopped has failed: its error is
+    // what the join below reports, and dropping the feeds stops the others.
+    let fan_out = async move {
+        let mut reached = Position::default();
+        while let Some(page) = pages.recv().await {
+            let page = page?;
+            if let Some(last) = page.last() {
+                reached = last.position;
+            }
+            for feed in &feeds {
+                if feed.send(Ok(page.clone())).await.is_err() {
+                    return Ok(reached);
+                }
+            }
+            if page.is_empty() {
+                break;
+            }
+        }
+        Ok::<Position, ProjectionError>(reached)
+    };
+    let read = fan_out.await;
+    let mut replayed = 0;
+    let mut failure = None;
+    let reached = read.unwrap_or_else(|error| {
+        failure = Some(error);
+        Position::default()
+    });
+    while let Some(built) = builders.join_next().await {
+        match built {
+            Ok(Ok(events)) => replayed = events,
+            // A builder that failed is the cause; the others stopped because of it.
+            Ok(Err(error)) => {
+                if matches!(failure, None | Some(ProjectionError::RebuildStopped)) {
+                    failure = Some(error);
+                }
+                builders.abort_all();
+            }
+            Err(join) if join.is_cancelled() => {}
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok((replayed, reached)),
+    }
 }
 
 /// The log from the start, page by page, read on a connection of its own while the rebuild

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
-use tokio::sync::mpsc;
 
-use super::{read_ahead, Pages, Progress};
+use super::{read_ahead, side_by_side_replay, Pages, Progress};
 use crate::batch::ViewTx;
 use crate::checkpoint;
 use crate::db::{Db, DbTx};
@@ -64,60 +63,13 @@ async fn build_in_scratch(
     archive: Option<Archive>,
     progress: Arc<Progress>,
 ) -> Result<(u64, Position), ProjectionError> {
-    let mut pages = read_ahead(db, page, archive, progress);
-    let mut feeds = Vec::new();
-    let mut builders = tokio::task::JoinSet::new();
-    for projection in projections {
-        let (feed, pages) = mpsc::channel(2);
-        feeds.push(feed);
-        let (pool, scratch, projection) = (pool.clone(), scratch.clone(), projection.clone());
-        builders.spawn(async move { build_one(&pool, &scratch, projection, pages).await });
-    }
-    // The reader's pages, to every builder. A builder that stopped has failed: its error is
-    // what the join below reports, and dropping the feeds stops the others.
-    let fan_out = async move {
-        let mut reached = Position::default();
-        while let Some(page) = pages.recv().await {
-            let page = page?;
-            if let Some(last) = page.last() {
-                reached = last.position;
-            }
-            for feed in &feeds {
-                if feed.send(Ok(page.clone())).await.is_err() {
-                    return Ok(reached);
-                }
-            }
-            if page.is_empty() {
-                break;
-            }
-        }
-        Ok::<Position, ProjectionError>(reached)
-    };
-    let read = fan_out.await;
-    let mut replayed = 0;
-    let mut failure = None;
-    let reached = read.unwrap_or_else(|error| {
-        failure = Some(error);
-        Position::default()
-    });
-    while let Some(built) = builders.join_next().await {
-        match built {
-            Ok(Ok(events)) => replayed = events,
-            // A builder that failed is the cause; the others stopped because of it.
-            Ok(Err(error)) => {
-                if matches!(failure, None | Some(ProjectionError::RebuildStopped)) {
-                    failure = Some(error);
-                }
-                builders.abort_all();
-            }
-            Err(join) if join.is_cancelled() => {}
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-    match failure {
-        Some(error) => Err(error),
-        None => Ok((replayed, reached)),
-    }
+    let pages = read_ahead(db, page, archive, progress);
+    let (pool, scratch) = (pool.clone(), scratch.clone());
+    side_by_side_replay(pages, projections, move |projection, pages| {
+        let (pool, scratch) = (pool.clone(), scratch.clone());
+        async move { build_one(&pool, &scratch, projection, pages).await }
+    })
+    .await
 }
 
 /// One projection's new tables: created in the scratch schema, filled from every page of the
