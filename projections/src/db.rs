@@ -248,12 +248,16 @@ pub async fn begin_sqlite_write(
     let turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
     let views = ViewsFile::of(pool.connect_options().get_filename());
     loop {
-        let switches = views.as_ref().map(|v| v.switches());
+        let switches = views.as_ref().map(|v| v.switches_seen());
         let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         // The views file is switched under the write lock: if it was switched since this
         // connection was taken, the connection may still have the old one attached; the
         // next one taken has the new one.
-        if views.as_ref().map(|v| v.switches()) == switches {
+        if views.as_ref().map(|v| {
+            v.follow();
+            v.switches_seen()
+        }) == switches
+        {
             return Ok((tx, turn));
         }
     }

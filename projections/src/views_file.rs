@@ -157,7 +157,7 @@ impl ViewsFile {
             Some(file) => file,
             None => {
                 let file = new_file_name(store);
-                create(&file, SqliteJournalMode::Wal).await?.close().await?;
+                create(&file).await?;
                 switch_link(&link, &file).map_err(sqlx::Error::Io)?;
                 file
             }
@@ -228,10 +228,10 @@ impl ViewsFile {
         true
     }
 
-    /// How many switches this process has seen (after reading the link again). A writer
-    /// notes it before taking a connection and compares once it holds the write lock.
-    pub(crate) fn switches(&self) -> u64 {
-        self.follow();
+    /// How many switches this process has seen, without reading the link again. A writer
+    /// notes it before taking a connection (which reads the link as it is handed out) and,
+    /// once it holds the write lock, follows the link and compares.
+    pub(crate) fn switches_seen(&self) -> u64 {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).switches
     }
 
@@ -346,36 +346,24 @@ async fn usable(store: &Path, file: &Path) -> Result<bool, sqlx::Error> {
     Ok(built.unwrap_or(0) <= head.unwrap_or(0))
 }
 
-/// Makes a views file at `path` (readable by its owner only: it holds personal data) with
-/// every table of the schema, its indexes too, at this [`VERSION`].
-pub(crate) async fn create(
-    path: &Path,
-    journal: SqliteJournalMode,
-) -> Result<SqliteConnection, sqlx::Error> {
-    let mut connection = create_empty(path, journal).await?;
-    for statement in statements() {
-        connection.execute(statement.sql).await?;
-    }
-    Ok(connection)
-}
-
-/// Makes a views file at `path` with no tables yet, at this [`VERSION`].
-pub(crate) async fn create_empty(
-    path: &Path,
-    journal: SqliteJournalMode,
-) -> Result<SqliteConnection, sqlx::Error> {
+/// Makes an empty views file at `path` (readable by its owner only: it holds personal data)
+/// with every table of the schema, its indexes too, at this [`VERSION`].
+async fn create(path: &Path) -> Result<(), sqlx::Error> {
     crate::db::create_private_file(&path.to_string_lossy()).map_err(sqlx::Error::Io)?;
     let mut connection = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        .journal_mode(journal)
+        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .connect()
         .await?;
     connection
         .execute(format!("PRAGMA user_version = {VERSION}").as_str())
         .await?;
-    Ok(connection)
+    for statement in statements() {
+        connection.execute(statement.sql).await?;
+    }
+    connection.close().await
 }
 
 /// Views files a dead process left (a rebuild that stopped half-way, or a file replaced
