@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use authledger_projections::db::Writes;
 use authledger_projections::{on_db, on_tx, Db};
 
 /// A writer committing a row every 20 ms while a rebuild runs, as the server's commands would:
@@ -22,7 +23,8 @@ impl WriterProbe {
             while stopped.try_recv().is_err() {
                 let started = Instant::now();
                 let written = async {
-                    let mut tx = db.begin_write().await?;
+                    // Into the log's file, as the group committer writes.
+                    let mut tx = db.begin_write_to(Writes::Log).await?;
                     on_tx!(&mut tx, conn => sqlx::query("INSERT INTO bench_probe (n) VALUES (1)").execute(conn).await.map(drop))?;
                     tx.commit().await
                 }

@@ -7,7 +7,7 @@
 //! cascade and back-channel reactors) keep theirs in the log's own `projection_checkpoints`,
 //! beside what they did, and a rebuild of the views never moves them.
 
-use crate::db::{Db, DbTx, StoreKind};
+use crate::db::{Db, DbTx, StoreKind, Writes};
 use crate::error::ProjectionError;
 use crate::event_log::Position;
 use crate::{on_db, on_tx};
@@ -199,6 +199,15 @@ pub async fn save(tx: &mut DbTx, name: &str, position: Position) -> Result<(), P
         .bind(name)
         .execute(conn)
         .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Moves reader `name`'s checkpoint to `position` in a transaction of its own, which on
+/// SQLite takes only the log's file's write lock (a reader's checkpoint is kept there).
+pub async fn save_reader(db: &Db, name: &str, position: Position) -> Result<(), ProjectionError> {
+    let mut tx = db.begin_write_to(Writes::Log).await?;
+    save(&mut tx, name, position).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::views_file::ViewsFile;
-pub use crate::write_turn::WriteTurn;
+pub use crate::write_turn::{WriteTurn, Writes};
 
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -212,13 +212,22 @@ impl Db {
         })
     }
 
-    /// A transaction that will write. On SQLite it first waits for this process's turn at
-    /// the file's write lock, then takes the lock at once (see `write_turn.rs` for why);
-    /// transactions that only read use [`Db::begin`] and never wait for a writer.
+    /// A transaction that may write anything. On SQLite it first waits for this process's
+    /// turns at the write locks of both files, then takes the locks at once (see
+    /// `write_turn.rs` for why); transactions that only read use [`Db::begin`] and never wait
+    /// for a writer.
     pub async fn begin_write(&self) -> Result<DbTx, sqlx::Error> {
+        self.begin_write_to(Writes::Both).await
+    }
+
+    /// A transaction that writes only what `writes` names: on SQLite only that file's write
+    /// lock is taken, so the log's writers and the projector do not wait for each other
+    /// (a write to the other file would take its lock out of this process's turn: don't). On
+    /// Postgres, as [`Db::begin_write`].
+    pub async fn begin_write_to(&self, writes: Writes) -> Result<DbTx, sqlx::Error> {
         match self {
             Db::Sqlite(pool) => {
-                let (tx, turn) = begin_sqlite_write(pool).await?;
+                let (tx, turn) = begin_sqlite_write(pool, writes).await?;
                 Ok(DbTx::Sqlite(tx, Some(turn)))
             }
             Db::Postgres(pool) => Ok(DbTx::Postgres(pool.begin().await?)),
@@ -240,17 +249,37 @@ impl DbTx {
     }
 }
 
-/// [`Db::begin_write`] on a SQLite pool, for a writer that holds the pool itself: keep the
-/// turn until the transaction has ended.
+/// [`Db::begin_write_to`] on a SQLite pool, for a writer that holds the pool itself: keep
+/// the turn until the transaction has ended.
 pub async fn begin_sqlite_write(
     pool: &SqlitePool,
+    writes: Writes,
 ) -> Result<(Transaction<'static, Sqlite>, WriteTurn), sqlx::Error> {
-    let turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
+    let turn = crate::write_turn::wait(pool, writes, SQLITE_BUSY_TIMEOUT).await?;
     let views = ViewsFile::of(pool.connect_options().get_filename());
     loop {
         let switches = views.as_ref().map(|v| v.switches_seen());
-        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        // The views file is switched under the write lock: if it was switched since this
+        // `BEGIN IMMEDIATE` takes the write lock of every attached file. For one file, a
+        // deferred transaction whose first statement writes that file (and changes nothing)
+        // takes its lock alone, waiting for it as `BEGIN IMMEDIATE` would.
+        let take_one = match writes {
+            Writes::Both => None,
+            Writes::Log => Some("DELETE FROM main.projection_checkpoints WHERE 0"),
+            Writes::Views => Some("DELETE FROM views.projection_checkpoints WHERE 0"),
+        };
+        let tx = match take_one {
+            None => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Some(write_nothing) => {
+                let mut tx = pool.begin().await?;
+                sqlx::Executor::execute(&mut *tx, write_nothing).await?;
+                tx
+            }
+        };
+        if writes == Writes::Log {
+            // The log's writers never touch the views file: a switch is nothing to them.
+            return Ok((tx, turn));
+        }
+        // The views file is switched under its write lock: if it was switched since this
         // connection was taken, the connection may still have the old one attached; the
         // next one taken has the new one.
         if views.as_ref().map(|v| {

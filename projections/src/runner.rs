@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::batch::ViewTx;
 use crate::checkpoint;
-use crate::db::{Db, StoreKind};
+use crate::db::{Db, StoreKind, Writes};
 use crate::error::ProjectionError;
 use crate::event_log::{self, Position};
 use crate::ledger::segments::Archive;
@@ -277,7 +277,7 @@ async fn step_all(
         }
         StoreKind::Postgres => None,
     };
-    let mut tx = ViewTx::new(db.begin_write().await?);
+    let mut tx = ViewTx::new(db.begin_write_to(Writes::Views).await?);
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     let checkpoints = checkpoint::lock_all(tx.db().await?, &names).await?;
     let lowest = checkpoints.iter().copied().min().unwrap_or_default();

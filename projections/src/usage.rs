@@ -7,7 +7,7 @@ use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::db::Db;
+use crate::db::{Db, Writes};
 use crate::error::ProjectionError;
 use crate::filter::Conditions;
 use crate::{on_db, on_tx};
@@ -36,7 +36,7 @@ pub async fn add_read_counts(db: &Db, rows: &[UsageRow]) -> Result<(), Projectio
     if rows.is_empty() {
         return Ok(());
     }
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write_to(Writes::Log).await?;
     let sql = "INSERT INTO usage_reads_hourly (hour, client_id, username, metric, count) \
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hour, client_id, username, metric) \
                DO UPDATE SET count = usage_reads_hourly.count + excluded.count";

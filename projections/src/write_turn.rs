@@ -12,6 +12,16 @@
 //! `BEGIN IMMEDIATE` so the lock is taken at once rather than on its first write (a deferred
 //! transaction that read first cannot wait for the lock at all).
 //!
+//! A SQLite store is two files, the log's and the views' (`views_file.rs`), each with its own
+//! write lock and its own queue here: the group committer and the ledger's linker write only
+//! the log's file, the projector only the views file, so a command's commit never waits for
+//! the projector's rows ([`Writes`]). A writer of both (an erasure, a rebuild's switch) queues
+//! for the log's file first, then the views file; no writer of one waits for the other. A
+//! writer of both holds the log's turn while it waits for the projector's, so whatever runs
+//! often writes one file: the cascade and back-channel reactors moving their checkpoints
+//! with both locks, for every batch they read, held up the commits of a token load by a
+//! millisecond and a half per group (`checkpoint::save_reader` takes the log's alone).
+//!
 //! A writer in another process (a CLI command beside the server) is not in that queue: it
 //! can only find the lock free between two of this process's turns. Under load there is
 //! always a turn waiting, so the lock would pass from turn to turn and never be free; and
@@ -37,9 +47,39 @@ const STREAK: Duration = Duration::from_millis(50);
 /// How long the lock is left free: two of a waiting process's polls (every millisecond).
 const GAP: Duration = Duration::from_millis(2);
 
-/// A turn at the file's write lock, held until dropped.
+/// Which files of a SQLite store a write transaction changes, so which write locks it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// The log's file only: events, the ledger's chain, the log readers' checkpoints, the
+    /// read counts.
+    Log,
+    /// The views file only: the projections' rows and checkpoints.
+    Views,
+    /// Both files: what is rare (an erasure, a rebuild's switch, an upgrade).
+    Both,
+}
+
+impl Writes {
+    fn files(self) -> &'static [File] {
+        match self {
+            Writes::Log => &[File::Log],
+            Writes::Views => &[File::Views],
+            // Always in this order, so two writers of both never hold one each.
+            Writes::Both => &[File::Log, File::Views],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum File {
+    Log,
+    Views,
+}
+
+/// This process's turns at the write locks of the files a transaction writes, held until
+/// dropped.
 pub struct WriteTurn {
-    turn: OwnedMutexGuard<Streak>,
+    turns: Vec<OwnedMutexGuard<Streak>>,
 }
 
 /// Since when this process's writers have handed the lock straight on, and when the last
@@ -51,7 +91,10 @@ struct Streak {
 
 impl Drop for WriteTurn {
     fn drop(&mut self) {
-        self.turn.last_ended = Instant::now();
+        let now = Instant::now();
+        for turn in &mut self.turns {
+            turn.last_ended = now;
+        }
     }
 }
 
@@ -63,12 +106,15 @@ impl std::fmt::Debug for WriteTurn {
 
 type Queue = tokio::sync::Mutex<Streak>;
 
-/// One queue per database file, whichever pool opened it: two pools on one file (a test's
-/// server and its CLI calls) share a lock in SQLite, so they share the queue.
-static QUEUES: LazyLock<Mutex<HashMap<PathBuf, Weak<Queue>>>> = LazyLock::new(Default::default);
+/// One queue per database file, whichever pool opened it: two pools on one store (a test's
+/// server and its CLI calls) share its locks in SQLite, so they share the queues.
+static QUEUES: LazyLock<Mutex<HashMap<QueueKey, Weak<Queue>>>> = LazyLock::new(Default::default);
 
-fn queue_of(pool: &SqlitePool) -> Arc<Queue> {
-    let file = pool.connect_options().get_filename().to_path_buf();
+/// A store's main file, and which of its files.
+type QueueKey = (PathBuf, File);
+
+fn queue_of(pool: &SqlitePool, file: File) -> Arc<Queue> {
+    let file = (pool.connect_options().get_filename().to_path_buf(), file);
     let mut queues = QUEUES
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -86,22 +132,32 @@ fn queue_of(pool: &SqlitePool) -> Arc<Queue> {
     queue
 }
 
-/// Waits for this process's turn at `pool`'s file, at most `patience` (as SQLite's busy
-/// timeout bounds waiting for another process): past it, the pool's timeout error.
-pub(crate) async fn wait(pool: &SqlitePool, patience: Duration) -> Result<WriteTurn, sqlx::Error> {
-    let queue = queue_of(pool);
-    let mut turn = match tokio::time::timeout(patience, queue.lock_owned()).await {
-        Ok(turn) => turn,
-        Err(_) => return Err(sqlx::Error::PoolTimedOut),
-    };
-    let now = Instant::now();
-    if now.duration_since(turn.last_ended) >= GAP {
-        turn.since = now;
-    } else if now.duration_since(turn.since) >= STREAK {
-        tokio::time::sleep(GAP).await;
-        turn.since = Instant::now();
+/// Waits for this process's turns at the write locks of the files `writes` names in `pool`'s
+/// store, at most `patience` in all (as SQLite's busy timeout bounds waiting for another
+/// process): past it, the pool's timeout error.
+pub(crate) async fn wait(
+    pool: &SqlitePool,
+    writes: Writes,
+    patience: Duration,
+) -> Result<WriteTurn, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut turns = Vec::with_capacity(2);
+    for file in writes.files() {
+        let queue = queue_of(pool, *file);
+        let mut turn = match tokio::time::timeout_at(deadline, queue.lock_owned()).await {
+            Ok(turn) => turn,
+            Err(_) => return Err(sqlx::Error::PoolTimedOut),
+        };
+        let now = Instant::now();
+        if now.duration_since(turn.last_ended) >= GAP {
+            turn.since = now;
+        } else if now.duration_since(turn.since) >= STREAK {
+            tokio::time::sleep(GAP).await;
+            turn.since = Instant::now();
+        }
+        turns.push(turn);
     }
-    Ok(WriteTurn { turn })
+    Ok(WriteTurn { turns })
 }
 
 /// Makes `connection` poll every millisecond for a lock another connection holds, for as
@@ -221,7 +277,9 @@ mod tests {
                 let (server, stop) = (server.clone(), stop.clone());
                 tokio::spawn(async move {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let (mut tx, _turn) = crate::db::begin_sqlite_write(&server).await.unwrap();
+                        let (mut tx, _turn) = crate::db::begin_sqlite_write(&server, Writes::Both)
+                            .await
+                            .unwrap();
                         sqlx::query("INSERT INTO written VALUES ('server')")
                             .execute(&mut *tx)
                             .await
@@ -264,14 +322,101 @@ mod tests {
         let other = pool(&dir.join("b.db")).await;
         let patience = Duration::from_millis(50);
 
-        let turn = wait(&first, patience).await.unwrap();
-        assert!(matches!(
-            wait(&second, patience).await,
-            Err(sqlx::Error::PoolTimedOut)
-        ));
-        assert!(wait(&other, patience).await.is_ok());
+        let turn = wait(&first, Writes::Both, patience).await.unwrap();
+        for writes in [Writes::Log, Writes::Views, Writes::Both] {
+            assert!(matches!(
+                wait(&second, writes, patience).await,
+                Err(sqlx::Error::PoolTimedOut)
+            ));
+        }
+        assert!(wait(&other, Writes::Both, patience).await.is_ok());
         drop(turn);
-        assert!(wait(&second, patience).await.is_ok());
+        assert!(wait(&second, Writes::Both, patience).await.is_ok());
+
+        // The log's and the views' turns are apart.
+        let log = wait(&first, Writes::Log, patience).await.unwrap();
+        assert!(wait(&second, Writes::Views, patience).await.is_ok());
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// In SQLite too, not only in this process's queues: while another process holds the
+    /// views file's write lock, the log is written and committed at once, and a writer of
+    /// both waits until it is released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_written_while_the_views_are_locked_and_a_writer_of_both_waits() {
+        use sqlx::Executor;
+        let dir = scratch_dir();
+        let file = dir.join("a.db");
+        let server = pool(&file).await;
+        server
+            .execute("CREATE TABLE projection_checkpoints (projection TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        server
+            .execute("CREATE TABLE written (by TEXT NOT NULL)")
+            .await
+            .unwrap();
+        let mut other = outsider(&file, Duration::from_secs(5)).await;
+        sqlx::query("ATTACH DATABASE ? AS views")
+            .bind(
+                crate::views_file::ViewsFile::of(&file)
+                    .unwrap()
+                    .current()
+                    .display()
+                    .to_string(),
+            )
+            .execute(&mut other)
+            .await
+            .unwrap();
+        other.execute("BEGIN").await.unwrap();
+        other
+            .execute("INSERT INTO views.projection_checkpoints (projection) VALUES ('other')")
+            .await
+            .unwrap();
+
+        let (mut log, turn) = tokio::time::timeout(
+            Duration::from_secs(2),
+            crate::db::begin_sqlite_write(&server, Writes::Log),
+        )
+        .await
+        .expect("the log's writer does not wait for the views file's lock")
+        .unwrap();
+        sqlx::query("INSERT INTO written VALUES ('log')")
+            .execute(&mut *log)
+            .await
+            .unwrap();
+        log.commit().await.unwrap();
+        drop(turn);
+
+        let both = tokio::spawn({
+            let server = server.clone();
+            async move {
+                let (tx, _turn) = crate::db::begin_sqlite_write(&server, Writes::Both)
+                    .await
+                    .unwrap();
+                let got = Instant::now();
+                tx.rollback().await.unwrap();
+                got
+            }
+        });
+        let views = tokio::spawn({
+            let server = server.clone();
+            async move {
+                let (tx, _turn) = crate::db::begin_sqlite_write(&server, Writes::Views)
+                    .await
+                    .unwrap();
+                let got = Instant::now();
+                tx.rollback().await.unwrap();
+                got
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!both.is_finished() && !views.is_finished());
+        let released = Instant::now();
+        other.execute("COMMIT").await.unwrap();
+        assert!(both.await.unwrap() >= released);
+        assert!(views.await.unwrap() >= released);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,6 +2,7 @@
 //! committed in groups (`group_commit.rs`): one transaction, one wait for the disk, for every
 //! command waiting when the last commit ended.
 
+use authledger_projections::db::Writes;
 use cqrs_es::persist::SerializedEvent;
 use sqlite_es::SqliteEventRepository;
 use sqlx::SqlitePool;
@@ -25,7 +26,7 @@ pub(super) async fn insert_and_commit(
     pool: &SqlitePool,
     events: &[(&str, &SerializedEvent)],
 ) -> Result<(), sqlx::Error> {
-    let (mut tx, _turn) = authledger_projections::db::begin_sqlite_write(pool).await?;
+    let (mut tx, _turn) = authledger_projections::db::begin_sqlite_write(pool, Writes::Log).await?;
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
     );

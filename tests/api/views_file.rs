@@ -11,6 +11,7 @@ use authledger_projections::clients::ClientsView;
 use authledger_projections::Db;
 
 use crate::helpers::*;
+use crate::oauth::flow::{Auth, Flow};
 
 async fn register(store: &authledger::store::Store, name: &str) {
     let input = ClientInput {
@@ -222,4 +223,71 @@ async fn a_store_from_before_the_views_file_keeps_its_views_and_checkpoints() {
     .await
     .unwrap();
     assert!(views.contains(&"clients".to_owned()) && views.contains(&"users".to_owned()));
+}
+
+/// The log's file and the views file have write locks of their own: while another process
+/// holds the views file's (a rebuild putting a projection's rows in, say), tokens are still
+/// issued at once (before, commands waited out SQLite's 10 s busy timeout and were answered
+/// 503), and the views catch up once it lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_issued_while_another_process_holds_the_views_files_lock() {
+    use sqlx::{ConnectOptions, Executor};
+
+    let flow = Flow::new(Kind::Sqlite).await;
+    let client = flow
+        .client(ClientInput {
+            name: "Batch".into(),
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec![],
+            ..ClientInput::default()
+        })
+        .await;
+    flow.app.store.runner.catch_up_fully().await.unwrap();
+    let views = views_target(&store_path(&flow.app.db));
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&views)
+        .connect()
+        .await
+        .unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+
+    let mut issued = Vec::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (status, _, body) = flow
+            .token(
+                Auth::Basic(&client),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "issued in {:?}",
+            started.elapsed()
+        );
+        issued.push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    // Introspection answers from memory, views or not.
+    let (_, _, introspected) = flow
+        .token_at(
+            "/oauth/introspect",
+            Auth::Basic(&client),
+            &[("token", issued[4].as_str())],
+        )
+        .await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+
+    other.execute("ROLLBACK").await.unwrap();
+    drop(other);
+    flow.app.store.runner.catch_up_fully().await.unwrap();
+    let grants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grant_view WHERE client_id = $1")
+        .bind(client.client_id.as_str())
+        .fetch_one(match &flow.app.store.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => unreachable!("a SQLite store"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(grants, 5, "the views caught up with every token");
 }

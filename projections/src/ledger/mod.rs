@@ -22,7 +22,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbTx, StoreKind};
+use crate::db::{Db, DbTx, StoreKind, Writes};
 use crate::error::ProjectionError;
 use crate::event_log::{self, Position, StoredEvent};
 use crate::{checkpoint, on_db, on_tx, view_time};
@@ -231,7 +231,7 @@ pub async fn link(db: &Db) -> Result<usize, ProjectionError> {
         }
         StoreKind::Postgres => None,
     };
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write_to(Writes::Log).await?;
     let after = checkpoint::lock(&mut tx, READER).await?;
     let pass = match ahead {
         Some(pass) if pass.after == after => pass,

@@ -14,10 +14,12 @@
 //! file beside the store (no journal, no fsync, no lock on the store: the server keeps
 //! committing and projecting), catching up with what was committed meanwhile. The views have a
 //! file of their own (`views_file.rs`), so a rebuild of every projection (each replayed on a
-//! connection of its own, into a part file then merged) makes the scratch file the views file: its secondary indexes are made, then under the store's write lock it
-//! takes the last few events and checkpoints and the views link is switched to it. Readers see
-//! the old views until the switch; other writers wait only for those last events. A rebuild of
-//! some projections copies their tables into the views file in one write transaction instead.
+//! connection of its own, into a part file then merged) makes the scratch file the views file:
+//! its secondary indexes are made, then under the views file's write lock it takes the last
+//! few events and checkpoints and the views link is switched to it. Readers see the old views
+//! until the switch; the projector waits only for those last events, and commands not at all
+//! (the log's file has a lock of its own). A rebuild of some projections copies their tables
+//! into the views file in one write transaction instead.
 //!
 //! **Postgres** (`postgres.rs`) builds the new views next to the old ones, in a schema of
 //! its own, while the server keeps serving and projecting into the old ones:

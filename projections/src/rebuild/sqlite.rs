@@ -3,12 +3,16 @@
 //!
 //! - **Every projection** (the usual case): each projection is replayed into a part file of
 //!   its own on a connection of its own (the two cores both work), the parts are moved into one
-//!   new views file (every table, every index, the checkpoints), which under the store's write
-//!   lock takes the last few events, is made durable, and the views link is switched to it
-//!   (`views_file.rs`): nothing is copied under the lock, and other writers wait only for
+//!   new views file (every table, every index, the checkpoints), which under the views file's
+//!   write lock takes the last few events, is made durable, and the views link is switched to
+//!   it (`views_file.rs`): nothing is copied under the lock, and the projector waits only for
 //!   those last events.
 //! - **Some projections**: their tables are built in the scratch file, then copied into the
 //!   views file under one write transaction, with their indexes made again.
+//!
+//! Either way only the views file's write lock is taken, never the log's: commands go on
+//! committing, and events committed after the last ones the rebuild took are the projector's,
+//! from the checkpoints the rebuild left.
 //!
 //! The scratch file's connection has the log's file attached (as `store`), and for a partial
 //! rebuild the views file (as `views`): the projections' unqualified SQL finds the scratch
@@ -30,7 +34,7 @@ use sqlx::{Executor, SqlitePool};
 
 use super::{read_ahead, replay, Progress};
 use crate::batch::ViewTx;
-use crate::db::{Db, DbTx, SQLITE_BUSY_TIMEOUT};
+use crate::db::{Db, DbTx, Writes, SQLITE_BUSY_TIMEOUT};
 use crate::event_log::{self, Position};
 use crate::ledger::segments::Archive;
 use crate::views_file::{self, Statement, ViewsFile};
@@ -282,7 +286,7 @@ pub(crate) async fn beside_then_swap(
         held_ms = held.as_millis() as u64,
         last_events = more,
         switched = every,
-        "rebuilt views put in place under the store's write lock"
+        "rebuilt views put in place under the views file's write lock"
     );
     Ok(replayed)
 }
@@ -349,7 +353,7 @@ async fn in_parts(
 }
 
 /// A rebuild of every projection: the scratch file gets its other indexes (no lock held),
-/// then, under the store's write lock, the last events and the checkpoints, and becomes the
+/// then, under the views file's write lock, the last events and the checkpoints, and becomes the
 /// views file. Returns how many events it took under the lock, and how long it held it.
 #[allow(clippy::too_many_arguments)]
 async fn switch(
@@ -376,8 +380,8 @@ async fn switch(
         written_out_ms = (started.elapsed() - indexed).as_millis() as u64,
         "rebuilt views indexed and on disk"
     );
-    // No one else writes the log or the views while this is held.
-    let (lock, _turn) = crate::db::begin_sqlite_write(pool).await?;
+    // No one else writes the views while this is held; commands go on writing the log.
+    let (lock, _turn) = crate::db::begin_sqlite_write(pool, Writes::Views).await?;
     let locked = std::time::Instant::now();
     let mut tx = ViewTx::new(scratch.db.begin().await?);
     let (more, position) = tail_into(&mut tx, db, projections, position, page, progress).await?;
@@ -428,12 +432,14 @@ async fn copy(
     let Db::Sqlite(pool) = db else {
         unreachable!("the SQLite rebuild");
     };
-    let _turn = crate::write_turn::wait(pool, SQLITE_BUSY_TIMEOUT).await?;
+    let _turn = crate::write_turn::wait(pool, Writes::Views, SQLITE_BUSY_TIMEOUT).await?;
     let locked = std::time::Instant::now();
-    let mut swap = ViewTx::new(DbTx::Sqlite(
-        scratch.pool().begin_with("BEGIN IMMEDIATE").await?,
-        None,
-    ));
+    // The views file's lock only (`BEGIN IMMEDIATE` would take the log's too, as attached
+    // here): a deferred transaction whose first statement writes the views file.
+    let mut swap = scratch.pool().begin().await?;
+    swap.execute("DELETE FROM views.projection_checkpoints WHERE 0")
+        .await?;
+    let mut swap = ViewTx::new(DbTx::Sqlite(swap, None));
     let attached: Option<String> =
         sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'views'")
             .fetch_optional(&mut **swap_conn(&mut swap).await?)
