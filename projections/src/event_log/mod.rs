@@ -23,6 +23,9 @@ use crate::db::{Db, DbTx};
 use crate::error::ProjectionError;
 use crate::{on_db, personal};
 
+mod kinds;
+pub use kinds::{read_kinds_after, Scanned};
+
 /// A point in the commit-ordered log. Ordered by `transaction` first (always 0 on SQLite),
 /// then `global`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -73,37 +76,6 @@ struct EventRow {
     event_version: String,
     payload: String,
     metadata: String,
-}
-
-/// An [`EventRow`] whose payload and metadata were sent only if it was of a wanted kind
-/// ([`read_kinds_after`]).
-#[derive(FromRow)]
-struct MaybeEventRow {
-    transaction_id: i64,
-    global_position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: Option<String>,
-    metadata: Option<String>,
-}
-
-impl MaybeEventRow {
-    fn whole(self) -> Option<EventRow> {
-        Some(EventRow {
-            payload: self.payload?,
-            metadata: self.metadata?,
-            transaction_id: self.transaction_id,
-            global_position: self.global_position,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: self.sequence,
-            event_type: self.event_type,
-            event_version: self.event_version,
-        })
-    }
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -209,20 +181,51 @@ fn make_storable(value: &mut serde_json::Value) {
     }
 }
 
-const SQLITE_COLUMNS: &str = "0 AS transaction_id, global_position, aggregate_type, aggregate_id, \
-     sequence, event_type, event_version, payload, metadata";
-/// Note for queries selecting these: `transaction_id` here names the *output* column (a cast),
-/// so `ORDER BY` must say `events.transaction_id` to sort by the indexed column; a bare name
-/// sorts the whole table by the cast on every page.
-const POSTGRES_COLUMNS: &str = "transaction_id::text::bigint AS transaction_id, global_position, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload, \
-     metadata::text AS metadata";
+/// An event's columns but its payload and metadata, on SQLite ([`kinds`] sends those only for
+/// some events).
+macro_rules! sqlite_head {
+    () => {
+        "0 AS transaction_id, global_position, aggregate_type, aggregate_id, sequence, \
+         event_type, event_version"
+    };
+}
+use sqlite_head;
+
+/// The same on Postgres. Note for queries selecting these: `transaction_id` here names the
+/// *output* column (a cast), so `ORDER BY` must say `events.transaction_id` to sort by the
+/// indexed column; a bare name sorts the whole table by the cast on every page.
+macro_rules! postgres_head {
+    () => {
+        "transaction_id::text::bigint AS transaction_id, global_position, aggregate_type, \
+         aggregate_id, sequence, event_type, event_version"
+    };
+}
+use postgres_head;
+
+const SQLITE_COLUMNS: &str = concat!(sqlite_head!(), ", payload, metadata");
+const POSTGRES_COLUMNS: &str = concat!(
+    postgres_head!(),
+    ", payload::text AS payload, metadata::text AS metadata"
+);
+
+/// The SQLite query behind [`read_after`] selecting `columns` (`$1` global position, `$2`
+/// limit).
+fn sqlite_read_after(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM events WHERE global_position > $1 \
+         ORDER BY global_position LIMIT $2"
+    )
+}
 
 /// The Postgres query behind [`read_after`] (`$1` transaction id as text, `$2` global
 /// position, `$3` limit); public so a test can check its plan walks the commit-order index.
 pub fn postgres_read_after() -> String {
+    postgres_read_after_selecting(POSTGRES_COLUMNS)
+}
+
+fn postgres_read_after_selecting(columns: &str) -> String {
     format!(
-        "SELECT {POSTGRES_COLUMNS} FROM events \
+        "SELECT {columns} FROM events \
          WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY events.transaction_id, events.global_position LIMIT $3"
@@ -302,14 +305,11 @@ pub async fn read_after_as_stored(
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
     let rows: Vec<EventRow> = match tx {
         DbTx::Sqlite(tx, _) => {
-            sqlx::query_as(&format!(
-                "SELECT {SQLITE_COLUMNS} FROM events WHERE global_position > $1 \
-                 ORDER BY global_position LIMIT $2"
-            ))
-            .bind(after.global)
-            .bind(limit)
-            .fetch_all(&mut **tx)
-            .await?
+            sqlx::query_as(&sqlite_read_after(SQLITE_COLUMNS))
+                .bind(after.global)
+                .bind(limit)
+                .fetch_all(&mut **tx)
+                .await?
         }
         DbTx::Postgres(tx) => {
             sqlx::query_as(&postgres_read_after())
@@ -321,70 +321,6 @@ pub async fn read_after_as_stored(
         }
     };
     rows.into_iter().map(StoredEvent::try_from).collect()
-}
-
-/// [`read_after`] for a reader that acts on a few kinds of event (the cascade, the
-/// back-channel logout): the same `limit` events after `after` are read, in the same order
-/// and up to the same horizon, but only those whose `(aggregate_type, event_type)` is one of
-/// `kinds` are sent whole, decoded and opened; of the others only the position. Under load
-/// every reader decoding every event of the log cost the token rate a tenth of the server's
-/// CPU.
-pub async fn read_kinds_after(
-    tx: &mut DbTx,
-    after: Position,
-    limit: i64,
-    kinds: &[(&str, &str)],
-) -> Result<Scanned, ProjectionError> {
-    let kinds: Vec<String> = kinds.iter().map(|(a, e)| format!("{a}/{e}")).collect();
-    let rows: Vec<MaybeEventRow> = match tx {
-        DbTx::Sqlite(tx, _) => {
-            let wanted = "aggregate_type || '/' || event_type IN (SELECT value FROM json_each($3))";
-            sqlx::query_as(&format!(
-                "SELECT 0 AS transaction_id, global_position, aggregate_type, aggregate_id,                  sequence, event_type, event_version,                  CASE WHEN {wanted} THEN payload END AS payload,                  CASE WHEN {wanted} THEN metadata END AS metadata                  FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-            ))
-            .bind(after.global)
-            .bind(limit)
-            .bind(serde_json::to_string(&kinds).map_err(|e| ProjectionError::Decode(e.to_string()))?)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        DbTx::Postgres(tx) => {
-            let wanted = "aggregate_type || '/' || event_type = ANY($4)";
-            sqlx::query_as(&format!(
-                "SELECT transaction_id::text::bigint AS transaction_id, global_position,                  aggregate_type, aggregate_id, sequence, event_type, event_version,                  CASE WHEN {wanted} THEN payload::text END AS payload,                  CASE WHEN {wanted} THEN metadata::text END AS metadata                  FROM events                  WHERE (transaction_id, global_position) > ($1::text::xid8, $2)                    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())                  ORDER BY events.transaction_id, events.global_position LIMIT $3"
-            ))
-            .bind(after.transaction.to_string())
-            .bind(after.global)
-            .bind(limit)
-            .bind(&kinds)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-    };
-    let last = rows.last().map(|row| Position {
-        transaction: row.transaction_id,
-        global: row.global_position,
-    });
-    let read = rows.len();
-    let mut events = rows
-        .into_iter()
-        .filter_map(MaybeEventRow::whole)
-        .map(StoredEvent::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    open_sealed(tx, &mut events).await?;
-    Ok(Scanned { events, last, read })
-}
-
-/// What [`read_kinds_after`] read.
-pub struct Scanned {
-    /// The events of the wanted kinds, whole.
-    pub events: Vec<StoredEvent>,
-    /// The position of the last event read, of whatever kind (where the reader's checkpoint
-    /// moves to); `None` when nothing was after the position asked for.
-    pub last: Option<Position>,
-    /// How many events were read, of whatever kind: fewer than the limit means the end of
-    /// the log as it was.
-    pub read: usize,
 }
 
 fn columns(db: &Db) -> &'static str {
