@@ -40,6 +40,7 @@
 //! - [`scratch_db`]: throw-away Postgres databases for the test suites and the benchmark.
 
 pub mod admin;
+pub mod allocator;
 pub mod backchannel;
 pub mod cascade;
 pub mod cli;

@@ -154,13 +154,27 @@ pub(crate) fn steal_since(from: Option<CpuTimes>) -> Option<f64> {
 
 /// The peak resident set of this process (server and load generator share it), in MiB.
 pub(crate) fn rss_peak_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// The resident set of this process now, in MiB.
+pub(crate) fn rss_now_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// What SQLite holds now (page caches, prepared statements, schemas), in MiB: its own
+/// count of the memory it allocated, every connection of the process together.
+pub(crate) fn sqlite_mib() -> f64 {
+    // SAFETY: a read of SQLite's global counters; it takes no pointer and is thread-safe.
+    let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    used as f64 / (1024.0 * 1024.0)
+}
+
+/// A size in kB from `/proc/self/status`, in MiB (NaN where there is no such file).
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_owned))
         .and_then(|l| {
             l.split_whitespace()
                 .nth(1)

@@ -28,8 +28,8 @@ mod report;
 mod scenarios;
 
 use harness::{
-    cpu_times, drive, percentile, rs256_rate, rss_peak_mib, steal_since, yardstick, Database,
-    Outcome,
+    cpu_times, drive, percentile, rs256_rate, rss_now_mib, rss_peak_mib, sqlite_mib, steal_since,
+    yardstick, Database, Outcome,
 };
 use scenarios::{preload, Bench};
 
@@ -117,6 +117,7 @@ async fn link_and_verify(db: &authledger_projections::Db) -> (f64, f64) {
 }
 
 fn main() {
+    authledger::allocator::return_freed_memory_sooner();
     let args = Args::parse();
     // BENCH_LOG=authledger_projections=info shows, among others, how long a rebuild's swap
     // held the store's write lock.
@@ -442,6 +443,11 @@ async fn run(args: Args) {
             "ratio_to_commit_yardstick": if issuance { json!(rps / commits) } else { Value::Null },
             "ratio_to_rs256": if scenario == "authcode" { json!(rps / signs) } else { Value::Null },
             "cpu_steal": steal_since(scenario_started),
+            // Which scenario the run's peak comes from: the peak so far, and what is resident
+            // at its end (the live index keeps every unexpired token issued before).
+            "rss_peak_so_far_mib": rss_peak_mib(),
+            "rss_end_mib": rss_now_mib(),
+            "sqlite_mib": sqlite_mib(),
         });
         if measured.errors > 0 {
             eprintln!("  !!! {scenario}: {} ERRORS", measured.errors);

@@ -45,12 +45,22 @@ pub(crate) fn print(args: &Args, results: Results) {
         percent(&json!(yardsticks_steal))
     );
     println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "x commit", "x RS256", "steal"
+        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8} {:>12} {:>9} {:>7} {:>13} {:>7}",
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "x commit",
+        "x RS256",
+        "steal",
+        "RSS MiB end/peak",
+        "SQLite"
     );
     for row in &rows {
         println!(
-            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7}",
+            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>12} {:>9} {:>7} {:>7.0}/{:<5.0} {:>7.1}",
             row["scenario"].as_str().unwrap(),
             row["rps"].as_f64().unwrap(),
             row["p50_ms"].as_f64().unwrap(),
@@ -59,7 +69,10 @@ pub(crate) fn print(args: &Args, results: Results) {
             row["errors"],
             percent(&row["ratio_to_commit_yardstick"]),
             percent(&row["ratio_to_rs256"]),
-            percent(&row["cpu_steal"])
+            percent(&row["cpu_steal"]),
+            row["rss_end_mib"].as_f64().unwrap_or(f64::NAN),
+            row["rss_peak_so_far_mib"].as_f64().unwrap_or(f64::NAN),
+            row["sqlite_mib"].as_f64().unwrap_or(f64::NAN),
         );
     }
     if !peer_rows.is_empty() {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
-use super::state::{LiveState, LiveToken, Versioned};
+use super::state::{Limits, LiveState, LiveToken, Versioned};
 use super::{token_key, LiveIndex};
 use crate::db::Db;
 use crate::error::ProjectionError;
@@ -92,16 +92,18 @@ impl LiveIndex {
             }
             state.access_tokens.insert(
                 key,
-                LiveToken {
+                Box::new(LiveToken {
                     grant_id,
                     owner,
                     scopes: state.shared.text(&scopes),
                     issued_at: time(&issued_at)?,
                     expires_at,
                     revoked_at: None,
-                    audience: audience.map(|a| state.shared.text(&a)),
-                    act: act.map(|a| state.shared.text(&a)),
-                },
+                    limits: Limits::of(
+                        audience.map(|a| state.shared.text(&a)),
+                        act.map(|a| state.shared.text(&a)),
+                    ),
+                }),
             );
         }
         for (hash, username, expires_at) in open {

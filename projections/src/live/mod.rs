@@ -41,6 +41,7 @@ use tokio::sync::Mutex;
 mod feed;
 mod load;
 mod sessions;
+mod shards;
 mod shared;
 mod state;
 
@@ -165,8 +166,8 @@ impl LiveIndex {
             }
             .to_owned(),
             ended_at: token.revoked_at.map(view_time),
-            audience: token.audience.as_deref().map(str::to_owned),
-            act: token.act.as_deref().map(str::to_owned),
+            audience: token.audience().map(str::to_owned),
+            act: token.act().map(str::to_owned),
             grant_status: if grant_revoked { "revoked" } else { "active" }.to_owned(),
             client_status,
             user_status,

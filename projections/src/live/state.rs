@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 
 use super::sessions;
+use super::shards::Sharded;
 use super::shared::Shared;
 use crate::error::ProjectionError;
 
@@ -49,11 +50,34 @@ pub(super) struct LiveToken {
     pub(super) expires_at: DateTime<Utc>,
     /// Set once, never cleared.
     pub(super) revoked_at: Option<DateTime<Utc>>,
-    /// The resources it is for (RFC 8707), space-separated; `None` (no allocation) when
-    /// unrestricted, as almost every token is.
+    /// What only some tokens carry, out of line: most tokens have neither, and every byte
+    /// here is paid for each token held (24 of its 112 bytes before).
+    pub(super) limits: Option<Box<Limits>>,
+}
+
+/// An access token's audience and `act` claim, when it has either.
+pub(super) struct Limits {
+    /// The resources it is for (RFC 8707), space-separated.
     pub(super) audience: Option<Arc<str>>,
-    /// RFC 8693's `act` claim (JSON) when someone acts for the subject; `None` otherwise.
+    /// RFC 8693's `act` claim (JSON) when someone acts for the subject.
     pub(super) act: Option<Arc<str>>,
+}
+
+impl Limits {
+    /// `None` (nothing allocated) for a token with neither.
+    pub(super) fn of(audience: Option<Arc<str>>, act: Option<Arc<str>>) -> Option<Box<Limits>> {
+        (audience.is_some() || act.is_some()).then(|| Box::new(Limits { audience, act }))
+    }
+}
+
+impl LiveToken {
+    pub(super) fn audience(&self) -> Option<&str> {
+        self.limits.as_ref().and_then(|l| l.audience.as_deref())
+    }
+
+    pub(super) fn act(&self) -> Option<&str> {
+        self.limits.as_ref().and_then(|l| l.act.as_deref())
+    }
 }
 
 #[derive(Default)]
@@ -78,8 +102,11 @@ pub(super) struct LiveState {
     /// Users whose status changed after registration: `true` if disabled. Users never
     /// disabled are absent (enabled), so this stays small however many users there are.
     pub(super) user_disabled: HashMap<String, Versioned<bool>>,
-    pub(super) access_tokens: HashMap<TokenKey, LiveToken>,
-    pub(super) grants: HashMap<Arc<str>, LiveGrant>,
+    /// Values boxed: a map's buckets are between half and seven eighths full, so a token
+    /// held inline paid for its empty buckets at its full size (121 bytes each, a whole map's
+    /// worth at each doubling); boxed, an empty bucket costs a key and a pointer.
+    pub(super) access_tokens: Sharded<TokenKey, Box<LiveToken>>,
+    pub(super) grants: Sharded<Arc<str>, Box<LiveGrant>>,
     /// Token endings seen before the token's issuance (or for tokens this index does not hold).
     pub(super) early_revocations: HashMap<TokenKey, DateTime<Utc>>,
     /// False once a token was left out for want of room: "not held" then means "ask the view".
@@ -121,6 +148,12 @@ pub(super) struct IssuedAccessToken<'a> {
     pub(super) expires_at: DateTime<Utc>,
     pub(super) audience: Option<String>,
     pub(super) act: Option<String>,
+    /// Whether its grant needs an entry of its own: it may issue more tokens (a refresh token
+    /// came with this one, whose refreshes need the owner) or was exchanged from another
+    /// (whose revocation ends it). A grant of one token and nothing more (client
+    /// credentials, most of them) is found through its token, and gets an entry only if it
+    /// is revoked: half of what such a token cost in memory.
+    pub(super) grant_entry_needed: bool,
 }
 
 /// How far up a chain of exchanges a revocation is looked for (the cascade covers the rest).
@@ -144,8 +177,14 @@ impl LiveState {
 
     /// Notes the grant a grant was exchanged from.
     pub(super) fn set_source(&mut self, grant_id: &str, source: &str) {
+        // The source grant's own id when it is held (it usually is: its token was just
+        // presented), rather than another copy of it for each grant exchanged from it.
+        let source = match self.grants.get_key_value(source) {
+            Some((held, _)) => held.clone(),
+            None => Arc::from(source),
+        };
         if let Some(grant) = self.grants.get_mut(grant_id) {
-            grant.source.get_or_insert_with(|| Arc::from(source));
+            grant.source.get_or_insert(source);
         }
     }
 
@@ -235,7 +274,7 @@ impl LiveState {
             Some((id, _)) => id.clone(),
             None => {
                 let id: Arc<str> = Arc::from(grant_id);
-                self.grants.insert(id.clone(), LiveGrant::default());
+                self.grants.insert(id.clone(), Box::default());
                 id
             }
         };
@@ -261,6 +300,7 @@ impl LiveState {
             expires_at,
             audience,
             act,
+            grant_entry_needed,
         } = token;
         let Some(key) = token_key(hash.as_hex()) else {
             return;
@@ -268,23 +308,28 @@ impl LiveState {
         if expires_at <= Utc::now() || self.access_tokens.contains_key(&key) {
             return;
         }
-        let grant_id = self.grant_entry(grant_id, Some(&owner), expires_at);
+        let grant_id = match grant_entry_needed || self.grants.contains_key(grant_id) {
+            true => self.grant_entry(grant_id, Some(&owner), expires_at),
+            false => Arc::from(grant_id),
+        };
         if !self.has_room(capacity) {
             return;
         }
         let revoked_at = self.early_revocations.remove(&key);
         self.access_tokens.insert(
             key,
-            LiveToken {
+            Box::new(LiveToken {
                 grant_id,
                 owner,
                 scopes: self.shared.text(scopes),
                 issued_at,
                 expires_at,
                 revoked_at,
-                audience: audience.map(|a| self.shared.text(&a)),
-                act: act.map(|a| self.shared.text(&a)),
-            },
+                limits: Limits::of(
+                    audience.map(|a| self.shared.text(&a)),
+                    act.map(|a| self.shared.text(&a)),
+                ),
+            }),
         );
     }
 
@@ -303,10 +348,12 @@ impl LiveState {
                 scopes,
                 access_token_hash,
                 access_expires_at,
+                refresh_token_hash,
                 audience,
                 exchange,
                 ..
             } => {
+                let source = exchange.as_ref().and_then(|e| e.source_grant.as_deref());
                 let owner = self
                     .shared
                     .owner(client_id.as_str(), user.as_ref().map(|u| u.as_str()));
@@ -321,9 +368,10 @@ impl LiveState {
                         .as_ref()
                         .and_then(|e| e.act_claim())
                         .map(|act| act.to_string()),
+                    grant_entry_needed: refresh_token_hash.is_some() || source.is_some(),
                 };
                 self.issue(grant_id, token, capacity);
-                if let Some(source) = exchange.as_ref().and_then(|e| e.source_grant.as_deref()) {
+                if let Some(source) = source {
                     self.set_source(grant_id, source);
                 }
             }
@@ -344,6 +392,7 @@ impl LiveState {
                     expires_at: *access_expires_at,
                     audience: crate::grants::audience_text(audience),
                     act: None,
+                    grant_entry_needed: true,
                 };
                 self.issue(grant_id, token, capacity);
             }
@@ -398,6 +447,11 @@ mod tests {
     }
 
     fn issued(access: u8) -> GrantEvent {
+        issued_with_refresh(access, None)
+    }
+
+    /// `refresh`: a refresh token came with the access token, so the grant may issue again.
+    fn issued_with_refresh(access: u8, refresh: Option<u8>) -> GrantEvent {
         GrantEvent::TokensIssued {
             grant_type: GrantType::AuthorizationCode,
             client_id: "app".into(),
@@ -406,8 +460,8 @@ mod tests {
             auth_time: None,
             access_token_hash: hash(access),
             access_expires_at: Utc::now() + chrono::Duration::hours(1),
-            refresh_token_hash: None,
-            refresh_expires_at: None,
+            refresh_token_hash: refresh.map(hash),
+            refresh_expires_at: refresh.map(|_| Utc::now() + chrono::Duration::days(1)),
             audience: vec![],
             exchange: None,
         }
@@ -465,6 +519,27 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_of_one_token_has_an_entry_only_once_revoked() {
+        let alone = state_after(&[issued(1)]);
+        assert_eq!(alone.grants.len(), 0, "found through its token");
+        assert!(!alone.grant_revoked("g1"));
+        let refreshable = state_after(&[issued_with_refresh(1, Some(9))]);
+        assert!(
+            refreshable.grants.contains_key("g1"),
+            "its refreshes need the owner"
+        );
+
+        let revoked = GrantEvent::GrantRevoked {
+            reason: RevocationReason::Admin,
+        };
+        for events in [[issued(1), revoked.clone()], [revoked.clone(), issued(1)]] {
+            let state = state_after(&events);
+            let token = &state.access_tokens[&token_key(hash(1).as_hex()).unwrap()];
+            assert!(state.grant_revoked(&token.grant_id), "{events:?}");
+        }
+    }
+
+    #[test]
     fn a_repeated_issuance_changes_nothing() {
         let state = state_after(&[
             issued(1),
@@ -495,7 +570,7 @@ mod tests {
         assert!(state
             .apply_grant("g1", &refreshed, Utc::now(), None, 10)
             .is_err());
-        let held = state_after(&[issued(1), refreshed]);
+        let held = state_after(&[issued_with_refresh(1, Some(9)), refreshed]);
         assert_eq!(
             held.access_tokens.len(),
             2,
