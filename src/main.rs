@@ -2,6 +2,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    authledger::allocator::return_freed_memory_sooner();
+    authledger::allocator::configure();
     authledger::cli::main()
 }

@@ -117,7 +117,7 @@ async fn link_and_verify(db: &authledger_projections::Db) -> (f64, f64) {
 }
 
 fn main() {
-    authledger::allocator::return_freed_memory_sooner();
+    authledger::allocator::configure();
     let args = Args::parse();
     // BENCH_LOG=authledger_projections=info shows, among others, how long a rebuild's swap
     // held the store's write lock.

@@ -102,7 +102,7 @@ pub(super) struct LiveState {
     /// Users whose status changed after registration: `true` if disabled. Users never
     /// disabled are absent (enabled), so this stays small however many users there are.
     pub(super) user_disabled: HashMap<String, Versioned<bool>>,
-    /// Values boxed: a map's buckets are between half and seven eighths full, so a token
+    /// Values boxed: a map's buckets are between seven sixteenths and seven eighths full, so a token
     /// held inline paid for its empty buckets at its full size (121 bytes each, a whole map's
     /// worth at each doubling); boxed, an empty bucket costs a key and a pointer.
     pub(super) access_tokens: Sharded<TokenKey, Box<LiveToken>>,
