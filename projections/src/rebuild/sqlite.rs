@@ -245,40 +245,20 @@ pub(crate) async fn beside_then_swap(
     );
     // 2. What was committed meanwhile, still without the lock.
     //    (Deferred: it writes the scratch file only, and so locks nothing else.)
+    let tail = Tail {
+        store: db,
+        projections,
+        page,
+        progress: &progress,
+    };
     let mut tx = ViewTx::new(scratch.db.begin().await?);
-    let start = position.unwrap_or_default();
-    let (more, position) = tail_into(&mut tx, db, projections, start, page, &progress).await?;
+    let (more, position) = tail.apply(&mut tx, position.unwrap_or_default()).await?;
     tx.commit().await?;
     replayed += more;
 
     let (more, held) = match every {
-        true => {
-            switch(
-                db,
-                &views,
-                scratch,
-                &deferred,
-                projections,
-                position,
-                page,
-                &progress,
-            )
-            .await?
-        }
-        false => {
-            copy(
-                db,
-                &views,
-                &scratch,
-                &tables,
-                &deferred,
-                projections,
-                position,
-                page,
-                &progress,
-            )
-            .await?
-        }
+        true => switch(&views, scratch, &deferred, &tail, position).await?,
+        false => copy(&views, &scratch, &tables, &deferred, &tail, position).await?,
     };
     replayed += more;
     // What other writers waited for: the figure to watch against their busy timeout.
@@ -355,20 +335,13 @@ async fn in_parts(
 /// A rebuild of every projection: the scratch file gets its other indexes (no lock held),
 /// then, under the views file's write lock, the last events and the checkpoints, and becomes the
 /// views file. Returns how many events it took under the lock, and how long it held it.
-#[allow(clippy::too_many_arguments)]
 async fn switch(
-    db: &Db,
     views: &ViewsFile,
     mut scratch: Scratch,
     deferred: &[Statement],
-    projections: &[Arc<dyn Projection>],
+    tail: &Tail<'_>,
     position: Position,
-    page: i64,
-    progress: &Progress,
 ) -> Result<(u64, std::time::Duration), ProjectionError> {
-    let Db::Sqlite(pool) = db else {
-        unreachable!("the SQLite rebuild");
-    };
     let started = std::time::Instant::now();
     for index in deferred {
         scratch.pool().execute(index.sql).await?;
@@ -381,14 +354,14 @@ async fn switch(
         "rebuilt views indexed and on disk"
     );
     // No one else writes the views while this is held; commands go on writing the log.
-    let (lock, _turn) = crate::db::begin_sqlite_write(pool, Writes::Views).await?;
+    let (lock, _turn) = crate::db::begin_sqlite_write(tail.pool(), Writes::Views).await?;
     let locked = std::time::Instant::now();
     let mut tx = ViewTx::new(scratch.db.begin().await?);
-    let (more, position) = tail_into(&mut tx, db, projections, position, page, progress).await?;
+    let (more, position) = tail.apply(&mut tx, position).await?;
     let DbTx::Sqlite(conn, _) = tx.db().await? else {
         unreachable!("the scratch database is SQLite");
     };
-    for projection in projections {
+    for projection in tail.projections {
         sqlx::query(
             "INSERT INTO main.projection_checkpoints (projection, transaction_id, global_position) \
              VALUES ($1, $2, $3)",
@@ -417,22 +390,15 @@ async fn switch(
 /// store and the views file, the last events into the scratch tables, then their rows copied
 /// into the views file's tables, their indexes made again, the checkpoints moved. Returns how
 /// many events it took under the lock, and how long it held it.
-#[allow(clippy::too_many_arguments)]
 async fn copy(
-    db: &Db,
     views: &ViewsFile,
     scratch: &Scratch,
     tables: &[&str],
     deferred: &[Statement],
-    projections: &[Arc<dyn Projection>],
+    tail: &Tail<'_>,
     position: Position,
-    page: i64,
-    progress: &Progress,
 ) -> Result<(u64, std::time::Duration), ProjectionError> {
-    let Db::Sqlite(pool) = db else {
-        unreachable!("the SQLite rebuild");
-    };
-    let _turn = crate::write_turn::wait(pool, Writes::Views, SQLITE_BUSY_TIMEOUT).await?;
+    let _turn = crate::write_turn::wait(tail.pool(), Writes::Views, SQLITE_BUSY_TIMEOUT).await?;
     let locked = std::time::Instant::now();
     // The views file's lock only (`BEGIN IMMEDIATE` would take the log's too, as attached
     // here): a deferred transaction whose first statement writes the views file.
@@ -450,7 +416,7 @@ async fn copy(
             "the views file was switched by another rebuild meanwhile; run this one again".into(),
         ));
     }
-    let (more, position) = tail_into(&mut swap, db, projections, position, page, progress).await?;
+    let (more, position) = tail.apply(&mut swap, position).await?;
     let copy = swap_conn(&mut swap).await?;
     for index in deferred {
         copy.execute(format!("DROP INDEX views.\"{}\"", index_name(index.sql)).as_str())
@@ -468,7 +434,7 @@ async fn copy(
         copy.execute(in_schema(index.sql, "views").as_str()).await?;
     }
     if position != Position::default() {
-        for projection in projections {
+        for projection in tail.projections {
             sqlx::query(
                 "UPDATE views.projection_checkpoints SET transaction_id = $1, \
                  global_position = $2 WHERE projection = $3",
@@ -494,34 +460,51 @@ async fn swap_conn(
     }
 }
 
-/// Applies the events after `position` to the scratch views in `tx`, page by page, up to the
-/// end of the log as it is now. Returns how many there were and the last one's position.
-async fn tail_into(
-    tx: &mut ViewTx,
-    store: &Db,
-    projections: &[Arc<dyn Projection>],
-    mut position: Position,
+/// The events committed after the replay's last one, which a rebuild applies twice: once
+/// without any lock (most of them), then under the views file's write lock (the last few).
+struct Tail<'a> {
+    store: &'a Db,
+    projections: &'a [Arc<dyn Projection>],
     page: i64,
-    progress: &Progress,
-) -> Result<(u64, Position), ProjectionError> {
-    let mut count = 0;
-    loop {
-        let events = {
-            let mut read = store.begin().await?;
-            event_log::read_after(&mut read, position, page).await?
+    progress: &'a Progress,
+}
+
+impl Tail<'_> {
+    /// The store's pool, whose write turns the last step takes.
+    fn pool(&self) -> &SqlitePool {
+        let Db::Sqlite(pool) = self.store else {
+            unreachable!("the SQLite rebuild");
         };
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok((count, position));
-        };
-        for event in &events {
-            for projection in projections {
-                projection.apply(tx, event).await?;
+        pool
+    }
+
+    /// Applies the events after `position` to the scratch views in `tx`, page by page, up to
+    /// the end of the log as it is now. Returns how many there were and the last one's
+    /// position.
+    async fn apply(
+        &self,
+        tx: &mut ViewTx,
+        mut position: Position,
+    ) -> Result<(u64, Position), ProjectionError> {
+        let mut count = 0;
+        loop {
+            let events = {
+                let mut read = self.store.begin().await?;
+                event_log::read_after(&mut read, position, self.page).await?
+            };
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Ok((count, position));
+            };
+            for event in &events {
+                for projection in self.projections {
+                    projection.apply(tx, event).await?;
+                }
             }
+            tx.forget_grants();
+            self.progress.read(events.len(), last.global);
+            count += events.len() as u64;
+            position = last;
         }
-        tx.forget_grants();
-        progress.read(events.len(), last.global);
-        count += events.len() as u64;
-        position = last;
     }
 }
 
