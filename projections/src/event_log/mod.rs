@@ -358,6 +358,11 @@ pub async fn read_aggregate(
         .bind(aggregate_id)
         .fetch_all(pool)
         .await?);
+    opened_rows(db, rows).await
+}
+
+/// Rows read outside a transaction, as events with their personal data opened.
+async fn opened_rows(db: &Db, rows: Vec<EventRow>) -> Result<Vec<StoredEvent>, ProjectionError> {
     let events = rows
         .into_iter()
         .map(StoredEvent::try_from)
@@ -376,11 +381,7 @@ pub async fn read_type(db: &Db, aggregate_type: &str) -> Result<Vec<StoredEvent>
         .bind(aggregate_type)
         .fetch_all(pool)
         .await?);
-    let events = rows
-        .into_iter()
-        .map(StoredEvent::try_from)
-        .collect::<Result<_, _>>()?;
-    opened(db, events).await
+    opened_rows(db, rows).await
 }
 
 /// Where one committed event sits in the log.
