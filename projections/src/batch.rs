@@ -3,9 +3,11 @@
 //! Most events become a few row inserts (a token, an audit row) and a counter increment. Sent
 //! one statement each, a batch of 500 events costs thousands of round trips; the projector and
 //! `projections rebuild` would spend their time waiting on them. So:
-//! - rows given to [`ViewTx::insert`] wait, one list per table, and go as one multi-row
-//!   `INSERT` when anything else needs the database ([`ViewTx::db`] flushes first), so every
-//!   statement still sees every row inserted before it, in event order;
+//! - rows given to [`ViewTx::insert`] wait, one list per table, and are written together
+//!   when anything else needs the database ([`ViewTx::db`] flushes first), so every
+//!   statement still sees every row inserted before it, in event order: on Postgres as one
+//!   `INSERT ... SELECT * FROM UNNEST(...)`, on SQLite by one prepared row statement
+//!   stepped for each (`sqlite_rows.rs`);
 //! - counters given to [`ViewTx::count`] are summed in memory and upserted once per key at
 //!   commit (addition does not care about order);
 //! - the client and user of each grant seen in the batch are remembered, so later events of
@@ -221,20 +223,9 @@ impl ViewTx {
             }
             match &mut self.tx {
                 DbTx::Sqlite(tx, _) => {
-                    let sql = values_statement(&pending);
-                    // Not kept prepared: every row count is another statement, and sqlx's
-                    // per-connection cache (100 statements) of these multi-row statements,
-                    // up to thousands of parameters each, held most of the server's memory
-                    // under load (191 MiB peak against 126 without, same token rate).
-                    let mut query = sqlx::query(&sql).persistent(false);
-                    for value in pending.values {
-                        query = match value {
-                            Value::Text(s) => query.bind(s),
-                            Value::MaybeText(s) => query.bind(s),
-                            Value::Int(n) => query.bind(n),
-                        };
-                    }
-                    query.execute(&mut **tx).await?;
+                    let rows = &pending.values;
+                    crate::sqlite_rows::insert(tx, pending.head, pending.tail, pending.width, rows)
+                        .await?;
                 }
                 DbTx::Postgres(tx) => {
                     let (sql, columns) = unnest_statement(pending)?;
@@ -251,30 +242,6 @@ impl ViewTx {
         }
         Ok(())
     }
-}
-
-/// `head VALUES (?, ?), (?, ?) tail`: SQLite's multi-row insert. Anonymous parameters, not
-/// `$1`: sqlx looks each bound parameter's name up, and SQLite finds a name by walking the
-/// list of every named parameter, so a statement of 30,000 `$N` took time in their square
-/// (a rebuild of a million events ran for many minutes at one full core).
-fn values_statement(pending: &PendingRows) -> String {
-    let rows = pending.values.len() / pending.width;
-    let mut sql = String::with_capacity(pending.head.len() + rows * pending.width * 3);
-    sql.push_str(pending.head);
-    sql.push_str(" VALUES ");
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..pending.width {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql.push(' ');
-    sql.push_str(pending.tail);
-    sql
 }
 
 /// One column of a Postgres batch, bound as one array.

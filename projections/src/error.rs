@@ -6,6 +6,9 @@ use std::time::Duration;
 pub enum ProjectionError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A statement run on SQLite's own handle (`sqlite_rows.rs`) failed.
+    #[error("database: {0}")]
+    Rows(String),
     #[error("undecodable event: {0}")]
     Decode(String),
     #[error("a view row does not fit its table: {0}")]

@@ -44,6 +44,7 @@ mod rebuild;
 pub mod runner;
 pub mod sessions;
 pub mod social_logins;
+mod sqlite_rows;
 pub mod usage;
 pub mod users;
 pub mod views_file;

@@ -40,6 +40,42 @@ fn store_path(db: &TestDb) -> PathBuf {
     db.dir.as_ref().unwrap().path().join("authledger.db")
 }
 
+/// A views file's tables and indexes (type, name, table, statement with its spacing
+/// evened out), and what SQLite's integrity check says of it ("ok": every index holds
+/// exactly its table's rows).
+async fn schema_and_integrity(file: &Path) -> (Vec<(String, String, String, String)>, String) {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .read_only(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let schema = rows
+        .into_iter()
+        .map(|(kind, name, table, sql)| {
+            let sql = sql.unwrap_or_default();
+            (
+                kind,
+                name,
+                table,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect();
+    (schema, integrity)
+}
+
 /// The file the views link names.
 fn views_target(store: &Path) -> PathBuf {
     let link = PathBuf::from(format!("{}-views", store.display()));
@@ -58,6 +94,7 @@ async fn a_rebuild_in_another_process_switches_the_views_file_and_the_server_fol
     app.store.runner.catch_up_fully().await.unwrap();
     let store = store_path(&app.db);
     let before = views_target(&store);
+    let (schema_before, _) = schema_and_integrity(&before).await;
 
     // `authledger projections rebuild` beside the running server, as an operator runs it.
     let db = app.db.shared();
@@ -73,6 +110,11 @@ async fn a_rebuild_in_another_process_switches_the_views_file_and_the_server_fol
     let after = views_target(&store);
     assert_ne!(after, before, "the link names the rebuilt file");
     assert!(!before.exists(), "the replaced views file is removed");
+    // Built in parts and merged into one of them: every table and index the migrations make,
+    // each index whole.
+    let (schema_after, integrity) = schema_and_integrity(&after).await;
+    assert_eq!(schema_after, schema_before);
+    assert_eq!(integrity, "ok");
 
     // The server reads the rebuilt views and projects what comes next into them.
     for n in 0..3 {

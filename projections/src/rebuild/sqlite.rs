@@ -2,11 +2,11 @@
 //! a scratch database file beside the store, holding no lock on the store.
 //!
 //! - **Every projection** (the usual case): each projection is replayed into a part file of
-//!   its own on a connection of its own (the two cores both work), the parts are moved into one
-//!   new views file (every table, every index, the checkpoints), which under the views file's
-//!   write lock takes the last few events, is made durable, and the views link is switched to
-//!   it (`views_file.rs`): nothing is copied under the lock, and the projector waits only for
-//!   those last events.
+//!   its own on a connection of its own (the two cores both work) and indexed there; the other
+//!   parts are moved into the largest, which becomes the new views file (every table, every
+//!   index, the checkpoints): under the views file's write lock it takes the last few events,
+//!   is made durable, and the views link is switched to it (`views_file.rs`): nothing is
+//!   copied under the lock, and the projector waits only for those last events.
 //! - **Some projections**: their tables are built in the scratch file, then copied into the
 //!   views file under one write transaction, with their indexes made again.
 //!
@@ -208,7 +208,7 @@ pub(crate) async fn beside_then_swap(
     let views = ViewsFile::of(&store).ok_or_else(|| {
         ProjectionError::Decode("the store's views file is not open in this process".into())
     })?;
-    let mut tables: Vec<&str> = projections
+    let tables: Vec<&str> = projections
         .iter()
         .flat_map(|p| p.tables())
         .copied()
@@ -217,25 +217,22 @@ pub(crate) async fn beside_then_swap(
     let every = views_file::statements()
         .iter()
         .all(|s| s.table == "projection_checkpoints" || tables.contains(&s.table));
-    let scratch = match every {
-        true => {
-            tables.push("projection_checkpoints");
-            Scratch::create(&store, None, SCRATCH_CACHE_KIB).await?
-        }
-        false => Scratch::create(&store, Some(views.current()), SCRATCH_CACHE_KIB).await?,
-    };
-    let deferred = make_tables(&scratch, &tables).await?;
-
     // 1. The whole log, into the scratch views: no lock on the store.
-    let pages = read_ahead(db, page, archive, progress.clone());
     let started = std::time::Instant::now();
-    let (mut replayed, position) = match every {
-        true => in_parts(&store, &scratch, projections, pages).await?,
+    let (scratch, deferred, (mut replayed, position)) = match every {
+        true => {
+            let pages = read_ahead(db, page, archive, progress.clone());
+            let (scratch, replayed) = in_parts(&store, projections, pages).await?;
+            (scratch, Vec::new(), replayed)
+        }
         false => {
+            let scratch = Scratch::create(&store, Some(views.current()), SCRATCH_CACHE_KIB).await?;
+            let deferred = make_tables(&scratch, &tables).await?;
+            let pages = read_ahead(db, page, archive, progress.clone());
             let mut tx = ViewTx::new(scratch.db.begin().await?);
             let replayed = replay(&mut tx, projections, pages).await?;
             tx.commit().await?;
-            replayed
+            (scratch, deferred, replayed)
         }
     };
     tracing::info!(
@@ -257,7 +254,7 @@ pub(crate) async fn beside_then_swap(
     replayed += more;
 
     let (more, held) = match every {
-        true => switch(&views, scratch, &deferred, &tail, position).await?,
+        true => switch(&views, scratch, &tail, position).await?,
         false => copy(&views, &scratch, &tables, &deferred, &tail, position).await?,
     };
     replayed += more;
@@ -272,43 +269,66 @@ pub(crate) async fn beside_then_swap(
 }
 
 /// Replays `pages` into each projection's tables in a part file of its own, each on its own
-/// connection (so on its own SQLite thread), then moves every part's rows into `views`. One
-/// connection applying every projection kept one core busy and the other mostly idle.
+/// connection (so on its own SQLite thread), then moves the other parts' rows into the
+/// largest, which becomes the new views file (returned). One connection applying every
+/// projection kept one core busy and the other mostly idle.
 ///
-/// The parts have the same tables and unique indexes as `views`, which are empty: SQLite then
-/// copies each table and its indexes page by page in key order (its transfer optimisation)
-/// rather than inserting row by row.
+/// Each part makes its other indexes (one sort each) as soon as its replay is done, beside
+/// the replays and index builds of the others: made one after another on the whole views
+/// file, they had one core busy for 10-16 s of a million events' rebuild, the other idle.
+/// The largest part then gets the other views' tables and indexes, all empty, so SQLite
+/// copies each table and every one of its indexes from its part in key order (its transfer
+/// optimisation) rather than inserting row by row; the largest part's own rows are not
+/// copied at all.
 async fn in_parts(
     store: &Path,
-    views: &Scratch,
     projections: &[Arc<dyn Projection>],
     pages: super::Pages,
-) -> Result<(u64, Option<Position>), ProjectionError> {
+) -> Result<(Scratch, (u64, Option<Position>)), ProjectionError> {
     let mut parts = std::collections::HashMap::new();
+    let mut builders = std::collections::HashMap::new();
     for projection in projections {
         let part = Scratch::create(store, None, PART_CACHE_KIB).await?;
-        make_tables(&part, projection.tables()).await?;
+        let indexes = make_tables(&part, projection.tables()).await?;
+        builders.insert(projection.name(), (part.db.clone(), indexes));
         parts.insert(projection.name(), part);
     }
-    let dbs: std::collections::HashMap<&'static str, Db> = parts
-        .iter()
-        .map(|(name, part)| (*name, part.db.clone()))
-        .collect();
     let (replayed, reached) =
         super::side_by_side_replay(pages, projections, move |projection, pages| {
-            let db = dbs[projection.name()].clone();
+            let (db, indexes) = builders[projection.name()].clone();
             async move {
                 let mut tx = ViewTx::new(db.begin().await?);
                 let (replayed, _) = replay(&mut tx, &[projection], pages).await?;
                 tx.commit().await?;
+                let Db::Sqlite(pool) = &db else {
+                    unreachable!("a part file is SQLite");
+                };
+                for index in &indexes {
+                    pool.execute(index.sql).await?;
+                }
                 Ok(replayed)
             }
         })
         .await?;
     let merged = std::time::Instant::now();
-    let mut views = views.pool().acquire().await?;
+    let size = |part: &Scratch| std::fs::metadata(&part.path).map_or(0, |m| m.len());
+    let largest = projections
+        .iter()
+        .max_by_key(|projection| size(&parts[projection.name()]))
+        .expect("a rebuild of every projection has projections");
+    let base = parts
+        .remove(largest.name())
+        .expect("every projection has a part");
+    let mut views = base.pool().acquire().await?;
+    for statement in views_file::statements() {
+        if !largest.tables().contains(&statement.table) {
+            views.execute(statement.sql).await?;
+        }
+    }
     for projection in projections {
-        let part = &parts[projection.name()];
+        let Some(part) = parts.get(projection.name()) else {
+            continue;
+        };
         part.pool().close().await;
         sqlx::query("ATTACH DATABASE ? AS part")
             .bind(part.path.to_string_lossy().into_owned())
@@ -325,33 +345,30 @@ async fn in_parts(
         views.execute("COMMIT").await?;
         views.execute("DETACH DATABASE part").await?;
     }
+    drop(views);
     tracing::info!(
         merge_ms = merged.elapsed().as_millis() as u64,
-        "each projection's part moved into the new views file"
+        views = largest.name(),
+        "each projection's part moved into the largest, the new views file"
     );
-    Ok((replayed, (replayed > 0).then_some(reached)))
+    Ok((base, (replayed, (replayed > 0).then_some(reached))))
 }
 
-/// A rebuild of every projection: the scratch file gets its other indexes (no lock held),
-/// then, under the views file's write lock, the last events and the checkpoints, and becomes the
-/// views file. Returns how many events it took under the lock, and how long it held it.
+/// A rebuild of every projection: the scratch file, indexed already (`in_parts`), is written
+/// out (no lock held), then, under the views file's write lock, takes the last events and the
+/// checkpoints, and becomes the views file. Returns how many events it took under the lock,
+/// and how long it held it.
 async fn switch(
     views: &ViewsFile,
     mut scratch: Scratch,
-    deferred: &[Statement],
     tail: &Tail<'_>,
     position: Position,
 ) -> Result<(u64, std::time::Duration), ProjectionError> {
     let started = std::time::Instant::now();
-    for index in deferred {
-        scratch.pool().execute(index.sql).await?;
-    }
-    let indexed = started.elapsed();
     scratch.write_out().await?;
     tracing::info!(
-        indexes_ms = indexed.as_millis() as u64,
-        written_out_ms = (started.elapsed() - indexed).as_millis() as u64,
-        "rebuilt views indexed and on disk"
+        written_out_ms = started.elapsed().as_millis() as u64,
+        "rebuilt views on disk"
     );
     // No one else writes the views while this is held; commands go on writing the log.
     let (lock, _turn) = crate::db::begin_sqlite_write(tail.pool(), Writes::Views).await?;
