@@ -83,7 +83,73 @@ impl rusqlite::ToSql for Value {
 
 #[cfg(test)]
 mod tests {
-    use super::row_statement;
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::{insert, row_statement};
+    use crate::batch::Value;
+    use crate::error::ProjectionError;
+
+    async fn table() -> SqliteConnection {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL, note TEXT) STRICT")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn
+    }
+
+    fn row(k: &str, n: i64, note: Option<&str>) -> Vec<Value> {
+        vec![k.into(), n.into(), note.into()]
+    }
+
+    const HEAD: &str = "INSERT INTO t (k, n, note)";
+
+    /// On a multi-threaded runtime, as the server and the CLI run it (the statements run as a
+    /// blocking section there).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_are_inserted_in_order_with_their_tail() {
+        let mut conn = table().await;
+        let mut rows = row("a", 1, Some("first"));
+        rows.extend(row("b", 2, None));
+        rows.extend(row("a", 5, Some("again")));
+        let tail = "ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n";
+        insert(&mut conn, HEAD, tail, 3, &rows).await.unwrap();
+        let stored: Vec<(String, i64, Option<String>)> =
+            sqlx::query_as("SELECT k, n, note FROM t ORDER BY k")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            stored,
+            vec![("a".into(), 6, Some("first".into())), ("b".into(), 2, None)]
+        );
+    }
+
+    /// A refused row is an error that names the constraint, not the values, and the
+    /// connection stays usable by sqlx.
+    #[tokio::test]
+    async fn a_refused_row_is_an_error_without_its_values() {
+        let mut conn = table().await;
+        let mut rows = row("secret-value", 1, None);
+        rows.extend(row("secret-value", 2, None));
+        let error = insert(&mut conn, HEAD, "", 3, &rows).await.unwrap_err();
+        let ProjectionError::Rows(message) = &error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            message.contains("UNIQUE constraint failed: t.k"),
+            "{message}"
+        );
+        assert!(!message.contains("secret-value"), "{message}");
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            count, 1,
+            "the row before the refused one, outside a transaction"
+        );
+    }
 
     #[test]
     fn a_row_statement_has_one_parameter_a_column() {
