@@ -52,7 +52,8 @@ impl From<i64> for Value {
     }
 }
 
-/// The most values one statement binds: below SQLite's limit of 32,766 and Postgres' 65,535.
+/// The most values a table's waiting rows hold before they are written: a bound on a batch's
+/// memory (Postgres binds them as one array per column, SQLite row by row).
 const MAX_BINDS: usize = 30_000;
 
 /// Rows waiting for one table: `INSERT INTO table (columns)`, the rows, then `tail` (an

@@ -35,6 +35,14 @@ pub(super) struct Versioned<T> {
     pub(super) value: T,
 }
 
+/// Keeps `value` under `key` as of `sequence`, unless a later one is held.
+fn keep_later<T>(map: &mut HashMap<String, Versioned<T>>, key: &str, sequence: i64, value: T) {
+    let current = map.get(key).map(|held| held.sequence);
+    if current.is_none_or(|current| sequence > current) {
+        map.insert(key.to_owned(), Versioned { sequence, value });
+    }
+}
+
 /// Whose a grant (and so each of its tokens) is.
 #[derive(Debug, PartialEq)]
 pub(super) struct Owner {
@@ -218,26 +226,12 @@ impl LiveState {
 
     /// Keeps `client` as of `sequence`, unless a later one is held.
     pub(super) fn set_client(&mut self, client_id: &str, sequence: i64, client: Client) {
-        let current = self.clients.get(client_id).map(|c| c.sequence);
-        if current.is_none_or(|current| sequence > current) {
-            let value = Versioned {
-                sequence,
-                value: client,
-            };
-            self.clients.insert(client_id.to_owned(), value);
-        }
+        keep_later(&mut self.clients, client_id, sequence, client);
     }
 
     /// Keeps `resource` as of `sequence`, unless a later one is held.
     pub(super) fn set_resource(&mut self, identifier: &str, sequence: i64, resource: Resource) {
-        let current = self.resources.get(identifier).map(|r| r.sequence);
-        if current.is_none_or(|current| sequence > current) {
-            let value = Versioned {
-                sequence,
-                value: resource,
-            };
-            self.resources.insert(identifier.to_owned(), value);
-        }
+        keep_later(&mut self.resources, identifier, sequence, resource);
     }
 
     /// Keeps `settings` as of `sequence`, unless a later one is held.
