@@ -57,18 +57,19 @@ impl Projection for SessionsView {
                     Source::Http { ip, user_agent } => (ip.clone(), user_agent.clone()),
                     Source::Cli | Source::System => (None, None),
                 };
+                let expires_at = view_time(expires_at);
                 tx.insert(
                     "session_view",
                     "INSERT INTO session_view (session_hash, username, started_at, expires_at, \
                      ip, user_agent)",
                     "",
-                    vec![
+                    &[
                         id_hash.as_hex().into(),
                         event.aggregate_id.as_str().into(),
-                        at.into(),
-                        view_time(expires_at).into(),
-                        ip.into(),
-                        user_agent.into(),
+                        at.as_str().into(),
+                        expires_at.as_str().into(),
+                        (&ip).into(),
+                        (&user_agent).into(),
                     ],
                 )
                 .await?;

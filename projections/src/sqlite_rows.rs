@@ -1,6 +1,6 @@
 //! A batch's deferred rows written on SQLite ([`crate::batch::ViewTx`]): one prepared
 //! single-row `INSERT` per table and batch, stepped once per row on the connection's own
-//! handle.
+//! handle ([`on_handle`], which reading the log uses too).
 //!
 //! It replaces a multi-row `INSERT ... VALUES (?, ?), (?, ?) ...` sent through sqlx, which a
 //! profile of a rebuild (300,000 events) found costly for no work of its own: SQLite parsed
@@ -18,7 +18,7 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use sqlx::SqliteConnection;
 
-use crate::batch::Value;
+use crate::batch::{RowValues, Value};
 use crate::error::ProjectionError;
 
 /// Inserts `rows` (values, `width` to a row, in order) with `head VALUES (?, ...) tail`.
@@ -27,22 +27,43 @@ pub(crate) async fn insert(
     head: &str,
     tail: &str,
     width: usize,
-    rows: &[Value],
+    rows: &RowValues,
 ) -> Result<(), ProjectionError> {
     let sql = row_statement(head, width, tail);
+    on_handle(conn, |db| {
+        let mut statement = db.prepare(&sql)?;
+        let mut values = rows.iter();
+        for _ in 0..rows.len() / width {
+            statement.execute(rusqlite::params_from_iter(values.by_ref().take(width)))?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `work` on the connection's own handle, locked for the while, inside whatever
+/// transaction the connection has open, as a blocking section (see the module
+/// documentation). Reading the log goes this way too (`event_log`).
+pub(crate) async fn on_handle<T>(
+    conn: &mut SqliteConnection,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, ProjectionError>,
+) -> Result<T, ProjectionError> {
     let mut handle = conn.lock_handle().await?;
     let raw = handle.as_raw_handle().as_ptr();
     off_the_runtime(|| {
         // SAFETY: `raw` is the open connection sqlx holds, locked for this thread until
-        // `handle` is dropped, after this closure; `from_handle` does not close it, and the
-        // statement is finalized (dropped) before `db`.
+        // `handle` is dropped, after this closure; `from_handle` does not close it, and
+        // `work`'s statements are finalized (dropped) before `db`.
         let db = unsafe { rusqlite::Connection::from_handle(raw) }?;
-        let mut statement = db.prepare(&sql)?;
-        for row in rows.chunks(width) {
-            statement.execute(rusqlite::params_from_iter(row))?;
-        }
-        Ok(())
+        work(&db)
     })
+}
+
+impl From<rusqlite::Error> for ProjectionError {
+    /// SQLite's message names tables, columns and constraints, never bound values.
+    fn from(error: rusqlite::Error) -> Self {
+        ProjectionError::Rows(error.to_string())
+    }
 }
 
 /// `head VALUES (?, ?, ...) tail`: one row's statement. Anonymous parameters, bound by
@@ -62,21 +83,22 @@ fn row_statement(head: &str, width: usize, tail: &str) -> String {
 /// Runs `work`, which blocks, without holding up the runtime's other tasks: on a
 /// multi-threaded runtime this worker's tasks move to another thread for the while; a
 /// single-threaded runtime (a test's) has nowhere to move them.
-fn off_the_runtime<T>(work: impl FnOnce() -> rusqlite::Result<T>) -> Result<T, ProjectionError> {
+fn off_the_runtime<T>(
+    work: impl FnOnce() -> Result<T, ProjectionError>,
+) -> Result<T, ProjectionError> {
     let flavor = tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor());
-    let done = match flavor {
+    match flavor {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),
-    };
-    done.map_err(|e| ProjectionError::Rows(e.to_string()))
+    }
 }
 
-impl rusqlite::ToSql for Value {
+impl rusqlite::ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            Value::Text(s) | Value::MaybeText(Some(s)) => ValueRef::Text(s.as_bytes()),
-            Value::MaybeText(None) => ValueRef::Null,
-            Value::Int(n) => ValueRef::Integer(*n),
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Null => ValueRef::Null,
+            Value::Int(n) => ValueRef::Integer(n),
         }))
     }
 }
@@ -86,7 +108,7 @@ mod tests {
     use sqlx::{Connection, SqliteConnection};
 
     use super::{insert, row_statement};
-    use crate::batch::Value;
+    use crate::batch::{RowValues, Value};
     use crate::error::ProjectionError;
 
     async fn table() -> SqliteConnection {
@@ -98,8 +120,14 @@ mod tests {
         conn
     }
 
-    fn row(k: &str, n: i64, note: Option<&str>) -> Vec<Value> {
-        vec![k.into(), n.into(), note.into()]
+    fn rows(rows: &[(&str, i64, Option<&str>)]) -> RowValues {
+        let mut values = RowValues::default();
+        for &(k, n, note) in rows {
+            for value in [Value::from(k), n.into(), note.into()] {
+                values.push(value);
+            }
+        }
+        values
     }
 
     const HEAD: &str = "INSERT INTO t (k, n, note)";
@@ -109,9 +137,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rows_are_inserted_in_order_with_their_tail() {
         let mut conn = table().await;
-        let mut rows = row("a", 1, Some("first"));
-        rows.extend(row("b", 2, None));
-        rows.extend(row("a", 5, Some("again")));
+        let rows = rows(&[
+            ("a", 1, Some("first")),
+            ("b", 2, None),
+            ("a", 5, Some("again")),
+        ]);
         let tail = "ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n";
         insert(&mut conn, HEAD, tail, 3, &rows).await.unwrap();
         let stored: Vec<(String, i64, Option<String>)> =
@@ -130,8 +160,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_row_is_an_error_without_its_values() {
         let mut conn = table().await;
-        let mut rows = row("secret-value", 1, None);
-        rows.extend(row("secret-value", 2, None));
+        let rows = rows(&[("secret-value", 1, None), ("secret-value", 2, None)]);
         let error = insert(&mut conn, HEAD, "", 3, &rows).await.unwrap_err();
         let ProjectionError::Rows(message) = &error else {
             panic!("{error:?}");

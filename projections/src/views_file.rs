@@ -34,8 +34,15 @@ use sqlx::{ConnectOptions, Connection, Executor, SqliteConnection};
 pub const SCHEMA: &str = include_str!("../../migrations/sqlite-views/schema.sql");
 
 /// The schema's version, kept as the views file's `user_version`. Change it with the schema:
-/// a file of another version is built again from the log.
-pub const VERSION: i64 = 1;
+/// a file of another version is built again from the log. (2: four indexes partial,
+/// `audit_grant_subjects` without a rowid.)
+pub const VERSION: i64 = 2;
+
+/// A views file's page size, fresh or rebuilt: fewer levels to descend and fewer pages to
+/// write than SQLite's 4 KiB. A rebuild of a million events (three random-key inserts an
+/// event) took 22.1 s instead of 24.0 with these pages and `audit_grant_subjects` without a
+/// rowid, measured together; 16 KiB pages gained nothing more.
+pub const PAGE_SIZE: u32 = 8192;
 
 /// One statement of [`SCHEMA`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +360,7 @@ async fn create(path: &Path) -> Result<(), sqlx::Error> {
     let mut connection = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
+        .page_size(PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .connect()
@@ -423,6 +431,40 @@ mod tests {
             .collect();
         assert_eq!(grant_indexes.len(), 5);
         assert!(statements.iter().all(|s| s.sql.starts_with("CREATE")));
+    }
+
+    /// A partial index (`WHERE column IS NOT NULL`) is of use only if SQLite sees that a query
+    /// asking one value of its column implies the condition: otherwise an audit query by
+    /// user would read the whole log's rows.
+    #[tokio::test]
+    async fn every_partial_index_serves_a_query_for_one_value_of_its_column() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for statement in statements() {
+            conn.execute(statement.sql).await.unwrap();
+        }
+        let partial: Vec<_> = statements()
+            .into_iter()
+            .filter(|s| s.sql.contains(" WHERE ") && s.sql.ends_with("IS NOT NULL"))
+            .collect();
+        assert_eq!(partial.len(), 5, "{partial:?}");
+        for index in partial {
+            let words: Vec<&str> = index.sql.split_whitespace().collect();
+            let (name, column) = (words[2], words[5].trim_start_matches('('));
+            let column = column.trim_end_matches([',', ')']);
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM {} WHERE {column} = $1",
+                index.table
+            );
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+            assert!(
+                plan.iter()
+                    .any(|(.., detail)| detail.contains(&format!("INDEX {name} "))),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[test]

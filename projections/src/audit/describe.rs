@@ -81,8 +81,8 @@ async fn remember_grant(
     } else {
         "ON CONFLICT (grant_id) DO NOTHING"
     };
-    let row = vec![grant_id.into(), client_id.into(), username.into()];
-    tx.insert("audit_grant_subjects", head, tail, row).await
+    let row = [grant_id.into(), client_id.into(), username.into()];
+    tx.insert("audit_grant_subjects", head, tail, &row).await
 }
 
 /// A device grant gets its user when a person approves it: later events of the grant are
@@ -97,8 +97,8 @@ async fn name_grant_user(
     tx.remember_grant(grant_id, client_id, Some(username));
     let head = "INSERT INTO audit_grant_subjects (grant_id, client_id, username)";
     let tail = "ON CONFLICT (grant_id) DO UPDATE SET username = excluded.username";
-    let row = vec![grant_id.into(), client_id.into(), username.into()];
-    tx.insert("audit_grant_subjects", head, tail, row).await
+    let row = [grant_id.into(), client_id.into(), username.into()];
+    tx.insert("audit_grant_subjects", head, tail, &row).await
 }
 
 async fn grant_subjects(
@@ -333,8 +333,8 @@ pub(super) async fn describe(
             )
         }
         "Grant" => {
-            let payload = event.decode::<GrantEvent>()?;
-            let acting_client_id = match &payload {
+            let payload = event.decoded::<GrantEvent>()?;
+            let acting_client_id = match &*payload {
                 GrantEvent::TokensIssued {
                     exchange: Some(exchange),
                     ..
@@ -342,7 +342,7 @@ pub(super) async fn describe(
                 _ => None,
             };
             // The first events of a grant name its client and user; later ones are looked up.
-            let (client_id, username) = match &payload {
+            let (client_id, username) = match &*payload {
                 GrantEvent::CodeIssued {
                     client_id, user, ..
                 } => {
@@ -374,7 +374,7 @@ pub(super) async fn describe(
                 }
                 _ => grant_subjects(tx, &id).await?,
             };
-            let summary = match payload {
+            let summary = match &*payload {
                 GrantEvent::CodeIssued { scopes, .. } => {
                     format!("authorization code issued, scope {}", quoted(scopes))
                 }
@@ -414,7 +414,7 @@ pub(super) async fn describe(
                 } => format!(
                     "device authorization started, scope {}, code valid until {}",
                     quoted(scopes),
-                    view_time(expires_at)
+                    view_time(*expires_at)
                 ),
                 GrantEvent::DeviceAuthorizationApproved { scopes, .. } => {
                     format!("device approved by the person, scope {}", quoted(scopes))

@@ -90,30 +90,32 @@ impl Projection for AuditLog {
         let (source, ip, user_agent) = match &meta.source {
             Source::Cli => ("cli", None, None),
             Source::System => ("system", None, None),
-            Source::Http { ip, user_agent } => ("http", ip.clone(), user_agent.clone()),
+            Source::Http { ip, user_agent } => ("http", ip.as_deref(), user_agent.as_deref()),
         };
         let head =
             "INSERT INTO audit_log (global_position, occurred_at, event_type, aggregate_type, \
                     aggregate_id, actor, client_id, username, grant_id, request_id, source, ip, \
                     user_agent, summary, acting_client_id)";
-        let row = vec![
+        let occurred_at = view_time(meta.at);
+        let actor = meta.actor.to_string();
+        let row = [
             event.position.global.into(),
-            view_time(meta.at).into(),
-            event.event_type.clone().into(),
-            event.aggregate_type.clone().into(),
-            event.aggregate_id.clone().into(),
-            meta.actor.to_string().into(),
-            subjects.client_id.into(),
-            subjects.username.into(),
-            subjects.grant_id.into(),
-            meta.request_id.clone().into(),
+            occurred_at.as_str().into(),
+            event.event_type.as_str().into(),
+            event.aggregate_type.as_str().into(),
+            event.aggregate_id.as_str().into(),
+            actor.as_str().into(),
+            (&subjects.client_id).into(),
+            (&subjects.username).into(),
+            (&subjects.grant_id).into(),
+            meta.request_id.as_str().into(),
             source.into(),
             ip.into(),
             user_agent.into(),
-            subjects.summary.into(),
-            subjects.acting_client_id.into(),
+            subjects.summary.as_str().into(),
+            (&subjects.acting_client_id).into(),
         ];
-        tx.insert("audit_log", head, "", row).await
+        tx.insert("audit_log", head, "", &row).await
     }
 }
 

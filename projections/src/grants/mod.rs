@@ -57,8 +57,8 @@ struct NewGrant<'a> {
 
 impl NewGrant<'_> {
     /// The row in [`GRANT_VIEW_INSERT`]'s column order, created at `at`.
-    fn row(&self, at: &str, version: i64) -> Vec<Value> {
-        vec![
+    fn row<'b>(&'b self, at: &'b str, version: i64) -> [Value<'b>; 10] {
+        [
             self.grant_id.into(),
             self.grant_type.into(),
             self.client_id.into(),
@@ -96,7 +96,8 @@ impl TokenOwner<'_> {
         for (kind, hash, expires_at) in tokens {
             // The audience restricts access tokens; a refresh token is for this server.
             let audience = (*kind == "access").then_some(self.audience).flatten();
-            let row = vec![
+            let expires_at = view_time(*expires_at);
+            let row = [
                 hash.as_hex().into(),
                 (*kind).into(),
                 self.grant_id.into(),
@@ -104,11 +105,11 @@ impl TokenOwner<'_> {
                 self.username.into(),
                 self.scopes.into(),
                 self.issued_at.into(),
-                view_time(*expires_at).into(),
+                expires_at.as_str().into(),
                 "active".into(),
                 audience.into(),
             ];
-            tx.insert("token_view", head, "", row).await?;
+            tx.insert("token_view", head, "", &row).await?;
         }
         Ok(())
     }
@@ -214,7 +215,8 @@ impl Projection for GrantsView {
         let at = view_time(when);
         let version = event.sequence;
         let touch = "UPDATE grant_view SET updated_at = $1, version = $2 WHERE grant_id = $3";
-        match event.decode::<GrantEvent>()? {
+        let payload = event.decoded::<GrantEvent>()?;
+        match &*payload {
             GrantEvent::CodeIssued {
                 client_id,
                 user,
@@ -222,17 +224,17 @@ impl Projection for GrantsView {
                 session,
                 ..
             } => {
-                tx.remember_grant(grant_id, &client_id, Some(user.as_str()));
-                let row = NewGrant {
+                tx.remember_grant(grant_id, client_id, Some(user.as_str()));
+                let grant = NewGrant {
                     grant_id,
                     grant_type: "authorization_code",
-                    client_id: &client_id,
+                    client_id,
                     username: Some(user.as_str()),
                     scopes: &scopes.to_string(),
                     session: session.as_ref().map(|s| s.as_hex()),
-                }
-                .row(&at, version);
-                tx.insert("grant_view", GRANT_VIEW_INSERT, "", row).await?;
+                };
+                let row = grant.row(&at, version);
+                tx.insert("grant_view", GRANT_VIEW_INSERT, "", &row).await?;
             }
             GrantEvent::TokensIssued {
                 grant_type,
@@ -247,47 +249,47 @@ impl Projection for GrantsView {
                 exchange,
                 ..
             } => {
-                let audience = audience_text(&audience);
+                let audience = audience_text(audience);
                 let username = user.as_ref().map(|u| u.as_str());
                 let scopes = scopes.to_string();
-                tx.remember_grant(grant_id, &client_id, username);
+                tx.remember_grant(grant_id, client_id, username);
                 // A new grant's first event inserts its row (one index descent on Postgres,
                 // where an upsert costs two); a code grant's row exists already, and its
                 // tokens only move its times.
-                let row = NewGrant {
+                let grant = NewGrant {
                     grant_id,
                     grant_type: grant_type.as_str(),
-                    client_id: &client_id,
+                    client_id,
                     username,
                     scopes: &scopes,
                     session: None,
-                }
-                .row(&at, version);
+                };
+                let row = grant.row(&at, version);
                 let tail = if event.sequence == 1 {
                     ""
                 } else {
                     "ON CONFLICT (grant_id) DO UPDATE SET updated_at = excluded.updated_at, \
                      version = excluded.version"
                 };
-                tx.insert("grant_view", GRANT_VIEW_INSERT, tail, row)
+                tx.insert("grant_view", GRANT_VIEW_INSERT, tail, &row)
                     .await?;
                 if let Some(exchange) = &exchange {
                     record_exchange(tx, grant_id, exchange).await?;
                 }
-                let mut issued = vec![("access", &access_token_hash, access_expires_at)];
-                if let (Some(hash), Some(expires_at)) = (&refresh_token_hash, refresh_expires_at) {
-                    issued.push(("refresh", hash, expires_at));
+                let mut issued = vec![("access", access_token_hash, *access_expires_at)];
+                if let (Some(hash), Some(expires_at)) = (refresh_token_hash, refresh_expires_at) {
+                    issued.push(("refresh", hash, *expires_at));
                 }
                 let owner = TokenOwner {
                     grant_id,
-                    client_id: &client_id,
+                    client_id,
                     username,
                     scopes: &scopes,
                     issued_at: &at,
                     audience: audience.as_deref(),
                 };
                 owner.insert(tx, &issued).await?;
-                add_event_usage(tx, when, &client_id, username, "tokens_issued", 1);
+                add_event_usage(tx, when, client_id, username, "tokens_issued", 1);
             }
             GrantEvent::TokensRefreshed {
                 previous_refresh_token_hash,
@@ -298,7 +300,7 @@ impl Projection for GrantsView {
                 refresh_expires_at,
                 audience,
             } => {
-                let audience = audience_text(&audience);
+                let audience = audience_text(audience);
                 let (client_id, username) = grant_subject(tx, grant_id).await?;
                 let username = username.as_deref();
                 let scopes = scopes.to_string();
@@ -322,8 +324,8 @@ impl Projection for GrantsView {
                     .insert(
                         tx,
                         &[
-                            ("access", &access_token_hash, access_expires_at),
-                            ("refresh", &refresh_token_hash, refresh_expires_at),
+                            ("access", access_token_hash, *access_expires_at),
+                            ("refresh", refresh_token_hash, *refresh_expires_at),
                         ],
                     )
                     .await?;
@@ -387,17 +389,17 @@ impl Projection for GrantsView {
             } => {
                 // The person who approved it makes the device grant theirs: it is listed
                 // among their applications from now on.
-                tx.remember_grant(grant_id, &client_id, Some(user.as_str()));
-                let row = NewGrant {
+                tx.remember_grant(grant_id, client_id, Some(user.as_str()));
+                let grant = NewGrant {
                     grant_id,
                     grant_type: authledger_domain::oauth::GrantType::DeviceCode.as_str(),
-                    client_id: &client_id,
+                    client_id,
                     username: Some(user.as_str()),
                     scopes: &scopes.to_string(),
                     session: None,
-                }
-                .row(&at, version);
-                tx.insert("grant_view", GRANT_VIEW_INSERT, "", row).await?;
+                };
+                let row = grant.row(&at, version);
+                tx.insert("grant_view", GRANT_VIEW_INSERT, "", &row).await?;
             }
             // Until a person approves, a device grant is nobody's: the audit shows its steps.
             GrantEvent::DeviceAuthorizationStarted { .. }

@@ -380,6 +380,8 @@ mod tests {
             payload: serde_json::json!({"ProfileUpdated": {"profile": {"name": "Älice\u{1}", "email": null}}}),
             metadata: authledger_domain::metadata::EventMetadata::from_map(&raw_metadata).unwrap(),
             raw_metadata: raw_metadata.clone(),
+            decoded: Default::default(),
+            may_be_sealed: true,
         };
         let object = serde_json::json!({
             "aggregate_id": "alice", "aggregate_type": "User", "event_type": "ProfileUpdated",

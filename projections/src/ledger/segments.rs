@@ -154,6 +154,8 @@ fn parse_event_line(text: &str) -> Result<ArchivedEvent, String> {
             payload: event["payload"].clone(),
             metadata,
             raw_metadata,
+            decoded: Default::default(),
+            may_be_sealed: true,
         },
     })
 }

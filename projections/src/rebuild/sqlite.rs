@@ -48,6 +48,12 @@ const SCRATCH_CACHE_KIB: i64 = 32 * 1024;
 /// eight of them.
 const PART_CACHE_KIB: i64 = 8 * 1024;
 
+/// How many helper threads SQLite's sorter may start for an index build: one per other
+/// core, up to three.
+fn sorter_helpers() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1).min(3))
+}
+
 /// The scratch database and its files, removed when dropped (a failed rebuild leaves none)
 /// unless it became the views file.
 struct Scratch {
@@ -72,10 +78,14 @@ impl Scratch {
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Off)
+            .page_size(views_file::PAGE_SIZE)
             .synchronous(SqliteSynchronous::Off)
             // It becomes (or is copied into) the views file: what is deleted is zeroed there.
             .pragma("secure_delete", "on")
             .pragma("cache_size", format!("-{cache_kib}"))
+            // Index builds sort with helper threads: the last part still indexing has the
+            // other cores to itself.
+            .pragma("threads", sorter_helpers().to_string())
             .pragma("user_version", views_file::VERSION.to_string())
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
@@ -297,15 +307,24 @@ async fn in_parts(
         super::side_by_side_replay(pages, projections, move |projection, pages| {
             let (db, indexes) = builders[projection.name()].clone();
             async move {
+                let started = std::time::Instant::now();
                 let mut tx = ViewTx::new(db.begin().await?);
-                let (replayed, _) = replay(&mut tx, &[projection], pages).await?;
+                let (replayed, _) =
+                    replay(&mut tx, std::slice::from_ref(&projection), pages).await?;
                 tx.commit().await?;
+                let replay_ms = started.elapsed().as_millis() as u64;
                 let Db::Sqlite(pool) = &db else {
                     unreachable!("a part file is SQLite");
                 };
                 for index in &indexes {
                     pool.execute(index.sql).await?;
                 }
+                tracing::debug!(
+                    projection = projection.name(),
+                    replay_ms,
+                    indexed_ms = started.elapsed().as_millis() as u64 - replay_ms,
+                    "a rebuild's part replayed and indexed"
+                );
                 Ok(replayed)
             }
         })
