@@ -21,7 +21,8 @@ pub(super) async fn after(
     crate::sqlite_rows::on_handle(conn, |db| {
         let mut statement = db.prepare(&sql)?;
         let mut rows = statement.query((after, limit))?;
-        let mut events = Vec::with_capacity(limit.clamp(0, 4096) as usize);
+        // Not sized to `limit`: the projector asks for pages far larger than it usually finds.
+        let mut events = Vec::new();
         while let Some(row) = rows.next()? {
             events.push(event(row)?);
         }
