@@ -188,6 +188,49 @@ async fn views_further_along_than_a_restored_log_are_built_again_from_it() {
     );
 }
 
+/// An upgrade that changes the views' schema (`views_file::VERSION`) finds the previous
+/// release's views file at its first start: it builds a new one from the log and follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_of_an_older_schema_are_built_again_from_the_log() {
+    use sqlx::Connection;
+    let test_db = TestDb::new(Kind::Sqlite).await;
+    let store = test_db.store().await;
+    register(&store, "before the upgrade").await;
+    store.runner.catch_up_fully().await.unwrap();
+    let path = store_path(&test_db);
+    let old = views_target(&path);
+    store.db.close().await;
+    drop(store);
+
+    // The views file as the previous release left it: the version before this one.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", old.display()))
+        .await
+        .unwrap();
+    let previous = authledger_projections::views_file::VERSION - 1;
+    sqlx::query(&format!("PRAGMA user_version = {previous}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = test_db.shared().store().await;
+    store.runner.catch_up_fully().await.unwrap();
+    assert_eq!(
+        client_names(&store.db).await,
+        vec!["before the upgrade".to_owned()]
+    );
+    let new = views_target(&path);
+    assert_ne!(new, old, "a views file of this version, built from the log");
+    let (schema, integrity) = schema_and_integrity(&new).await;
+    assert_eq!(integrity, "ok");
+    assert!(
+        schema
+            .iter()
+            .any(|(_, name, _, sql)| name == "audit_by_user" && sql.ends_with("IS NOT NULL")),
+        "{schema:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_from_before_the_views_file_keeps_its_views_and_checkpoints() {
     use sqlx::Connection;
