@@ -91,7 +91,7 @@ pub(crate) struct Args {
 
 /// The server binary's allocator, so the figures are the server's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Links the preloaded history into the chain, then verifies it as `authledger ledger verify`
 /// does: the rates of both, in events per second.
