@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
-use super::state::{Limits, LiveState, LiveToken, Versioned};
+use super::state::{Limits, LiveState, LiveToken, TokenGrant, Versioned};
 use super::{token_key, LiveIndex};
 use crate::db::Db;
 use crate::error::ProjectionError;
@@ -93,7 +93,7 @@ impl LiveIndex {
             state.access_tokens.insert(
                 key,
                 Box::new(LiveToken {
-                    grant_id,
+                    grant_id: TokenGrant::Shared(grant_id),
                     owner,
                     scopes: state.shared.text(&scopes),
                     issued_at: time(&issued_at)?,

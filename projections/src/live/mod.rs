@@ -140,7 +140,9 @@ impl LiveIndex {
                 TokenLookup::NotHeld
             };
         };
-        let grant_revoked = state.grant_revoked(&token.grant_id);
+        let mut digits = [0u8; 32];
+        let grant_id = token.grant_id.as_str(&mut digits);
+        let grant_revoked = state.grant_revoked(grant_id);
         let client_status = state
             .clients
             .get(&token.owner.client_id)
@@ -153,7 +155,7 @@ impl LiveIndex {
         TokenLookup::Held(Box::new(TokenRecord {
             token_hash: token_hash.as_hex().to_owned(),
             kind: "access".to_owned(),
-            grant_id: token.grant_id.to_string(),
+            grant_id: grant_id.to_owned(),
             client_id: token.owner.client_id.clone(),
             username: token.owner.username.clone(),
             scopes: token.scopes.to_string(),
