@@ -5,7 +5,7 @@
 //!   [`JEMALLOC_OPTIONS`], which jemalloc reads from the exported symbol below when it first
 //!   allocates, before `main`. Measured with the load benchmark (all scenarios on SQLite, five
 //!   seconds each; docs/performance.md): the process's peak resident set 202-211 MiB with
-//!   jemalloc's defaults, as with mimalloc before it (207-217 MiB), of which 83 MiB were
+//!   jemalloc's defaults, as with mimalloc before it (207-217 MiB), of which 83 MB were
 //!   allocated: jemalloc's defaults give freed pages back ten seconds later, and keep eight
 //!   arenas (four per core) each with pages of its own. With an arena per core and freed
 //!   pages given back after 100 ms: 159-166 MiB, at the same rates.
