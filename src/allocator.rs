@@ -25,9 +25,13 @@
 ///   a second after they were last used (ten seconds by default), without a second stage;
 /// - `thp:never`: no transparent huge pages where the system would otherwise give them, for
 ///   the same reason the previous allocator was built without them: most of a huge page
-///   under a small heap stays untouched and counts as resident all the same.
+///   under a small heap stays untouched and counts as resident all the same;
+/// - `tcache_max:4096`: a thread keeps freed blocks of at most 4 KiB for its next
+///   allocations (32 KiB by default). Under load the runtime runs SQLite's work on some forty
+///   threads, and each kept its own freed buffers of up to 32 KiB: the full benchmark run on
+///   SQLite peaked at 132-138 MiB with this against 134-151 without, at the same rates.
 pub const JEMALLOC_OPTIONS: &std::ffi::CStr =
-    c"percpu_arena:percpu,dirty_decay_ms:100,muzzy_decay_ms:0,thp:never";
+    c"percpu_arena:percpu,dirty_decay_ms:100,muzzy_decay_ms:0,thp:never,tcache_max:4096";
 
 /// A C string pointer jemalloc can read from another thread: the options never change.
 #[repr(transparent)]
@@ -61,11 +65,12 @@ pub fn configure() {
 
 #[cfg(test)]
 mod tests {
-    /// One of jemalloc's options as it read them.
+    /// One of jemalloc's options as it read them (each one read here is a word wide).
     fn option(name: &std::ffi::CStr) -> isize {
         let mut value: isize = 0;
         let mut size = std::mem::size_of::<isize>();
-        // SAFETY: `opt.*_decay_ms` are `ssize_t`; `value` and `size` describe a buffer of it.
+        // SAFETY: `opt.*_decay_ms` are `ssize_t` and `opt.tcache_max` a `size_t`, a word
+        // each; `value` and `size` describe a buffer of one.
         let status = unsafe {
             tikv_jemalloc_sys::mallctl(
                 name.as_ptr(),
@@ -87,5 +92,6 @@ mod tests {
         // Ten seconds each by default: these prove the exported string was the one read.
         assert_eq!(option(c"opt.dirty_decay_ms"), 100);
         assert_eq!(option(c"opt.muzzy_decay_ms"), 0);
+        assert_eq!(option(c"opt.tcache_max"), 4096);
     }
 }
