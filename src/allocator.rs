@@ -27,9 +27,10 @@
 ///   the same reason the previous allocator was built without them: most of a huge page
 ///   under a small heap stays untouched and counts as resident all the same;
 /// - `tcache_max:4096`: a thread keeps freed blocks of at most 4 KiB for its next
-///   allocations (32 KiB by default). Under load the runtime runs SQLite's work on some forty
-///   threads, and each kept its own freed buffers of up to 32 KiB: the full benchmark run on
-///   SQLite peaked at 132-138 MiB with this against 134-151 without, at the same rates.
+///   allocations (32 KiB by default). Under load the runtime runs blocking work (SQLite's)
+///   on some forty threads, and each kept freed buffers of up to 32 KiB of its own: full
+///   benchmark runs on SQLite, alternating, peaked at 139 and 140 MiB with this against 142
+///   and 145 without (134-151 in eight more runs without), at the same rates.
 pub const JEMALLOC_OPTIONS: &std::ffi::CStr =
     c"percpu_arena:percpu,dirty_decay_ms:100,muzzy_decay_ms:0,thp:never,tcache_max:4096";
 
