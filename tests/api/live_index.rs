@@ -120,6 +120,17 @@ on_both_stores! {
         let restarted = flow.app.another_instance(authledger::config::DEFAULT_TOKEN_CACHE).await;
         assert!(active(&restarted, &client, &kept).await, "active at once, without following the log");
         assert!(!active(&restarted, &client, &ended).await);
+
+        // A client-credentials token is loaded without an entry for its grant, as it is held
+        // when issued; revoking the grant (on the first instance: this one follows the log)
+        // still ends it.
+        use crate::oauth::flow::{admin, admin_token};
+        let grant = &kept["alat_".len().."alat_".len() + 32];
+        let token = admin_token(&flow).await;
+        let path = format!("/grants/{grant}/revoke");
+        let (status, revoked) = admin(&flow, &token, reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{revoked}");
+        until(&restarted, &client, &kept, false).await;
         restarted.stop().await;
     }
 }

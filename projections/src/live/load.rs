@@ -5,6 +5,7 @@
 use std::sync::RwLock;
 
 use authledger_domain::client::Client;
+use authledger_domain::oauth::GrantType;
 use authledger_domain::resource::Resource;
 use authledger_domain::settings::{Settings, SETTINGS_ID};
 use chrono::{DateTime, Utc};
@@ -43,7 +44,7 @@ impl LiveIndex {
             on_tx!(&mut tx, conn => sqlx::query_as(&checkpoints).fetch_optional(conn).await)?;
         let now = view_time(Utc::now());
         let tokens = "SELECT t.token_hash, t.grant_id, t.client_id, t.username, t.scopes, \
-                      t.issued_at, t.expires_at, t.audience, g.act, g.source_grant \
+                      t.issued_at, t.expires_at, t.audience, g.act, g.source_grant, g.grant_type \
                       FROM token_view t JOIN grant_view g ON g.grant_id = t.grant_id \
                       WHERE t.kind = 'access' AND t.status = 'active' AND t.expires_at > $1";
         type TokenRow = (
@@ -57,6 +58,7 @@ impl LiveIndex {
             Option<String>,
             Option<String>,
             Option<String>,
+            String,
         );
         let rows: Vec<TokenRow> =
             on_tx!(&mut tx, conn => sqlx::query_as(tokens).bind(&now).fetch_all(conn).await)?;
@@ -77,23 +79,36 @@ impl LiveIndex {
         for row in rows {
             let (hash, grant_id, client_id, username, scopes, issued_at, expires_at, audience) =
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
-            let (act, source) = (row.8, row.9);
+            let (act, source, grant_type) = (row.8, row.9, row.10);
             let Some(key) = token_key(&hash) else {
                 continue;
             };
             let owner = state.shared.owner(&client_id, username.as_deref());
             let expires_at = time(&expires_at)?;
-            let grant_id = state.grant_entry(&grant_id, Some(&owner), expires_at);
-            if let Some(source) = &source {
-                state.set_source(&grant_id, source);
-            }
+            // As at issuance (`IssuedAccessToken::grant_entry_needed`): a client-credentials
+            // grant issues its one token and nothing more, and is found through that token.
+            // Any other grant gets an entry: whether it holds a refresh token is not in
+            // these rows.
+            let entry_needed = grant_type != GrantType::ClientCredentials.as_str()
+                || source.is_some()
+                || state.grants.contains_key(grant_id.as_str());
+            let grant_id = match entry_needed {
+                true => {
+                    let id = state.grant_entry(&grant_id, Some(&owner), expires_at);
+                    if let Some(source) = &source {
+                        state.set_source(&id, source);
+                    }
+                    TokenGrant::Shared(id)
+                }
+                false => TokenGrant::of(&grant_id),
+            };
             if !state.has_room(capacity) {
                 continue;
             }
             state.access_tokens.insert(
                 key,
                 Box::new(LiveToken {
-                    grant_id: TokenGrant::Shared(grant_id),
+                    grant_id,
                     owner,
                     scopes: state.shared.text(&scopes),
                     issued_at: time(&issued_at)?,

@@ -63,7 +63,7 @@ pub(super) enum TokenGrant {
 impl TokenGrant {
     /// `id` inline when it is 32 lowercase hex digits (so that it reads back the same),
     /// else in an allocation of its own.
-    fn of(id: &str) -> TokenGrant {
+    pub(super) fn of(id: &str) -> TokenGrant {
         let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
         let mut bytes = [0u8; 16];
         match id.len() == 32 && id.bytes().all(lower_hex) {
