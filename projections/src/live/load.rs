@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use tokio::sync::Mutex;
 
-use super::state::{Limits, LiveState, LiveToken, TokenGrant, Versioned};
+use super::state::{Limits, LiveState, LiveToken, Versioned};
 use super::{token_key, LiveIndex};
 use crate::db::Db;
 use crate::error::ProjectionError;
@@ -89,26 +89,19 @@ impl LiveIndex {
             // grant issues its one token and nothing more, and is found through that token.
             // Any other grant gets an entry: whether it holds a refresh token is not in
             // these rows.
-            let entry_needed = grant_type != GrantType::ClientCredentials.as_str()
-                || source.is_some()
-                || state.grants.contains_key(grant_id.as_str());
-            let grant_id = match entry_needed {
-                true => {
-                    let id = state.grant_entry(&grant_id, Some(&owner), expires_at);
-                    if let Some(source) = &source {
-                        state.set_source(&id, source);
-                    }
-                    TokenGrant::Shared(id)
-                }
-                false => TokenGrant::of(&grant_id),
-            };
+            let entry_needed =
+                grant_type != GrantType::ClientCredentials.as_str() || source.is_some();
+            let token_grant = state.token_grant(&grant_id, entry_needed, &owner, expires_at);
+            if let Some(source) = &source {
+                state.set_source(&grant_id, source);
+            }
             if !state.has_room(capacity) {
                 continue;
             }
             state.access_tokens.insert(
                 key,
                 Box::new(LiveToken {
-                    grant_id,
+                    grant_id: token_grant,
                     owner,
                     scopes: state.shared.text(&scopes),
                     issued_at: time(&issued_at)?,

@@ -63,7 +63,7 @@ pub(super) enum TokenGrant {
 impl TokenGrant {
     /// `id` inline when it is 32 lowercase hex digits (so that it reads back the same),
     /// else in an allocation of its own.
-    pub(super) fn of(id: &str) -> TokenGrant {
+    fn of(id: &str) -> TokenGrant {
         let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
         let mut bytes = [0u8; 16];
         match id.len() == 32 && id.bytes().all(lower_hex) {
@@ -319,6 +319,22 @@ impl LiveState {
         id
     }
 
+    /// How a new token holds its grant's id: shared with the grant's entry when the grant
+    /// needs one (see `IssuedAccessToken::grant_entry_needed`) or already has one, else
+    /// inline where it can be.
+    pub(super) fn token_grant(
+        &mut self,
+        grant_id: &str,
+        entry_needed: bool,
+        owner: &Arc<Owner>,
+        expires_at: DateTime<Utc>,
+    ) -> TokenGrant {
+        match entry_needed || self.grants.contains_key(grant_id) {
+            true => TokenGrant::Shared(self.grant_entry(grant_id, Some(owner), expires_at)),
+            false => TokenGrant::of(grant_id),
+        }
+    }
+
     pub(super) fn issue(&mut self, grant_id: &str, token: IssuedAccessToken<'_>, capacity: usize) {
         let IssuedAccessToken {
             owner,
@@ -336,10 +352,7 @@ impl LiveState {
         if expires_at <= Utc::now() || self.access_tokens.contains_key(&key) {
             return;
         }
-        let grant_id = match grant_entry_needed || self.grants.contains_key(grant_id) {
-            true => TokenGrant::Shared(self.grant_entry(grant_id, Some(&owner), expires_at)),
-            false => TokenGrant::of(grant_id),
-        };
+        let grant_id = self.token_grant(grant_id, grant_entry_needed, &owner, expires_at);
         if !self.has_room(capacity) {
             return;
         }
