@@ -296,6 +296,78 @@ pub async fn begin_sqlite_write(
 /// acquire timeout, a broken or garbled connection: a proxy in front of a stopped database
 /// accepts and closes, which the driver reports as a protocol error), as opposed to a
 /// statement it refused: the first passes when the database returns, the second does not.
+/// Runs `work` in a transaction that writes the log's file only, committed before this
+/// returns, all of it in one blocking section on the connection's own handle: the group
+/// committer's path. Through sqlx the same transaction is five trips to the connection's
+/// thread and back (the pool's liveness ping on acquiring it, `BEGIN`, the statement that
+/// takes the lock, the rows, `COMMIT`), each two thread wake-ups on a machine whose two cores
+/// the load itself keeps busy; here it is two (the ping, and the handle handed over). Whatever
+/// fails, the transaction is rolled back before the connection goes back to the pool, which
+/// knows nothing of it.
+pub async fn write_log_on_handle<T>(
+    pool: &SqlitePool,
+    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> Result<T, LogWriteError> {
+    let _turn = crate::write_turn::wait(pool, Writes::Log, SQLITE_BUSY_TIMEOUT).await?;
+    let mut conn = pool.acquire().await?;
+    crate::sqlite_rows::on_handle(&mut conn, |db| {
+        let written = db
+            // As `begin_sqlite_write` does for `Writes::Log`: the log's lock alone.
+            .execute_batch("BEGIN; DELETE FROM main.projection_checkpoints WHERE 0")
+            .and_then(|()| work(db))
+            .and_then(|done| db.execute_batch("COMMIT").map(|()| done));
+        if written.is_err() && !db.is_autocommit() {
+            // Nothing to do if it fails too: the error that led here is the one to report,
+            // and a connection left inside a transaction would fail its next `BEGIN`.
+            let _ = db.execute_batch("ROLLBACK");
+        }
+        Ok(written?)
+    })
+    .await
+}
+
+/// Why [`write_log_on_handle`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LogWriteError {
+    /// No connection, or none in time.
+    #[error(transparent)]
+    Pool(#[from] sqlx::Error),
+    /// SQLite's own error (its messages name tables and constraints, never values).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl LogWriteError {
+    /// A row's unique key was taken: for the log, another writer's event at the same
+    /// aggregate's sequence number.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            LogWriteError::Pool(error) => {
+                matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+            }
+            LogWriteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            LogWriteError::Sqlite(_) => false,
+        }
+    }
+
+    /// The store was not there to write to: no connection, or its write lock still held
+    /// elsewhere when the busy timeout ran out.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            LogWriteError::Pool(error) => is_unreachable(error),
+            LogWriteError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            LogWriteError::Sqlite(_) => false,
+        }
+    }
+}
+
 pub fn is_unreachable(error: &sqlx::Error) -> bool {
     matches!(
         error,
@@ -334,4 +406,29 @@ pub async fn purge_freed_pages(db: &Db) -> Result<(), sqlx::Error> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::ffi;
+
+    use super::LogWriteError;
+
+    fn failure(code: i32) -> LogWriteError {
+        LogWriteError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+
+    /// The group committer answers a taken sequence number as the conflict a command retries
+    /// on, and a write lock held elsewhere past the busy timeout as a store out of reach (its
+    /// whole group fails at once, rather than each command waiting out the timeout again).
+    #[test]
+    fn sqlite_failures_are_told_apart() {
+        assert!(failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY).is_unique_violation());
+        assert!(failure(ffi::SQLITE_CONSTRAINT_UNIQUE).is_unique_violation());
+        assert!(!failure(ffi::SQLITE_CONSTRAINT_CHECK).is_unique_violation());
+        assert!(!failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY).is_unreachable());
+        assert!(failure(ffi::SQLITE_BUSY).is_unreachable());
+        assert!(!failure(ffi::SQLITE_BUSY).is_unique_violation());
+        assert!(LogWriteError::Pool(sqlx::Error::PoolTimedOut).is_unreachable());
+    }
 }

@@ -44,10 +44,13 @@ pub(crate) async fn insert(
 /// Runs `work` on the connection's own handle, locked for the while, inside whatever
 /// transaction the connection has open, as a blocking section (see the module
 /// documentation). Reading the log goes this way too (`event_log`).
-pub(crate) async fn on_handle<T>(
+pub(crate) async fn on_handle<T, E>(
     conn: &mut SqliteConnection,
-    work: impl FnOnce(&rusqlite::Connection) -> Result<T, ProjectionError>,
-) -> Result<T, ProjectionError> {
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<sqlx::Error> + From<rusqlite::Error>,
+{
     let mut handle = conn.lock_handle().await?;
     let raw = handle.as_raw_handle().as_ptr();
     off_the_runtime(|| {
@@ -83,9 +86,7 @@ fn row_statement(head: &str, width: usize, tail: &str) -> String {
 /// Runs `work`, which blocks, without holding up the runtime's other tasks: on a
 /// multi-threaded runtime this worker's tasks move to another thread for the while; a
 /// single-threaded runtime (a test's) has nowhere to move them.
-fn off_the_runtime<T>(
-    work: impl FnOnce() -> Result<T, ProjectionError>,
-) -> Result<T, ProjectionError> {
+fn off_the_runtime<T, E>(work: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     let flavor = tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor());
     match flavor {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),

@@ -20,6 +20,7 @@
 
 use std::sync::Arc;
 
+use authledger_projections::db::LogWriteError;
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
@@ -35,14 +36,12 @@ pub(super) enum Writer {
 }
 
 impl Writer {
-    async fn insert_and_commit(
-        &self,
-        events: &[(&str, &SerializedEvent)],
-    ) -> Result<(), sqlx::Error> {
+    async fn insert_and_commit(&self, events: &[&EventRow]) -> Result<(), CommitFailed> {
         match self {
-            Writer::Postgres(pool) => super::postgres::insert_and_commit(pool, events).await,
-            Writer::Sqlite(pool) => super::sqlite::insert_and_commit(pool, events).await,
+            Writer::Postgres(pool) => super::postgres::insert_and_commit(pool, events).await?,
+            Writer::Sqlite(pool) => super::sqlite::insert_and_commit(pool, events).await?,
         }
+        Ok(())
     }
 
     /// How many groups commit at once. Postgres: one group waits for its commit while the
@@ -67,9 +66,37 @@ pub(super) struct GroupCommit {
 
 /// One command's events, waiting for their group's commit.
 pub(super) struct Waiting {
-    aggregate_type: &'static str,
-    events: Vec<SerializedEvent>,
+    events: Vec<EventRow>,
     committed: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+/// An event as the log stores it, its JSON already text. The command's own task writes it, so
+/// the committer, whose work is serial (one group at a time on SQLite, and the next waits for
+/// it), has only rows to write.
+pub(super) struct EventRow {
+    pub(super) aggregate_type: &'static str,
+    pub(super) aggregate_id: String,
+    pub(super) sequence: i64,
+    pub(super) event_type: String,
+    pub(super) event_version: String,
+    pub(super) payload: String,
+    pub(super) metadata: String,
+}
+
+impl EventRow {
+    fn of(aggregate_type: &'static str, event: &SerializedEvent) -> EventRow {
+        // Serialising a `Value` cannot fail.
+        let text = |value: &Value| serde_json::to_string(value).unwrap_or_default();
+        EventRow {
+            aggregate_type,
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence as i64,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            payload: text(&event.payload),
+            metadata: text(&event.metadata),
+        }
+    }
 }
 
 impl GroupCommit {
@@ -108,10 +135,7 @@ async fn next_group(waiting: &Mutex<mpsc::Receiver<Waiting>>) -> Option<Vec<Wait
 
 pub(super) async fn commit_group(writer: &Writer, group: Vec<Waiting>) {
     if group.len() > 1 {
-        let all: Vec<(&str, &SerializedEvent)> = group
-            .iter()
-            .flat_map(|w| w.events.iter().map(|e| (w.aggregate_type, e)))
-            .collect();
+        let all: Vec<&EventRow> = group.iter().flat_map(|w| &w.events).collect();
         match writer.insert_and_commit(&all).await {
             Ok(()) => {
                 for waiting in group {
@@ -122,10 +146,11 @@ pub(super) async fn commit_group(writer: &Writer, group: Vec<Waiting>) {
             }
             // No connection: each command on its own would wait the pool's acquire timeout
             // in turn, the last of a large group many seconds. They all fail now instead.
-            Err(error) if authledger_projections::db::is_unreachable(&error) => {
+            Err(CommitFailed::Unreachable(error)) => {
+                let cause = error.to_string();
                 for waiting in group {
-                    let cause = sqlx::Error::PoolTimedOut;
-                    let _ = waiting.committed.send(Err(persistence_error(cause)));
+                    let cause = CommitFailed::Unreachable(cause.clone().into());
+                    let _ = waiting.committed.send(Err(cause.into()));
                 }
                 tracing::debug!(%error, "a commit group failed: the database is unreachable");
                 return;
@@ -135,30 +160,57 @@ pub(super) async fn commit_group(writer: &Writer, group: Vec<Waiting>) {
         }
     }
     for waiting in group {
-        let events: Vec<_> = waiting
-            .events
-            .iter()
-            .map(|e| (waiting.aggregate_type, e))
-            .collect();
-        let outcome = writer
-            .insert_and_commit(&events)
-            .await
-            .map_err(persistence_error);
+        let events: Vec<&EventRow> = waiting.events.iter().collect();
+        let outcome = writer.insert_and_commit(&events).await.map_err(Into::into);
         let _ = waiting.committed.send(outcome);
+    }
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a transaction of the log did not commit (nothing of it was written), in the three
+/// kinds a command's answer tells apart.
+pub(super) enum CommitFailed {
+    /// One of its events' (aggregate, sequence) was taken by another writer.
+    Conflict,
+    /// The store could not be reached, or its write lock not had in time.
+    Unreachable(Cause),
+    Failed(Cause),
+}
+
+impl From<sqlx::Error> for CommitFailed {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(e) if e.is_unique_violation() => CommitFailed::Conflict,
+            e if authledger_projections::db::is_unreachable(e) => {
+                CommitFailed::Unreachable(Box::new(error))
+            }
+            _ => CommitFailed::Failed(Box::new(error)),
+        }
+    }
+}
+
+impl From<LogWriteError> for CommitFailed {
+    fn from(error: LogWriteError) -> Self {
+        if error.is_unique_violation() {
+            CommitFailed::Conflict
+        } else if error.is_unreachable() {
+            CommitFailed::Unreachable(Box::new(error))
+        } else {
+            CommitFailed::Failed(Box::new(error))
+        }
     }
 }
 
 /// What the event-store crates answer for the same failure: a taken (aggregate, sequence) is
 /// the optimistic-concurrency conflict the command retries on.
-fn persistence_error(error: sqlx::Error) -> PersistenceError {
-    match &error {
-        sqlx::Error::Database(e) if e.is_unique_violation() => {
-            PersistenceError::OptimisticLockError
+impl From<CommitFailed> for PersistenceError {
+    fn from(failed: CommitFailed) -> Self {
+        match failed {
+            CommitFailed::Conflict => PersistenceError::OptimisticLockError,
+            CommitFailed::Unreachable(cause) => PersistenceError::ConnectionError(cause),
+            CommitFailed::Failed(cause) => PersistenceError::UnknownError(cause),
         }
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-            PersistenceError::ConnectionError(Box::new(error))
-        }
-        _ => PersistenceError::UnknownError(Box::new(error)),
     }
 }
 
@@ -215,8 +267,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for GroupCommitReposi
         }
         let (committed, outcome) = oneshot::channel();
         let waiting = Waiting {
-            aggregate_type: A::TYPE,
-            events: events.to_vec(),
+            events: events.iter().map(|e| EventRow::of(A::TYPE, e)).collect(),
             committed,
         };
         let stopped = || PersistenceError::ConnectionError("the committer tasks stopped".into());
@@ -264,27 +315,21 @@ mod tests {
     ) -> (Waiting, oneshot::Receiver<Result<(), PersistenceError>>) {
         let (committed, answer) = oneshot::channel();
         let waiting = Waiting {
-            aggregate_type: "Probe",
-            events,
+            events: events.iter().map(|e| EventRow::of("Probe", e)).collect(),
             committed,
         };
         (waiting, answer)
     }
 
     /// A group holding one command that lost its race: the others are committed, that one is
-    /// told of the conflict, and nothing is written twice.
-    #[tokio::test]
-    async fn a_group_with_a_conflict_commits_the_others_and_refuses_that_one() {
-        let scratch = crate::scratch_db::ScratchPostgres::create("authledger_unit").await;
-        let pool = PgPool::connect(&scratch.url).await.unwrap();
-        super::super::postgres::migrate(&pool).await.unwrap();
-
+    /// told of the conflict, and nothing is written twice. The log as stored afterwards.
+    async fn a_group_with_a_conflict(writer: Writer) -> Vec<(String, i64)> {
         let (first, _) = waiting(vec![event("taken", 1)]);
-        commit_group(&Writer::Postgres(pool.clone()), vec![first]).await;
+        commit_group(&writer, vec![first]).await;
         let (a, a_answer) = waiting(vec![event("a", 1), event("a", 2)]);
         let (late, late_answer) = waiting(vec![event("taken", 1)]);
         let (b, b_answer) = waiting(vec![event("b", 1)]);
-        commit_group(&Writer::Postgres(pool.clone()), vec![a, late, b]).await;
+        commit_group(&writer, vec![a, late, b]).await;
 
         assert!(a_answer.await.unwrap().is_ok());
         assert!(b_answer.await.unwrap().is_ok());
@@ -292,17 +337,60 @@ mod tests {
             late_answer.await.unwrap(),
             Err(PersistenceError::OptimisticLockError)
         ));
-        let stored: Vec<(String, i64)> =
-            sqlx::query_as("SELECT aggregate_id, sequence FROM events ORDER BY global_position")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        let expected = [("taken", 1), ("a", 1), ("a", 2), ("b", 1)];
-        let expected: Vec<(String, i64)> =
-            expected.iter().map(|(i, s)| (i.to_string(), *s)).collect();
-        assert_eq!(stored, expected);
+        let stored = "SELECT aggregate_id, sequence FROM events ORDER BY global_position";
+        match writer {
+            Writer::Postgres(pool) => sqlx::query_as(stored).fetch_all(&pool).await,
+            Writer::Sqlite(pool) => sqlx::query_as(stored).fetch_all(&pool).await,
+        }
+        .unwrap()
+    }
+
+    fn as_stored(events: &[(&str, i64)]) -> Vec<(String, i64)> {
+        events.iter().map(|(i, s)| (i.to_string(), *s)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_with_a_conflict_commits_the_others_and_refuses_that_one_on_postgres() {
+        let scratch = crate::scratch_db::ScratchPostgres::create("authledger_unit").await;
+        let pool = PgPool::connect(&scratch.url).await.unwrap();
+        super::super::postgres::migrate(&pool).await.unwrap();
+
+        let stored = a_group_with_a_conflict(Writer::Postgres(pool.clone())).await;
+        assert_eq!(
+            stored,
+            as_stored(&[("taken", 1), ("a", 1), ("a", 2), ("b", 1)])
+        );
 
         pool.close().await;
         scratch.drop_now().await;
+    }
+
+    /// On SQLite the group is written on the connection's own handle, and SQLite's unique
+    /// violation (which ends the statement, not the transaction) must roll the whole group
+    /// back before each command is committed alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_with_a_conflict_commits_the_others_and_refuses_that_one_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        let authledger_projections::Db::Sqlite(pool) =
+            authledger_projections::Db::connect(&url).await.unwrap()
+        else {
+            unreachable!("a sqlite:// URL opens SQLite")
+        };
+        super::super::sqlite::migrate(&pool).await.unwrap();
+
+        let stored = a_group_with_a_conflict(Writer::Sqlite(pool.clone())).await;
+        assert_eq!(
+            stored,
+            as_stored(&[("taken", 1), ("a", 1), ("a", 2), ("b", 1)])
+        );
+
+        // The connections went back to the pool outside any transaction.
+        for _ in 0..8 {
+            let mut conn = pool.acquire().await.unwrap();
+            sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        pool.close().await;
     }
 }

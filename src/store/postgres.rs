@@ -1,12 +1,10 @@
 //! The production store: postgres-es over PostgreSQL, its writes committed in groups
 //! (`group_commit.rs`): a group's events go in as one statement over seven arrays.
 
-use cqrs_es::persist::SerializedEvent;
 use postgres_es::PostgresEventRepository;
-use serde_json::Value;
 use sqlx::PgPool;
 
-use super::group_commit::{GroupCommit, GroupCommitRepository};
+use super::group_commit::{EventRow, GroupCommit, GroupCommitRepository};
 
 pub(super) async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("./migrations/postgres").run(pool).await
@@ -22,16 +20,16 @@ pub(super) fn repository(
 /// Writes `events` (in order: their global positions follow it) in one transaction.
 pub(super) async fn insert_and_commit(
     pool: &PgPool,
-    events: &[(&str, &SerializedEvent)],
+    events: &[&EventRow],
 ) -> Result<(), sqlx::Error> {
-    let column = |f: fn(&(&str, &SerializedEvent)) -> String| events.iter().map(f).collect();
-    let aggregate_types: Vec<String> = column(|(t, _)| (*t).to_owned());
-    let aggregate_ids: Vec<String> = column(|(_, e)| e.aggregate_id.clone());
-    let event_types: Vec<String> = column(|(_, e)| e.event_type.clone());
-    let event_versions: Vec<String> = column(|(_, e)| e.event_version.clone());
-    let payloads: Vec<String> = column(|(_, e)| json_text(&e.payload));
-    let metadata: Vec<String> = column(|(_, e)| json_text(&e.metadata));
-    let sequences: Vec<i64> = events.iter().map(|(_, e)| e.sequence as i64).collect();
+    let column = |f: fn(&EventRow) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
+    let aggregate_types = column(|e| e.aggregate_type);
+    let aggregate_ids = column(|e| &e.aggregate_id);
+    let event_types = column(|e| &e.event_type);
+    let event_versions = column(|e| &e.event_version);
+    let payloads = column(|e| &e.payload);
+    let metadata = column(|e| &e.metadata);
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     let mut tx = pool.begin().await?;
     // `WITH ORDINALITY ... ORDER BY` so the positions follow the order given, whatever plan
     // Postgres picks.
@@ -52,9 +50,4 @@ pub(super) async fn insert_and_commit(
     .execute(&mut *tx)
     .await?;
     tx.commit().await
-}
-
-fn json_text(value: &Value) -> String {
-    // Serialising a `Value` cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
 }

@@ -180,3 +180,80 @@ async fn reading_the_postgres_log_walks_the_commit_order_index() {
     assert!(plan.contains("events_commit_order"), "{plan}");
     assert!(!plan.contains("Sort"), "{plan}");
 }
+
+/// On SQLite the group committer gives each event the next position in its own `INSERT`;
+/// any other writer may leave it to the log's trigger. Either way the numbering is contiguous
+/// in commit order, and a position that is not the next one is refused, so no writer can
+/// leave a gap or take a number twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_positions_are_the_next_ones_whoever_writes() {
+    let test_db = TestDb::new(Kind::Sqlite).await;
+    let store = test_db.store().await;
+    let Db::Sqlite(pool) = &store.db else {
+        unreachable!("a SQLite test database")
+    };
+    let register = |n: usize| ClientInput {
+        name: format!("client {n}"),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        ..ClientInput::default()
+    };
+    let positions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT global_position FROM events ORDER BY rowid")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    };
+    let before = positions().await.len() as i64;
+    for n in 0..3 {
+        clients::register(
+            &store,
+            register(n),
+            RegistrationSource::Admin,
+            &metadata(Actor::System),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    slow_commit(&store.db, 0, 0).await;
+    clients::register(
+        &store,
+        register(3),
+        RegistrationSource::Admin,
+        &metadata(Actor::System),
+        None,
+    )
+    .await
+    .unwrap();
+    let expected: Vec<i64> = (1..=before + 5).collect();
+    assert_eq!(positions().await, expected);
+
+    let given = |position: i64| {
+        format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+             payload, metadata, global_position) VALUES ('Probe', 'p{position}', 1, 'Probed', '1', '{{}}', '{{}}', {position})"
+        )
+    };
+    let taken = sqlx::query(&given(before + 5))
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert!(
+        taken
+            .to_string()
+            .contains("UNIQUE constraint failed: events.global_position"),
+        "{taken}"
+    );
+    for wrong in [before + 7, 0, -1] {
+        let refused = sqlx::query(&given(wrong)).execute(pool).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("must take the next global position"),
+            "{refused}"
+        );
+    }
+    sqlx::query(&given(before + 6)).execute(pool).await.unwrap();
+    let expected: Vec<i64> = (1..=before + 6).collect();
+    assert_eq!(positions().await, expected);
+}

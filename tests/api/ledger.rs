@@ -47,6 +47,7 @@ pub(crate) async fn as_superuser(db: &TestDb, statements: &[&str]) {
                 "DROP TRIGGER IF EXISTS events_are_immutable",
                 "DROP TRIGGER IF EXISTS events_are_never_deleted",
                 "DROP TRIGGER IF EXISTS events_assign_global_position",
+                "DROP TRIGGER IF EXISTS events_take_the_next_global_position",
                 "DROP TRIGGER IF EXISTS ledger_chain_is_immutable",
                 "DROP TRIGGER IF EXISTS ledger_chain_is_never_deleted",
                 "DROP TRIGGER IF EXISTS ledger_seals_are_immutable",
