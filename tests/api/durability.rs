@@ -170,3 +170,55 @@ async fn cli_commands_write_beside_a_server_under_load() {
         answered.len()
     );
 }
+
+/// Another process holding the log's write lock past the busy timeout (a `sqlite3` shell left
+/// inside a transaction, say): the commands waiting meanwhile are refused together, each group
+/// after one busy timeout (10 s), with 503 `temporarily_unavailable`, rather than one command
+/// after another each waiting out the timeout again (16 commands would take minutes); and the
+/// server issues again as soon as the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_waiting_on_a_lock_held_elsewhere_are_refused_together() {
+    use sqlx::Connection;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (id, secret) = cli_client(dir.path(), "Locked out");
+    let (mut server, _lines, _, started) = serve(authledger(dir.path(), &["serve"]));
+    let url = format!("http://{}/oauth/token", started["listen"].as_str().unwrap());
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(150))
+        .build()
+        .unwrap();
+    let issue = || {
+        http.post(&url)
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(issue().await.unwrap().status(), 200);
+
+    let file = format!("sqlite://{}", dir.path().join("authledger.db").display());
+    let mut holder = sqlx::SqliteConnection::connect(&file).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all((0..16).map(|_| issue())).await;
+    let waited = started.elapsed();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 503);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    }
+    assert!(
+        waited < std::time::Duration::from_secs(70),
+        "16 commands took {waited:?} to be refused: one busy timeout after another"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+
+    assert_eq!(issue().await.unwrap().status(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
