@@ -292,10 +292,6 @@ pub async fn begin_sqlite_write(
     }
 }
 
-/// Whether `error` says the database could not be reached (no connection within the pool's
-/// acquire timeout, a broken or garbled connection: a proxy in front of a stopped database
-/// accepts and closes, which the driver reports as a protocol error), as opposed to a
-/// statement it refused: the first passes when the database returns, the second does not.
 /// Runs `work` in a transaction that writes the log's file only, committed before this
 /// returns, all of it in one blocking section on the connection's own handle: the group
 /// committer's path. Through sqlx the same transaction is five trips to the connection's
@@ -368,6 +364,10 @@ impl LogWriteError {
     }
 }
 
+/// Whether `error` says the database could not be reached (no connection within the pool's
+/// acquire timeout, a broken or garbled connection: a proxy in front of a stopped database
+/// accepts and closes, which the driver reports as a protocol error), as opposed to a
+/// statement it refused: the first passes when the database returns, the second does not.
 pub fn is_unreachable(error: &sqlx::Error) -> bool {
     matches!(
         error,

@@ -43,7 +43,8 @@ pub(crate) async fn insert(
 
 /// Runs `work` on the connection's own handle, locked for the while, inside whatever
 /// transaction the connection has open, as a blocking section (see the module
-/// documentation). Reading the log goes this way too (`event_log`).
+/// documentation). Reading the log goes this way too (`event_log`), and the group committer's
+/// writes (`db::write_log_on_handle`).
 pub(crate) async fn on_handle<T, E>(
     conn: &mut SqliteConnection,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
